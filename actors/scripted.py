@@ -1,0 +1,149 @@
+"""Fixed reference players: the anchors of the rating scale and sanity baselines.
+
+Every policy has the signature ``fn(obs, mask, rng) -> int`` where ``obs`` is the
+raw PettingZoo observation array from the mover's perspective and ``mask`` the
+legal-action mask. Layouts, checked against the real environments:
+
+- connect_four_v3: obs (6, 7, 2); channel 0 = mover's pieces, 1 = opponent's;
+  row 0 is the top, row 5 the bottom; action c drops a piece into column c.
+- tictactoe_v3: obs (3, 3, 2), same channels; action a is cell obs[a // 3, a % 3]
+  (i.e. ``obs.reshape(9, 2)[a]``). Winning lines are symmetric under transpose,
+  so the board module's own column-major comment does not matter here.
+
+All randomness comes from the ``rng`` argument, so games are reproducible from seeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+
+import numpy as np
+
+Policy = Callable[[np.ndarray, np.ndarray, np.random.Generator], int]
+
+
+def _legal_actions(mask: np.ndarray) -> np.ndarray:
+    legal = np.flatnonzero(np.asarray(mask))
+    if legal.size == 0:
+        raise ValueError("the action mask has no legal action; do not ask a policy to move in a finished game")
+    return legal
+
+
+def random_legal(obs: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> int:
+    """Uniformly random legal action: the rating scale's zero point."""
+    return int(rng.choice(_legal_actions(mask)))
+
+
+# --- connect four ---------------------------------------------------------------
+
+_C4_ROWS, _C4_COLS = 6, 7
+_C4_DIRECTIONS = ((0, 1), (1, 0), (1, 1), (1, -1))
+
+
+def _landing_row(occupied: np.ndarray, col: int) -> int | None:
+    empty = np.flatnonzero(~occupied[:, col])
+    return int(empty[-1]) if empty.size else None  # gravity: the lowest empty row
+
+
+def _makes_four(pieces: np.ndarray, row: int, col: int) -> bool:
+    """Would a piece at (row, col) complete four in a row for ``pieces``?"""
+    for dr, dc in _C4_DIRECTIONS:
+        count = 1
+        for sign in (1, -1):
+            r, c = row + sign * dr, col + sign * dc
+            while 0 <= r < _C4_ROWS and 0 <= c < _C4_COLS and pieces[r, c]:
+                count += 1
+                r, c = r + sign * dr, c + sign * dc
+        if count >= 4:
+            return True
+    return False
+
+
+def _winning_columns(pieces: np.ndarray, occupied: np.ndarray, legal: np.ndarray) -> list[int]:
+    wins = []
+    for col in legal:
+        row = _landing_row(occupied, int(col))
+        if row is not None and _makes_four(pieces, row, int(col)):
+            wins.append(int(col))
+    return wins
+
+
+def connect_four_tactical(obs: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> int:
+    """Win now if possible, else block the opponent's immediate win, else random.
+
+    A one-ply bot: strong enough to beat random play almost always, weak enough
+    that a learner soon overtakes it, which makes it a useful second anchor.
+    """
+    if obs.shape != (_C4_ROWS, _C4_COLS, 2):
+        raise ValueError(f"connect_four_tactical expects a (6, 7, 2) connect_four_v3 observation; got {obs.shape}")
+    legal = _legal_actions(mask)
+    mine, theirs = obs[..., 0].astype(bool), obs[..., 1].astype(bool)
+    occupied = mine | theirs
+    for pieces in (mine, theirs):
+        cols = _winning_columns(pieces, occupied, legal)
+        if cols:
+            return int(rng.choice(cols))
+    return int(rng.choice(legal))
+
+
+# --- tic-tac-toe ------------------------------------------------------------------
+
+_TTT_LINES = tuple(
+    sum(1 << i for i in line)
+    for line in ((0, 1, 2), (3, 4, 5), (6, 7, 8), (0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8), (2, 4, 6))
+)
+_TTT_FULL = (1 << 9) - 1
+
+
+def _has_line(bits: int) -> bool:
+    return any(bits & line == line for line in _TTT_LINES)
+
+
+@lru_cache(maxsize=None)
+def _negamax(mover: int, other: int) -> int:
+    """Game value for the player to move, on bitboards: positive wins, 0 draws,
+    negative loses. The magnitude is 1 + empty cells at the end, so a faster win
+    (and a slower loss) scores higher: without it a forced win in three looks as
+    good as winning now, and the bot would dawdle past an immediate win."""
+    if _has_line(other):
+        return -(1 + 9 - bin(mover | other).count("1"))  # the previous move won
+    if mover | other == _TTT_FULL:
+        return 0
+    free = _TTT_FULL & ~(mover | other)
+    return max(-_negamax(other, mover | (1 << a)) for a in range(9) if free >> a & 1)
+
+
+def _bits(cells: np.ndarray) -> int:
+    return sum(1 << int(i) for i in np.flatnonzero(cells))
+
+
+def tictactoe_minimax(obs: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> int:
+    """Perfect play (never loses; wins as fast as it can). Ties between equally good
+    moves are broken with ``rng`` so the reference is not one fixed line that a
+    learner could memorise."""
+    if obs.shape != (3, 3, 2):
+        raise ValueError(f"tictactoe_minimax expects a (3, 3, 2) tictactoe_v3 observation; got {obs.shape}")
+    legal = _legal_actions(mask)
+    flat = obs.reshape(9, 2)
+    mover, other = _bits(flat[:, 0]), _bits(flat[:, 1])
+    values = {int(a): -_negamax(other, mover | (1 << int(a))) for a in legal}
+    best = max(values.values())
+    return int(rng.choice([a for a, v in values.items() if v == best]))
+
+
+# --- registry -----------------------------------------------------------------------
+
+REFERENCES: dict[str, dict[str, Policy]] = {
+    "connect_four_v3": {"random": random_legal, "tactical": connect_four_tactical},
+    "tictactoe_v3": {"random": random_legal, "minimax": tictactoe_minimax},
+}
+GENERIC_REFERENCES: dict[str, Policy] = {"random": random_legal}
+
+
+def references_for(game_name: str) -> dict[str, Policy]:
+    """Reference players for a game; any game without scripted bots gets random only.
+
+    Returns a fresh dict so callers can add or drop entries without touching the registry.
+    """
+    return dict(REFERENCES.get(game_name, GENERIC_REFERENCES))
