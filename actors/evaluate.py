@@ -1,0 +1,106 @@
+"""Head-to-head matches between two agents (policies or scripted players), batched across games.
+
+Used for the end-of-run table, `selfplay evaluate`, evaluator actors and the learning tests.
+Seats alternate game by game, so both sides play first equally often.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from actors.games import GameSlot
+from learner.model import InferencePolicy
+
+ScriptedFn = Callable[[np.ndarray, np.ndarray, np.random.Generator], int]
+
+
+class Agent:
+    """Either a network (batched) or a scripted function (per game), behind one act()."""
+
+    def __init__(self, policy: InferencePolicy | None = None, scripted: ScriptedFn | None = None, greedy: bool = False) -> None:
+        if (policy is None) == (scripted is None):
+            raise ValueError("an Agent is either a policy or a scripted function")
+        self.policy, self.scripted, self.greedy = policy, scripted, greedy
+
+    def act(self, slots: list[GameSlot], rng: np.random.Generator) -> list[int]:
+        if self.scripted is not None:
+            return [int(self.scripted(s.raw_obs, s.mask, rng)) for s in slots]
+        obs = np.stack([s.obs for s in slots])
+        masks = np.stack([s.mask for s in slots])
+        actions, _, _ = self.policy.act(obs, masks, rng, greedy=self.greedy)
+        return [int(a) for a in actions]
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    wins: int
+    draws: int
+    losses: int
+
+    @property
+    def games(self) -> int:
+        return self.wins + self.draws + self.losses
+
+    @property
+    def score(self) -> float:
+        """(W + D/2) / N for the first agent."""
+        return (self.wins + 0.5 * self.draws) / max(self.games, 1)
+
+    def confidence_interval(self, z: float = 1.96) -> tuple[float, float]:
+        """Wilson score interval of the first agent's score (draws counted as half)."""
+        n = self.games
+        if n == 0:
+            return (0.0, 1.0)
+        p = self.score
+        denom = 1 + z * z / n
+        centre = (p + z * z / (2 * n)) / denom
+        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+        return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def play_match(
+    make_slot: Callable[[], GameSlot],
+    agent_a: Agent,
+    agent_b: Agent,
+    games: int,
+    seed: int = 0,
+    parallel: int = 32,
+) -> MatchResult:
+    """Play `games` games of A against B; A takes seat 0 in even-numbered games, seat 1 in odd ones."""
+    rng = np.random.default_rng(seed)
+    w = d = l = 0
+    started = 0
+    slots: list[GameSlot] = []
+    a_seat: list[int] = []
+    for _ in range(min(parallel, games)):
+        slot = make_slot()
+        slot.reset(seed=seed * 100_003 + started)
+        slots.append(slot)
+        a_seat.append(started % 2)
+        started += 1
+    live = list(range(len(slots)))
+    while live:
+        for agent, is_a in ((agent_a, True), (agent_b, False)):
+            idxs = [i for i in live if not slots[i].over and (slots[i].seat == a_seat[i]) == is_a]
+            if not idxs:
+                continue
+            for i, action in zip(idxs, agent.act([slots[i] for i in idxs], rng)):
+                slots[i].step(action)
+        still = []
+        for i in live:
+            if not slots[i].over:
+                still.append(i)
+                continue
+            s = slots[i].scores()[a_seat[i]]
+            w, d, l = w + (s == 1.0), d + (s == 0.5), l + (s == 0.0)
+            if started < games:
+                slots[i].reset(seed=seed * 100_003 + started)
+                a_seat[i] = started % 2
+                started += 1
+                still.append(i)
+        live = still
+    return MatchResult(w, d, l)

@@ -1,0 +1,321 @@
+"""The rollout loop: many game copies stepped together, one batched forward pass per policy per tick.
+
+Plain Python. Its four collaborators are small protocols so the loop runs in-process in tests and
+inside a Ray actor in production (cluster/ray_actors.py):
+
+    params  -> latest/snapshot weights (Redis parameter store)
+    league  -> the opponent pool to sample from (Redis league state)
+    sink    -> where trajectory segments go (the learner; may block = backpressure)
+    results -> where finished games go (the league's game queue)
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import numpy as np
+
+from actors.games import GameSlot, GameSpec
+from cluster.config import Config
+from cluster.records import LEARNER_ID, GameResult, Segment
+from learner.model import InferencePolicy
+from league.league import LeagueState
+from league.sampling import choose_opponent
+
+ScriptedFn = Callable[[np.ndarray, np.ndarray, np.random.Generator], int]
+
+
+class ParamSource(Protocol):
+    def poll(self, known_version: int) -> tuple[int, dict[str, np.ndarray]] | None: ...
+    def fetch_snapshot(self, player_id: str) -> tuple[int, dict[str, np.ndarray]]: ...
+
+
+class LeagueView(Protocol):
+    def state(self) -> LeagueState | None: ...
+
+
+class SegmentSink(Protocol):
+    def send(self, segments: list[Segment]) -> None: ...
+
+
+class ResultSink(Protocol):
+    def report(self, results: list[GameResult]) -> None: ...
+
+
+class Lane:
+    """One learning seat's stream of decisions in one game slot, cut into fixed-length segments.
+
+    A decision's reward is only known at that seat's *next* decision (or the game's end), so the
+    newest decision waits in `pending` collecting rewards. When the buffer reaches T finished
+    decisions, the segment is cut; the bootstrap value is V(next decision), which is exactly the
+    value computed for the decision that finalised the buffer.
+    """
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+        self.rows: list[tuple] = []
+        self.pending: list | None = None  # [obs, mask, action, logp, value, version, reward]
+
+    def decide(self, obs, mask, action, logp, value, version) -> list | None:
+        done_rows = self._finish(done=False)
+        self.pending = [obs, mask, int(action), float(logp), float(value), int(version), 0.0]
+        return done_rows if done_rows is None else self._cut(bootstrap=float(value))
+
+    def reward(self, r: float) -> None:
+        if self.pending is not None:
+            self.pending[6] += r
+
+    def end_game(self) -> list | None:
+        done_rows = self._finish(done=True)
+        return None if done_rows is None else self._cut(bootstrap=0.0)
+
+    def flush(self) -> list | None:
+        """Cut a short segment now (the seat will not learn in the next game); it ends in a done,
+        so it needs no bootstrap. Without this, its samples would wait and go stale."""
+        if self.pending is not None or not self.rows:
+            return None
+        rows, self.rows = self.rows, []
+        return [rows, 0.0]
+
+    def _finish(self, done: bool) -> list | None:
+        if self.pending is None:
+            return None
+        self.rows.append((*self.pending, done))
+        self.pending = None
+        return self.rows
+
+    def _cut(self, bootstrap: float) -> list | None:
+        if len(self.rows) < self.length:
+            return None
+        rows, self.rows = self.rows, []
+        return [rows, bootstrap]
+
+
+def rows_to_segment(rows: list[tuple], bootstrap: float, actor_id: int, segment_id: int) -> Segment:
+    obs, mask, act, logp, val, ver, rew, done = zip(*rows)
+    return Segment(
+        actor_id=actor_id,
+        segment_id=segment_id,
+        obs=np.stack(obs).astype(np.float32),
+        masks=np.stack(mask).astype(bool),
+        actions=np.asarray(act, np.int64),
+        logp=np.asarray(logp, np.float32),
+        values=np.asarray(val, np.float32),
+        rewards=np.asarray(rew, np.float32),
+        dones=np.asarray(done, bool),
+        versions=np.asarray(ver, np.int64),
+        bootstrap_value=bootstrap,
+    )
+
+
+@dataclass
+class Seating:
+    """Who plays each seat of one game slot, and the bookkeeping of the current game."""
+
+    players: list[str]
+    opponent_prob: float
+    episode: int = 0
+    lanes: list[Lane] = field(default_factory=list)
+
+
+@dataclass
+class RolloutStats:
+    env_steps: int = 0
+    games: int = 0
+    segments: int = 0
+    samples: int = 0
+    weight_updates: int = 0
+    opponent_fallbacks: int = 0
+    ticks: int = 0
+
+
+class RolloutWorker:
+    def __init__(
+        self,
+        actor_id: int,
+        cfg: Config,
+        make_slot: Callable[[], GameSlot],
+        spec: GameSpec,
+        params: ParamSource,
+        league: LeagueView,
+        sink: SegmentSink,
+        results: ResultSink,
+        references: dict[str, ScriptedFn],
+        game_kind: str = "train",
+    ) -> None:
+        self.actor_id = actor_id
+        self.cfg = cfg
+        self.spec = spec
+        self.params, self.league, self.sink, self.results = params, league, sink, results
+        self.references = references
+        self.game_kind = game_kind
+        self.rng = np.random.default_rng([cfg.run.seed, actor_id])
+        hidden = tuple(cfg.model.hidden_sizes)
+        self.latest = InferencePolicy(spec.obs_dim, spec.num_actions, hidden)
+        self._snapshots: OrderedDict[str, InferencePolicy] = OrderedDict()
+        self.stats = RolloutStats()
+        self._last_poll = -1e9
+        self._segment_counter = 0
+        self.slots = [make_slot() for _ in range(cfg.rollout.envs_per_actor)]
+        # A fresh id per incarnation: a restarted actor re-counts episodes from 0, and its games
+        # must not be mistaken for duplicates of the dead incarnation's.
+        self.incarnation = secrets.token_hex(4)
+        self._outbox: list[Segment] = []
+        self.seatings: list[Seating] = []
+
+    # --- weights ---------------------------------------------------------------------------
+    def sync_weights(self, force: bool = False) -> bool:
+        now = time.monotonic()
+        if not force and now - self._last_poll < self.cfg.rollout.weight_poll_s:
+            return False
+        self._last_poll = now
+        got = self.params.poll(self.latest.version)
+        if got is None:
+            return False
+        version, tensors = got
+        self.latest.load(tensors, version)
+        self.stats.weight_updates += 1
+        return True
+
+    def _policy(self, player_id: str) -> InferencePolicy:
+        if player_id == LEARNER_ID:
+            return self.latest
+        if player_id in self._snapshots:
+            self._snapshots.move_to_end(player_id)
+            return self._snapshots[player_id]
+        version, tensors = self.params.fetch_snapshot(player_id)
+        pol = InferencePolicy(self.spec.obs_dim, self.spec.num_actions, tuple(self.cfg.model.hidden_sizes))
+        pol.load(tensors, version)
+        self._snapshots[player_id] = pol
+        while len(self._snapshots) > self.cfg.rollout.opponent_cache:
+            self._snapshots.popitem(last=False)  # LRU: memory stays bounded however big the league grows
+        return pol
+
+    # --- games -----------------------------------------------------------------------------
+    def _seed(self, env_idx: int, episode: int) -> int:
+        return int(np.random.SeedSequence([self.cfg.run.seed, self.actor_id, env_idx, episode]).generate_state(1)[0])
+
+    def _new_game(self, i: int, episode: int) -> None:
+        state = self.league.state()
+        if state is None:
+            opponent, prob = LEARNER_ID, 1.0
+        else:
+            lc = self.cfg.league
+            choice = choose_opponent(lc.sampler, LEARNER_ID, state.past_pool(), self.rng, lc.latest_prob)
+            opponent, prob = choice.player_id, choice.prob
+        if opponent != LEARNER_ID and opponent not in self.references:
+            try:
+                self._policy(opponent)
+            except KeyError:
+                opponent, prob = LEARNER_ID, 1.0  # snapshot missing from the store: play self, count it
+                self.stats.opponent_fallbacks += 1
+        learner_seat = int(self.rng.integers(2))
+        players = [opponent, opponent]
+        players[learner_seat] = LEARNER_ID
+        if i < len(self.seatings):
+            lanes = self.seatings[i].lanes  # lanes persist across games: segments span game ends
+            for s in (0, 1):
+                cut = lanes[s].flush() if players[s] != LEARNER_ID else None
+                if cut:
+                    self._outbox.append(self._segment(*cut))
+        else:
+            lanes = [Lane(self.cfg.rollout.segment_length) for _ in range(2)]
+        seating = Seating(players, prob, episode, lanes)
+        if i < len(self.seatings):
+            self.seatings[i] = seating
+        else:
+            self.seatings.append(seating)
+        self.slots[i].reset(seed=self._seed(i, episode))
+
+    def start(self) -> None:
+        self.sync_weights(force=True)
+        if self.latest.version < 0:
+            raise RuntimeError("no weights published yet; the learner publishes version 0 before actors start")
+        for i in range(len(self.slots)):
+            self._new_game(i, 0)
+
+    def _version_of(self, player_id: str) -> int:
+        if player_id in self.references:
+            return -1
+        return self._policy(player_id).version
+
+    def tick(self) -> None:
+        """Advance every game slot by one decision."""
+        self.sync_weights()
+        groups: dict[str, list[int]] = {}
+        for i, slot in enumerate(self.slots):
+            groups.setdefault(self.seatings[i].players[slot.seat], []).append(i)
+        out_segments = self._outbox
+        finished: list[GameResult] = []
+        for player_id, idxs in groups.items():
+            if player_id in self.references:
+                fn = self.references[player_id]
+                actions = [fn(self.slots[i].raw_obs, self.slots[i].mask, self.rng) for i in idxs]
+                logps = values = [0.0] * len(idxs)
+                version = -1
+            else:
+                policy = self._policy(player_id)
+                obs = np.stack([self.slots[i].obs for i in idxs])
+                masks = np.stack([self.slots[i].mask for i in idxs])
+                actions, logps, values = policy.act(obs, masks, self.rng)
+                version = policy.version
+            for j, i in enumerate(idxs):
+                slot, seating = self.slots[i], self.seatings[i]
+                seat = slot.seat
+                if player_id == LEARNER_ID:
+                    cut = seating.lanes[seat].decide(slot.obs.copy(), slot.mask.copy(), actions[j], logps[j], values[j], version)
+                    if cut:
+                        out_segments.append(self._segment(*cut))
+                rewards = slot.step(int(actions[j]))
+                self.stats.env_steps += 1
+                for s in (0, 1):
+                    if seating.players[s] == LEARNER_ID:
+                        seating.lanes[s].reward(rewards[s])
+                if slot.over:
+                    finished.append(self._finish_game(i))
+        self.stats.ticks += 1
+        if out_segments:
+            self._outbox = []
+            self.stats.segments += len(out_segments)
+            self.stats.samples += sum(len(s) for s in out_segments)
+            self.sink.send(out_segments)
+        if finished:
+            self.results.report(finished)
+
+    def _segment(self, rows: list[tuple], bootstrap: float) -> Segment:
+        self._segment_counter += 1
+        return rows_to_segment(rows, bootstrap, self.actor_id, self._segment_counter)
+
+    def _finish_game(self, i: int) -> GameResult:
+        slot, seating = self.slots[i], self.seatings[i]
+        for s in (0, 1):
+            if seating.players[s] == LEARNER_ID:
+                cut = seating.lanes[s].end_game()
+                if cut:
+                    self._outbox.append(self._segment(*cut))
+        result = GameResult(
+            game_id=f"a{self.actor_id}-{self.incarnation}-e{i}-g{seating.episode}",
+            players=(seating.players[0], seating.players[1]),
+            versions=(self._version_of(seating.players[0]), self._version_of(seating.players[1])),
+            scores=slot.scores(),
+            length=slot.length,
+            kind=self.game_kind,
+            opponent_prob=seating.opponent_prob,
+            finished_at=time.time(),
+        )
+        self.stats.games += 1
+        self._new_game(i, seating.episode + 1)
+        return result
+
+    def run(self, should_stop: Callable[[], bool], max_ticks: int | None = None) -> RolloutStats:
+        if not self.seatings:
+            self.start()
+        n = 0
+        while not should_stop() and (max_ticks is None or n < max_ticks):
+            self.tick()
+            n += 1
+        return self.stats

@@ -1,0 +1,134 @@
+"""`selfplay` command line: train, league (and more subcommands registered below)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from actors.games import GameError
+from cluster.config import ConfigError, load_config
+from cluster.redis_conn import RedisUnavailable, resolve_url
+from cluster.wire import PayloadError
+
+USER_ERRORS = (ConfigError, GameError, RedisUnavailable, PayloadError, FileNotFoundError)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from cluster.trainer import RunError, run_training
+
+    overrides = list(args.set or [])
+    if args.redis_url:
+        overrides.append(f"redis.url={args.redis_url}")
+    cfg = load_config(args.config, overrides)
+    run_dir = Path(args.run_dir) if args.run_dir else None
+    try:
+        result = run_training(cfg, run_dir)
+    except RunError as exc:
+        raise ConfigError(str(exc)) from exc
+    print()
+    print(format_table(result.table))
+    return 0
+
+
+@contextmanager
+def open_run_redis(redis_url: str, run_dir: str) -> Iterator[str]:
+    """A URL to read a run from: --redis-url / REDIS_URL, or the embedded Redis data of --run-dir."""
+    url = resolve_url(redis_url)
+    if url:
+        yield url
+        return
+    if not run_dir:
+        raise ConfigError("say where the run is: --redis-url URL (or REDIS_URL), or --run-dir DIR of a local run")
+    data = Path(run_dir) / "redis"
+    if not data.is_dir():
+        raise ConfigError(f"{run_dir} has no embedded Redis data ({data}); pass --redis-url for a run that used an external Redis")
+    from cluster.embedded_redis import EmbeddedRedis
+
+    with EmbeddedRedis(data) as r:
+        yield r.url
+
+
+def _pick_run(client, prefix: str, wanted: str) -> str:
+    from cluster.league_store import list_runs
+
+    runs = list_runs(client, prefix)
+    if wanted:
+        if wanted not in runs:
+            raise ConfigError(f"no run {wanted!r} in this Redis; runs: {', '.join(runs) or 'none'}")
+        return wanted
+    if not runs:
+        raise ConfigError("this Redis holds no selfplay runs yet")
+    return runs[-1]
+
+
+def format_table(players) -> str:
+    rows = [f"{'player':<12} {'kind':<10} {'version':>7} {'Elo':>8} {'games':>7} {'win% vs random':>15}"]
+    for p in players:
+        wr = p.win_rate_vs_random()
+        rows.append(
+            f"{p.id:<12} {p.kind:<10} {p.version if p.version >= 0 else '-':>7} {p.elo:8.1f} {p.games:7d} "
+            f"{'-' if wr is None else f'{100 * wr:.1f}':>15}"
+        )
+    return "\n".join(rows)
+
+
+def _league(args: argparse.Namespace) -> int:
+    from cluster.league_store import LeagueStore
+    from cluster.redis_conn import RunKeys, connect
+
+    with open_run_redis(args.redis_url, args.run_dir) as url:
+        client = connect(url)
+        run_id = _pick_run(client, args.prefix, args.run)
+        store = LeagueStore(client, RunKeys(args.prefix, run_id))
+        while True:
+            state = store.load()
+            meta = store.meta() or {}
+            if state is None:
+                raise ConfigError(f"run {run_id!r} has no league state yet")
+            status = "running" if meta.get("running") else "finished"
+            print(f"run {run_id} ({meta.get('game', '?')}, {status}) learner v{state.learner_version}, {state.games_total} games")
+            print(format_table(state.table()))
+            if not args.watch:
+                return 0
+            time.sleep(args.watch)
+            print()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="selfplay", description="Distributed self-play training for PettingZoo games.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a policy by self-play (local Ray, or the cluster when run as a Ray job)")
+    t.add_argument("--config", required=True, help="YAML config file (see configs/)")
+    t.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value (repeatable)")
+    t.add_argument("--redis-url", default="", help="use this Redis (redis:// or rediss://) instead of an embedded one")
+    t.add_argument("--run-dir", default="", help="directory for this run's files (default runs/<game>-<time>)")
+    t.set_defaults(func=_train)
+
+    lg = sub.add_parser("league", help="print a run's league table from its Redis")
+    lg.add_argument("--redis-url", default="", help="Redis of the run (default REDIS_URL)")
+    lg.add_argument("--run-dir", default="", help="a local run's directory (reads its embedded Redis data)")
+    lg.add_argument("--run", default="", help="run id (default: the newest run in that Redis)")
+    lg.add_argument("--prefix", default="selfplay", help="redis.key_prefix of the run")
+    lg.add_argument("--watch", type=float, default=0.0, metavar="SECONDS", help="refresh every SECONDS until Ctrl-C")
+    lg.set_defaults(func=_league)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except USER_ERRORS as exc:
+        print(f"selfplay: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,301 @@
+"""Configuration: one small dataclass per component, loaded strictly from YAML.
+
+Every field is documented where it is declared. Loading is strict on purpose: an unknown or
+misspelt key, or a value of the wrong type, raises ConfigError naming the key, because a typo that
+is silently ignored can waste a multi-day run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override is invalid; the message names the key and what to do."""
+
+
+@dataclass(frozen=True)
+class GameConfig:
+    name: str = "tictactoe_v3"
+    """PettingZoo game: a built-in name (e.g. connect_four_v3) or 'package.module' / 'package.module:factory'."""
+    kwargs: dict = field(default_factory=dict)
+    """Keyword arguments passed to the game's env() factory."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    hidden_sizes: tuple = (128, 128)
+    """Widths of the shared MLP trunk in front of the policy and value heads."""
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    lr: float = 3e-4
+    """Adam learning rate."""
+    gamma: float = 0.99
+    """Discount per decision of the acting agent (turn-based games count own moves only)."""
+    gae_lambda: float = 0.95
+    """GAE lambda (OpenAI Five: 0.95)."""
+    clip: float = 0.2
+    """PPO ratio clip (OpenAI Five: 0.2)."""
+    ent_coef: float = 0.01
+    """Entropy bonus weight."""
+    vf_coef: float = 0.5
+    """Value-loss weight (OpenAI Five: 0.25-1.0)."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip."""
+    epochs: int = 4
+    """Passes over each batch."""
+    minibatch_size: int = 512
+    """Samples per gradient step."""
+    batch_size: int = 2048
+    """Samples gathered per learner iteration (one iteration = one new learner version)."""
+    max_policy_lag: int = 4
+    """Samples produced more than this many versions ago are dropped (and counted). ANCHORS: keep lag 0-1."""
+    normalize_advantages: bool = True
+    """Normalise advantages per minibatch."""
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    device: str = "auto"
+    """auto (CUDA when Ray granted a GPU / one is visible), cpu, or cuda."""
+    num_gpus: float = 0.0
+    """GPUs the learner actor asks Ray for. 0 on a CPU-only machine."""
+    num_cpus: float = 1.0
+    """CPUs the learner actor asks Ray for."""
+    torch_threads: int = 1
+    """torch intra-op threads. 1 avoids 25-40x slowdowns from oversubscription on shared cores."""
+    publish_every: int = 1
+    """Publish weights to the parameter store every this many learner versions."""
+    queue_segments: int = 256
+    """Bound of the learner's inbound segment queue; a full queue pushes back on the actors."""
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    num_actors: int = 2
+    """Ray rollout actors."""
+    envs_per_actor: int = 16
+    """Game copies stepped together by one actor (one batched forward pass per policy per tick)."""
+    segment_length: int = 32
+    """Decisions per trajectory segment sent to the learner (sent mid-game, as in Rapid)."""
+    actor_num_cpus: float = 1.0
+    """CPUs each rollout actor asks Ray for."""
+    weight_poll_s: float = 0.2
+    """How often actors poll the cheap version key in the parameter store."""
+    max_inflight: int = 4
+    """Segment batches an actor may have in flight to the learner before it waits (backpressure)."""
+    opponent_cache: int = 8
+    """Past-opponent policies kept in memory per actor (LRU); the league may be larger."""
+    league_refresh_s: float = 1.0
+    """How often actors reload the league's opponent pool."""
+
+
+@dataclass(frozen=True)
+class LeagueConfig:
+    sampler: str = "openai_five"
+    """Opponent sampler: openai_five, pfsp_hard, pfsp_var, uniform, self_play."""
+    latest_prob: float = 0.8
+    """openai_five: probability of playing the latest policy (OpenAI Five: 0.8)."""
+    quality_eta: float = 0.01
+    """openai_five: quality-score step size eta (OpenAI Five: 0.01)."""
+    snapshot_every: int = 10
+    """A snapshot of the learner joins the pool every this many versions."""
+    elo_k: float = 32.0
+    """Elo K-factor for online updates."""
+    max_history: int = 2000
+    """Elo-history points kept in Redis (oldest dropped)."""
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    url: str = ""
+    """redis:// or rediss:// URL (with password). Empty: REDIS_URL, else an embedded redis-server."""
+    key_prefix: str = "selfplay"
+    """Prefix of every key this project writes, so one Redis can hold several runs."""
+    keep_versions: int = 4
+    """Published weight versions kept for actors (snapshots are kept forever)."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    total_env_steps: int = 200_000
+    """Stop after this many environment steps (all agents' moves)."""
+    max_versions: int = 0
+    """Also stop at this learner version (0 = no limit)."""
+    seed: int = 0
+    """Base seed; actor and env seeds derive from (seed, actor index, env index)."""
+    run_id: str = ""
+    """Name of the run (keys in Redis); empty = derived from the run directory name."""
+    run_dir: str = ""
+    """Directory for checkpoints, logs and the embedded Redis' data; empty = runs/<game>-<time>."""
+    log_every_s: float = 5.0
+    """Seconds between progress lines."""
+    eval_games: int = 100
+    """Games against the random player played at the end of the run for the final table."""
+    ray_address: str = ""
+    """Ray cluster to join ('auto', ray://...); empty = join the cluster when run as a Ray job, else a private local Ray."""
+
+
+@dataclass(frozen=True)
+class Config:
+    game: GameConfig = field(default_factory=GameConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    league: LeagueConfig = field(default_factory=LeagueConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict:
+        return _to_plain(dataclasses.asdict(self))
+
+    def replace(self, section: str, **changes: Any) -> "Config":
+        return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})
+
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check `value` against the annotation `tp`, converting only where lossless (int -> float)."""
+    origin = typing.get_origin(tp)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if tp is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is tuple or origin is tuple:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ConfigError(f"{where}: expected a list of integers, got {value!r}")
+        return tuple(value)
+    if origin in (typing.Union, types.UnionType):
+        raise ConfigError(f"{where}: unsupported annotation {tp}")  # keep configs to plain types
+    raise ConfigError(f"{where}: unsupported annotation {tp}")
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ConfigError(
+            f"unknown config key {prefix}{unknown[0]!s}; valid keys{' in ' + where if where else ''}: "
+            + ", ".join(sorted(names))
+        )
+    kwargs = {}
+    for name, value in data.items():
+        tp = hints[name]
+        key = f"{where}.{name}" if where else name
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value, key)
+        else:
+            kwargs[name] = _coerce(value, tp, key)
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict) -> Config:
+    cfg = _build(Config, data or {}, "")
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Cross-field checks that types alone cannot express."""
+    checks = [
+        (cfg.ppo.minibatch_size <= cfg.ppo.batch_size, "ppo.minibatch_size must be <= ppo.batch_size"),
+        (cfg.ppo.batch_size > 0 and cfg.ppo.minibatch_size > 0, "ppo.batch_size and minibatch_size must be > 0"),
+        (cfg.ppo.epochs >= 1, "ppo.epochs must be >= 1"),
+        (0.0 <= cfg.ppo.gamma <= 1.0, "ppo.gamma must be in [0, 1]"),
+        (0.0 <= cfg.ppo.gae_lambda <= 1.0, "ppo.gae_lambda must be in [0, 1]"),
+        (cfg.ppo.max_policy_lag >= 0, "ppo.max_policy_lag must be >= 0"),
+        (cfg.rollout.num_actors >= 1, "rollout.num_actors must be >= 1"),
+        (cfg.rollout.envs_per_actor >= 1, "rollout.envs_per_actor must be >= 1"),
+        (cfg.rollout.segment_length >= 1, "rollout.segment_length must be >= 1"),
+        (cfg.rollout.max_inflight >= 1, "rollout.max_inflight must be >= 1"),
+        (cfg.learner.device in ("auto", "cpu", "cuda"), "learner.device must be auto, cpu or cuda"),
+        (cfg.learner.publish_every >= 1, "learner.publish_every must be >= 1"),
+        (cfg.learner.queue_segments >= 1, "learner.queue_segments must be >= 1"),
+        (cfg.league.snapshot_every >= 1, "league.snapshot_every must be >= 1"),
+        (0.0 <= cfg.league.latest_prob <= 1.0, "league.latest_prob must be in [0, 1]"),
+        (cfg.redis.keep_versions >= 2, "redis.keep_versions must be >= 2 (actors may be fetching the previous one)"),
+        (cfg.run.total_env_steps > 0, "run.total_env_steps must be > 0"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+    from league.sampling import SAMPLERS  # local import: league is a sibling package
+
+    if cfg.league.sampler not in SAMPLERS:
+        raise ConfigError(f"league.sampler {cfg.league.sampler!r} is unknown; choose one of {', '.join(SAMPLERS)}")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'ppo.lr=1e-3' -> (['ppo', 'lr'], 0.001). Values are parsed as YAML scalars/lists."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    key, raw = text.split("=", 1)
+    path = [p for p in key.strip().split(".") if p]
+    if len(path) < 2:
+        raise ConfigError(f"override {text!r} must name a section and a key, e.g. ppo.lr=0.001")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML: {exc}") from exc
+    return path, value
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load a YAML config file (or the defaults when path is None) and apply key=value overrides."""
+    data: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} does not exist")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {str(p)!r} must be a mapping of sections")
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = data
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {text!r}: {k} is not a section")
+        node[keys[-1]] = value
+    return config_from_dict(data)

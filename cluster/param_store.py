@@ -1,0 +1,109 @@
+"""The Redis parameter store: versioned weights the learner publishes and actors poll.
+
+- publish(): writes the weights blob and bumps the version key atomically (Lua), refusing a version
+  that is not newer, and trims old blobs to the last `keep_versions`.
+- actors poll `latest_version()` (one GET of a small integer) and fetch the blob only on change.
+- snapshots are separate keys written once with SET NX: once written they never change, so a past
+  opponent can never be aliased to the live weights.
+Weights are msgpack (cluster.wire), never pickle.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import redis
+
+from cluster.redis_conn import RunKeys
+from cluster.wire import decode_weights, encode_weights
+
+_PUBLISH = """
+local cur = tonumber(redis.call('GET', KEYS[1]) or '-1')
+local new = tonumber(ARGV[1])
+if new <= cur then
+  return redis.error_reply('STALE version ' .. new .. ' is not newer than published ' .. cur)
+end
+redis.call('SET', KEYS[2] .. new, ARGV[2])
+redis.call('ZADD', KEYS[3], new, new)
+redis.call('SET', KEYS[1], new)
+local keep = tonumber(ARGV[3])
+local n = redis.call('ZCARD', KEYS[3])
+if n > keep then
+  local old = redis.call('ZRANGE', KEYS[3], 0, n - keep - 1)
+  for _, v in ipairs(old) do redis.call('DEL', KEYS[2] .. v) end
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, n - keep - 1)
+end
+return cur
+"""
+
+
+class StaleVersionError(ValueError):
+    """A publish tried to go back in versions (e.g. two learners writing to one run)."""
+
+
+class SnapshotConflictError(ValueError):
+    """A snapshot id already holds different weights; snapshots are immutable."""
+
+
+class ParamStore:
+    def __init__(self, client: redis.Redis, keys: RunKeys, keep_versions: int = 4) -> None:
+        self.r = client
+        self.keys = keys
+        self.keep_versions = keep_versions
+        self._publish = client.register_script(_PUBLISH)
+
+    def publish(self, version: int, tensors: dict[str, np.ndarray], meta: dict | None = None) -> None:
+        blob = encode_weights(tensors, version, meta)
+        k = self.keys
+        try:
+            self._publish(keys=[k.param_version, k.weights_prefix, k.param_versions], args=[version, blob, self.keep_versions])
+        except redis.ResponseError as exc:
+            if "STALE" in str(exc):
+                raise StaleVersionError(
+                    f"refusing to publish version {version}: {exc}. Is another learner writing to run {k.run_id!r}?"
+                ) from exc
+            raise
+
+    def latest_version(self) -> int:
+        """The newest published version, -1 when nothing is published yet. Cheap: one GET."""
+        raw = self.r.get(self.keys.param_version)
+        return -1 if raw is None else int(raw)
+
+    def fetch(self, version: int | None = None) -> tuple[int, dict[str, np.ndarray]] | None:
+        """Weights of `version` (default: latest); None if nothing is published or it was trimmed."""
+        if version is None:
+            version = self.latest_version()
+            if version < 0:
+                return None
+        raw = self.r.get(self.keys.weights(version))
+        if raw is None:
+            return None
+        got_version, tensors, _ = decode_weights(raw)
+        return got_version, tensors
+
+    def poll(self, known_version: int) -> tuple[int, dict[str, np.ndarray]] | None:
+        """New weights if a version newer than `known_version` is published, else None."""
+        latest = self.latest_version()
+        if latest <= known_version:
+            return None
+        return self.fetch(latest)
+
+    def write_snapshot(self, player_id: str, version: int, tensors: dict[str, np.ndarray]) -> None:
+        """Store a frozen copy of weights under `player_id`. Writing the same bytes again is a no-op."""
+        blob = encode_weights(tensors, version, {"player_id": player_id})
+        key = self.keys.snapshot(player_id)
+        if not self.r.set(key, blob, nx=True) and self.r.get(key) != blob:
+            raise SnapshotConflictError(f"snapshot {player_id!r} already exists with different weights; snapshots never change")
+
+    def snapshot_from_published(self, player_id: str, version: int) -> None:
+        """Freeze the published weights of `version` as a snapshot (a byte copy, not a reference)."""
+        got = self.fetch(version)
+        if got is None:
+            raise KeyError(f"version {version} is no longer in the parameter store (keeps {self.keep_versions})")
+        self.write_snapshot(player_id, got[0], got[1])
+
+    def fetch_snapshot(self, player_id: str) -> tuple[int, dict[str, np.ndarray]]:
+        raw = self.r.get(self.keys.snapshot(player_id))
+        if raw is None:
+            raise KeyError(f"no snapshot {player_id!r} in run {self.keys.run_id!r}")
+        version, tensors, _ = decode_weights(raw)
+        return version, tensors

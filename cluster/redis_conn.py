@@ -1,0 +1,87 @@
+"""Connecting to Redis with errors a user can act on, and the key layout of a run."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+
+
+class RedisUnavailable(RuntimeError):
+    """Redis cannot be used: unreachable, wrong password, or not Redis. The message says what to do."""
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def resolve_url(configured: str) -> str:
+    """Config wins, then REDIS_URL; empty means 'use an embedded Redis'."""
+    return configured or os.environ.get("REDIS_URL", "")
+
+
+def connect(url: str, timeout_s: float = 5.0) -> redis.Redis:
+    """Open a client (redis:// or rediss:// TLS, password in the URL) and check it with PING."""
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise RedisUnavailable(f"Redis URL {redact(url)!r} must start with redis://, rediss:// or unix://")
+    try:
+        client = redis.Redis.from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30
+        )
+        client.ping()
+    except redis.AuthenticationError as exc:
+        raise RedisUnavailable(
+            f"Redis at {redact(url)} refused the credentials ({exc}). Put the right password in the URL: "
+            "redis://:PASSWORD@host:port/0 (or set REDIS_URL)."
+        ) from exc
+    except redis.ResponseError as exc:
+        if "NOAUTH" in str(exc) or "AUTH" in str(exc).upper():
+            raise RedisUnavailable(
+                f"Redis at {redact(url)} requires a password ({exc}). Use redis://:PASSWORD@host:port/0."
+            ) from exc
+        raise RedisUnavailable(f"Redis at {redact(url)} answered with an error: {exc}") from exc
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        raise RedisUnavailable(
+            f"cannot reach Redis at {redact(url)} ({exc}). Check that it is running and reachable from this node, "
+            "or leave redis.url empty on a single machine to use an embedded Redis."
+        ) from exc
+    return client
+
+
+@dataclass(frozen=True)
+class RunKeys:
+    """Every Redis key of one run. One place, so nobody builds keys by hand."""
+
+    prefix: str
+    run_id: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}:{self.run_id}"
+
+    @property
+    def runs(self) -> str:  # sorted set of run ids by start time, shared by all runs in this Redis
+        return f"{self.prefix}:runs"
+
+    meta = property(lambda s: f"{s.base}:meta")
+    param_version = property(lambda s: f"{s.base}:params:version")
+    param_versions = property(lambda s: f"{s.base}:params:versions")
+    league_state = property(lambda s: f"{s.base}:league:state")
+    league_history = property(lambda s: f"{s.base}:league:history")
+    games = property(lambda s: f"{s.base}:games")
+    health = property(lambda s: f"{s.base}:health")
+
+    weights_prefix = property(lambda s: f"{s.base}:params:w:")
+
+    def weights(self, version: int) -> str:
+        return f"{self.weights_prefix}{version}"
+
+    def snapshot(self, player_id: str) -> str:
+        return f"{self.base}:snap:{player_id}"

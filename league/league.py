@@ -1,0 +1,145 @@
+"""The league as plain data plus pure update rules: players, Elo, quality scores, snapshots.
+
+One writer (the league manager) applies reported games to a LeagueState; actors only read it to
+sample opponents. Keeping it plain data (to_dict/from_dict) lets it live in Redis as one msgpack
+document and be unit-tested without Redis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from cluster.config import LeagueConfig
+from cluster.records import LEARNER_ID, RANDOM_ID, GameResult
+from league.elo import elo_update
+from league.sampling import PoolEntry, initial_quality, update_quality
+
+LEARNER, SNAPSHOT, REFERENCE = "learner", "snapshot", "reference"
+
+
+@dataclass
+class Player:
+    id: str
+    kind: str  # learner | snapshot | reference
+    version: int  # learner version of its weights; -1 for references
+    elo: float = 0.0
+    quality: float = 0.0  # OpenAI Five quality score (past pool only)
+    games: int = 0
+    wins: int = 0
+    draws: int = 0
+    losses: int = 0
+    vs_random: list = field(default_factory=lambda: [0, 0, 0])  # W, D, L against the random player
+    vs_learner: list = field(default_factory=lambda: [0, 0, 0])  # the learner's W, D, L against this player
+
+    @property
+    def pinned(self) -> bool:
+        return self.kind == REFERENCE
+
+    def win_rate_vs_random(self) -> float | None:
+        w, d, l = self.vs_random
+        n = w + d + l
+        return None if n == 0 else (w + 0.5 * d) / n
+
+    def learner_win_rate(self) -> float:
+        """P(learner beats this player) from their games, 0.5 before any (AlphaStar's prior)."""
+        w, d, l = self.vs_learner
+        n = w + d + l
+        return 0.5 if n == 0 else (w + 0.5 * d) / n
+
+
+def snapshot_id(version: int) -> str:
+    return f"v{version:06d}"
+
+
+@dataclass
+class LeagueState:
+    players: dict[str, Player] = field(default_factory=dict)
+    learner_version: int = 0
+    last_snapshot_version: int = 0
+    games_total: int = 0
+    revision: int = 0  # bumps on every save so readers can skip unchanged state
+
+    @classmethod
+    def new(cls, reference_ids: tuple[str, ...] = (RANDOM_ID,)) -> "LeagueState":
+        state = cls()
+        state.players[LEARNER_ID] = Player(LEARNER_ID, LEARNER, 0)
+        for ref in reference_ids:
+            state.players[ref] = Player(ref, REFERENCE, -1)
+        return state
+
+    # --- reading ---------------------------------------------------------------------------
+    def past_pool(self) -> dict[str, PoolEntry]:
+        """Opponents other than the latest policy: snapshots and references, as sampler input."""
+        return {
+            p.id: PoolEntry(quality=p.quality, win_rate=p.learner_win_rate())
+            for p in self.players.values()
+            if p.kind != LEARNER
+        }
+
+    # --- updates ---------------------------------------------------------------------------
+    def record(self, g: GameResult, cfg: LeagueConfig) -> None:
+        """Apply one finished game: counts, Elo (unless a self-game), and the quality update."""
+        a, b = g.players
+        if a not in self.players or b not in self.players:
+            return  # a player retired or unknown to this league: count nothing rather than guess
+        self.games_total += 1
+        pa, pb = self.players[a], self.players[b]
+        for p, s in ((pa, g.scores[0]), (pb, g.scores[1])):
+            p.games += 1
+            p.wins += s == 1.0
+            p.draws += s == 0.5
+            p.losses += s == 0.0
+        if a == b:
+            return  # mirror game: no rating information
+        for p, q, s in ((pa, pb, g.scores[0]), (pb, pa, g.scores[1])):
+            idx = 0 if s == 1.0 else 1 if s == 0.5 else 2
+            if q.id == RANDOM_ID:
+                p.vs_random[idx] += 1
+            if p.id == LEARNER_ID:
+                q.vs_learner[idx] += 1
+        pa.elo, pb.elo = elo_update(pa.elo, pb.elo, g.scores[0], k=cfg.elo_k, pinned_a=pa.pinned, pinned_b=pb.pinned)
+        # OpenAI Five: when the current agent beats past opponent i, q_i -= eta / (N p_i).
+        # A loss or draw changes nothing.
+        if g.kind == "train" and LEARNER_ID in g.players:
+            seat = g.players.index(LEARNER_ID)
+            opponent = g.players[1 - seat]
+            if g.scores[seat] == 1.0 and opponent != LEARNER_ID:
+                qualities = {pid: e.quality for pid, e in self.past_pool().items()}
+                new_q = update_quality(qualities, opponent, g.opponent_prob, eta=cfg.quality_eta)
+                self.players[opponent].quality = new_q[opponent]
+
+    def due_snapshot(self, learner_version: int, every: int) -> bool:
+        return learner_version >= self.last_snapshot_version + every
+
+    def add_snapshot(self, version: int) -> Player:
+        """The current learner joins the pool as a frozen player (OpenAI Five: with q = max q)."""
+        pid = snapshot_id(version)
+        if pid in self.players:
+            raise ValueError(f"snapshot {pid} already in the league")
+        qualities = {p.id: p.quality for p in self.players.values() if p.kind != LEARNER}
+        player = Player(pid, SNAPSHOT, version, elo=self.players[LEARNER_ID].elo, quality=initial_quality(qualities))
+        self.players[pid] = player
+        self.last_snapshot_version = version
+        return player
+
+    # --- storage ---------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["players"] = [asdict(p) for p in self.players.values()]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LeagueState":
+        players = {}
+        for p in d["players"]:
+            players[p["id"]] = Player(**p)
+        return cls(
+            players=players,
+            learner_version=int(d["learner_version"]),
+            last_snapshot_version=int(d["last_snapshot_version"]),
+            games_total=int(d["games_total"]),
+            revision=int(d["revision"]),
+        )
+
+    def table(self) -> list[Player]:
+        return sorted(self.players.values(), key=lambda p: -p.elo)

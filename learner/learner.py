@@ -1,0 +1,200 @@
+"""The PPO learner as a plain Python object: feed it segments, call update(), read its weights.
+
+Ray and Redis are not visible here (see cluster/ray_actors.py for the adapter). One update() is one
+learner iteration: it consumes `batch_size` fresh samples, runs `epochs` passes of minibatches and
+increments `version`. The version stamps the weights the learner publishes, and the actors stamp
+it back on every sample, so staleness = version now - version that acted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from actors.games import GameSpec
+from cluster.config import LearnerConfig, ModelConfig, PPOConfig
+from cluster.records import Segment
+from learner.model import PolicyNet, load_numpy_state, state_dict_numpy
+from learner.ppo import explained_variance, gae, ppo_loss
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many consecutive updates produced a NaN/inf loss; weights were not published."""
+
+
+def pick_device(wanted: str) -> torch.device:
+    if wanted == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("learner.device is 'cuda' but no CUDA GPU is visible to the learner; set learner.device: cpu")
+        return torch.device("cuda")
+    if wanted == "auto" and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+@dataclass
+class LearnerStats:
+    """Counters since the learner started; rates are derived by whoever reads them."""
+
+    samples_in: int = 0
+    samples_used: int = 0
+    samples_consumed: int = 0  # samples x epochs actually fed to the optimiser
+    dropped_stale: int = 0
+    nonfinite_skipped: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class Learner:
+    MAX_CONSECUTIVE_NONFINITE = 3
+
+    def __init__(
+        self,
+        spec: GameSpec,
+        model_cfg: ModelConfig,
+        ppo_cfg: PPOConfig,
+        learner_cfg: LearnerConfig,
+        seed: int = 0,
+    ) -> None:
+        torch.set_num_threads(learner_cfg.torch_threads)
+        torch.manual_seed(seed)
+        self.cfg = ppo_cfg
+        self.device = pick_device(learner_cfg.device)
+        self.spec = spec
+        self.model = PolicyNet(spec.obs_dim, spec.num_actions, tuple(model_cfg.hidden_sizes)).to(self.device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=ppo_cfg.lr, betas=(0.9, 0.999), eps=1e-5)
+        self.version = 0
+        self.stats = LearnerStats()
+        self._pending: deque[Segment] = deque()
+        self._pending_samples = 0
+        self._consecutive_nonfinite = 0
+        self._rng = np.random.default_rng(seed)
+
+    # --- data in ---------------------------------------------------------------------------
+    def add(self, segments: list[Segment]) -> None:
+        for s in segments:
+            if s.obs.shape[1] != self.spec.obs_dim or s.masks.shape[1] != self.spec.num_actions:
+                raise ValueError(
+                    f"segment shapes obs {s.obs.shape[1:]} / mask {s.masks.shape[1:]} do not fit the policy "
+                    f"({self.spec.obs_dim} / {self.spec.num_actions})"
+                )
+            self._pending.append(s)
+            self._pending_samples += len(s)
+            self.stats.samples_in += len(s)
+        self._drop_stale()
+
+    def _drop_stale(self) -> None:
+        """Drop whole segments whose oldest sample is over the lag limit (GAE needs them whole)."""
+        keep: deque[Segment] = deque()
+        for s in self._pending:
+            if self.version - s.policy_version > self.cfg.max_policy_lag:
+                self.stats.dropped_stale += len(s)
+                self._pending_samples -= len(s)
+            else:
+                keep.append(s)
+        self._pending = keep
+
+    def ready(self) -> bool:
+        return self._pending_samples >= self.cfg.batch_size
+
+    @property
+    def pending_samples(self) -> int:
+        return self._pending_samples
+
+    # --- the update ------------------------------------------------------------------------
+    def _take_batch(self) -> list[Segment]:
+        self._drop_stale()
+        batch, n = [], 0
+        while self._pending and n < self.cfg.batch_size:
+            s = self._pending.popleft()
+            batch.append(s)
+            n += len(s)
+            self._pending_samples -= len(s)
+        return batch
+
+    def update(self) -> dict[str, float]:
+        """One learner iteration on the oldest pending samples. Call only when ready()."""
+        batch = self._take_batch()
+        if not batch:
+            raise RuntimeError("update() called without pending samples")
+        c = self.cfg
+        advs, rets = zip(*(gae(s.rewards, s.values, s.dones, s.bootstrap_value, c.gamma, c.gae_lambda) for s in batch))
+        lags = np.concatenate([self.version - s.versions for s in batch])
+        cat = lambda name: np.concatenate([getattr(s, name) for s in batch])  # noqa: E731
+        dev = self.device
+        obs = torch.from_numpy(cat("obs")).to(dev)
+        masks = torch.from_numpy(cat("masks")).to(dev)
+        actions = torch.from_numpy(cat("actions")).to(dev)
+        old_logp = torch.from_numpy(cat("logp")).to(dev)
+        adv_np, ret_np, val_np = np.concatenate(advs), np.concatenate(rets), cat("values")
+        adv_all = torch.from_numpy(adv_np).to(dev)
+        ret_all = torch.from_numpy(ret_np).to(dev)
+        n = len(adv_np)
+        sums: dict[str, float] = {}
+        steps = skipped = 0
+        for _ in range(c.epochs):
+            order = torch.from_numpy(self._rng.permutation(n)).to(dev)
+            for start in range(0, n, c.minibatch_size):
+                idx = order[start : start + c.minibatch_size]
+                adv = adv_all[idx]
+                if c.normalize_advantages and len(idx) > 1:
+                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                logits, values = self.model(obs[idx], masks[idx])
+                parts = ppo_loss(logits, values, actions[idx], old_logp[idx], adv, ret_all[idx], c.clip, c.vf_coef, c.ent_coef)
+                if not torch.isfinite(parts.total):
+                    skipped += 1
+                    continue
+                self.opt.zero_grad(set_to_none=True)
+                parts.total.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)
+                if not torch.isfinite(grad_norm):
+                    skipped += 1
+                    self.opt.zero_grad(set_to_none=True)
+                    continue
+                self.opt.step()
+                steps += 1
+                for k in ("total", "policy", "value", "entropy", "approx_kl", "clip_frac"):
+                    sums[k] = sums.get(k, 0.0) + float(getattr(parts, k))
+        self.stats.nonfinite_skipped += skipped
+        if steps == 0:
+            self._consecutive_nonfinite += 1
+            if self._consecutive_nonfinite >= self.MAX_CONSECUTIVE_NONFINITE:
+                raise NonFiniteLossError(
+                    f"{self._consecutive_nonfinite} consecutive learner iterations had only NaN/inf losses; "
+                    "stopping instead of publishing broken weights. Lower ppo.lr or check the game's rewards."
+                )
+        else:
+            self._consecutive_nonfinite = 0
+        self.version += 1
+        self.stats.samples_used += n
+        self.stats.samples_consumed += n * c.epochs
+        metrics = {f"losses/{k}": v / max(steps, 1) for k, v in sums.items()}
+        metrics.update(
+            {
+                "losses/explained_variance": explained_variance(val_np, ret_np),
+                "losses/grad_steps": float(steps),
+                "losses/nonfinite_skipped": float(skipped),
+                "system/staleness_min": float(lags.min()),
+                "system/staleness_mean": float(lags.mean()),
+                "system/staleness_max": float(lags.max()),
+                "system/dropped_stale": float(self.stats.dropped_stale),
+                "system/sample_reuse": self.sample_reuse(),
+                "system/learner_version": float(self.version),
+                "system/batch_samples": float(n),
+            }
+        )
+        return metrics
+
+    def sample_reuse(self) -> float:
+        """ANCHORS' definition: samples consumed by the optimiser / samples produced by rollouts."""
+        return self.stats.samples_consumed / max(self.stats.samples_in, 1)
+
+    # --- weights ---------------------------------------------------------------------------
+    def weights(self) -> dict[str, np.ndarray]:
+        return state_dict_numpy(self.model)
+
+    def load_weights(self, tensors: dict[str, np.ndarray]) -> None:
+        load_numpy_state(self.model, tensors)

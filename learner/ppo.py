@@ -1,0 +1,81 @@
+"""PPO maths as pure functions: GAE over segments and the clipped-surrogate loss."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from learner.model import masked_entropy, masked_log_probs
+
+
+def gae(
+    rewards: np.ndarray,
+    values: np.ndarray,
+    dones: np.ndarray,
+    bootstrap_value: float,
+    gamma: float,
+    lam: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Generalised advantage estimation over one segment of a single agent's decisions.
+
+    dones[t] = the game ended after decision t, so nothing flows back across it. The value after
+    the last decision is `bootstrap_value` (0 if that decision ended a game). Returns
+    (advantages, returns) with returns = advantages + values (the value targets).
+    """
+    T = len(rewards)
+    adv = np.zeros(T, dtype=np.float32)
+    last = 0.0
+    next_value = float(bootstrap_value)
+    for t in reversed(range(T)):
+        nonterminal = 0.0 if dones[t] else 1.0
+        delta = rewards[t] + gamma * next_value * nonterminal - values[t]
+        last = delta + gamma * lam * nonterminal * last
+        adv[t] = last
+        next_value = values[t]
+    return adv, (adv + values).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class LossParts:
+    total: torch.Tensor
+    policy: torch.Tensor
+    value: torch.Tensor
+    entropy: torch.Tensor
+    approx_kl: torch.Tensor
+    clip_frac: torch.Tensor
+
+
+def ppo_loss(
+    logits: torch.Tensor,
+    values: torch.Tensor,
+    actions: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    returns: torch.Tensor,
+    clip: float,
+    vf_coef: float,
+    ent_coef: float,
+) -> LossParts:
+    """Clipped surrogate + value loss - entropy bonus. `logits` are already masked, so the
+    log-probabilities are those of the masked distribution the actors sampled from."""
+    logp_all = masked_log_probs(logits)
+    logp = logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    log_ratio = logp - old_logp
+    ratio = log_ratio.exp()
+    pg1 = -advantages * ratio
+    pg2 = -advantages * ratio.clamp(1.0 - clip, 1.0 + clip)
+    policy_loss = torch.max(pg1, pg2).mean()
+    value_loss = 0.5 * (values - returns).pow(2).mean()
+    entropy = masked_entropy(logits).mean()
+    with torch.no_grad():
+        approx_kl = ((ratio - 1.0) - log_ratio).mean()  # the low-variance k3 estimator
+        clip_frac = ((ratio - 1.0).abs() > clip).float().mean()
+    total = policy_loss + vf_coef * value_loss - ent_coef * entropy
+    return LossParts(total, policy_loss, value_loss, entropy, approx_kl, clip_frac)
+
+
+def explained_variance(pred: np.ndarray, target: np.ndarray) -> float:
+    var = float(np.var(target))
+    return float("nan") if var == 0 else 1.0 - float(np.var(target - pred)) / var
