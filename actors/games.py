@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-BUILTIN_FAMILIES = ("classic", "butterfly", "sisl", "mpe", "atari")
+# pettingzoo.mpe moved to the separate mpe2 package (tried below), and importing it now raises.
+BUILTIN_FAMILIES = ("classic", "butterfly", "sisl", "atari")
 
 
 class GameError(ValueError):

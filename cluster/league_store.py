@@ -66,7 +66,7 @@ class LeagueStore:
         point = {
             "t": time.time(),
             "learner_version": state.learner_version,
-            "ratings": {p.id: [p.elo, None] for p in state.players.values()},
+            "ratings": {p.id: [p.elo, p.elo_stderr] for p in state.players.values()},
         }
         pipe = self.r.pipeline(transaction=False)
         pipe.rpush(self.keys.league_history, encode_doc(POINT_SCHEMA, POINT_V, point))

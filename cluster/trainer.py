@@ -30,6 +30,7 @@ from cluster.param_store import ParamStore
 from cluster.ray_actors import LearnerService, RolloutService
 from cluster.records import LEARNER_ID, RANDOM_ID, GameResult
 from cluster.redis_conn import RunKeys, connect, redact, resolve_url
+from learner.export import policy_meta, save_policy
 from learner.model import InferencePolicy
 from league.league import LeagueState, Player
 from league.manager import LeagueManager
@@ -180,6 +181,7 @@ def _train_loop(cfg, spec, make_slot, run_id, run_dir, url, params, store, state
             a.stop.remote()
         ray.wait(runs, num_returns=len(runs), timeout=30)
     version, weights = ray.get(learner.weights.remote())
+    save_policy(run_dir / "final_policy.msgpack", weights, version, policy_meta(spec.name, cfg.model.hidden_sizes, spec.obs_dim, spec.num_actions))
     final = _final_eval(cfg, spec, make_slot, version, weights, store)
     manager.step(version)
     log(f"final: latest (v{version}) vs random over {final.games} games: "

@@ -8,6 +8,7 @@ raises PayloadError, never a half-built record.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable
 
 import msgpack
@@ -27,7 +28,7 @@ class PayloadError(ValueError):
 
 
 def pack_array(a: np.ndarray) -> dict:
-    a = np.ascontiguousarray(a)
+    a = np.asarray(a, order="C")  # not ascontiguousarray: that turns 0-d scalars into shape (1,)
     dtype = a.dtype.newbyteorder("<") if a.dtype.byteorder == ">" else a.dtype
     if dtype.name not in ALLOWED_DTYPES:
         raise TypeError(f"dtype {a.dtype} cannot be sent; allowed: {sorted(ALLOWED_DTYPES)}")
@@ -38,14 +39,14 @@ def unpack_array(d: Any, what: str) -> np.ndarray:
     if not isinstance(d, dict) or set(d) != {"dtype", "shape", "data"}:
         raise PayloadError(f"{what}: not an array record")
     dtype, shape, data = d["dtype"], d["shape"], d["data"]
-    if dtype not in ALLOWED_DTYPES:
+    if not isinstance(dtype, str) or dtype not in ALLOWED_DTYPES:
         raise PayloadError(f"{what}: dtype {dtype!r} is not allowed")
     if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
         raise PayloadError(f"{what}: bad shape {shape!r}")
     if not isinstance(data, bytes):
         raise PayloadError(f"{what}: data is not bytes")
     dt = np.dtype(dtype).newbyteorder("<")
-    expected = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+    expected = math.prod(shape) * dt.itemsize  # Python ints: no int64 overflow on hostile shapes
     if len(data) != expected:
         raise PayloadError(f"{what}: {len(data)} bytes for shape {shape} {dtype} (expected {expected}); truncated?")
     return np.frombuffer(data, dtype=dt).reshape(shape).astype(dt.newbyteorder("="), copy=True)
@@ -161,6 +162,17 @@ def encode_game(g: GameResult) -> bytes:
 
 def decode_game(payload: bytes) -> GameResult:
     obj = _loads(payload, GAME_SCHEMA, GAME_V, GameResult.FIELDS)
+    for key, item_type in (("players", str), ("versions", int), ("scores", (int, float))):
+        seq = obj[key]
+        if not isinstance(seq, list) or len(seq) != 2 or not all(
+            isinstance(x, item_type) and not isinstance(x, bool) for x in seq
+        ):
+            raise PayloadError(f"game.{key}: expected a list of two {item_type}, got {seq!r}")
+    _typed(obj, "game_id", str, "game")
+    _typed(obj, "length", int, "game")
+    _typed(obj, "kind", str, "game")
+    _typed(obj, "opponent_prob", (int, float), "game")
+    _typed(obj, "finished_at", (int, float), "game")
     try:
         return GameResult.from_dict({k: obj[k] for k in GameResult.FIELDS})
     except (TypeError, ValueError) as exc:

@@ -1,8 +1,16 @@
-"""The league as plain data plus pure update rules: players, Elo, quality scores, snapshots.
+"""The league as plain data plus pure update rules: players, ratings, quality scores, snapshots.
 
 One writer (the league manager) applies reported games to a LeagueState; actors only read it to
 sample opponents. Keeping it plain data (to_dict/from_dict) lets it live in Redis as one msgpack
 document and be unit-tested without Redis.
+
+Ratings are not online Elo updates (whose value depends on the order games arrive in) but a
+Bradley-Terry fit in Elo units over all head-to-head results, anchored at the random player = 0,
+with a standard error per player. The learner changes while it plays, so each of its games is
+credited to the frozen identity it was closest to: the newest snapshot at or below the version that
+played it. Only games at versions past the newest snapshot count for "latest" itself; when a new
+snapshot is taken they move to the snapshot they belong to. Every snapshot's record is therefore
+stationary evidence that never has to be forgotten.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 
 from cluster.config import LeagueConfig
 from cluster.records import LEARNER_ID, RANDOM_ID, GameResult
-from league.elo import elo_update
+from league.rating_fit import fit_elo
 from league.sampling import PoolEntry, initial_quality, update_quality
 
 LEARNER, SNAPSHOT, REFERENCE = "learner", "snapshot", "reference"
@@ -23,6 +31,7 @@ class Player:
     kind: str  # learner | snapshot | reference
     version: int  # learner version of its weights; -1 for references
     elo: float = 0.0
+    elo_stderr: float | None = None
     quality: float = 0.0  # OpenAI Five quality score (past pool only)
     games: int = 0
     wins: int = 0
@@ -55,8 +64,9 @@ def snapshot_id(version: int) -> str:
 class LeagueState:
     players: dict[str, Player] = field(default_factory=dict)
     learner_version: int = 0
-    last_snapshot_version: int = 0
+    last_snapshot_version: int = -1  # -1: none yet; version 0 (the initial policy) is the first
     games_total: int = 0
+    results: dict = field(default_factory=dict)  # "a\tb" (a < b) -> [score of a, games]
     revision: int = 0  # bumps on every save so readers can skip unchanged state
 
     @classmethod
@@ -97,7 +107,9 @@ class LeagueState:
                 p.vs_random[idx] += 1
             if p.id == LEARNER_ID:
                 q.vs_learner[idx] += 1
-        pa.elo, pb.elo = elo_update(pa.elo, pb.elo, g.scores[0], k=cfg.elo_k, pinned_a=pa.pinned, pinned_b=pb.pinned)
+        ra, rb = self.rating_identity(a, g.versions[0]), self.rating_identity(b, g.versions[1])
+        if ra != rb:
+            self._add_result(ra, rb, g.scores[0])
         # OpenAI Five: when the current agent beats past opponent i, q_i -= eta / (N p_i).
         # A loss or draw changes nothing.
         if g.kind == "train" and LEARNER_ID in g.players:
@@ -108,8 +120,45 @@ class LeagueState:
                 new_q = update_quality(qualities, opponent, g.opponent_prob, eta=cfg.quality_eta)
                 self.players[opponent].quality = new_q[opponent]
 
+    def rating_identity(self, player_id: str, version: int) -> str:
+        """Which rated identity a game played by (player_id, version) counts for."""
+        if player_id != LEARNER_ID or version >= self.last_snapshot_version:
+            return player_id
+        best = None
+        for p in self.players.values():
+            if p.kind == SNAPSHOT and p.version <= version and (best is None or p.version > best.version):
+                best = p
+        return best.id if best else player_id
+
+    def _add_result(self, a: str, b: str, score_a: float, games: float = 1.0) -> None:
+        if a > b:
+            a, b, score_a = b, a, games - score_a
+        row = self.results.setdefault(f"{a}\t{b}", [0.0, 0.0])
+        row[0] += score_a
+        row[1] += games
+
+    def _move_results(self, src: str, dst: str) -> None:
+        """Credit every result of `src` to `dst` instead (games between the two are dropped)."""
+        for key in [k for k in self.results if src in k.split("\t")]:
+            a, b = key.split("\t")
+            score_a, games = self.results.pop(key)
+            other, score_src = (b, score_a) if a == src else (a, games - score_a)
+            if other != dst:
+                self._add_result(dst, other, score_src, games)
+
+    def refit(self) -> None:
+        """Refit every rating from all head-to-head results (references stay pinned)."""
+        rows = [(*k.split("\t"), v[0], v[1]) for k, v in self.results.items() if v[1] > 0]
+        if not rows:
+            return
+        anchors = {p.id: p.elo for p in self.players.values() if p.pinned}
+        for pid, est in fit_elo(rows, anchors).items():
+            if pid in self.players and not self.players[pid].pinned:
+                self.players[pid].elo = est.elo
+                self.players[pid].elo_stderr = est.stderr
+
     def due_snapshot(self, learner_version: int, every: int) -> bool:
-        return learner_version >= self.last_snapshot_version + every
+        return self.last_snapshot_version < 0 or learner_version >= self.last_snapshot_version + every
 
     def add_snapshot(self, version: int) -> Player:
         """The current learner joins the pool as a frozen player (OpenAI Five: with q = max q)."""
@@ -117,7 +166,13 @@ class LeagueState:
         if pid in self.players:
             raise ValueError(f"snapshot {pid} already in the league")
         qualities = {p.id: p.quality for p in self.players.values() if p.kind != LEARNER}
-        player = Player(pid, SNAPSHOT, version, elo=self.players[LEARNER_ID].elo, quality=initial_quality(qualities))
+        latest = self.players[LEARNER_ID]
+        previous = snapshot_id(self.last_snapshot_version)
+        # The games "latest" played since the previous snapshot were played at versions that belong
+        # to that snapshot; credit them there before "latest" starts afresh.
+        if previous in self.players:
+            self._move_results(LEARNER_ID, previous)
+        player = Player(pid, SNAPSHOT, version, elo=latest.elo, elo_stderr=latest.elo_stderr, quality=initial_quality(qualities))
         self.players[pid] = player
         self.last_snapshot_version = version
         return player
@@ -139,6 +194,7 @@ class LeagueState:
             last_snapshot_version=int(d["last_snapshot_version"]),
             games_total=int(d["games_total"]),
             revision=int(d["revision"]),
+            results={str(k): [float(v[0]), float(v[1])] for k, v in d.get("results", {}).items()},
         )
 
     def table(self) -> list[Player]:

@@ -37,11 +37,12 @@ class LeagueManager:
             self.seen_game_ids.add(g.game_id)
             self.state.record(g, self.cfg)
         st = self.state
+        st.refit()
         st.learner_version = learner_version
         st.players[LEARNER_ID].version = learner_version
         added = []
         published = self.params.latest_version()
-        if published > 0 and st.due_snapshot(published, self.cfg.snapshot_every):
+        if published >= 0 and st.due_snapshot(published, self.cfg.snapshot_every):
             # Copy the bytes of that published version first (the snapshot never aliases live
             # weights), then list the player: the league never names a snapshot without weights.
             pid = snapshot_id(published)

@@ -157,7 +157,7 @@ class Learner:
                 self.opt.step()
                 steps += 1
                 for k in ("total", "policy", "value", "entropy", "approx_kl", "clip_frac"):
-                    sums[k] = sums.get(k, 0.0) + float(getattr(parts, k))
+                    sums[k] = sums.get(k, 0.0) + float(getattr(parts, k).detach())
         self.stats.nonfinite_skipped += skipped
         if steps == 0:
             self._consecutive_nonfinite += 1

@@ -65,7 +65,7 @@ def load_numpy_state(model: nn.Module, tensors: dict[str, np.ndarray]) -> None:
                 f"weights do not fit this model: {k} has shape {tuple(v.shape)}, model expects {tuple(own[k].shape)}; "
                 "the game or model.hidden_sizes differs from the run that wrote them"
             )
-    model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()})
+    model.load_state_dict({k: torch.tensor(v) for k, v in tensors.items()})
 
 
 class InferencePolicy:

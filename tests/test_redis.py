@@ -1,0 +1,178 @@
+"""Redis connection errors, the embedded server, and the league store, against a real redis-server."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import msgpack
+import pytest
+
+from cluster.embedded_redis import EmbeddedRedis
+from cluster.league_store import LeagueStore
+from cluster.records import LEARNER_ID, RANDOM_ID, GameResult
+from cluster.redis_conn import RedisUnavailable, connect, redact
+from league.league import LeagueState
+
+
+def _game(i: int, scores=(1.0, 0.0)) -> GameResult:
+    return GameResult(f"g{i}", (LEARNER_ID, RANDOM_ID), (i, -1), scores, 5 + i % 5, "train", 1.0, 1000.0 + i)
+
+
+# --- connecting --------------------------------------------------------------------------
+
+
+def test_connect_with_the_right_password(redis_server):
+    client = connect(redis_server.url, timeout_s=2.0)
+    assert client.ping()
+    client.set("k", b"v")
+    assert client.get("k") == b"v"
+
+
+def test_wrong_password_is_reported_without_leaking_it(redis_server):
+    url = redis_server.url.replace(redis_server.password, "not-the-password")
+    with pytest.raises(RedisUnavailable) as e:
+        connect(url, timeout_s=2.0)
+    msg = str(e.value)
+    assert "password" in msg.lower() or "credentials" in msg.lower()
+    assert "not-the-password" not in msg and redis_server.password not in msg
+    assert str(redis_server.port) in msg  # says which Redis refused
+
+
+def test_no_password_against_a_protected_server(redis_server):
+    with pytest.raises(RedisUnavailable) as e:
+        connect(f"redis://127.0.0.1:{redis_server.port}/0", timeout_s=2.0)
+    assert "password" in str(e.value).lower()
+    assert redis_server.password not in str(e.value)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nobody listens once the socket is closed
+
+
+def test_unreachable_redis_fails_fast_with_advice():
+    started = time.monotonic()
+    with pytest.raises(RedisUnavailable) as e:
+        connect(f"redis://:secret-pw@127.0.0.1:{_closed_port()}/0", timeout_s=0.5)
+    assert time.monotonic() - started < 3.0
+    msg = str(e.value)
+    assert "cannot reach Redis" in msg and "embedded Redis" in msg
+    assert "secret-pw" not in msg
+
+
+@pytest.mark.parametrize("url", ["http://:secret-pw@127.0.0.1:6379/0", "127.0.0.1:6379", "", "redis:/x"])
+def test_bad_url_scheme(url):
+    with pytest.raises(RedisUnavailable, match="must start with redis://") as e:
+        connect(url)
+    assert "secret-pw" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "url,expected",
+    [
+        ("redis://:hunter2@host:6379/0", "redis://:***@host:6379/0"),
+        ("rediss://bob:hunter2@example.com/1", "rediss://bob:***@example.com/1"),
+        ("redis://host:6379/0", "redis://host:6379/0"),
+        ("redis://:hunter2@10.0.0.1:7000", "redis://:***@10.0.0.1:7000"),
+    ],
+)
+def test_redact_hides_passwords(url, expected):
+    assert redact(url) == expected
+    assert "hunter2" not in redact(url)
+
+
+def test_embedded_redis_persists_across_restart_in_the_same_data_dir(tmp_path):
+    server = EmbeddedRedis(tmp_path / "data", password="fixed-pw")
+    with server:
+        client = connect(server.url, timeout_s=2.0)
+        client.set("run:state", b"\x00\x01payload")
+        client.rpush("run:games", b"a", b"b")
+        client.close()
+    assert server.proc is None
+    assert any((tmp_path / "data").rglob("*.aof*"))  # the append-only file is in the data dir
+    with EmbeddedRedis(tmp_path / "data", password="fixed-pw") as again:
+        client = connect(again.url, timeout_s=2.0)
+        assert client.get("run:state") == b"\x00\x01payload"
+        assert client.lrange("run:games", 0, -1) == [b"a", b"b"]
+        client.close()
+
+
+def test_embedded_redis_generates_a_password_and_requires_it(tmp_path):
+    with EmbeddedRedis(tmp_path) as server:
+        assert len(server.password) >= 16
+        with pytest.raises(RedisUnavailable):
+            connect(f"redis://127.0.0.1:{server.port}/0", timeout_s=2.0)
+
+
+# --- league store ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def league_store(redis_client, run_keys) -> LeagueStore:
+    return LeagueStore(redis_client, run_keys, max_history=5)
+
+
+def test_games_are_popped_in_push_order(league_store):
+    assert league_store.pop_games() == []
+    league_store.push_games([_game(0), _game(1)])
+    league_store.push_games([_game(2, (0.5, 0.5))])
+    league_store.push_games([])
+    assert league_store.pop_games(max_n=2) == [_game(0), _game(1)]
+    assert league_store.pop_games() == [_game(2, (0.5, 0.5))]
+    assert league_store.pop_games() == []
+
+
+def test_corrupt_game_bytes_are_counted_and_skipped(league_store, redis_client, run_keys):
+    league_store.push_games([_game(0)])
+    redis_client.rpush(run_keys.games, b"\xc1 not msgpack", b"")
+    league_store.push_games([_game(1)])
+    assert league_store.pop_games() == [_game(0), _game(1)]
+    assert league_store.corrupt_games == 2
+    assert redis_client.llen(run_keys.games) == 0
+
+
+def test_well_formed_msgpack_with_a_malformed_game_is_counted_and_skipped(league_store, redis_client, run_keys):
+    league_store.push_games([_game(0)])
+    bad = _game(9).to_dict()
+    bad["players"] = [LEARNER_ID]  # one seat: valid msgpack, invalid game
+    redis_client.rpush(run_keys.games, msgpack.packb({"schema": "game", "v": 1, **bad}, use_bin_type=True))
+    league_store.push_games([_game(1)])
+    assert league_store.pop_games() == [_game(0), _game(1)]
+    assert league_store.corrupt_games == 1
+
+
+def _state() -> LeagueState:
+    state = LeagueState.new()
+    state.add_snapshot(0)
+    state.learner_version = 12
+    state.players[LEARNER_ID].elo = 150.0
+    state.players[LEARNER_ID].elo_stderr = 20.5
+    state.players["v000000"].quality = -0.25
+    state.players[RANDOM_ID].vs_learner = [3, 1, 2]
+    state.results = {f"{RANDOM_ID}\tv000000": [1.5, 4.0]}
+    state.games_total = 6
+    return state
+
+
+def test_league_state_save_load_round_trip(league_store):
+    assert league_store.load() is None
+    state = _state()
+    league_store.save(state)
+    assert state.revision == 1
+    loaded = league_store.load()
+    assert loaded.to_dict() == state.to_dict()
+    assert loaded.players["v000000"].kind == "snapshot" and loaded.players[LEARNER_ID].elo_stderr == 20.5
+    league_store.save(loaded)
+    assert league_store.load().revision == 2
+
+
+def test_history_is_trimmed_to_max_history(league_store):
+    state = _state()
+    for v in range(8):
+        state.learner_version = v
+        league_store.append_history(state)
+    history = league_store.history()
+    assert [p["learner_version"] for p in history] == [3, 4, 5, 6, 7]
+    assert history[-1]["ratings"][LEARNER_ID][0] == 150.0
