@@ -98,6 +98,51 @@ def _league(args: argparse.Namespace) -> int:
             print()
 
 
+def _dashboard(args: argparse.Namespace) -> int:
+    from cluster.dashboard import run_dashboard
+    from cluster.dashboard_data import dashboard_state
+    from cluster.league_store import LeagueStore
+    from cluster.redis_conn import RunKeys, connect
+
+    with open_run_redis(args.redis_url, args.run_dir) as url:
+        client = connect(url)
+        run_id = _pick_run(client, args.prefix, args.run)
+        store = LeagueStore(client, RunKeys(args.prefix, run_id))
+        run_dashboard(lambda: dashboard_state(store), args.host, args.port)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from actors.evaluate import Agent, play_match
+    from actors.games import load_game
+    from actors.scripted import references_for
+    from learner.export import load_policy
+
+    policy = load_policy(args.policy)
+    game = args.game or policy.meta.get("game", "")
+    make_slot, _ = load_game(game)
+    refs = references_for(game)
+    if args.opponent in refs:
+        opponent = Agent(scripted=refs[args.opponent])
+    elif Path(args.opponent).is_file():
+        opponent = Agent(policy=load_policy(args.opponent), greedy=args.greedy)
+    else:
+        raise ConfigError(f"opponent {args.opponent!r} is neither a reference of {game} ({', '.join(refs)}) nor a policy file")
+    r = play_match(make_slot, Agent(policy=policy, greedy=args.greedy), opponent, args.games, seed=args.seed)
+    lo, hi = r.confidence_interval()
+    print(f"{args.policy} vs {args.opponent} on {game}, {r.games} games (seats alternate)")
+    print(f"W {r.wins}  D {r.draws}  L {r.losses}   score {r.score:.3f}  95% CI [{lo:.3f}, {hi:.3f}]")
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from cluster.submit import submit_job
+
+    status = submit_job(args.address, ["--config", args.config, *sum((["--set", s] for s in args.set or []), [])], follow=not args.no_follow)
+    print(f"job status: {status}")
+    return 0 if str(status) in ("SUCCEEDED", "PENDING", "RUNNING") else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="selfplay", description="Distributed self-play training for PettingZoo games.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -116,6 +161,31 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--prefix", default="selfplay", help="redis.key_prefix of the run")
     lg.add_argument("--watch", type=float, default=0.0, metavar="SECONDS", help="refresh every SECONDS until Ctrl-C")
     lg.set_defaults(func=_league)
+
+    d = sub.add_parser("dashboard", help="serve a live web page of a run's league on localhost")
+    d.add_argument("--redis-url", default="", help="Redis of the run (default REDIS_URL)")
+    d.add_argument("--run-dir", default="", help="a local run's directory (reads its embedded Redis data)")
+    d.add_argument("--run", default="", help="run id (default: the newest run in that Redis)")
+    d.add_argument("--prefix", default="selfplay", help="redis.key_prefix of the run")
+    d.add_argument("--host", default="127.0.0.1")
+    d.add_argument("--port", type=int, default=8765)
+    d.set_defaults(func=_dashboard)
+
+    e = sub.add_parser("evaluate", help="play a saved policy against a reference or another policy")
+    e.add_argument("policy", help="policy file (e.g. runs/<run>/final_policy.msgpack)")
+    e.add_argument("--opponent", default="random", help="a reference name (random, minimax, tactical) or a policy file")
+    e.add_argument("--games", type=int, default=200)
+    e.add_argument("--game", default="", help="game name (default: the one stored in the policy file)")
+    e.add_argument("--greedy", action="store_true", help="play the most likely legal move instead of sampling")
+    e.add_argument("--seed", type=int, default=0)
+    e.set_defaults(func=_evaluate)
+
+    sb = sub.add_parser("submit", help="submit `selfplay train` to a Ray cluster through the Job Submission API")
+    sb.add_argument("--address", required=True, help="Ray dashboard address, e.g. http://HEAD:8265")
+    sb.add_argument("--config", required=True)
+    sb.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
+    sb.add_argument("--no-follow", action="store_true", help="print the job id and return without following logs")
+    sb.set_defaults(func=_submit)
     return p
 
 

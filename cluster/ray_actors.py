@@ -56,7 +56,9 @@ class LearnerService:
         return str(self.learner.device)
 
     def publish(self) -> int:
-        self.params.publish(self.learner.version, self.learner.weights(), {"device": str(self.learner.device)})
+        self.params.publish(
+            self.learner.version, self.learner.weights(), {"device": str(self.learner.device), "published_at": time.time()}
+        )
         return self.learner.version
 
     def submit(self, payload: bytes, timeout_s: float = 0.5) -> bool:

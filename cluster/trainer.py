@@ -27,6 +27,7 @@ from cluster.config import Config
 from cluster.embedded_redis import EmbeddedRedis
 from cluster.league_store import LeagueStore
 from cluster.param_store import ParamStore
+from cluster.preflight import PreflightError, check_joined_cluster
 from cluster.ray_actors import LearnerService, RolloutService
 from cluster.records import LEARNER_ID, RANDOM_ID, GameResult
 from cluster.redis_conn import RunKeys, connect, redact, resolve_url
@@ -49,6 +50,7 @@ class TrainResult:
     games: int
     final_eval: MatchResult | None
     table: list[Player]
+    summary: dict
 
 
 def default_run_dir(cfg: Config) -> Path:
@@ -77,6 +79,12 @@ def init_ray(cfg: Config, log: Callable[[str], None]) -> bool:
     if address:
         ray.init(address=address, log_to_driver=True)
         log(f"joined Ray cluster at {address}")
+        try:
+            # Fail now, with a message, rather than hang waiting for resources that do not exist.
+            check_joined_cluster(cfg, resolve_url(cfg.redis.url))
+        except PreflightError:
+            ray.shutdown()
+            raise
         return True
     needed = cfg.learner.num_cpus + cfg.rollout.num_actors * cfg.rollout.actor_num_cpus + 1
     # Logical CPUs may exceed physical ones on a laptop: actors mostly wait on each other.
@@ -109,26 +117,27 @@ def run_training(cfg: Config, run_dir: Path | None = None, log: Callable[[str], 
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     log(f"run {run_id}: game {spec.name}, run dir {run_dir}")
 
-    with redis_for_run(cfg, run_dir, log) as url:
-        client = connect(url)
-        log(f"redis {redact(url)}")
-        keys = RunKeys(cfg.redis.key_prefix, run_id)
-        params = ParamStore(client, keys, cfg.redis.keep_versions)
-        store = LeagueStore(client, keys, cfg.league.max_history)
-        if store.load() is not None:
-            raise RunError(f"run {run_id!r} already exists in this Redis; choose another --run-dir or run.run_id")
-        state = LeagueState.new((RANDOM_ID,))
-        store.save(state)
-        store.set_meta({"run_id": run_id, "game": spec.name, "started_at": time.time(), "running": True, "config": cfg.to_dict()})
-
-        started_ray = init_ray(cfg, log)
-        try:
-            return _train_loop(cfg, spec, make_slot, run_id, run_dir, url, params, store, state, log)
-        finally:
-            meta = store.meta() or {}
-            store.set_meta({**meta, "running": False, "finished_at": time.time()})
-            if started_ray:
-                ray.shutdown()
+    started_ray = init_ray(cfg, log)  # before touching Redis: a rejected run leaves nothing behind
+    try:
+        with redis_for_run(cfg, run_dir, log) as url:
+            client = connect(url)
+            log(f"redis {redact(url)}")
+            keys = RunKeys(cfg.redis.key_prefix, run_id)
+            params = ParamStore(client, keys, cfg.redis.keep_versions)
+            store = LeagueStore(client, keys, cfg.league.max_history)
+            if store.load() is not None:
+                raise RunError(f"run {run_id!r} already exists in this Redis; choose another --run-dir or run.run_id")
+            state = LeagueState.new((RANDOM_ID,))
+            store.save(state)
+            store.set_meta({"run_id": run_id, "game": spec.name, "started_at": time.time(), "running": True, "config": cfg.to_dict()})
+            try:
+                return _train_loop(cfg, spec, make_slot, run_id, run_dir, url, params, store, state, log)
+            finally:
+                meta = store.meta() or {}
+                store.set_meta({**meta, "running": False, "finished_at": time.time()})
+    finally:
+        if started_ray:
+            ray.shutdown()
 
 
 def _train_loop(cfg, spec, make_slot, run_id, run_dir, url, params, store, state, log) -> TrainResult:
@@ -151,13 +160,16 @@ def _train_loop(cfg, spec, make_slot, run_id, run_dir, url, params, store, state
     manager = LeagueManager(store, params, cfg.league, state)
     t0 = last_log = time.monotonic()
     metrics: dict = {}
+    lags: list[tuple[float, float]] = []
     steps = games = 0
     try:
         while True:
             m = ray.get(learner.train.remote(0.5))
             if "losses/total" in m or not metrics:
                 metrics = m
-            metrics.update({k: m[k] for k in ("learner_version", "sample_reuse", "dropped_stale", "corrupt_payloads")})
+            if "system/staleness_mean" in m:
+                lags.append((m["system/staleness_mean"], m["system/staleness_max"]))
+            metrics.update({k: m[k] for k in ("learner_version", "sample_reuse", "dropped_stale", "corrupt_payloads", "samples_in", "samples_used")})
             done, _ = ray.wait(runs, num_returns=len(runs), timeout=0)
             if done:
                 ray.get(done)  # an actor's run() only returns early by raising: surface it
@@ -180,13 +192,23 @@ def _train_loop(cfg, spec, make_slot, run_id, run_dir, url, params, store, state
         for a in actors:
             a.stop.remote()
         ray.wait(runs, num_returns=len(runs), timeout=30)
+    elapsed = time.monotonic() - t0
+    summary = {
+        "env_steps_per_s": steps / elapsed,
+        "learner_samples_per_s": metrics.get("samples_used", 0) / elapsed,
+        "staleness_mean": sum(x for x, _ in lags) / max(len(lags), 1),
+        "staleness_max": max((y for _, y in lags), default=0.0),
+        "sample_reuse": metrics.get("sample_reuse", 0.0),
+        "dropped_stale": metrics.get("dropped_stale", 0),
+        "samples_in": metrics.get("samples_in", 0),
+    }
     version, weights = ray.get(learner.weights.remote())
     save_policy(run_dir / "final_policy.msgpack", weights, version, policy_meta(spec.name, cfg.model.hidden_sizes, spec.obs_dim, spec.num_actions))
     final = _final_eval(cfg, spec, make_slot, version, weights, store)
     manager.step(version)
     log(f"final: latest (v{version}) vs random over {final.games} games: "
         f"W {final.wins} D {final.draws} L {final.losses}, score {final.score:.3f}")
-    return TrainResult(run_id, run_dir, version, steps, games, final, manager.state.table())
+    return TrainResult(run_id, run_dir, version, steps, games, final, manager.state.table(), summary)
 
 
 def _health(m: dict, steps: int, rate: float, games: int) -> dict:

@@ -12,31 +12,35 @@ MASKED_LOGIT = -1e9
 
 
 class PolicyNet(nn.Module):
-    """MLP trunk with a categorical policy head and a scalar value head."""
+    """Separate MLPs for the categorical policy and the value (as CleanRL's PPO): a shared trunk
+    let the value loss pull the policy's features around and learned markedly slower here."""
 
     def __init__(self, obs_dim: int, num_actions: int, hidden_sizes: tuple[int, ...] = (128, 128)) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        width = obs_dim
-        for h in hidden_sizes:
-            layers += [nn.Linear(width, h), nn.Tanh()]
-            width = h
-        self.trunk = nn.Sequential(*layers)
-        self.pi = nn.Linear(width, num_actions)
-        self.v = nn.Linear(width, 1)
-        # Small policy init so the first policy is near-uniform over legal moves (CleanRL practice).
-        nn.init.orthogonal_(self.pi.weight, 0.01)
-        nn.init.zeros_(self.pi.bias)
-        nn.init.orthogonal_(self.v.weight, 1.0)
-        nn.init.zeros_(self.v.bias)
+        self.pi = _mlp(obs_dim, hidden_sizes, num_actions, out_gain=0.01)  # near-uniform first policy
+        self.v = _mlp(obs_dim, hidden_sizes, 1, out_gain=1.0)
         self.obs_dim = obs_dim
         self.num_actions = num_actions
 
     def forward(self, obs: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (masked logits, value). `mask` is bool [B, A]; True = legal."""
-        h = self.trunk(obs)
-        logits = torch.where(mask, self.pi(h), torch.full_like(mask, MASKED_LOGIT, dtype=torch.float32))
-        return logits, self.v(h).squeeze(-1)
+        logits = torch.where(mask, self.pi(obs), torch.full_like(mask, MASKED_LOGIT, dtype=torch.float32))
+        return logits, self.v(obs).squeeze(-1)
+
+
+def _mlp(inp: int, hidden: tuple[int, ...], out: int, out_gain: float) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    width = inp
+    for h in hidden:
+        lin = nn.Linear(width, h)
+        nn.init.orthogonal_(lin.weight, 2**0.5)
+        nn.init.zeros_(lin.bias)
+        layers += [lin, nn.Tanh()]
+        width = h
+    head = nn.Linear(width, out)
+    nn.init.orthogonal_(head.weight, out_gain)
+    nn.init.zeros_(head.bias)
+    return nn.Sequential(*layers, head)
 
 
 def masked_log_probs(logits: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,83 @@
+"""The same training run in one process: the same worker, learner, stores and league, no Ray.
+
+Actors and learner take turns instead of running concurrently, so a run is deterministic given its
+seed, which makes it the right tool for learning tests and for debugging a game adapter. Redis is
+still real: the parameter store and league behave exactly as in a distributed run.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from actors.games import load_game
+from actors.rollout import RolloutWorker
+from actors.scripted import references_for
+from cluster.config import Config
+from cluster.league_store import LeagueReader, LeagueStore
+from cluster.param_store import ParamStore
+from cluster.records import RANDOM_ID, GameResult, Segment
+from cluster.redis_conn import RunKeys, connect
+from learner.learner import Learner
+from league.league import LeagueState
+from league.manager import LeagueManager
+
+
+class _LearnerSink:
+    def __init__(self, learner: Learner) -> None:
+        self.learner = learner
+
+    def send(self, segments: list[Segment]) -> None:
+        self.learner.add(segments)
+
+
+class _StoreSink:
+    def __init__(self, store: LeagueStore) -> None:
+        self.store = store
+
+    def report(self, results: list[GameResult]) -> None:
+        self.store.push_games(results)
+
+
+def run_inline(cfg: Config, redis_url: str, run_id: str, log: Callable[[str], None] = print) -> tuple[Learner, LeagueManager, int]:
+    """Train until run.total_env_steps; return (learner, league manager, env steps)."""
+    make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs)
+    client = connect(redis_url)
+    keys = RunKeys(cfg.redis.key_prefix, run_id)
+    params = ParamStore(client, keys, cfg.redis.keep_versions)
+    store = LeagueStore(client, keys, cfg.league.max_history)
+    state = LeagueState.new((RANDOM_ID,))
+    store.save(state)
+    learner = Learner(spec, cfg.model, cfg.ppo, cfg.learner, seed=cfg.run.seed)
+    params.publish(learner.version, learner.weights())
+    manager = LeagueManager(store, params, cfg.league, state)
+    manager.step(learner.version)
+    workers = [
+        RolloutWorker(
+            i, cfg, make_slot, spec, params, LeagueReader(store, refresh_s=0.0),  # no wall clock: deterministic
+            _LearnerSink(learner), _StoreSink(store), references_for(cfg.game.name),
+        )
+        for i in range(cfg.rollout.num_actors)
+    ]
+    for w in workers:
+        w.start()
+    steps = 0
+    metrics: dict = {}
+    last_log = time.monotonic()
+    while steps < cfg.run.total_env_steps:
+        for w in workers:
+            w.tick()
+        while learner.ready():
+            metrics = learner.update()
+            if learner.version % cfg.learner.publish_every == 0:
+                params.publish(learner.version, learner.weights())
+            if learner.version % 10 == 0:  # refits and snapshots need not follow every update
+                manager.step(learner.version)
+            for w in workers:
+                w.sync_weights(force=True)
+        steps = sum(w.stats.env_steps for w in workers)
+        if time.monotonic() - last_log >= cfg.run.log_every_s:
+            last_log = time.monotonic()
+            log(f"v{learner.version} steps {steps} entropy {metrics.get('losses/entropy', float('nan')):.2f}")
+    manager.step(learner.version)
+    return learner, manager, steps

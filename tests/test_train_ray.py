@@ -1,0 +1,57 @@
+"""The distributed path on a real local Ray (2 CPUs) with a real embedded redis-server."""
+
+from __future__ import annotations
+
+from cluster.config import load_config
+from cluster.league_store import LeagueStore, list_runs
+from cluster.param_store import ParamStore
+from cluster.records import LEARNER_ID, RANDOM_ID
+from cluster.redis_conn import RunKeys, connect
+from cluster.trainer import run_training
+
+
+def test_short_run_with_two_actors_trains_and_rates(tmp_path):
+    cfg = load_config(
+        "configs/tictactoe_smoke.yaml",
+        [
+            "rollout.num_actors=2",
+            "rollout.envs_per_actor=8",
+            "rollout.actor_num_cpus=0.5",
+            "learner.num_cpus=0.5",
+            "ppo.batch_size=512",
+            "ppo.minibatch_size=256",
+            "league.snapshot_every=2",
+            "run.total_env_steps=15000",
+            "run.eval_games=40",
+        ],
+    )
+    run_dir = tmp_path / "ray-run"
+    lines: list[str] = []
+    result = run_training(cfg, run_dir, log=lines.append)
+
+    # Trajectories were consumed and the learner moved on, publishing its versions.
+    assert result.env_steps >= 15000
+    assert result.summary["samples_in"] > 0
+    assert result.learner_version >= 3, lines
+    assert result.final_eval is not None and result.final_eval.games == 40
+    assert (run_dir / "final_policy.msgpack").is_file()
+
+    # The run's state survives in its embedded Redis' append-only file: reopen and inspect it.
+    from cluster.embedded_redis import EmbeddedRedis
+
+    with EmbeddedRedis(run_dir / "redis") as r:
+        client = connect(r.url)
+        assert list_runs(client, "selfplay") == ["ray-run"]
+        keys = RunKeys("selfplay", "ray-run")
+        assert ParamStore(client, keys).latest_version() == result.learner_version
+        state = LeagueStore(client, keys).load()
+    assert state is not None
+    assert state.games_total >= result.games > 0
+    snapshots = [p for p in state.players.values() if p.kind == "snapshot"]
+    assert len(snapshots) >= 2
+    # Ratings were fitted from reported games: the random reference stays pinned at 0 while
+    # others moved and carry an uncertainty.
+    assert state.players[RANDOM_ID].elo == 0.0
+    rated = [p for p in state.players.values() if p.elo_stderr is not None]
+    assert rated and any(abs(p.elo) > 1.0 for p in rated)
+    assert state.players[LEARNER_ID].version == result.learner_version
