@@ -52,9 +52,12 @@ def run_inline(cfg: Config, redis_url: str, run_id: str, log: Callable[[str], No
     params.publish(learner.version, learner.weights())
     manager = LeagueManager(store, params, cfg.league, state)
     manager.step(learner.version)
+    # Readers reload only when told to, right after each league step: no wall clock, so a run
+    # is deterministic, and the league document is not re-read on every new game.
+    readers = [LeagueReader(store, refresh_s=float("inf")) for _ in range(cfg.rollout.num_actors)]
     workers = [
         RolloutWorker(
-            i, cfg, make_slot, spec, params, LeagueReader(store, refresh_s=0.0),  # no wall clock: deterministic
+            i, cfg, make_slot, spec, params, readers[i],
             _LearnerSink(learner), _StoreSink(store), references_for(cfg.game.name),
         )
         for i in range(cfg.rollout.num_actors)
@@ -73,6 +76,8 @@ def run_inline(cfg: Config, redis_url: str, run_id: str, log: Callable[[str], No
                 params.publish(learner.version, learner.weights())
             if learner.version % 10 == 0:  # refits and snapshots need not follow every update
                 manager.step(learner.version)
+                for r in readers:
+                    r.invalidate()
             for w in workers:
                 w.sync_weights(force=True)
         steps = sum(w.stats.env_steps for w in workers)

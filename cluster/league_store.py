@@ -106,11 +106,16 @@ class LeagueReader:
         self.refresh_s = refresh_s
         self._state: LeagueState | None = None
         self._loaded_at = -1e9
+        self._stale = True
+
+    def invalidate(self) -> None:
+        """Reload on the next call (used by the in-process runner right after a league step)."""
+        self._stale = True
 
     def state(self) -> LeagueState | None:
         now = time.monotonic()
-        if now - self._loaded_at >= self.refresh_s:
-            self._loaded_at = now
+        if self._stale or now - self._loaded_at >= self.refresh_s:
+            self._loaded_at, self._stale = now, False
             try:
                 fresh = self.store.load()
             except (redis.ConnectionError, redis.TimeoutError):

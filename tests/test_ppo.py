@@ -111,7 +111,7 @@ def _net_and_batch(seed: int = 0):
     torch.manual_seed(seed)
     net = PolicyNet(4, 5, (8,))
     with torch.no_grad():  # make the policy head far from uniform so masking errors would show
-        net.pi.weight.mul_(300.0)
+        net.pi[-1].weight.mul_(300.0)
     obs = torch.randn(3, 4)
     mask = torch.tensor(
         [[True, False, True, False, True], [False, False, False, True, False], [True, True, True, True, True]]
@@ -127,7 +127,7 @@ def test_masked_actions_get_probability_exactly_zero_and_legal_log_probs_are_ren
     probs = logp.exp()
     assert torch.all(probs[~mask] == 0.0)
     with torch.no_grad():
-        raw = net.pi(net.trunk(obs)).numpy().astype(np.float64)
+        raw = net.pi(obs).numpy().astype(np.float64)
     for b in range(3):
         legal = np.flatnonzero(mask[b].numpy())
         expected = raw[b, legal] - np.log(np.exp(raw[b, legal] - raw[b, legal].max()).sum()) - raw[b, legal].max()
@@ -145,7 +145,7 @@ def test_masked_entropy_is_finite_and_zero_for_a_single_legal_action():
     np.testing.assert_allclose(uniform.numpy(), [math.log(3), 0.0, math.log(5)], atol=1e-6)
     # The gradient through masked logits must be finite too (0 * log 0 would be NaN).
     masked_entropy(net(obs, mask)[0]).sum().backward()
-    assert net.pi.weight.grad is not None
+    assert net.pi[-1].weight.grad is not None
     assert all(torch.all(torch.isfinite(p.grad)) for p in net.parameters() if p.grad is not None)
 
 

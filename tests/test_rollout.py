@@ -36,7 +36,7 @@ class FakeParams:
         torch.manual_seed(seed)
         net = PolicyNet(self.obs_dim, self.num_actions, HIDDEN)
         with torch.no_grad():
-            net.pi.weight.mul_(200.0)  # far from uniform, so a wrong weights/version pairing shows in logp
+            net.pi[-1].weight.mul_(200.0)  # far from uniform, so a wrong weights/version pairing shows in logp
         return state_dict_numpy(net)
 
     def publish(self, version: int, seed: int) -> None:
