@@ -143,6 +143,14 @@ def _submit(args: argparse.Namespace) -> int:
     return 0 if str(status) in ("SUCCEEDED", "PENDING", "RUNNING") else 1
 
 
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    """Where to find a run: shared by the commands that read one."""
+    p.add_argument("--redis-url", default="", help="Redis of the run (default REDIS_URL)")
+    p.add_argument("--run-dir", default="", help="a local run's directory (reads its embedded Redis data)")
+    p.add_argument("--run", default="", help="run id (default: the newest run in that Redis)")
+    p.add_argument("--prefix", default="selfplay", help="redis.key_prefix of the run")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="selfplay", description="Distributed self-play training for PettingZoo games.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -155,18 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_train)
 
     lg = sub.add_parser("league", help="print a run's league table from its Redis")
-    lg.add_argument("--redis-url", default="", help="Redis of the run (default REDIS_URL)")
-    lg.add_argument("--run-dir", default="", help="a local run's directory (reads its embedded Redis data)")
-    lg.add_argument("--run", default="", help="run id (default: the newest run in that Redis)")
-    lg.add_argument("--prefix", default="selfplay", help="redis.key_prefix of the run")
+    _add_run_args(lg)
     lg.add_argument("--watch", type=float, default=0.0, metavar="SECONDS", help="refresh every SECONDS until Ctrl-C")
     lg.set_defaults(func=_league)
 
     d = sub.add_parser("dashboard", help="serve a live web page of a run's league on localhost")
-    d.add_argument("--redis-url", default="", help="Redis of the run (default REDIS_URL)")
-    d.add_argument("--run-dir", default="", help="a local run's directory (reads its embedded Redis data)")
-    d.add_argument("--run", default="", help="run id (default: the newest run in that Redis)")
-    d.add_argument("--prefix", default="selfplay", help="redis.key_prefix of the run")
+    _add_run_args(d)
     d.add_argument("--host", default="127.0.0.1")
     d.add_argument("--port", type=int, default=8765)
     d.set_defaults(func=_dashboard)

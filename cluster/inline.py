@@ -16,7 +16,8 @@ from actors.scripted import references_for
 from cluster.config import Config
 from cluster.league_store import LeagueReader, LeagueStore
 from cluster.param_store import ParamStore
-from cluster.records import RANDOM_ID, GameResult, Segment
+from cluster.ray_actors import RedisResultSink
+from cluster.records import RANDOM_ID, Segment
 from cluster.redis_conn import RunKeys, connect
 from learner.learner import Learner
 from league.league import LeagueState
@@ -29,14 +30,6 @@ class _LearnerSink:
 
     def send(self, segments: list[Segment]) -> None:
         self.learner.add(segments)
-
-
-class _StoreSink:
-    def __init__(self, store: LeagueStore) -> None:
-        self.store = store
-
-    def report(self, results: list[GameResult]) -> None:
-        self.store.push_games(results)
 
 
 def run_inline(cfg: Config, redis_url: str, run_id: str, log: Callable[[str], None] = print) -> tuple[Learner, LeagueManager, int]:
@@ -58,7 +51,7 @@ def run_inline(cfg: Config, redis_url: str, run_id: str, log: Callable[[str], No
     workers = [
         RolloutWorker(
             i, cfg, make_slot, spec, params, readers[i],
-            _LearnerSink(learner), _StoreSink(store), references_for(cfg.game.name),
+            _LearnerSink(learner), RedisResultSink(store), references_for(cfg.game.name),
         )
         for i in range(cfg.rollout.num_actors)
     ]
