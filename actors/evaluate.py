@@ -7,7 +7,7 @@ Seats alternate game by game, so both sides play first equally often.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -40,6 +40,8 @@ class MatchResult:
     wins: int
     draws: int
     losses: int
+    outcomes: tuple = field(default=(), compare=False, repr=False)
+    """Per game, in the order games finished: (A's seat, A's score, game length in moves)."""
 
     @property
     def games(self) -> int:
@@ -73,6 +75,7 @@ def play_match(
     """Play `games` games of A against B; A takes seat 0 in even-numbered games, seat 1 in odd ones."""
     rng = np.random.default_rng(seed)
     w = d = l = 0
+    outcomes: list[tuple[int, float, int]] = []
     started = 0
     slots: list[GameSlot] = []
     a_seat: list[int] = []
@@ -97,10 +100,11 @@ def play_match(
                 continue
             s = slots[i].scores()[a_seat[i]]
             w, d, l = w + (s == 1.0), d + (s == 0.5), l + (s == 0.0)
+            outcomes.append((a_seat[i], float(s), int(slots[i].length)))
             if started < games:
                 slots[i].reset(seed=seed * 100_003 + started)
                 a_seat[i] = started % 2
                 started += 1
                 still.append(i)
         live = still
-    return MatchResult(w, d, l)
+    return MatchResult(w, d, l, tuple(outcomes))

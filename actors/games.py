@@ -101,6 +101,18 @@ def _split_obs(raw: Any, info: dict | None, num_actions: int) -> tuple[np.ndarra
     return obs, mask
 
 
+def _obs_shape(env: Any, agent: str) -> tuple | None:
+    """Shape of what `agent` observes (the 'observation' entry of a dict space); None if undeclared."""
+    try:
+        space = env.observation_space(agent)
+    except (AttributeError, NotImplementedError, KeyError):
+        return None
+    if hasattr(space, "spaces") and "observation" in getattr(space, "spaces", {}):
+        space = space["observation"]
+    shape = getattr(space, "shape", None)
+    return tuple(shape) if shape is not None else None
+
+
 class GameSlot:
     """One copy of a two-sided game stepped one decision at a time.
 
@@ -125,6 +137,11 @@ class GameSlot:
         self.num_actions = int(space.n)
         if any(int(getattr(self.env.action_space(a), "n", -1)) != self.num_actions for a in self.agents):
             raise GameError(f"game {name!r}: the two sides have different action spaces; one shared policy cannot play both")
+        shapes = {a: _obs_shape(self.env, a) for a in self.agents}
+        if None not in shapes.values() and len(set(shapes.values())) > 1:
+            raise GameError(
+                f"game {name!r}: the two sides observe different shapes {shapes}; one shared policy cannot play both"
+            )
         self._seat_of = {a: i for i, a in enumerate(self.agents)}
         self.over = True
         self.seat = 0

@@ -13,8 +13,9 @@ from actors.games import GameError
 from cluster.config import ConfigError, load_config
 from cluster.redis_conn import RedisUnavailable, resolve_url
 from cluster.wire import PayloadError
+from learner.checkpoint import CheckpointError
 
-USER_ERRORS = (ConfigError, GameError, RedisUnavailable, PayloadError, FileNotFoundError)
+USER_ERRORS = (ConfigError, GameError, RedisUnavailable, PayloadError, CheckpointError, FileNotFoundError)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -26,7 +27,7 @@ def _train(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides)
     run_dir = Path(args.run_dir) if args.run_dir else None
     try:
-        result = run_training(cfg, run_dir)
+        result = run_training(cfg, run_dir, resume=args.resume)
     except RunError as exc:
         raise ConfigError(str(exc)) from exc
     print()
@@ -160,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value (repeatable)")
     t.add_argument("--redis-url", default="", help="use this Redis (redis:// or rediss://) instead of an embedded one")
     t.add_argument("--run-dir", default="", help="directory for this run's files (default runs/<game>-<time>)")
+    t.add_argument(
+        "--resume", action="store_true",
+        help="continue the run in --run-dir from its newest checkpoint: same versions, league and ratings",
+    )
     t.set_defaults(func=_train)
 
     lg = sub.add_parser("league", help="print a run's league table from its Redis")

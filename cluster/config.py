@@ -8,6 +8,7 @@ is silently ignored can waste a multi-day run.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -113,6 +114,8 @@ class RolloutConfig:
     """Past-opponent policies kept in memory per actor (LRU); the league may be larger."""
     league_refresh_s: float = 1.0
     """How often actors reload the league's opponent pool."""
+    max_restarts: int = 5
+    """Times Ray restarts each rollout actor after it crashes (killed process, exception in a game) before the run stops."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,35 @@ class LeagueConfig:
     """A snapshot of the learner joins the pool every this many versions."""
     max_history: int = 2000
     """Elo-history points kept in Redis (oldest dropped)."""
+    rate_training_games: bool = False
+    """Also fit ratings from training games. Off: ratings rest on rating games only (evaluators'
+    and the end-of-run match), whose opponents are fixed references rather than whoever the
+    opponent sampler picked. Turn on when eval.num_evaluators is 0, or ratings barely move."""
+    payoff_decay: float = 0.99
+    """AlphaStar payoff table: each recorded game multiplies all earlier counts by this (1 = no decay)."""
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    num_evaluators: int = 1
+    """Evaluator actors playing rating games, separate from training games (OpenAI Five's
+    evaluators); 0 disables them. The in-process runner plays one round per league step if > 0."""
+    num_cpus: float = 0.25
+    """CPUs each evaluator asks Ray for (it idles between rounds, see interval_s)."""
+    games_per_pair: int = 20
+    """Games per (rated policy, reference) pair in one round; seats alternate game by game."""
+    references: tuple[str, ...] = ()
+    """Reference players to rate against (names from actors/scripted.py for the game); empty = all.
+    The random player, the Elo-0 anchor, is always included."""
+    snapshots_per_round: int = 1
+    """Snapshots rated in each round besides the latest policy."""
+    snapshot_pick: str = "uncertain"
+    """Which snapshots a round rates: uncertain (largest Elo standard error first, unrated first) or newest."""
+    greedy: bool = False
+    """Rated policies play their argmax move. Off: they sample, as in training, so a rating
+    describes the same policy that training games and opponents see."""
+    interval_s: float = 5.0
+    """Seconds from one round's start to the next; each round reloads the latest weights and the league."""
 
 
 @dataclass(frozen=True)
@@ -160,6 +192,16 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
+class CheckpointConfig:
+    every_versions: int = 10
+    """Write a learner checkpoint every this many learner versions; one is always written on a clean stop."""
+    keep: int = 3
+    """Checkpoints kept in the run directory; older ones are deleted once a newer one is safely written."""
+    dir_name: str = "checkpoints"
+    """Sub-directory of the run directory holding them (`selfplay train --resume` reads the newest)."""
+
+
+@dataclass(frozen=True)
 class Config:
     game: GameConfig = field(default_factory=GameConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -167,8 +209,10 @@ class Config:
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     league: LeagueConfig = field(default_factory=LeagueConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
     def to_dict(self) -> dict:
         return _to_plain(dataclasses.asdict(self))
@@ -208,6 +252,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         return dict(value)
+    if origin is tuple and typing.get_args(tp)[:1] == (str,):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+        return tuple(value)
     if tp is tuple or origin is tuple:
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise ConfigError(f"{where}: expected a list of integers, got {value!r}")
@@ -265,6 +313,12 @@ def validate(cfg: Config) -> None:
         (cfg.league.snapshot_every >= 1, "league.snapshot_every must be >= 1"),
         (0.0 <= cfg.league.latest_prob <= 1.0, "league.latest_prob must be in [0, 1]"),
         (cfg.redis.keep_versions >= 2, "redis.keep_versions must be >= 2 (actors may be fetching the previous one)"),
+        (cfg.checkpoint.every_versions >= 1, "checkpoint.every_versions must be >= 1"),
+        (cfg.checkpoint.keep >= 1, "checkpoint.keep must be >= 1"),
+        (cfg.rollout.max_restarts >= 0, "rollout.max_restarts must be >= 0"),
+        (cfg.checkpoint.dir_name not in ("", ".", "..", "redis") and "/" not in cfg.checkpoint.dir_name,
+         "checkpoint.dir_name must be a plain directory name other than 'redis'"),
+        (math.isfinite(cfg.ppo.lr) and cfg.ppo.lr > 0, "ppo.lr must be a finite number > 0"),
         (cfg.run.total_env_steps > 0, "run.total_env_steps must be > 0"),
     ]
     for ok, message in checks:
@@ -274,6 +328,27 @@ def validate(cfg: Config) -> None:
 
     if cfg.league.sampler not in SAMPLERS:
         raise ConfigError(f"league.sampler {cfg.league.sampler!r} is unknown; choose one of {', '.join(SAMPLERS)}")
+    _validate_eval(cfg)
+
+
+def _validate_eval(cfg: Config) -> None:
+    from actors.scripted import references_for  # local import: actors is a sibling package
+
+    ev, known = cfg.eval, references_for(cfg.game.name)
+    checks = [
+        (ev.num_evaluators >= 0, "eval.num_evaluators must be >= 0 (0 disables evaluators)"),
+        (ev.games_per_pair >= 1, "eval.games_per_pair must be >= 1"),
+        (ev.snapshots_per_round >= 0, "eval.snapshots_per_round must be >= 0"),
+        (ev.snapshot_pick in ("uncertain", "newest"), "eval.snapshot_pick must be uncertain or newest"),
+        (ev.interval_s >= 0, "eval.interval_s must be >= 0"),
+        (0.0 < cfg.league.payoff_decay <= 1.0, "league.payoff_decay must be in (0, 1]"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+    unknown = [r for r in ev.references if r not in known]
+    if unknown:
+        raise ConfigError(f"eval.references {unknown} are not reference players of {cfg.game.name}; choose from {', '.join(known)}")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

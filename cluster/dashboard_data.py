@@ -1,4 +1,8 @@
-"""The dashboard's /api/state document, built from a run's Redis (live or finished)."""
+"""The dashboard's /api/state document, built from a run's Redis (live or finished).
+
+The shape is the contract documented at the top of cluster/web/app.js. The payoff heat map shows the
+league's decayed payoff table (league/payoff.py): win rate of the row player, None where no games.
+"""
 
 from __future__ import annotations
 
@@ -15,15 +19,9 @@ def dashboard_state(store: LeagueStore) -> dict:
     health = store.health() or {}
     table = state.table()
     ids = [p.id for p in table]
-    index = {pid: i for i, pid in enumerate(ids)}
-    win_rate: list[list[float | None]] = [[None] * len(ids) for _ in ids]
-    games: list[list[float]] = [[0.0] * len(ids) for _ in ids]
-    for key, (score_a, n) in state.results.items():
-        a, b = key.split("\t")
-        if a in index and b in index and n > 0:
-            i, j = index[a], index[b]
-            win_rate[i][j], win_rate[j][i] = score_a / n, 1.0 - score_a / n
-            games[i][j] = games[j][i] = n
+    # The AlphaStar payoff (decayed, by player id): how each pair fares now, not over the whole run.
+    win_rate, decayed = state.payoff.matrix(ids)
+    games = [[round(n, 2) for n in row] for row in decayed]
     return {
         "run_id": store.keys.run_id,
         "game": meta.get("game", ""),

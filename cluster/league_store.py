@@ -20,6 +20,20 @@ POINT_SCHEMA, POINT_V = "elo_point", 1
 HEALTH_SCHEMA, HEALTH_V = "health", 1
 META_SCHEMA, META_V = "run_meta", 1
 
+# Move up to ARGV[1] results from the game queue to the claimed list, unless an earlier claim is
+# still unacknowledged; return the claimed list. Re-running it (a retry after a lost reply) returns
+# the same claim.
+_CLAIM = """
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  for i = 1, tonumber(ARGV[1]) do
+    local item = redis.call('LPOP', KEYS[1])
+    if not item then break end
+    redis.call('RPUSH', KEYS[2], item)
+  end
+end
+return redis.call('LRANGE', KEYS[2], 0, -1)
+"""
+
 
 class LeagueStore:
     def __init__(self, client: redis.Redis, keys: RunKeys, max_history: int = 2000) -> None:
@@ -27,6 +41,7 @@ class LeagueStore:
         self.keys = keys
         self.max_history = max_history
         self.corrupt_games = 0
+        self._claim = client.register_script(_CLAIM)
 
     # --- league state ----------------------------------------------------------------------
     def load(self) -> LeagueState | None:
@@ -35,12 +50,18 @@ class LeagueStore:
             return None
         try:
             return LeagueState.from_dict(decode_doc(raw, STATE_SCHEMA, STATE_V))
-        except (KeyError, TypeError) as exc:
+        except PayloadError as exc:
+            raise PayloadError(f"league state in Redis ({self.keys.league_state}) cannot be read: {exc}") from exc
+        except (KeyError, TypeError, ValueError) as exc:
             raise PayloadError(f"league state in Redis ({self.keys.league_state}) is malformed: {exc}") from exc
 
     def save(self, state: LeagueState) -> None:
+        """Write the state and, in the same transaction, acknowledge the games claimed by pop_games()."""
         state.revision += 1
-        self.r.set(self.keys.league_state, encode_doc(STATE_SCHEMA, STATE_V, state.to_dict()))
+        pipe = self.r.pipeline(transaction=True)
+        pipe.set(self.keys.league_state, encode_doc(STATE_SCHEMA, STATE_V, state.to_dict()))
+        pipe.delete(self.keys.games_claimed)
+        pipe.execute()
 
     # --- game results ----------------------------------------------------------------------
     def push_games(self, results: list[GameResult]) -> None:
@@ -48,11 +69,11 @@ class LeagueStore:
             self.r.rpush(self.keys.games, *(encode_game(g) for g in results))
 
     def pop_games(self, max_n: int = 10_000) -> list[GameResult]:
-        """Take up to max_n results off the queue. Corrupt entries are counted and dropped, not fatal."""
-        pipe = self.r.pipeline(transaction=True)
-        pipe.lrange(self.keys.games, 0, max_n - 1)
-        pipe.ltrim(self.keys.games, max_n, -1)
-        raw, _ = pipe.execute()
+        """Take up to max_n results off the queue. They stay claimed in Redis until the next save()
+        acknowledges them with the state they went into, so a crash or a Redis restart in between
+        loses none: the same claim is returned again (the manager counts each game id once).
+        Corrupt entries are counted and dropped, not fatal."""
+        raw = self._claim(keys=[self.keys.games, self.keys.games_claimed], args=[max_n])
         out = []
         for item in raw:
             try:

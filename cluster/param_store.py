@@ -1,7 +1,8 @@
 """The Redis parameter store: versioned weights the learner publishes and actors poll.
 
 - publish(): writes the weights blob and bumps the version key atomically (Lua), refusing a version
-  that is not newer, and trims old blobs to the last `keep_versions`.
+  that is not newer (the same weights again are a no-op, so a retried publish is safe), and trims
+  old blobs to the last `keep_versions`.
 - actors poll `latest_version()` (one GET of a small integer) and fetch the blob only on change.
 - snapshots are separate keys written once with SET NX: once written they never change, so a past
   opponent can never be aliased to the live weights.
@@ -14,7 +15,7 @@ import numpy as np
 import redis
 
 from cluster.redis_conn import RunKeys
-from cluster.wire import decode_weights, encode_weights
+from cluster.wire import PayloadError, decode_weights, encode_weights
 
 _PUBLISH = """
 local cur = tonumber(redis.call('GET', KEYS[1]) or '-1')
@@ -58,10 +59,21 @@ class ParamStore:
             self._publish(keys=[k.param_version, k.weights_prefix, k.param_versions], args=[version, blob, self.keep_versions])
         except redis.ResponseError as exc:
             if "STALE" in str(exc):
+                if self._holds(version, tensors):
+                    return  # already published (a retry whose first reply was lost, or a resume): idempotent
                 raise StaleVersionError(
                     f"refusing to publish version {version}: {exc}. Is another learner writing to run {k.run_id!r}?"
                 ) from exc
             raise
+
+    def _holds(self, version: int, tensors: dict[str, np.ndarray]) -> bool:
+        """True if `version` is the latest published one and holds exactly these weights."""
+        if self.latest_version() != version:
+            return False
+        got = self.fetch(version)
+        return got is not None and list(got[1]) == list(tensors) and all(
+            np.array_equal(got[1][k], v) and got[1][k].dtype == v.dtype for k, v in tensors.items()
+        )
 
     def latest_version(self) -> int:
         """The newest published version, -1 when nothing is published yet. Cheap: one GET."""
@@ -77,7 +89,10 @@ class ParamStore:
         raw = self.r.get(self.keys.weights(version))
         if raw is None:
             return None
-        got_version, tensors, _ = decode_weights(raw)
+        try:
+            got_version, tensors, _ = decode_weights(raw)
+        except PayloadError as exc:
+            raise PayloadError(f"weights v{version} in Redis ({self.keys.weights(version)}) cannot be read: {exc}") from exc
         return got_version, tensors
 
     def poll(self, known_version: int) -> tuple[int, dict[str, np.ndarray]] | None:

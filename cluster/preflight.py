@@ -137,15 +137,18 @@ def check_resources(
             f"{cap.max_node_cpus:g} CPU(s){cap.note}, so no rollout actor can be placed. Lower "
             "rollout.actor_num_cpus, or add larger nodes."
         )
-    wanted = lr.num_cpus + ro.num_actors * ro.actor_num_cpus
+    ev = cfg.eval
+    eval_cpus = ev.num_evaluators * ev.num_cpus
+    wanted = lr.num_cpus + ro.num_actors * ro.actor_num_cpus + eval_cpus
     if wanted > cap.total_cpus:
         per_actor = ro.actor_num_cpus or 1.0
-        fit = max(0, int((cap.total_cpus - lr.num_cpus) / per_actor))
+        fit = max(0, int((cap.total_cpus - lr.num_cpus - eval_cpus) / per_actor))
+        evals = f" + eval.num_evaluators {ev.num_evaluators} x eval.num_cpus {ev.num_cpus:g}" if eval_cpus else ""
         raise PreflightError(
             f"the run asks for {wanted:g} CPUs (learner.num_cpus {lr.num_cpus:g} + rollout.num_actors "
-            f"{ro.num_actors} x rollout.actor_num_cpus {ro.actor_num_cpus:g}) but the cluster has "
+            f"{ro.num_actors} x rollout.actor_num_cpus {ro.actor_num_cpus:g}{evals}) but the cluster has "
             f"{_fmt(cap.total_cpus)}{cap.note}. Lower rollout.num_actors (at most {fit} fit) or "
-            "rollout.actor_num_cpus, or add nodes."
+            f"rollout.actor_num_cpus{', or eval.num_evaluators' if evals else ''}, or add nodes."
         )
 
 
@@ -190,10 +193,11 @@ Snapshot = tuple[Mapping[str, float], list[Mapping], tuple[NodeGroup, ...]]
 
 
 def resource_bundles(cfg: Config) -> list[dict[str, float]]:
-    """What the run will ask Ray for: the learner's bundle, then one per rollout actor."""
+    """What the run will ask Ray for: the learner's bundle, then one per rollout actor, then one per evaluator."""
     learner = {"CPU": cfg.learner.num_cpus, "GPU": cfg.learner.num_gpus}
     actor = {"CPU": cfg.rollout.actor_num_cpus}
-    return [{k: v for k, v in learner.items() if v > 0}] + [dict(actor) for _ in range(cfg.rollout.num_actors)]
+    evaluators = [{"CPU": cfg.eval.num_cpus} for _ in range(cfg.eval.num_evaluators) if cfg.eval.num_cpus > 0]
+    return [{k: v for k, v in learner.items() if v > 0}] + [dict(actor) for _ in range(cfg.rollout.num_actors)] + evaluators
 
 
 def wait_for_resources(

@@ -7,13 +7,19 @@ update, so actors never wait on an update, only on a full queue (backpressure).
 RolloutService: owns a RolloutWorker whose sink sends msgpack batches to the learner with at most
 `max_inflight` calls outstanding; when the learner's queue is full it retries with backoff, and
 the time spent waiting is counted.
+
+Faults: the learner restores a checkpoint when given one, republishes its weights if Redis comes
+back without them, and counts per rollout-actor incarnation the segments produced and received, so
+the segments a crashed actor lost can be reported (cluster/fleet.py restarts it).
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
+import traceback
 
 import numpy as np
 import ray
@@ -27,6 +33,7 @@ from cluster.param_store import ParamStore
 from cluster.records import GameResult, Segment
 from cluster.redis_conn import RunKeys, connect
 from cluster.wire import PayloadError, decode_segments, encode_segments
+from learner.checkpoint import Checkpoint, decode_checkpoint, encode_checkpoint, model_spec
 from learner.learner import Learner
 
 
@@ -37,12 +44,25 @@ def _set_threads(n: int) -> None:
 
 
 class LearnerService:
-    def __init__(self, cfg_dict: dict, redis_url: str, run_id: str, initial_weights: dict | None = None, initial_version: int = 0) -> None:
+    def __init__(
+        self,
+        cfg_dict: dict,
+        redis_url: str,
+        run_id: str,
+        initial_weights: dict | None = None,
+        initial_version: int = 0,
+        checkpoint: bytes | None = None,
+    ) -> None:
+        """`checkpoint` (a learner/checkpoint.py payload) restores weights, optimizer, RNGs and
+        counters; `initial_version` is then the version to continue from (see resume_version)."""
         cfg = config_from_dict(cfg_dict)
         _set_threads(cfg.learner.torch_threads)
         self.cfg = cfg
         _, spec = load_game(cfg.game.name, cfg.game.kwargs)
+        self.spec = spec
         self.learner = Learner(spec, cfg.model, cfg.ppo, cfg.learner, seed=cfg.run.seed)
+        if checkpoint is not None:
+            self.learner.load_state_dict(decode_checkpoint(checkpoint).learner)
         if initial_weights is not None:
             self.learner.load_weights(initial_weights)
         self.learner.version = initial_version
@@ -50,7 +70,19 @@ class LearnerService:
         self.inbox: queue.Queue[bytes] = queue.Queue(maxsize=cfg.learner.queue_segments)
         self.corrupt_payloads = 0
         self.rejected_full = 0
+        self.republished = 0
+        self._published = -1
+        # Per rollout-actor incarnation: [segments it says it produced, segments queued here].
+        self._delivery: dict[str, list[int]] = {}
+        self._failures: dict[str, str] = {}
         self._lock = threading.Lock()
+        # train() and checkpoint() run on different threads of this actor: a checkpoint taken while
+        # an update is in flight (the driver was interrupted mid-call) waits for it, so it holds
+        # the newest published version and never a half-applied optimizer step.
+        self._update_lock = threading.Lock()
+
+    def pid(self) -> int:
+        return os.getpid()
 
     def device(self) -> str:
         return str(self.learner.device)
@@ -59,17 +91,57 @@ class LearnerService:
         self.params.publish(
             self.learner.version, self.learner.weights(), {"device": str(self.learner.device), "published_at": time.time()}
         )
+        self._published = self.learner.version
         return self.learner.version
 
-    def submit(self, payload: bytes, timeout_s: float = 0.5) -> bool:
-        """Called by actors. False = the queue stayed full for timeout_s; the caller retries later."""
+    def _republish_if_lost(self) -> None:
+        """A Redis that restarted without its data no longer has our weights: publish them again."""
+        if self._published >= 0 and self.params.latest_version() < self._published:
+            self.publish()
+            self.republished += 1
+
+    def checkpoint(self, progress: dict) -> tuple[int, bytes]:
+        """(version, the learner's complete state as a checkpoint payload); the driver writes it to disk."""
+        c = self.cfg
+        spec = model_spec(c.game.name, self.spec.obs_dim, self.spec.num_actions, c.model.hidden_sizes)
+        with self._update_lock:
+            v, state = self.learner.version, self.learner.state_dict()
+        return v, encode_checkpoint(Checkpoint(v, state, spec, c.to_dict(), progress, time.time()))
+
+    def submit(self, payload: bytes, timeout_s: float = 0.5, source: str = "", produced: int = 0, count: int = 0) -> bool:
+        """Called by actors. False = the queue stayed full for timeout_s; the caller retries later.
+        `source` names the actor incarnation, `produced` its running count of segments made and
+        `count` the segments in this payload: what a crashed incarnation lost is their difference."""
         try:
             self.inbox.put(payload, timeout=timeout_s)
-            return True
+            accepted = True
         except queue.Full:
-            with self._lock:
+            accepted = False
+        with self._lock:
+            if not accepted:
                 self.rejected_full += 1
-            return False
+            if source:
+                row = self._delivery.setdefault(source, [0, 0])
+                row[0] = max(row[0], produced)
+                row[1] += count if accepted else 0
+        return accepted
+
+    def report_failure(self, source: str, error: str) -> None:
+        """A rollout actor incarnation is about to crash on purpose because of `error`."""
+        with self._lock:
+            self._failures[source] = error
+
+    def incarnation_ended(self, source: str) -> tuple[int, str]:
+        """(segments the incarnation produced that never reached this learner's queue, the error it
+        reported or '' if its process just died). Forgets the incarnation."""
+        with self._lock:
+            produced, queued = self._delivery.pop(source, [0, 0])
+            return max(produced - queued, 0), self._failures.pop(source, "")
+
+    def failures(self) -> dict[str, str]:
+        """Errors reported by incarnations not yet ended (the driver reads them when an actor is gone for good)."""
+        with self._lock:
+            return dict(self._failures)
 
     def _drain(self, wait_s: float) -> None:
         """Move batches from the queue into the learner: wait (up to wait_s) until a batch is
@@ -96,10 +168,12 @@ class LearnerService:
         """Run one update if enough samples arrive within wait_s. Returns metrics (empty if none)."""
         self._drain(wait_s)
         out: dict = {}
-        if self.learner.ready():
-            out = self.learner.update()
-            if self.learner.version % self.cfg.learner.publish_every == 0:
-                self.publish()
+        with self._update_lock:
+            self._republish_if_lost()
+            if self.learner.ready():
+                out = self.learner.update()
+                if self.learner.version % self.cfg.learner.publish_every == 0:
+                    self.publish()
         s = self.learner.stats
         out.update(
             {
@@ -109,6 +183,7 @@ class LearnerService:
                 "dropped_stale": s.dropped_stale,
                 "corrupt_payloads": self.corrupt_payloads,
                 "rejected_full": self.rejected_full,
+                "republished": self.republished,
                 "queue": self.inbox.qsize(),
                 "sample_reuse": self.learner.sample_reuse(),
             }
@@ -116,23 +191,31 @@ class LearnerService:
         return out
 
     def weights(self) -> tuple[int, dict[str, np.ndarray]]:
-        return self.learner.version, self.learner.weights()
+        with self._update_lock:
+            return self.learner.version, self.learner.weights()
 
 
 class RaySegmentSink:
     """Sends encoded segment batches to the learner; at most max_inflight outstanding calls."""
 
-    def __init__(self, learner: "ray.actor.ActorHandle", max_inflight: int) -> None:
+    def __init__(self, learner: "ray.actor.ActorHandle", max_inflight: int, source: str = "") -> None:
         self.learner = learner
         self.max_inflight = max_inflight
-        self.inflight: dict = {}  # ObjectRef -> payload, kept until accepted
+        self.source = source  # this actor incarnation, so the learner can count what a crash lost
+        self.produced = 0
+        self.inflight: dict = {}  # ObjectRef -> (payload, segments in it), kept until accepted
         self.wait_s = 0.0
         self.retries = 0
 
+    def _submit(self, payload: bytes, count: int) -> None:
+        ref = self.learner.submit.remote(payload, source=self.source, produced=self.produced, count=count)
+        self.inflight[ref] = (payload, count)
+
     def send(self, segments: list[Segment]) -> None:
         payload = encode_segments(segments)
+        self.produced += len(segments)
         self._settle(limit=self.max_inflight)
-        self.inflight[self.learner.submit.remote(payload)] = payload
+        self._submit(payload, len(segments))
 
     def _settle(self, limit: int) -> None:
         """Block until fewer than `limit` calls are outstanding; collect any that finished."""
@@ -147,14 +230,14 @@ class RaySegmentSink:
 
     def _resolve(self, refs: list) -> None:
         for ref in refs:
-            payload = self.inflight.pop(ref)
+            payload, count = self.inflight.pop(ref)
             if ray.get(ref):
                 self.retries = 0
                 continue
             # The learner's queue stayed full: back off, then send the same batch again.
             self.retries += 1
             time.sleep(min(0.05 * self.retries, 0.5))
-            self.inflight[self.learner.submit.remote(payload)] = payload
+            self._submit(payload, count)
 
     def flush(self) -> None:
         self._settle(limit=1)
@@ -169,13 +252,18 @@ class RedisResultSink:
 
 
 class RolloutService:
-    def __init__(self, actor_id: int, cfg_dict: dict, redis_url: str, run_id: str, learner: "ray.actor.ActorHandle") -> None:
+    def __init__(self, actor_id: int, cfg_dict: dict, redis_url: str, run_id: str, learner_name: str) -> None:
+        """`learner_name`: the learner's Ray actor name. A name, not a handle: Ray keeps a handle
+        argument in the object store, where it could be gone by the time it restarts this actor."""
         cfg: Config = config_from_dict(cfg_dict)
+        learner = ray.get_actor(learner_name)
         _set_threads(1)
         client = connect(redis_url)
         keys = RunKeys(cfg.redis.key_prefix, run_id)
         make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs)
         store = LeagueStore(client, keys, cfg.league.max_history)
+        self.actor_id = actor_id
+        self.learner = learner
         self.sink = RaySegmentSink(learner, cfg.rollout.max_inflight)
         self.worker = RolloutWorker(
             actor_id,
@@ -188,12 +276,33 @@ class RolloutService:
             results=RedisResultSink(store),
             references=references_for(cfg.game.name),
         )
+        self.sink.source = self.source
         self._stop = threading.Event()
 
+    @property
+    def source(self) -> str:
+        """This incarnation of this actor (a restarted actor is a new one)."""
+        return f"a{self.actor_id}-{self.worker.incarnation}"
+
     def run(self) -> dict:
-        self.worker.run(self._stop.is_set)
+        try:
+            self.worker.run(self._stop.is_set)
+        except ray.exceptions.RayError:
+            raise  # the learner is gone: the driver stops the run, and a restart would not help
+        except Exception as exc:  # noqa: BLE001 - an exception in a game: crash, so that Ray restarts us
+            self._exit_for_restart(exc)
         self.sink.flush()
         return self.stats()
+
+    def _exit_for_restart(self, exc: Exception) -> None:
+        """Tell the learner why this incarnation ends (the driver logs it), then end the process:
+        Ray restarts the actor and runs run() again there (max_task_retries=-1), so one path serves
+        killed processes and exceptions alike, and rollout.max_restarts bounds both."""
+        traceback.print_exc()
+        try:
+            ray.get(self.learner.report_failure.remote(self.source, f"{type(exc).__name__}: {exc}"), timeout=10)
+        finally:
+            os._exit(1)
 
     def stop(self) -> None:
         self._stop.set()
@@ -201,6 +310,8 @@ class RolloutService:
     def stats(self) -> dict:
         s = self.worker.stats
         return {
+            "source": self.source,
+            "pid": os.getpid(),
             "env_steps": s.env_steps,
             "games": s.games,
             "segments": s.segments,

@@ -69,8 +69,9 @@ class Segment:
 class GameResult:
     """One finished game, reported once to the league.
 
-    players/versions/scores are per seat. score 1 = win, 0.5 = draw, 0 = loss. `rated` games are
-    evaluation games; training games also feed ratings unless the league config says otherwise.
+    players/versions/scores are per seat. score 1 = win, 0.5 = draw, 0 = loss. kind "eval" games
+    (evaluators, the end-of-run match) are rating games; "train" games feed ratings only when
+    league.rate_training_games is set.
     `opponent_prob` is the probability with which the past opponent was sampled (for OpenAI Five's
     quality update); 1.0 when the opponent was the latest policy or the game is not a training game.
     """

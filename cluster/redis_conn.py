@@ -1,4 +1,8 @@
-"""Connecting to Redis with errors a user can act on, and the key layout of a run."""
+"""Connecting to Redis with errors a user can act on, and the key layout of a run.
+
+Clients ride out a Redis restart or a network blip: after the first PING, a command that meets a
+dropped connection is retried with exponential backoff (redis-py's Retry) for about 30 s.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,15 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.retry import Retry
+
+# Once connected, a command that meets a dropped connection (Redis restarting, a network blip,
+# AOF still loading) is retried with exponential backoff, 0.1 s doubling to 2 s, for about 30 s in
+# all, before the error reaches the caller. The first PING is not retried: a wrong password or an
+# unreachable host is reported at once.
+RETRIES = 20
+BACKOFF = ExponentialBackoff(cap=2.0, base=0.05)
 
 
 class RedisUnavailable(RuntimeError):
@@ -27,13 +40,14 @@ def resolve_url(configured: str) -> str:
     return configured or os.environ.get("REDIS_URL", "")
 
 
-def connect(url: str, timeout_s: float = 5.0) -> redis.Redis:
-    """Open a client (redis:// or rediss:// TLS, password in the URL) and check it with PING."""
+def connect(url: str, timeout_s: float = 5.0, retries: int = RETRIES) -> redis.Redis:
+    """Open a client (redis:// or rediss:// TLS, password in the URL) and check it with PING.
+    Later commands retry lost connections `retries` times with exponential backoff."""
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise RedisUnavailable(f"Redis URL {redact(url)!r} must start with redis://, rediss:// or unix://")
     try:
         client = redis.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30, retry=Retry(NoBackoff(), 0)
         )
         client.ping()
     except redis.AuthenticationError as exc:
@@ -52,6 +66,7 @@ def connect(url: str, timeout_s: float = 5.0) -> redis.Redis:
             f"cannot reach Redis at {redact(url)} ({exc}). Check that it is running and reachable from this node, "
             "or leave redis.url empty on a single machine to use an embedded Redis."
         ) from exc
+    client.set_retry(Retry(BACKOFF, retries))
     return client
 
 
@@ -76,6 +91,7 @@ class RunKeys:
     league_state = property(lambda s: f"{s.base}:league:state")
     league_history = property(lambda s: f"{s.base}:league:history")
     games = property(lambda s: f"{s.base}:games")
+    games_claimed = property(lambda s: f"{s.base}:games:claimed")
     health = property(lambda s: f"{s.base}:health")
 
     weights_prefix = property(lambda s: f"{s.base}:params:w:")

@@ -5,12 +5,25 @@
       │     └─ publishes versioned weights ───────→ Redis parameter store
       ├─ RolloutService × N (Ray actors)  ← poll weights / league pool from Redis
       │     └─ report finished games ────────────→ Redis game queue
-      └─ LeagueManager (in the driver) ← game queue; writes ratings, snapshots, history to Redis
+      ├─ EvaluatorService × M (Ray actors) ← latest weights, snapshots; rating games → game queue
+      ├─ LeagueManager (in the driver) ← game queue; writes ratings, snapshots, history to Redis
+      └─ MetricsSink (in the driver) → TensorBoard (RUN_DIR/tb) and Ray's Prometheus gauges
+
+Stops and faults: the driver writes a learner checkpoint (learner/checkpoint.py) into RUN_DIR every
+checkpoint.every_versions versions and on every clean stop (the end, Ctrl-C, SIGTERM from
+`ray job stop`); `resume=True` continues from the newest one with the league kept in Redis, after
+checking everything before writing anything. Rollout actors are supervised by cluster/fleet.py
+(restarted by Ray, lost work counted); a dead learner or repeated NaN losses stop the run with a
+RunError that says how to resume.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import secrets
+import signal
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,19 +32,26 @@ from typing import Callable, Iterator
 
 import ray
 import yaml
+from ray.exceptions import RayActorError
 
 from actors.evaluate import Agent, MatchResult, play_match
 from actors.games import load_game
-from actors.scripted import random_legal
+from actors.evaluator import initial_league, match_games
+from actors.scripted import random_legal, references_for
 from cluster.config import Config
 from cluster.embedded_redis import EmbeddedRedis
+from cluster.evaluator_service import EvaluatorPool
 from cluster.league_store import LeagueStore
+from cluster.metrics import MetricsSink, run_scalars
 from cluster.param_store import ParamStore
 from cluster.preflight import PreflightError, check_joined_cluster
-from cluster.ray_actors import LearnerService, RolloutService
-from cluster.records import LEARNER_ID, RANDOM_ID, GameResult
+from cluster.fleet import FleetError, RolloutFleet
+from cluster.ray_actors import LearnerService
+from cluster.records import LEARNER_ID, RANDOM_ID
 from cluster.redis_conn import RunKeys, connect, redact, resolve_url
+from learner.checkpoint import CheckpointDir, check_compatible, decode_checkpoint, model_spec, resume_version
 from learner.export import policy_meta, save_policy
+from learner.learner import NonFiniteLossError
 from learner.model import InferencePolicy
 from league.league import LeagueState, Player
 from league.manager import LeagueManager
@@ -86,7 +106,7 @@ def init_ray(cfg: Config, log: Callable[[str], None]) -> bool:
             ray.shutdown()
             raise
         return True
-    needed = cfg.learner.num_cpus + cfg.rollout.num_actors * cfg.rollout.actor_num_cpus + 1
+    needed = cfg.learner.num_cpus + cfg.rollout.num_actors * cfg.rollout.actor_num_cpus + cfg.eval.num_evaluators * cfg.eval.num_cpus + 1
     # Logical CPUs may exceed physical ones on a laptop: actors mostly wait on each other.
     ray.init(
         address="local",
@@ -99,6 +119,80 @@ def init_ray(cfg: Config, log: Callable[[str], None]) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class StartPoint:
+    """Where a run starts: fresh (version 0) or from a checkpoint, whose counters it continues."""
+
+    version: int = 0
+    checkpoint: bytes | None = None
+    checkpoint_version: int = 0
+    env_steps: int = 0
+    games: int = 0
+    config_changes: tuple[str, ...] = ()  # "key: old -> new" against the checkpoint's config
+
+
+def _checkpoint_to_resume(cfg: Config, spec, run_dir: Path, ckpts: CheckpointDir, resume: bool) -> StartPoint | None:
+    """The newest checkpoint when resuming, checked against this config; refuses to start a fresh
+    run over an existing one. Reads only: a refused resume changes nothing."""
+    latest = ckpts.latest()
+    if not resume:
+        if latest is not None:
+            raise RunError(f"{run_dir} already holds a run (checkpoint {latest}); continue it with --resume, or choose another --run-dir")
+        return None
+    if latest is None:
+        raise RunError(f"--resume: no checkpoint in {ckpts.path}; start the run without --resume, or name the right --run-dir")
+    data = latest.read_bytes()
+    ckpt = decode_checkpoint(data, f"checkpoint {latest}")
+    check_compatible(ckpt, model_spec(spec.name, spec.obs_dim, spec.num_actions, cfg.model.hidden_sizes), f"checkpoint {latest}")
+    p = ckpt.progress
+    changes = _config_changes(ckpt.config, cfg.to_dict())
+    return StartPoint(ckpt.version, data, ckpt.version, int(p.get("env_steps", 0)), int(p.get("games", 0)), changes)
+
+
+def _config_changes(old: dict, new: dict, prefix: str = "") -> tuple[str, ...]:
+    out: list[str] = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _config_changes(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return tuple(out)
+
+
+def _league_to_resume(cfg, spec, run_id, run_dir, params: ParamStore, existing, start: StartPoint, log) -> tuple[LeagueState, StartPoint]:
+    """Check that Redis still holds the run's league and weights that fit, and pick the version to continue from."""
+    if existing is None:
+        raise RunError(
+            f"run {run_id!r} has no league in this Redis: resume with the Redis the run used "
+            f"(its embedded data in {run_dir / 'redis'}, or the same --redis-url)"
+        )
+    published = params.fetch()  # corrupt weights raise PayloadError; nothing is overwritten
+    if published is not None:
+        try:
+            InferencePolicy(spec.obs_dim, spec.num_actions, tuple(cfg.model.hidden_sizes)).load(published[1], published[0])
+        except ValueError as exc:
+            raise RunError(f"weights of run {run_id!r} in Redis (v{published[0]}) do not fit this config: {exc}") from exc
+    version = resume_version(start.checkpoint_version, params.latest_version())
+    log(
+        f"resuming run {run_id} from checkpoint {_checkpoint_name(start)} at learner version {start.checkpoint_version} "
+        f"({start.env_steps:,} env steps, {start.games:,} games); league: {len(existing.players)} players, "
+        f"{existing.games_total:,} games"
+    )
+    if start.config_changes:
+        log("config changed since the checkpoint: " + "; ".join(start.config_changes))
+    if version != start.checkpoint_version:
+        log(
+            f"the parameter store already holds v{version - 1}: versions {start.checkpoint_version + 1}..{version - 1} "
+            f"were trained after the last checkpoint and are lost; continuing as v{version}"
+        )
+    return existing, dataclasses.replace(start, version=version)
+
+
+def _checkpoint_name(start: StartPoint) -> str:
+    return f"ckpt-v{start.checkpoint_version:08d}.pt"
+
+
 def _format_progress(m: dict, steps: int, rate: float, games: int, elo: float) -> str:
     st = (m.get("system/staleness_mean"), m.get("system/staleness_max"))
     stale = f"{st[0]:.1f}/{st[1]:.0f}" if st[0] is not None else "-"
@@ -109,12 +203,19 @@ def _format_progress(m: dict, steps: int, rate: float, games: int, elo: float) -
     )
 
 
-def run_training(cfg: Config, run_dir: Path | None = None, log: Callable[[str], None] = print) -> TrainResult:
+def run_training(
+    cfg: Config, run_dir: Path | None = None, log: Callable[[str], None] = print, resume: bool = False
+) -> TrainResult:
+    """Train until run.total_env_steps or run.max_versions. With resume, continue the run in run_dir
+    from its newest checkpoint and its league in Redis; everything is checked before anything is written."""
     make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs)  # an unknown game fails here, before anything starts
+    if resume and not (run_dir or cfg.run.run_dir):
+        raise RunError("--resume continues an existing run: say which with --run-dir DIR")
     run_dir = Path(run_dir or default_run_dir(cfg))
-    run_dir.mkdir(parents=True, exist_ok=True)
     run_id = cfg.run.run_id or run_dir.name
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    ckpts = CheckpointDir(run_dir / cfg.checkpoint.dir_name, cfg.checkpoint.keep)
+    start = _checkpoint_to_resume(cfg, spec, run_dir, ckpts, resume)
+    run_dir.mkdir(parents=True, exist_ok=True)
     log(f"run {run_id}: game {spec.name}, run dir {run_dir}")
 
     started_ray = init_ray(cfg, log)  # before touching Redis: a rejected run leaves nothing behind
@@ -125,13 +226,22 @@ def run_training(cfg: Config, run_dir: Path | None = None, log: Callable[[str], 
             keys = RunKeys(cfg.redis.key_prefix, run_id)
             params = ParamStore(client, keys, cfg.redis.keep_versions)
             store = LeagueStore(client, keys, cfg.league.max_history)
-            if store.load() is not None:
-                raise RunError(f"run {run_id!r} already exists in this Redis; choose another --run-dir or run.run_id")
-            state = LeagueState.new((RANDOM_ID,))
-            store.save(state)
-            store.set_meta({"run_id": run_id, "game": spec.name, "started_at": time.time(), "running": True, "config": cfg.to_dict()})
+            existing = store.load()  # a corrupt league document raises PayloadError here, and stays as it is
+            if start is not None:
+                state, start = _league_to_resume(cfg, spec, run_id, run_dir, params, existing, start, log)
+            elif existing is not None:
+                raise RunError(
+                    f"run {run_id!r} already exists in this Redis; continue it with --resume, "
+                    "or choose another --run-dir or run.run_id"
+                )
+            else:
+                state = initial_league(cfg, references_for(cfg.game.name))
+                store.save(state)
+            (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+            meta = (store.meta() or {}) if start is not None else {"run_id": run_id, "game": spec.name, "started_at": time.time()}
+            store.set_meta({**meta, "running": True, "config": cfg.to_dict(), **({"resumed_at": time.time()} if start else {})})
             try:
-                return _train_loop(cfg, spec, make_slot, run_id, run_dir, url, params, store, state, log)
+                return _train_loop(cfg, spec, make_slot, run_id, run_dir, url, params, store, state, log, ckpts, start or StartPoint())
             finally:
                 meta = store.meta() or {}
                 store.set_meta({**meta, "running": False, "finished_at": time.time()})
@@ -140,74 +250,134 @@ def run_training(cfg: Config, run_dir: Path | None = None, log: Callable[[str], 
             ray.shutdown()
 
 
-def _train_loop(cfg, spec, make_slot, run_id, run_dir, url, params, store, state, log) -> TrainResult:
-    cfg_dict = cfg.to_dict()
-    n = cfg.rollout.num_actors
+def _start_learner(cfg: Config, url: str, run_id: str, start: StartPoint, log: Callable[[str], None]):
+    """Start the learner (restoring the checkpoint, if any) and publish its weights. Returns (handle, name)."""
+    name = f"selfplay-learner-{run_id}-{secrets.token_hex(4)}"  # rollout actors look it up by name
     learner = (
         ray.remote(LearnerService)
-        .options(num_cpus=cfg.learner.num_cpus, num_gpus=cfg.learner.num_gpus, max_concurrency=n * cfg.rollout.max_inflight + 4)
-        .remote(cfg_dict, url, run_id)
+        .options(
+            name=name,
+            num_cpus=cfg.learner.num_cpus,
+            num_gpus=cfg.learner.num_gpus,
+            max_concurrency=cfg.rollout.num_actors * cfg.rollout.max_inflight + 4,
+        )  # no max_restarts: a restarted learner would have lost its state; the run stops and is resumed
+        .remote(cfg.to_dict(), url, run_id, initial_version=start.version, checkpoint=start.checkpoint)
     )
     ray.get(learner.publish.remote())
-    log(f"learner on {ray.get(learner.device.remote())}, published version 0")
-    actors = [
-        ray.remote(RolloutService)
-        .options(num_cpus=cfg.rollout.actor_num_cpus, max_concurrency=3, scheduling_strategy="SPREAD")
-        .remote(i, cfg_dict, url, run_id, learner)
-        for i in range(n)
-    ]
-    runs = [a.run.remote() for a in actors]
+    log(f"learner on {ray.get(learner.device.remote())} (pid {ray.get(learner.pid.remote())}), published version {start.version}")
+    return learner, name
+
+
+def _resume_hint(run_dir: Path) -> str:
+    return f"selfplay train --config {run_dir / 'config.yaml'} --run-dir {run_dir} --resume"
+
+
+def _train_step(learner, run_dir: Path, last_checkpoint: int) -> dict:
+    """One learner call, with its failures turned into a message that says how to continue."""
+    try:
+        return ray.get(learner.train.remote(0.5))
+    except NonFiniteLossError as exc:
+        raise RunError(f"{exc} The last checkpoint (v{last_checkpoint}) predates them: after fixing the cause, {_resume_hint(run_dir)}") from exc
+    except RayActorError as exc:
+        raise RunError(
+            f"learner died ({str(exc).strip().splitlines()[0]}); continue from the last checkpoint "
+            f"(v{last_checkpoint}) with: {_resume_hint(run_dir)}"
+        ) from exc
+
+
+def _sigterm_as_interrupt() -> Callable[[], None]:
+    """`ray job stop` sends SIGTERM, then SIGKILL after RAY_JOB_STOP_WAIT_TIME_S (3 s by default):
+    treat SIGTERM as Ctrl-C so the run writes its checkpoint first. Returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+def _train_loop(cfg, spec, make_slot, run_id, run_dir, url, params, store, state, log, ckpts: CheckpointDir, start: StartPoint) -> TrainResult:
+    learner, learner_name = _start_learner(cfg, url, run_id, start, log)
+    fleet = RolloutFleet(cfg, url, run_id, learner_name, log)
     manager = LeagueManager(store, params, cfg.league, state)
+    evaluators, sink = EvaluatorPool(cfg, url, run_id, log), MetricsSink(run_dir / "tb", run_id)
     t0 = last_log = time.monotonic()
     metrics: dict = {}
     lags: list[tuple[float, float]] = []
-    steps = games = 0
+    steps, games, last_ckpt, interrupted = start.env_steps, start.games, start.checkpoint_version, False
+
+    def checkpoint() -> int:
+        version, data = ray.get(learner.checkpoint.remote({"env_steps": steps, "games": games}))
+        ckpts.save(data, version)
+        return version
+
+    restore_sigterm = _sigterm_as_interrupt()
     try:
-        while True:
-            m = ray.get(learner.train.remote(0.5))
-            if "losses/total" in m or not metrics:
-                metrics = m
-            if "system/staleness_mean" in m:
-                lags.append((m["system/staleness_mean"], m["system/staleness_max"]))
-            metrics.update({k: m[k] for k in ("learner_version", "sample_reuse", "dropped_stale", "corrupt_payloads", "samples_in", "samples_used")})
-            done, _ = ray.wait(runs, num_returns=len(runs), timeout=0)
-            if done:
-                ray.get(done)  # an actor's run() only returns early by raising: surface it
-                raise RunError("a rollout actor stopped unexpectedly")
-            stats = ray.get([a.stats.remote() for a in actors])
-            steps, games = sum(s["env_steps"] for s in stats), sum(s["games"] for s in stats)
-            for pid in manager.step(m["learner_version"]):
-                log(f"snapshot {pid} joined the league")
-            now = time.monotonic()
-            rate = steps / max(now - t0, 1e-9)
-            store.set_health(_health(metrics, steps, rate, games))
-            if now - last_log >= cfg.run.log_every_s:
-                last_log = now
-                log(_format_progress(metrics, steps, rate, games, manager.state.players[LEARNER_ID].elo))
-            if steps >= cfg.run.total_env_steps or (cfg.run.max_versions and m["learner_version"] >= cfg.run.max_versions):
-                break
-    except KeyboardInterrupt:
-        log("interrupted: stopping actors")
+        try:
+            while True:
+                m = _train_step(learner, run_dir, last_ckpt)
+                if "losses/total" in m or not metrics:
+                    metrics = m
+                if "system/staleness_mean" in m:
+                    lags.append((m["system/staleness_mean"], m["system/staleness_max"]))
+                if m.get("losses/nonfinite_skipped"):
+                    log(f"v{m['learner_version']}: skipped {m['losses/nonfinite_skipped']:.0f} minibatches with a NaN/inf loss")
+                metrics.update({k: m[k] for k in ("learner_version", "sample_reuse", "dropped_stale", "corrupt_payloads", "samples_in", "samples_used")})
+                try:
+                    fleet.check()
+                except FleetError as exc:
+                    raise RunError(f"{exc}. Continue from the last checkpoint with: {_resume_hint(run_dir)}") from exc
+                run_steps, run_games = fleet.poll()
+                steps, games = start.env_steps + run_steps, start.games + run_games
+                for pid in manager.step(m["learner_version"]):
+                    log(f"snapshot {pid} joined the league")
+                if m["learner_version"] >= last_ckpt + cfg.checkpoint.every_versions:
+                    last_ckpt = checkpoint()
+                now = time.monotonic()
+                rate = run_steps / max(now - t0, 1e-9)
+                store.set_health(_health(metrics, steps, rate, games))
+                evaluators.check()
+                progress = {"env_steps": steps, "env_steps_per_s": rate, "games": games, "eval_games": evaluators.games()}
+                sink.record(run_scalars(m, progress, manager.state), steps)
+                if now - last_log >= cfg.run.log_every_s:
+                    last_log = now
+                    log(_format_progress(metrics, steps, rate, games, manager.state.players[LEARNER_ID].elo))
+                if steps >= cfg.run.total_env_steps or (cfg.run.max_versions and m["learner_version"] >= cfg.run.max_versions):
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+            log("interrupted: writing a checkpoint, then stopping actors")
+        last_ckpt = checkpoint()  # a clean stop always leaves a checkpoint of the final state
+        log(f"checkpoint {ckpts.file(last_ckpt)} (learner version {last_ckpt}); continue with: {_resume_hint(run_dir)}")
     finally:
-        for a in actors:
-            a.stop.remote()
-        ray.wait(runs, num_returns=len(runs), timeout=30)
+        restore_sigterm()
+        fleet.stop()
+        evaluators.stop()
+        sink.close()
     elapsed = time.monotonic() - t0
     summary = {
-        "env_steps_per_s": steps / elapsed,
+        "env_steps_per_s": (steps - start.env_steps) / elapsed,
         "learner_samples_per_s": metrics.get("samples_used", 0) / elapsed,
         "staleness_mean": sum(x for x, _ in lags) / max(len(lags), 1),
         "staleness_max": max((y for _, y in lags), default=0.0),
         "sample_reuse": metrics.get("sample_reuse", 0.0),
         "dropped_stale": metrics.get("dropped_stale", 0),
         "samples_in": metrics.get("samples_in", 0),
+        "actor_restarts": fleet.restarts,
+        "lost_segments": fleet.lost_segments,
+        "duplicate_games": manager.duplicate_games,
+        "checkpoint_version": last_ckpt,
+        "interrupted": interrupted,
     }
     version, weights = ray.get(learner.weights.remote())
     save_policy(run_dir / "final_policy.msgpack", weights, version, policy_meta(spec.name, cfg.model.hidden_sizes, spec.obs_dim, spec.num_actions))
-    final = _final_eval(cfg, spec, make_slot, version, weights, store)
+    final = None if interrupted else _final_eval(cfg, spec, make_slot, version, weights, store)
     manager.step(version)
-    log(f"final: latest (v{version}) vs random over {final.games} games: "
-        f"W {final.wins} D {final.draws} L {final.losses}, score {final.score:.3f}")
+    if final is not None:
+        log(f"final: latest (v{version}) vs random over {final.games} games: "
+            f"W {final.wins} D {final.draws} L {final.losses}, score {final.score:.3f}")
     return TrainResult(run_id, run_dir, version, steps, games, final, manager.state.table(), summary)
 
 
@@ -229,10 +399,5 @@ def _final_eval(cfg, spec, make_slot, version, weights, store: LeagueStore) -> M
     policy = InferencePolicy(spec.obs_dim, spec.num_actions, tuple(cfg.model.hidden_sizes), version)
     policy.load(weights, version)
     result = play_match(make_slot, Agent(policy=policy), Agent(scripted=random_legal), cfg.run.eval_games, seed=cfg.run.seed + 7)
-    games = []
-    for i, (s_latest) in enumerate([1.0] * result.wins + [0.5] * result.draws + [0.0] * result.losses):
-        games.append(
-            GameResult(f"final-eval-{version}-{i}", (LEARNER_ID, RANDOM_ID), (version, -1), (s_latest, 1.0 - s_latest), 0, "eval", 1.0, time.time())
-        )
-    store.push_games(games)
+    store.push_games(match_games(f"final-eval-{version}", LEARNER_ID, version, RANDOM_ID, result, time.time()))
     return result

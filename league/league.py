@@ -11,6 +11,12 @@ credited to the frozen identity it was closest to: the newest snapshot at or bel
 played it. Only games at versions past the newest snapshot count for "latest" itself; when a new
 snapshot is taken they move to the snapshot they belong to. Every snapshot's record is therefore
 stationary evidence that never has to be forgotten.
+
+Rating games (kind "eval": evaluators against fixed references) always feed the fit; training games
+only when league.rate_training_games is set. Every game between two different players also goes
+into the AlphaStar payoff table (decayed, by player id), which tracks current strength rather than
+rating identities. Only the random player is an anchor; other scripted references are fixed players
+whose Elo is fitted like anyone's, and evaluation-only references are never training opponents.
 """
 
 from __future__ import annotations
@@ -19,10 +25,13 @@ from dataclasses import asdict, dataclass, field
 
 from cluster.config import LeagueConfig
 from cluster.records import LEARNER_ID, RANDOM_ID, GameResult
+from league.payoff import Payoff
 from league.rating_fit import fit_elo
 from league.sampling import PoolEntry, initial_quality, update_quality
 
 LEARNER, SNAPSHOT, REFERENCE = "learner", "snapshot", "reference"
+ANCHORS: dict[str, float] = {RANDOM_ID: 0.0}
+"""References whose Elo is fixed (the scale's zero); every other player's Elo is fitted."""
 
 
 @dataclass
@@ -39,10 +48,11 @@ class Player:
     losses: int = 0
     vs_random: list = field(default_factory=lambda: [0, 0, 0])  # W, D, L against the random player
     vs_learner: list = field(default_factory=lambda: [0, 0, 0])  # the learner's W, D, L against this player
+    training_opponent: bool = True  # training games may draw it; False for evaluation-only references
 
     @property
     def pinned(self) -> bool:
-        return self.kind == REFERENCE
+        return self.kind == REFERENCE and self.id in ANCHORS
 
     def win_rate_vs_random(self) -> float | None:
         w, d, l = self.vs_random
@@ -68,13 +78,20 @@ class LeagueState:
     games_total: int = 0
     results: dict = field(default_factory=dict)  # "a\tb" (a < b) -> [score of a, games]
     revision: int = 0  # bumps on every save so readers can skip unchanged state
+    payoff: Payoff = field(default_factory=Payoff)  # AlphaStar: decayed W/D/L per pair of player ids
 
     @classmethod
-    def new(cls, reference_ids: tuple[str, ...] = (RANDOM_ID,)) -> "LeagueState":
-        state = cls()
+    def new(
+        cls, reference_ids: tuple[str, ...] = (RANDOM_ID,), eval_references: tuple[str, ...] = (), payoff_decay: float = 0.99
+    ) -> "LeagueState":
+        """`reference_ids` are training opponents too; `eval_references` only play rating games."""
+        state = cls(payoff=Payoff(decay=payoff_decay))
         state.players[LEARNER_ID] = Player(LEARNER_ID, LEARNER, 0)
         for ref in reference_ids:
-            state.players[ref] = Player(ref, REFERENCE, -1)
+            state.players[ref] = Player(ref, REFERENCE, -1, elo=ANCHORS.get(ref, 0.0))
+        for ref in eval_references:
+            if ref not in state.players:
+                state.players[ref] = Player(ref, REFERENCE, -1, elo=ANCHORS.get(ref, 0.0), training_opponent=False)
         return state
 
     # --- reading ---------------------------------------------------------------------------
@@ -83,12 +100,13 @@ class LeagueState:
         return {
             p.id: PoolEntry(quality=p.quality, win_rate=p.learner_win_rate())
             for p in self.players.values()
-            if p.kind != LEARNER
+            if p.kind != LEARNER and p.training_opponent
         }
 
     # --- updates ---------------------------------------------------------------------------
     def record(self, g: GameResult, cfg: LeagueConfig) -> None:
-        """Apply one finished game: counts, Elo (unless a self-game), and the quality update."""
+        """Apply one finished game: counts, payoff, rating evidence (unless a self-game, or a
+        training game while cfg.rate_training_games is off), and the quality update."""
         a, b = g.players
         if a not in self.players or b not in self.players:
             return  # a player retired or unknown to this league: count nothing rather than guess
@@ -107,8 +125,9 @@ class LeagueState:
                 p.vs_random[idx] += 1
             if p.id == LEARNER_ID:
                 q.vs_learner[idx] += 1
+        self.payoff.update(a, b, g.scores[0])
         ra, rb = self.rating_identity(a, g.versions[0]), self.rating_identity(b, g.versions[1])
-        if ra != rb:
+        if ra != rb and (g.kind == "eval" or cfg.rate_training_games):
             self._add_result(ra, rb, g.scores[0])
         # OpenAI Five: when the current agent beats past opponent i, q_i -= eta / (N p_i).
         # A loss or draw changes nothing.
@@ -179,9 +198,15 @@ class LeagueState:
 
     # --- storage ---------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["players"] = [asdict(p) for p in self.players.values()]
-        return d
+        return {
+            "players": [asdict(p) for p in self.players.values()],
+            "learner_version": self.learner_version,
+            "last_snapshot_version": self.last_snapshot_version,
+            "games_total": self.games_total,
+            "results": {k: list(v) for k, v in self.results.items()},
+            "revision": self.revision,
+            "payoff": self.payoff.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "LeagueState":
@@ -195,6 +220,7 @@ class LeagueState:
             games_total=int(d["games_total"]),
             revision=int(d["revision"]),
             results={str(k): [float(v[0]), float(v[1])] for k, v in d.get("results", {}).items()},
+            payoff=Payoff.from_dict(d["payoff"]) if "payoff" in d else Payoff(),
         )
 
     def table(self) -> list[Player]:

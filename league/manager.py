@@ -28,11 +28,13 @@ class LeagueManager:
         self.cfg = cfg
         self.state = state
         self.seen_game_ids: set[str] = set()
+        self.duplicate_games = 0  # reported more than once and counted once
 
     def step(self, learner_version: int) -> list[str]:
         """Apply queued games, add a snapshot if one is due, save. Returns new snapshot ids."""
         for g in self.store.pop_games():
             if g.game_id in self.seen_game_ids:
+                self.duplicate_games += 1
                 continue  # reported twice (e.g. an actor retried a push): count once
             self.seen_game_ids.add(g.game_id)
             self.state.record(g, self.cfg)

@@ -198,3 +198,43 @@ class Learner:
 
     def load_weights(self, tensors: dict[str, np.ndarray]) -> None:
         load_numpy_state(self.model, tensors)
+
+    # --- checkpoints -----------------------------------------------------------------------
+    _COUNTERS = ("samples_in", "samples_used", "samples_consumed", "dropped_stale", "nonfinite_skipped")
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue training exactly (weights, optimizer, version, RNG states,
+        counters), as CPU tensors and plain Python types so it loads with weights_only=True.
+        Pending samples are not included: they are transient and actors produce new ones."""
+        cuda = torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []
+        return {
+            "version": self.version,
+            "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+            "optimizer": _to_cpu(self.opt.state_dict()),
+            "rng": {"torch": torch.get_rng_state(), "cuda": cuda, "numpy": self._rng.bit_generator.state},
+            "stats": {k: getattr(self.stats, k) for k in self._COUNTERS},
+            "consecutive_nonfinite": self._consecutive_nonfinite,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a state_dict(); weights of another shape are refused naming the mismatch."""
+        load_numpy_state(self.model, {k: v.numpy() for k, v in state["model"].items()})
+        self.opt.load_state_dict(state["optimizer"])  # moves optimizer state to the parameters' device
+        torch.set_rng_state(state["rng"]["torch"])
+        if state["rng"]["cuda"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self._rng.bit_generator.state = state["rng"]["numpy"]
+        for k in self._COUNTERS:
+            setattr(self.stats, k, int(state["stats"][k]))
+        self._consecutive_nonfinite = int(state.get("consecutive_nonfinite", 0))
+        self.version = int(state["version"])
+
+
+def _to_cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().clone()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj

@@ -134,3 +134,19 @@ def test_errors():
         Payoff(min_games=0.0)
     with pytest.raises(ValueError, match="keys"):
         Payoff.from_dict({"decay": 0.99})
+
+
+def test_long_runs_fold_the_lazy_decay_without_losing_precision():
+    # Decay 0.5 over 600 games pushes the newest game's weight past 1e150, forcing folds.
+    p = Payoff(decay=0.5)
+    for i in range(600):
+        p.update("a", "b", 1.0 if i % 3 else 0.0)
+        p.update("c", "d", 0.5)
+    # Closed form: after the last update the newest game weighs 1, the one before 0.5, ...
+    # The last a-b game is 2 updates back (a c-d game followed it): weights 0.5, 0.125, ...
+    wins = sum(0.5 ** (2 * (599 - i) + 1) for i in range(600) if i % 3)
+    losses = sum(0.5 ** (2 * (599 - i) + 1) for i in range(600) if not i % 3)
+    w, d, l, g = p.record("a", "b")
+    assert (w, d, l, g) == pytest.approx((wins, 0.0, losses, wins + losses), rel=1e-12)
+    assert p.games("c", "d") == pytest.approx(sum(0.5 ** (2 * k) for k in range(600)), rel=1e-12)
+    assert all(abs(x) < 1e6 for rec in p.to_dict()["records"].values() for r in rec.values() for x in r)

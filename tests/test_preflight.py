@@ -55,10 +55,11 @@ def totals(nodes: list[dict]) -> dict:
     return out
 
 
-def cfg(num_actors=16, actor_cpus=1.0, learner_cpus=1.0, learner_gpus=1.0) -> Config:
+def cfg(num_actors=16, actor_cpus=1.0, learner_cpus=1.0, learner_gpus=1.0, evaluators=0, eval_cpus=0.25) -> Config:
     return config_from_dict({
         "learner": {"num_gpus": learner_gpus, "num_cpus": learner_cpus},
         "rollout": {"num_actors": num_actors, "actor_num_cpus": actor_cpus},
+        "eval": {"num_evaluators": evaluators, "num_cpus": eval_cpus},
     })
 
 
@@ -118,6 +119,18 @@ def test_total_cpus():
 
 def test_total_cpus_exactly_full_passes():
     check_resources(cfg(num_actors=23), totals(CLUSTER), CLUSTER)  # 1 + 23 == 24
+
+
+def test_evaluators_count_towards_the_cpus():
+    check_resources(cfg(num_actors=22, evaluators=4), totals(CLUSTER), CLUSTER)  # 1 + 22 + 4 x 0.25 == 24
+    with pytest.raises(PreflightError) as err:
+        check_resources(cfg(num_actors=22, evaluators=2, eval_cpus=1), totals(CLUSTER), CLUSTER)
+    assert str(err.value) == (
+        "the run asks for 25 CPUs (learner.num_cpus 1 + rollout.num_actors 22 x rollout.actor_num_cpus 1 + "
+        "eval.num_evaluators 2 x eval.num_cpus 1) but the cluster has 24. Lower rollout.num_actors (at most 21 fit) "
+        "or rollout.actor_num_cpus, or eval.num_evaluators, or add nodes."
+    )
+    assert resource_bundles(cfg(num_actors=1, learner_gpus=0, evaluators=2, eval_cpus=0.5))[-2:] == [{"CPU": 0.5}, {"CPU": 0.5}]
 
 
 def test_actor_larger_than_any_node():

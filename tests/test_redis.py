@@ -120,7 +120,9 @@ def test_games_are_popped_in_push_order(league_store):
     league_store.push_games([_game(2, (0.5, 0.5))])
     league_store.push_games([])
     assert league_store.pop_games(max_n=2) == [_game(0), _game(1)]
+    league_store.save(LeagueState.new())  # acknowledges the claimed games
     assert league_store.pop_games() == [_game(2, (0.5, 0.5))]
+    league_store.save(LeagueState.new())
     assert league_store.pop_games() == []
 
 

@@ -55,3 +55,11 @@ def test_short_run_with_two_actors_trains_and_rates(tmp_path):
     rated = [p for p in state.players.values() if p.elo_stderr is not None]
     assert rated and any(abs(p.elo) > 1.0 for p in rated)
     assert state.players[LEARNER_ID].version == result.learner_version
+    # The driver wrote TensorBoard scalars under the four prefixes, stepped by env steps.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tb"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"losses/policy", "system/staleness_mean", "charts/env_steps_per_s", "league/elo/latest", "league/elo/random"} <= tags, tags
+    assert acc.Scalars("charts/env_steps")[-1].step == acc.Scalars("charts/env_steps")[-1].value > 0

@@ -1,0 +1,174 @@
+"""Evaluators: rating games, kept apart from training games (OpenAI Five's dedicated evaluators).
+
+One round: reload the latest weights and the league, pick the policies to rate (the latest one and
+`eval.snapshots_per_round` snapshots), play each of them `eval.games_per_pair` games against every
+reference player (random = Elo 0, the game's scripted bots) with seats alternating, and report every
+game to the league's queue as kind "eval". The league fits ratings from these games (and from
+training games only if league.rate_training_games is set), so a rating is measured against fixed
+opponents chosen for measurement, not against whoever the opponent sampler picked for training.
+
+Plain Python, like the rollout loop: `params`, `league` and `results` are the same small protocols
+(actors/rollout.py), so the in-process runner calls `round()` directly (deterministic given the
+seed) and cluster/evaluator_service.py wraps `run()` in a Ray actor.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from actors.evaluate import Agent, MatchResult, ScriptedFn, play_match
+from actors.games import GameSlot, GameSpec
+from actors.rollout import LeagueView, ParamSource, ResultSink
+from cluster.config import Config
+from cluster.records import LEARNER_ID, RANDOM_ID, GameResult
+from learner.model import InferencePolicy
+from league.league import SNAPSHOT, LeagueState
+
+
+def eval_reference_ids(cfg: Config, available: dict[str, ScriptedFn]) -> tuple[str, ...]:
+    """The references evaluators play: eval.references (empty = all available), random always first."""
+    wanted = cfg.eval.references or tuple(available)
+    return (RANDOM_ID, *(r for r in wanted if r != RANDOM_ID and r in available))
+
+
+def initial_league(cfg: Config, available: dict[str, ScriptedFn]) -> LeagueState:
+    """A new run's league: the learner, random (a training opponent and the Elo anchor) and, when
+    evaluators are on, the other references as evaluation-only players."""
+    evals = eval_reference_ids(cfg, available) if cfg.eval.num_evaluators > 0 else ()
+    return LeagueState.new((RANDOM_ID,), evals, payoff_decay=cfg.league.payoff_decay)
+
+
+def pick_snapshots(state: LeagueState | None, n: int, how: str) -> list[str]:
+    """Snapshot ids to rate this round. "uncertain": never-rated first, then the largest Elo
+    standard error (ratings converge where evidence is thinnest); "newest": highest version first."""
+    if state is None or n <= 0:
+        return []
+    snaps = [p for p in state.players.values() if p.kind == SNAPSHOT]
+    if how == "newest":
+        snaps.sort(key=lambda p: -p.version)
+    elif how == "uncertain":
+        snaps.sort(key=lambda p: (p.elo_stderr is not None, -(p.elo_stderr or 0.0), -p.version))
+    else:
+        raise ValueError(f"unknown snapshot pick {how!r}; use uncertain or newest")
+    return [p.id for p in snaps[:n]]
+
+
+def match_games(
+    game_id_prefix: str, player: str, version: int, reference: str, match: MatchResult, finished_at: float
+) -> list[GameResult]:
+    """One GameResult per game of `match` (player = agent A), with the seats it really had."""
+    out = []
+    for k, (seat, score, length) in enumerate(match.outcomes):
+        players, versions, scores = [player, reference], [version, -1], [score, 1.0 - score]
+        if seat == 1:
+            players, versions, scores = players[::-1], versions[::-1], scores[::-1]
+        out.append(
+            GameResult(
+                game_id=f"{game_id_prefix}-{k}",
+                players=(players[0], players[1]),
+                versions=(versions[0], versions[1]),
+                scores=(scores[0], scores[1]),
+                length=length,
+                kind="eval",
+                opponent_prob=1.0,
+                finished_at=finished_at,
+            )
+        )
+    return out
+
+
+@dataclass
+class EvalStats:
+    rounds: int = 0
+    games: int = 0
+    missing_snapshots: int = 0  # picked from the league but absent from the parameter store
+    latest_version: int = -1
+    last_round_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    round: int
+    latest_version: int
+    rated: tuple[str, ...]  # player ids rated this round
+    games: int
+
+
+class Evaluator:
+    def __init__(
+        self,
+        evaluator_id: int,
+        cfg: Config,
+        make_slot: Callable[[], GameSlot],
+        spec: GameSpec,
+        params: ParamSource,
+        league: LeagueView,
+        results: ResultSink,
+        references: dict[str, ScriptedFn],
+    ) -> None:
+        self.evaluator_id = evaluator_id
+        self.cfg = cfg
+        self.make_slot, self.spec = make_slot, spec
+        self.params, self.league, self.results = params, league, results
+        self.references = {r: references[r] for r in eval_reference_ids(cfg, references)}
+        self.latest = InferencePolicy(spec.obs_dim, spec.num_actions, tuple(cfg.model.hidden_sizes))
+        self.stats = EvalStats()
+        # Game ids must stay unique when a restarted evaluator counts rounds from 0 again.
+        self.incarnation = secrets.token_hex(4)
+
+    def _seed(self, round_index: int, candidate: int, reference: int) -> int:
+        tag = 0x6576  # keeps evaluator seeds apart from rollout seeds built from the same numbers
+        seq = np.random.SeedSequence([self.cfg.run.seed, tag, self.evaluator_id, round_index, candidate, reference])
+        return int(seq.generate_state(1)[0])
+
+    def _candidates(self) -> list[tuple[str, InferencePolicy]]:
+        got = self.params.poll(self.latest.version)
+        if got is not None:
+            self.latest.load(got[1], got[0])
+        out = [(LEARNER_ID, self.latest)] if self.latest.version >= 0 else []
+        ev = self.cfg.eval
+        for pid in pick_snapshots(self.league.state(), ev.snapshots_per_round, ev.snapshot_pick):
+            try:
+                version, tensors = self.params.fetch_snapshot(pid)
+            except KeyError:
+                self.stats.missing_snapshots += 1  # the league never names one without weights: count it
+                continue
+            policy = InferencePolicy(self.spec.obs_dim, self.spec.num_actions, tuple(self.cfg.model.hidden_sizes))
+            policy.load(tensors, version)
+            out.append((pid, policy))
+        return out
+
+    def round(self) -> RoundReport:
+        """Rate the latest policy and the picked snapshots against every reference; report the games."""
+        t0 = time.monotonic()
+        r = self.stats.rounds
+        candidates = self._candidates()
+        games: list[GameResult] = []
+        for c, (pid, policy) in enumerate(candidates):
+            agent = Agent(policy=policy, greedy=self.cfg.eval.greedy)
+            for k, (ref, fn) in enumerate(self.references.items()):
+                match = play_match(self.make_slot, agent, Agent(scripted=fn), self.cfg.eval.games_per_pair, seed=self._seed(r, c, k))
+                prefix = f"eval{self.evaluator_id}-{self.incarnation}-r{r}-{pid}-{ref}"
+                games += match_games(prefix, pid, policy.version, ref, match, time.time())
+        if games:
+            self.results.report(games)
+        self.stats.rounds += 1
+        self.stats.games += len(games)
+        self.stats.latest_version = self.latest.version
+        self.stats.last_round_s = time.monotonic() - t0
+        return RoundReport(r, self.latest.version, tuple(pid for pid, _ in candidates), len(games))
+
+    def run(self, should_stop: Callable[[], bool], wait: Callable[[float], bool]) -> EvalStats:
+        """Rounds every eval.interval_s until should_stop(). `wait(s)` pauses up to s seconds and
+        returns True when asked to stop (threading.Event.wait), so stopping never waits a round out."""
+        while not should_stop():
+            t0 = time.monotonic()
+            self.round()
+            if wait(max(0.0, self.cfg.eval.interval_s - (time.monotonic() - t0))):
+                break
+        return self.stats

@@ -1,0 +1,133 @@
+"""Thin Ray adapter around the plain-Python evaluator (actors/evaluator.py).
+
+EvaluatorService owns an Evaluator wired to the run's Redis: weights and snapshots from the
+parameter store, the league document for picking snapshots, and the league's game queue for its
+rating games. `run()` plays rounds until `stop()`; `stats()` answers while it runs.
+EvaluatorPool is the driver's handle on all of them (cluster/trainer.py).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict
+from typing import Callable
+
+import ray
+
+from actors.evaluator import Evaluator
+from actors.games import load_game
+from actors.scripted import references_for
+from cluster.config import Config, config_from_dict
+from cluster.league_store import LeagueReader, LeagueStore
+from cluster.param_store import ParamStore
+from cluster.ray_actors import RedisResultSink, _set_threads
+from cluster.redis_conn import RunKeys, connect
+
+
+class EvaluatorService:
+    def __init__(self, evaluator_id: int, cfg_dict: dict, redis_url: str, run_id: str) -> None:
+        cfg: Config = config_from_dict(cfg_dict)
+        _set_threads(1)
+        client = connect(redis_url)
+        keys = RunKeys(cfg.redis.key_prefix, run_id)
+        make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs)
+        store = LeagueStore(client, keys, cfg.league.max_history)
+        self.evaluator = Evaluator(
+            evaluator_id,
+            cfg,
+            make_slot,
+            spec,
+            params=ParamStore(client, keys, cfg.redis.keep_versions),
+            league=LeagueReader(store, refresh_s=0.0),  # rounds are seconds apart: always read afresh
+            results=RedisResultSink(store),
+            references=references_for(cfg.game.name),
+        )
+        self._stop = threading.Event()
+
+    def run(self) -> dict:
+        self.evaluator.run(self._stop.is_set, self._stop.wait)
+        return self.stats()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def stats(self) -> dict:
+        return asdict(self.evaluator.stats)
+
+
+class EvaluatorPool:
+    """The run's evaluator actors, as the driver sees them: start, watch, replace, stop.
+
+    Nothing here blocks the driver loop: stats are collected when they are ready, and an
+    evaluator that failed is replaced (ratings are worth having, but not worth stopping training
+    for) up to MAX_REPLACEMENTS times per slot, each replacement logged and counted.
+    """
+
+    MAX_REPLACEMENTS = 5
+
+    def __init__(self, cfg: Config, redis_url: str, run_id: str, log: Callable[[str], None] = print) -> None:
+        self.cfg_dict, self.url, self.run_id, self.log = cfg.to_dict(), redis_url, run_id, log
+        self.num_cpus = cfg.eval.num_cpus
+        n = cfg.eval.num_evaluators
+        self.handles: list = [None] * n
+        self.runs: list = [None] * n
+        self.replacements = [0] * n
+        self._stats: list[dict] = [{} for _ in range(n)]
+        self._stats_refs: list = [None] * n
+        self._games_before = [0] * n  # games of replaced incarnations, so the count never goes back
+        for i in range(n):
+            self._start(i)
+
+    def _start(self, i: int) -> None:
+        self.handles[i] = (
+            ray.remote(EvaluatorService)
+            .options(num_cpus=self.num_cpus, max_concurrency=2, scheduling_strategy="SPREAD")
+            .remote(i, self.cfg_dict, self.url, self.run_id)
+        )
+        self.runs[i] = self.handles[i].run.remote()
+        self._stats_refs[i] = None
+
+    def check(self) -> None:
+        """Replace evaluators whose run loop ended (it only ends by failing while the run goes on)."""
+        for i, ref in enumerate(self.runs):
+            if ref is None or not ray.wait([ref], timeout=0)[0]:
+                continue
+            try:
+                ray.get(ref)
+                reason = "its loop returned"
+            except Exception as exc:  # noqa: BLE001 - any failure of a remote loop is reported, then handled
+                cause = getattr(exc, "cause", None) or exc  # a RayTaskError carries the evaluator's own exception
+                reason = f"{type(cause).__name__}: {(str(cause).strip().splitlines() or [''])[0]}"
+            self._games_before[i] += int(self._stats[i].get("games", 0))
+            self._stats[i] = {}
+            ray.kill(self.handles[i], no_restart=True)
+            if self.replacements[i] >= self.MAX_REPLACEMENTS:
+                self.log(f"evaluator {i} failed again ({reason}); giving up on it after {self.MAX_REPLACEMENTS} replacements")
+                self.runs[i] = None
+                continue
+            self.replacements[i] += 1
+            self.log(f"evaluator {i} failed ({reason}); starting a replacement ({self.replacements[i]}/{self.MAX_REPLACEMENTS})")
+            self._start(i)
+
+    def games(self) -> int:
+        """Rating games played so far (as of the latest stats that have arrived)."""
+        for i, handle in enumerate(self.handles):
+            if self.runs[i] is None:
+                continue
+            ref = self._stats_refs[i]
+            if ref is not None and ray.wait([ref], timeout=0)[0]:
+                try:
+                    self._stats[i] = ray.get(ref)
+                except Exception:  # noqa: BLE001 - a dead evaluator is check()'s business; keep the last stats
+                    pass
+                ref = None
+            self._stats_refs[i] = ref if ref is not None else handle.stats.remote()
+        return sum(self._games_before) + sum(int(s.get("games", 0)) for s in self._stats)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        for i, handle in enumerate(self.handles):
+            if self.runs[i] is not None:
+                handle.stop.remote()
+        live = [r for r in self.runs if r is not None]
+        if live:
+            ray.wait(live, num_returns=len(live), timeout=timeout_s)

@@ -1,0 +1,120 @@
+"""The rollout actors as one supervised group: a thin Ray adapter the driver polls.
+
+A rollout actor holds nothing that cannot be rebuilt (weights and league come from Redis), so a crash
+costs only its work in flight, and training goes on. Whether its process was killed or a game raised
+(the actor then reports the error to the learner and ends its own process), Ray restarts the actor
+(max_restarts = rollout.max_restarts) and runs its interrupted run() task again there
+(max_task_retries = -1). A game that fails every time therefore stops the run after max_restarts
+restarts, with its error, instead of looping forever.
+
+A restart is noticed by the new incarnation id in the actor's stats. The fleet then asks the learner
+why the old incarnation ended and how many segments it produced that never reached the learner, and
+logs both. Finished games were reported once, under the dead incarnation's game ids (which a new
+incarnation never reuses); its unfinished games are dropped. Stats are polled without blocking, so a
+restarting actor never stalls the learner, and totals keep the dead incarnations' counts.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import ray
+from ray.exceptions import RayActorError, RayError, RayTaskError
+
+from cluster.config import Config
+from cluster.ray_actors import RolloutService
+
+
+class FleetError(RuntimeError):
+    """A rollout actor is gone for good (restarts used up); the message names it and the cause."""
+
+
+class RolloutFleet:
+    def __init__(self, cfg: Config, redis_url: str, run_id: str, learner_name: str, log: Callable[[str], None]) -> None:
+        self.cfg, self.learner, self.log = cfg, ray.get_actor(learner_name), log
+        cfg_dict = cfg.to_dict()
+        self.actors = [
+            ray.remote(RolloutService)
+            .options(
+                num_cpus=cfg.rollout.actor_num_cpus,
+                max_concurrency=3,
+                scheduling_strategy="SPREAD",
+                max_restarts=cfg.rollout.max_restarts,
+                max_task_retries=-1,
+            )
+            .remote(i, cfg_dict, redis_url, run_id, learner_name)
+            for i in range(cfg.rollout.num_actors)
+        ]
+        self.runs = [a.run.remote() for a in self.actors]
+        n = len(self.actors)
+        self._pending: list = [None] * n  # outstanding stats() call per actor
+        self._last: list[dict | None] = [None] * n  # newest stats of the current incarnation
+        self._dead_totals = [[0, 0] for _ in range(n)]  # env steps, games of earlier incarnations
+        self.restarts = 0
+        self.lost_segments = 0
+
+    # --- supervision -----------------------------------------------------------------------
+    def check(self) -> None:
+        """Raise FleetError for an actor that is gone for good (its restarts used up) or stopped."""
+        for i, ref in enumerate(self.runs):
+            done, _ = ray.wait([ref], timeout=0)
+            if not done:
+                continue
+            try:
+                ray.get(ref)
+            except RayActorError as exc:
+                errors = [e for src, e in ray.get(self.learner.failures.remote()).items() if src.startswith(f"a{i}-")]
+                last = f"; last error: {errors[-1]}" if errors else ""
+                raise FleetError(
+                    f"rollout actor {i} died and was restarted {self.cfg.rollout.max_restarts} times "
+                    f"(rollout.max_restarts); giving up: {_first_line(exc)}{last}"
+                ) from exc
+            except RayTaskError as exc:
+                raise FleetError(f"rollout actor {i} failed: {_first_line(getattr(exc, 'cause', None) or exc)}") from exc
+            raise FleetError(f"rollout actor {i} stopped unexpectedly")
+
+    def poll(self, wait_s: float = 0.2) -> tuple[int, int]:
+        """(env steps, games) over all actors and incarnations; waits at most wait_s for replies."""
+        for i, a in enumerate(self.actors):
+            if self._pending[i] is None:
+                self._pending[i] = a.stats.remote()
+        pending = [r for r in self._pending if r is not None]
+        ready = set(ray.wait(pending, num_returns=len(pending), timeout=wait_s)[0])
+        for i, ref in enumerate(self._pending):
+            if ref in ready:
+                self._pending[i] = None
+                try:
+                    self._seen(i, ray.get(ref))
+                except RayError:
+                    pass  # dead for now: check() decides whether it comes back
+        steps = sum(t[0] + (s or {}).get("env_steps", 0) for t, s in zip(self._dead_totals, self._last))
+        games = sum(t[1] + (s or {}).get("games", 0) for t, s in zip(self._dead_totals, self._last))
+        return steps, games
+
+    def _seen(self, i: int, stats: dict) -> None:
+        last = self._last[i]
+        if last is None or last["source"] != stats["source"]:
+            if last is not None:
+                self.restarts += 1
+                self._dead_totals[i][0] += last["env_steps"]
+                self._dead_totals[i][1] += last["games"]
+                lost, error = ray.get(self.learner.incarnation_ended.remote(last["source"]))
+                self.lost_segments += lost
+                self.log(
+                    f"rollout actor {i} restarted ({last['source']} -> {stats['source']}) after "
+                    f"{error or 'its process died'}: {lost} segments it had produced never reached the learner "
+                    f"(lost); its unfinished games were dropped, finished ones were reported once. "
+                    f"Restarts so far: {self.restarts}"
+                )
+            self.log(f"rollout actor {i}: incarnation {stats['source']} (pid {stats['pid']})")
+        self._last[i] = stats
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        for a in self.actors:
+            a.stop.remote()
+        ray.wait(self.runs, num_returns=len(self.runs), timeout=timeout_s)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[-1] if text else ''}"

@@ -1,0 +1,140 @@
+"""Training and league scalars, for TensorBoard and for Ray's Prometheus metrics.
+
+One pure function, `run_scalars`, names every number the driver watches, under four prefixes
+(CleanRL's convention, extended):
+
+    losses/   the learner's PPO losses, as the learner reports them
+    system/   the plumbing: staleness, sample reuse, drops, queue, learner version
+    charts/   progress: env steps, env steps/s, training games, rating games
+    league/   ratings: league/elo/<player>, league/elo_stderr/<player>, games, snapshots
+
+`MetricsSink` writes them to TensorBoard (RUN_DIR/tb; the global step is the env-step count, as in
+CleanRL) and, while Ray is initialised, sets one `ray.util.metrics.Gauge` per scalar name, tagged
+with the run id (and the player, for per-player scalars). Ray's metrics agent exports those to
+Prometheus as `ray_selfplay_<name>`, e.g. `ray_selfplay_league_elo{run_id="...",player="latest"}`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cluster.records import LEARNER_ID
+from league.league import SNAPSHOT, LeagueState
+
+PLAYER_PREFIXES = ("league/elo/", "league/elo_stderr/")
+"""Scalars named <prefix><player id>: one gauge per prefix, the player as a tag."""
+
+# Counters the learner service reports without a prefix; they belong under system/.
+_LEARNER_PLAIN = ("learner_version", "sample_reuse", "dropped_stale", "corrupt_payloads", "rejected_full", "queue", "samples_in", "samples_used")
+_CHARTS = ("env_steps", "env_steps_per_s", "games", "eval_games")
+
+
+def _number(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return float(v)
+
+
+def run_scalars(learner: Mapping[str, Any], progress: Mapping[str, Any], state: LeagueState | None) -> dict[str, float]:
+    """Every scalar of one driver tick. `learner`: LearnerService.train()'s metrics (losses only on
+    ticks with an update); `progress`: env_steps, env_steps_per_s, games, eval_games."""
+    out: dict[str, float] = {}
+    for k, v in learner.items():
+        if k.startswith(("losses/", "system/")) and _number(v) is not None:
+            out[k] = float(v)
+    for k in _LEARNER_PLAIN:
+        if _number(learner.get(k)) is not None:
+            out.setdefault(f"system/{k}", float(learner[k]))
+    for k in _CHARTS:
+        if _number(progress.get(k)) is not None:
+            out[f"charts/{k}"] = float(progress[k])
+    if state is not None:
+        for p in state.players.values():
+            out[f"league/elo/{p.id}"] = p.elo
+            if p.elo_stderr is not None:
+                out[f"league/elo_stderr/{p.id}"] = p.elo_stderr
+        out["league/games_total"] = float(state.games_total)
+        out["league/snapshots"] = float(sum(p.kind == SNAPSHOT for p in state.players.values()))
+        score = state.players[LEARNER_ID].win_rate_vs_random() if LEARNER_ID in state.players else None
+        if score is not None:
+            out["league/latest_score_vs_random"] = score
+    return {k: v for k, v in out.items() if math.isfinite(v)}
+
+
+@dataclass(frozen=True)
+class GaugePoint:
+    name: str  # Prometheus-safe; Ray exports it as ray_<name>
+    tags: dict
+    value: float
+
+
+def _prom_name(key: str) -> str:
+    return "selfplay_" + re.sub(r"[^a-zA-Z0-9_]", "_", key)
+
+
+def gauge_points(scalars: Mapping[str, float], run_id: str) -> list[GaugePoint]:
+    """The gauge settings for a scalar dict: league/elo/latest -> selfplay_league_elo{run_id, player=latest}."""
+    points = []
+    for key, value in scalars.items():
+        prefix = next((p for p in PLAYER_PREFIXES if key.startswith(p)), None)
+        if prefix is not None:
+            points.append(GaugePoint(_prom_name(prefix[:-1]), {"run_id": run_id, "player": key[len(prefix):]}, value))
+        else:
+            points.append(GaugePoint(_prom_name(key), {"run_id": run_id}, value))
+    return points
+
+
+class MetricsSink:
+    """TensorBoard writer plus Ray gauges for one run; `record()` once per driver tick.
+
+    league/ scalars are written at most every `league_every_s` seconds: there is one per player,
+    a league grows to hundreds of snapshots, and ratings only move when evaluators report
+    (every eval.interval_s), so writing them on every tick would only grow the event files.
+    """
+
+    def __init__(
+        self, tb_dir: Path | str | None, run_id: str, league_every_s: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.run_id = run_id
+        self.league_every_s, self.clock = league_every_s, clock
+        self._league_at = -math.inf
+        self.writer = None
+        if tb_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter  # local import: tensorboard is slow to import
+
+            self.writer = SummaryWriter(str(tb_dir))
+        self._gauges: dict[str, Any] = {}
+
+    def record(self, scalars: Mapping[str, float], step: int) -> None:
+        now = self.clock()
+        if now - self._league_at >= self.league_every_s:
+            self._league_at = now
+        else:
+            scalars = {k: v for k, v in scalars.items() if not k.startswith("league/")}
+        if self.writer is not None:
+            for key, value in scalars.items():
+                self.writer.add_scalar(key, value, global_step=step)
+        import ray  # local import: the sink must not start or need Ray
+
+        if ray.is_initialized():
+            for point in gauge_points(scalars, self.run_id):
+                self._gauge(point).set(point.value, tags=point.tags)
+
+    def _gauge(self, point: GaugePoint) -> Any:
+        gauge = self._gauges.get(point.name)
+        if gauge is None:
+            from ray.util.metrics import Gauge
+
+            gauge = Gauge(point.name, description=f"selfplay scalar {point.name}", tag_keys=tuple(point.tags))
+            self._gauges[point.name] = gauge
+        return gauge
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

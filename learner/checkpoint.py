@@ -1,0 +1,174 @@
+"""Learner checkpoints: what a run needs to continue exactly where it stopped.
+
+A checkpoint holds the learner's weights, optimizer state, version and RNG states (Learner.state_dict),
+the game and network shape they belong to, the config of the run, and the driver's progress counters.
+It is a torch file of tensors and plain Python types only, so it is read with
+`torch.load(weights_only=True)`: opening a checkpoint never runs code.
+
+Files are written atomically (a temporary file in the same directory, flushed and fsynced, then
+renamed over the final name), so a crash mid-write leaves the previous checkpoint as the newest
+complete one, never a broken newest one. The newest checkpoint is found by listing the directory;
+temporary files never match the checkpoint name pattern.
+
+The learner builds the payload and the driver writes it into the run directory, so checkpoints live
+with the run even when the learner runs on another node of a cluster.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+FORMAT, FORMAT_V = "selfplay-checkpoint", 1
+_NAME = re.compile(r"^ckpt-v(\d{8})\.pt$")
+_SPEC_KEYS = ("game", "obs_dim", "num_actions", "hidden_sizes")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is unreadable or does not fit this run; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    version: int
+    learner: dict
+    """Learner.state_dict(): model, optimizer, RNG states, sample counters."""
+    spec: dict
+    """What the weights fit: game, obs_dim, num_actions, hidden_sizes."""
+    config: dict
+    """Config.to_dict() of the run that wrote it."""
+    progress: dict
+    """The driver's counters when it was written: env_steps, games."""
+    saved_at: float = 0.0
+
+
+def model_spec(game: str, obs_dim: int, num_actions: int, hidden_sizes) -> dict:
+    return {"game": game, "obs_dim": int(obs_dim), "num_actions": int(num_actions), "hidden_sizes": [int(h) for h in hidden_sizes]}
+
+
+def encode_checkpoint(ckpt: Checkpoint) -> bytes:
+    import torch  # here, not at the top: the CLI imports CheckpointError without paying for torch
+
+    buf = io.BytesIO()
+    torch.save(
+        {
+            "format": FORMAT,
+            "format_v": FORMAT_V,
+            "version": int(ckpt.version),
+            "learner": ckpt.learner,
+            "spec": ckpt.spec,
+            "config": ckpt.config,
+            "progress": ckpt.progress,
+            "saved_at": float(ckpt.saved_at or time.time()),
+        },
+        buf,
+    )
+    return buf.getvalue()
+
+
+def decode_checkpoint(data: bytes, source: str = "checkpoint") -> Checkpoint:
+    """Read a checkpoint payload; anything but a complete, well-formed one raises CheckpointError."""
+    import torch
+
+    try:
+        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many unrelated types for corrupt or truncated files
+        raise CheckpointError(
+            f"{source} is corrupt or truncated ({type(exc).__name__}: {str(exc)[:200]}); "
+            "delete it to resume from the previous checkpoint"
+        ) from exc
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise CheckpointError(f"{source} is not a selfplay checkpoint")
+    if obj.get("format_v") != FORMAT_V:
+        raise CheckpointError(f"{source} has format version {obj.get('format_v')!r}; this build reads v{FORMAT_V}")
+    for key, tp in (("version", int), ("learner", dict), ("spec", dict), ("config", dict), ("progress", dict)):
+        if not isinstance(obj.get(key), tp):
+            raise CheckpointError(f"{source}: field {key!r} is missing or not a {tp.__name__}")
+    missing = [k for k in _SPEC_KEYS if k not in obj["spec"]]
+    if missing:
+        raise CheckpointError(f"{source}: spec lacks {missing}")
+    return Checkpoint(obj["version"], obj["learner"], obj["spec"], obj["config"], obj["progress"], float(obj.get("saved_at", 0.0)))
+
+
+def check_compatible(ckpt: Checkpoint, spec: dict, source: str = "checkpoint") -> None:
+    """Refuse a checkpoint whose weights cannot fit the network this config builds, naming every difference."""
+    diffs = [f"{k}: checkpoint {ckpt.spec.get(k)!r}, config {spec[k]!r}" for k in _SPEC_KEYS if ckpt.spec.get(k) != spec[k]]
+    if diffs:
+        raise CheckpointError(
+            f"{source} does not fit this config ({'; '.join(diffs)}). Resume with the run's own config "
+            "(config.yaml in its run directory), or start a new run in another --run-dir."
+        )
+
+
+def resume_version(checkpointed: int, published: int) -> int:
+    """The version a resumed learner continues from.
+
+    After a clean stop the checkpoint is the newest state. After a crash the parameter store may
+    hold versions trained after the last checkpoint: their weights died with the learner, but
+    actors and snapshots have seen their numbers, so the learner continues after them and a
+    version number never names two different sets of weights.
+    """
+    return checkpointed if published <= checkpointed else published + 1
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the complete new one, never a part."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # make the rename itself durable
+    finally:
+        os.close(fd)
+
+
+class CheckpointDir:
+    """The checkpoints of one run: ckpt-v<version>.pt files, the newest `keep` kept."""
+
+    def __init__(self, path: str | Path, keep: int = 3) -> None:
+        self.path = Path(path)
+        self.keep = keep
+
+    def versions(self) -> list[int]:
+        if not self.path.is_dir():
+            return []
+        found = (_NAME.match(p.name) for p in self.path.iterdir())
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def file(self, version: int) -> Path:
+        return self.path / f"ckpt-v{version:08d}.pt"
+
+    def latest(self) -> Path | None:
+        versions = self.versions()
+        return self.file(versions[-1]) if versions else None
+
+    def save(self, data: bytes, version: int) -> Path:
+        """Write atomically, then delete all but the newest `keep` (only after the new one is durable)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        target = self.file(version)
+        atomic_write(target, data)
+        for old in self.versions()[: -self.keep]:
+            self.file(old).unlink(missing_ok=True)
+        return target
+
+    def load(self, path: Path) -> Checkpoint:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+        return decode_checkpoint(data, f"checkpoint {path}")
+
+    def load_latest(self) -> tuple[Path, Checkpoint] | None:
+        path = self.latest()
+        return None if path is None else (path, self.load(path))

@@ -1,0 +1,90 @@
+"""A short real run, in-process (cluster/inline.py) with the session's real redis-server: the Elo
+the league reports comes from evaluator games, and it says the trained policy beats random.
+
+Bounded in env steps, so the outcome depends on the seed, not on machine load. The config is this
+test's own (configs/tictactoe_learn.yaml belongs to the learning test).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cluster.config import config_from_dict
+from cluster.dashboard_data import dashboard_state
+from cluster.inline import run_inline
+from cluster.league_store import LeagueStore
+from cluster.records import LEARNER_ID, RANDOM_ID
+from cluster.redis_conn import RunKeys, connect
+
+STEPS = 50_000
+CONFIG = {
+    "game": {"name": "tictactoe_v3"},
+    "model": {"hidden_sizes": [64, 64]},
+    "ppo": {"lr": 0.002, "batch_size": 512, "minibatch_size": 128, "epochs": 4, "ent_coef": 0.003},
+    "rollout": {"num_actors": 1, "envs_per_actor": 32, "segment_length": 16},
+    "league": {"sampler": "uniform", "snapshot_every": 10, "rate_training_games": False},
+    "eval": {"num_evaluators": 1, "games_per_pair": 40, "snapshots_per_round": 1},
+    "redis": {"key_prefix": "evaltest"},
+    "run": {"total_env_steps": STEPS, "seed": 1, "log_every_s": 1e9},
+}
+
+
+@pytest.fixture(scope="module")
+def trained(redis_server):
+    cfg = config_from_dict(CONFIG)
+    client = connect(redis_server.url)
+    for key in client.scan_iter("evaltest:*"):  # this module's keys only: other tests flush the database themselves
+        client.delete(key)
+    learner, manager, steps = run_inline(cfg, redis_server.url, "eval-inline", log=lambda s: None)
+    return cfg, learner, manager, steps, LeagueStore(client, RunKeys("evaltest", "eval-inline"))
+
+
+def test_latest_is_rated_well_above_random_from_rating_games(trained):
+    cfg, learner, manager, steps, _ = trained
+    assert steps >= STEPS
+    state = manager.state
+    latest, random = state.players[LEARNER_ID], state.players[RANDOM_ID]
+    table = [(p.id, round(p.elo), p.elo_stderr and round(p.elo_stderr), p.games) for p in state.table()]
+    assert random.elo == 0.0
+    assert latest.version == learner.version and latest.elo_stderr is not None
+    assert latest.elo - random.elo > 150, table
+    assert latest.elo - 2 * latest.elo_stderr > 0, table  # clear of random by two standard errors
+    # The evidence is rating games only: every fitted pair has a reference in it, although the
+    # learner played thousands of training games against random and its own snapshots.
+    references = {RANDOM_ID, "minimax"}
+    assert state.results and all(set(key.split("\t")) & references for key in state.results)
+    rated_games = sum(n for _, n in state.results.values())
+    assert state.games_total > 10 * rated_games
+    # Minimax is evaluation-only, never a training opponent, and never loses.
+    minimax = state.players["minimax"]
+    assert not minimax.training_opponent and minimax.losses == 0 and minimax.games > 0
+    assert minimax.elo > latest.elo
+
+
+def test_payoff_follows_training_and_rating_games(trained):
+    _, _, manager, _, _ = trained
+    payoff = manager.state.payoff
+    snapshots = [p.id for p in manager.state.players.values() if p.kind == "snapshot"]
+    assert len(snapshots) >= 3
+    # Training games (uniform over random and snapshots) and rating games both land in the table.
+    assert any(payoff.games(LEARNER_ID, s) > 0 for s in snapshots)
+    assert payoff.games(LEARNER_ID, "minimax") > 0
+    assert payoff.win_rate(LEARNER_ID, RANDOM_ID) > 0.6
+    assert payoff.win_rate(LEARNER_ID, "minimax") < 0.5
+
+
+def test_dashboard_document_carries_the_payoff(trained):
+    _, _, manager, _, store = trained
+    doc = json.loads(json.dumps(dashboard_state(store)))  # the HTTP body is JSON: it must survive it
+    ids = doc["payoff"]["players"]
+    assert ids == [p["id"] for p in doc["players"]]
+    n = len(ids)
+    assert len(doc["payoff"]["win_rate"]) == n and all(len(row) == n for row in doc["payoff"]["win_rate"])
+    i, j = ids.index(LEARNER_ID), ids.index(RANDOM_ID)
+    saved = store.load().payoff
+    assert doc["payoff"]["win_rate"][i][j] == pytest.approx(saved.win_rate(LEARNER_ID, RANDOM_ID))
+    assert doc["payoff"]["win_rate"][j][i] == pytest.approx(1 - saved.win_rate(LEARNER_ID, RANDOM_ID))
+    assert doc["payoff"]["games"][i][j] == pytest.approx(saved.games(LEARNER_ID, RANDOM_ID), abs=0.01)
+    assert all(doc["payoff"]["win_rate"][k][k] is None for k in range(n))

@@ -1,0 +1,332 @@
+"""Faults survived and bad input refused, on a real local Ray and real redis-servers.
+
+Faults are injected at a point of the run (a LogWatch action fires when the driver logs a given
+learner version), and runs end on a condition (Ctrl-C from the log callback once what is tested
+has happened), never after a sleep. Each real run is short: tic-tac-toe, small batches.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+
+import numpy as np
+import pytest
+import ray
+
+from cluster.cli import main
+from cluster.config import load_config
+from cluster.embedded_redis import EmbeddedRedis
+from cluster.league_store import LeagueStore
+from cluster.param_store import ParamStore
+from cluster.ray_actors import LearnerService
+from cluster.redis_conn import RunKeys, connect
+from cluster.trainer import RunError, run_training
+from cluster.wire import PayloadError, decode_weights, encode_segments
+from fault_support import LogWatch, make_segment
+
+SMALL = [
+    "rollout.num_actors=2",
+    "rollout.envs_per_actor=8",
+    "rollout.actor_num_cpus=0.5",
+    "learner.num_cpus=0.5",
+    "ppo.batch_size=256",
+    "ppo.minibatch_size=128",
+    "league.snapshot_every=2",
+    "run.total_env_steps=100000000",
+    "run.eval_games=10",
+    "run.log_every_s=0",
+    "checkpoint.every_versions=2",
+]
+
+
+def small_config(*extra: str):
+    return load_config("configs/tictactoe_smoke.yaml", [*SMALL, *extra])
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One real local Ray for the module; run_training joins it instead of starting its own."""
+    ray.init(address="local", num_cpus=3, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+# --- a rollout actor dies ------------------------------------------------------------------
+
+
+def test_crashed_rollout_actors_are_restarted_and_training_goes_on(local_ray, tmp_path):
+    """Two crashes in one run: actor 0's process is killed, and later a game raises in some actor.
+    Ray restarts both, the driver logs what each lost, and training goes on."""
+    flag = tmp_path / "fault-fired"
+    cfg = small_config(
+        "game.name=tests.fault_support:env", f"game.kwargs={{mode: raise_once, flag: '{flag}', after: 3000}}", "run.max_versions=60"
+    )
+    watch = LogWatch()
+    killed_at: list[int] = []
+
+    def kill_actor0(w: LogWatch) -> None:
+        killed_at.append(w.version())
+        os.kill(w.pids["actor0"], signal.SIGKILL)
+
+    restarted = r"rollout actor (\d) restarted \(a\d-\w+ -> a\d-\w+\) after (.*): \d+ segments it had produced never reached the learner"
+    killed = r"rollout actor 0 restarted .* after its process died: "
+    failed = r"rollout actor \d restarted .* after RuntimeError: injected fault in a game: "
+
+    def both_recovered(w: LogWatch) -> bool:
+        return bool(killed_at) and max(w.versions_after(killed), default=-1) >= killed_at[0] + 2 and len(w.versions_after(failed)) >= 2
+
+    watch.at_version(2, kill_actor0, needs="actor0")
+    watch.stop_when = both_recovered
+    result = run_training(cfg, tmp_path / "run", log=watch)
+
+    assert killed_at and flag.exists(), watch.text()
+    assert len(watch.matching(restarted)) == 2, watch.text()
+    assert len(watch.matching(killed)) == 1 and len(watch.matching(failed)) == 1, watch.text()
+    s = result.summary
+    assert s["actor_restarts"] == 2 and s["lost_segments"] >= 0
+    assert s["duplicate_games"] == 0  # the dead incarnations' finished games were counted once
+    assert killed_at[0] + 2 <= result.learner_version < 60  # training went on, and stopped on our condition
+    assert s["checkpoint_version"] == result.learner_version
+
+
+# --- Redis restarts mid-run ------------------------------------------------------------------
+
+
+def test_redis_restart_mid_run_loses_nothing(local_ray, tmp_path):
+    server = EmbeddedRedis(tmp_path / "redis-ext").start()  # appendonly, like a production Redis with AOF
+    run_dir = tmp_path / "run"
+    keys = RunKeys("selfplay", "run")
+    before: dict = {}
+    restarted = threading.Event()
+
+    def restart_redis() -> None:
+        client = connect(server.url)
+        before["state"] = LeagueStore(client, keys).load()
+        before["history"] = len(LeagueStore(client, keys).history())
+        before["version"] = ParamStore(client, keys).latest_version()
+        client.close()
+        server.stop()  # SIGTERM: redis-server writes its append-only file and exits
+        server.start()  # same port, password and data directory
+        restarted.set()
+
+    watch = LogWatch()
+    watch.at_version(3, lambda w: threading.Thread(target=restart_redis, daemon=True).start())
+    watch.stop_when = lambda w: restarted.is_set() and w.version() >= before["version"] + 3
+    try:
+        result = run_training(small_config(f"redis.url={server.url}", "run.max_versions=40"), run_dir, log=watch)
+        client = connect(server.url)
+        after = LeagueStore(client, keys).load()
+        history = LeagueStore(client, keys).history()
+        params = ParamStore(client, keys)
+        assert restarted.is_set()
+        assert result.learner_version >= before["version"] + 3 and result.learner_version < 40
+        assert params.latest_version() == result.learner_version  # versions went on being published
+        # Nothing in the league was lost: every player, snapshot and game from before is still there.
+        old = before["state"]
+        assert set(old.players) <= set(after.players)
+        for pid, p in old.players.items():
+            assert after.players[pid].games >= p.games
+            if p.kind == "snapshot":
+                assert params.fetch_snapshot(pid)[0] == p.version
+        assert after.games_total >= old.games_total and len(history) > before["history"]
+        # A push whose reply was lost in the restart is retried, so a game can arrive twice; the
+        # league counts it once (summary["duplicate_games"] says how often that happened).
+    finally:
+        server.stop()
+
+
+# --- NaN/inf losses ----------------------------------------------------------------------------
+
+
+def test_repeated_nan_losses_stop_the_run_without_publishing_broken_weights(local_ray, tmp_path):
+    cfg = small_config("game.name=tests.fault_support:env", "game.kwargs={mode: nan_rewards}", "rollout.num_actors=1", "run.max_versions=40")
+    watch = LogWatch()
+    with pytest.raises(RunError, match=r"consecutive learner iterations had only NaN/inf losses") as e:
+        run_training(cfg, tmp_path / "run", log=watch)
+    assert "--resume" in str(e.value)
+    assert len(watch.matching(r"skipped \d+ minibatches with a NaN/inf loss")) >= 2, watch.text()
+    with EmbeddedRedis(tmp_path / "run" / "redis") as r:
+        client = connect(r.url)
+        blobs = [client.get(k) for k in client.keys("selfplay:run:params:w:*")]
+    assert blobs
+    for blob in blobs:
+        _, tensors, _ = decode_weights(blob)
+        assert all(np.isfinite(t).all() for t in tensors.values())
+
+
+# --- corrupt trajectory payloads -----------------------------------------------------------------
+
+
+def test_corrupt_truncated_or_misshapen_segment_payloads_are_counted_and_dropped(redis_server, redis_client):
+    cfg = small_config("ppo.batch_size=32", "ppo.minibatch_size=16")
+    learner = LearnerService(cfg.to_dict(), redis_server.url, "corrupt-segments")  # the Ray actor's class, in-process
+    good = encode_segments([make_segment()])
+    for n, payload in enumerate((b"\xc1 not msgpack", good[: len(good) // 2], encode_segments([make_segment(obs_dim=5)]))):
+        assert learner.submit(payload, source="a0-x", produced=n + 1, count=1)
+    assert learner.submit(good, source="a0-x", produced=4, count=1)
+    m = learner.train(0.0)
+    assert m["corrupt_payloads"] == 3
+    assert m["learner_version"] == 1  # the good batch was trained on
+    assert learner.incarnation_ended("a0-x") == (0, "")  # 4 produced, 4 reached the queue
+    # An incarnation whose 3rd segment arrived but whose first two never did, and which then crashed:
+    learner.submit(good, source="a1-y", produced=3, count=1)
+    learner.report_failure("a1-y", "RuntimeError: boom")
+    assert learner.incarnation_ended("a1-y") == (2, "RuntimeError: boom")
+
+
+# --- bad input: one clear error, nothing damaged ---------------------------------------------------
+
+
+def test_config_errors_are_one_line_naming_the_key(capsys):
+    assert main(["train", "--config", "configs/tictactoe_smoke.yaml", "--set", "ppo.lrr=0.1"]) == 2
+    assert "unknown config key ppo.lrr" in capsys.readouterr().err
+    assert main(["train", "--config", "configs/tictactoe_smoke.yaml", "--set", "ppo.epochs=four"]) == 2
+    assert "ppo.epochs: expected an integer" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "game,message",
+    [
+        ("no_such_game_v0", "unknown game 'no_such_game_v0'"),
+        ("tests.fault_support:uneven_env", "the two sides observe different shapes"),
+    ],
+)
+def test_a_game_that_does_not_exist_or_does_not_fit_is_refused(game, message, capsys, tmp_path):
+    run_dir = tmp_path / "run"
+    assert main(["train", "--config", "configs/tictactoe_smoke.yaml", "--set", f"game.name={game}", "--run-dir", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not run_dir.exists()  # refused before anything was written
+
+
+def test_sides_with_different_action_spaces_are_refused():
+    from actors.games import GameError, load_game
+
+    with pytest.raises(GameError, match="different action spaces"):
+        load_game("tests.fault_support:uneven_env", {"what": "actions"})
+
+
+def test_wrong_redis_password_is_one_clear_error(local_ray, redis_server, tmp_path, capsys):
+    wrong = redis_server.url.replace(redis_server.password, "not-the-password")
+    rc = main(["train", "--config", "configs/tictactoe_smoke.yaml", "--redis-url", wrong, "--run-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "refused the credentials" in err and "not-the-password" not in err
+    assert not (tmp_path / "run" / "config.yaml").exists()
+
+
+def test_payload_error_names_the_key(redis_client, run_keys):
+    redis_client.set(run_keys.league_state, b"\x85truncated")
+    with pytest.raises(PayloadError, match=r"league state in Redis \(test:run-1:league:state\).*corrupt or truncated"):
+        LeagueStore(redis_client, run_keys).load()
+    redis_client.set(run_keys.param_version, b"3")
+    redis_client.set(run_keys.weights(3), b"\x92\x01")
+    with pytest.raises(PayloadError, match=r"weights v3 in Redis \(test:run-1:params:w:3\)"):
+        ParamStore(redis_client, run_keys).fetch()
+
+
+# --- Redis away for a moment: clients retry, nothing is lost ---------------------------------------
+
+
+def test_a_client_rides_out_a_redis_restart(tmp_path):
+    server = EmbeddedRedis(tmp_path / "redis").start()
+    try:
+        client = connect(server.url)
+        client.set("k", b"v")
+        server.stop()  # SIGTERM: the append-only file is complete
+        starter = threading.Thread(target=server.start)
+        starter.start()
+        assert client.get("k") == b"v"  # refused until the server is back: retried with backoff
+        starter.join(timeout=30)
+    finally:
+        server.stop()
+
+
+def _result(i: int):
+    from cluster.records import LEARNER_ID, RANDOM_ID, GameResult
+
+    return GameResult(f"g{i}", (LEARNER_ID, RANDOM_ID), (i, -1), (1.0, 0.0), 5, "train", 1.0, 1000.0 + i)
+
+
+def test_games_taken_but_not_yet_saved_into_the_league_are_not_lost(redis_client, run_keys):
+    from league.league import LeagueState
+
+    store = LeagueStore(redis_client, run_keys)
+    store.push_games([_result(0), _result(1)])
+    assert [g.game_id for g in store.pop_games()] == ["g0", "g1"]
+    # The driver dies here (or Redis restarts and the call is retried) before the state is saved.
+    store.push_games([_result(2)])
+    again = LeagueStore(redis_client, run_keys)  # the resumed driver
+    assert [g.game_id for g in again.pop_games()] == ["g0", "g1"]  # the unacknowledged claim comes back
+    again.save(LeagueState.new())  # the state they went into acknowledges them
+    assert [g.game_id for g in again.pop_games()] == ["g2"]
+
+
+def test_learner_republishes_weights_that_a_restarted_redis_lost(redis_server, redis_client):
+    learner = LearnerService(small_config().to_dict(), redis_server.url, "republish")  # in-process
+    learner.publish()
+    redis_client.flushall()  # Redis came back without its data (no persistence configured)
+    assert learner.train(0.0)["republished"] == 1
+    assert ParamStore(redis_client, RunKeys("selfplay", "republish")).fetch()[0] == 0
+    assert learner.train(0.0)["republished"] == 1  # once: nothing lost, nothing to do
+
+
+# --- resuming against bad Redis content: one clear error, nothing changed ---------------------------
+
+
+@pytest.mark.parametrize(
+    "damage,error,message",
+    [
+        ("corrupt league", PayloadError, r"league state in Redis \(selfplay:run:league:state\) cannot be read"),
+        ("truncated weights", PayloadError, r"weights v0 in Redis \(selfplay:run:params:w:0\) cannot be read"),
+        ("weights of another shape", RunError, r"weights of run 'run' in Redis \(v1\) do not fit this config"),
+        ("no league", RunError, r"run 'run' has no league in this Redis"),
+    ],
+)
+def test_resume_refuses_bad_redis_content_and_changes_nothing(local_ray, redis_server, redis_client, tmp_path, damage, error, message):
+    from actors.games import load_game
+    from learner.checkpoint import Checkpoint, CheckpointDir, encode_checkpoint, model_spec
+    from learner.learner import Learner
+    from learner.model import PolicyNet, state_dict_numpy
+    from league.league import LeagueState
+
+    run_dir = tmp_path / "run"
+    cfg = small_config(f"redis.url={redis_server.url}")
+    _, spec = load_game(cfg.game.name)
+    learner = Learner(spec, cfg.model, cfg.ppo, cfg.learner)
+    ckpt = Checkpoint(0, learner.state_dict(), model_spec(spec.name, 18, 9, cfg.model.hidden_sizes), cfg.to_dict(), {})
+    CheckpointDir(run_dir / "checkpoints").save(encode_checkpoint(ckpt), 0)
+    (run_dir / "config.yaml").write_text("the run's config\n")
+    keys = RunKeys("selfplay", "run")
+    LeagueStore(redis_client, keys).save(LeagueState.new())
+    params = ParamStore(redis_client, keys)
+    params.publish(0, learner.weights())
+    if damage == "corrupt league":
+        redis_client.set(keys.league_state, b"\x85\xa6schema")
+    elif damage == "truncated weights":
+        blob = redis_client.get(keys.weights(0))
+        redis_client.set(keys.weights(0), blob[: len(blob) // 2])
+    elif damage == "weights of another shape":
+        params.publish(1, state_dict_numpy(PolicyNet(18, 9, (32,))))
+    else:
+        redis_client.delete(keys.league_state)
+    redis_before = {k: redis_client.dump(k) for k in redis_client.keys("*")}
+    files_before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+
+    with pytest.raises(error, match=message):
+        run_training(cfg, run_dir, log=lambda line: None, resume=True)
+    assert {k: redis_client.dump(k) for k in redis_client.keys("*")} == redis_before
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == files_before
+
+
+def test_a_game_that_always_fails_stops_the_run_with_its_error(local_ray, tmp_path):
+    cfg = small_config(
+        "game.name=tests.fault_support:env", "game.kwargs={mode: raise_always, after: 200}",
+        "rollout.num_actors=1", "rollout.max_restarts=0", "run.max_versions=40",
+    )  # restarts used up at the first failure: the give-up path without waiting for restarts
+    watch = LogWatch()
+    with pytest.raises(RunError, match=r"rollout actor 0 died and was restarted 0 times .*last error: RuntimeError: injected fault in every game") as e:
+        run_training(cfg, tmp_path / "run", log=watch)
+    assert "--resume" in str(e.value)

@@ -1,0 +1,94 @@
+"""Scalars for TensorBoard and Ray gauges (cluster/metrics.py): the naming, and real event files.
+
+The Ray half (gauges read back from Ray's Prometheus endpoint) is in tests/test_ray_eval_metrics.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import ray
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from cluster.config import LeagueConfig
+from cluster.metrics import GaugePoint, MetricsSink, gauge_points, run_scalars
+from cluster.records import LEARNER_ID, RANDOM_ID, GameResult
+from league.league import LeagueState
+
+
+def _league() -> LeagueState:
+    state = LeagueState.new((RANDOM_ID,))
+    state.add_snapshot(0)
+    for i in range(8):
+        g = GameResult(f"g{i}", (LEARNER_ID, RANDOM_ID), (3, -1), (1.0, 0.0) if i % 4 else (0.5, 0.5), 9, "eval", 1.0, 0.0)
+        state.record(g, LeagueConfig())
+    state.refit()
+    return state
+
+
+LEARNER_TICK = {
+    "losses/policy": -0.02, "losses/value": 0.3, "losses/entropy": float("nan"),
+    "system/staleness_mean": 0.5, "system/sample_reuse": 4.0,
+    "learner_version": 7, "sample_reuse": 3.5, "queue": 2, "samples_in": 1000, "corrupt_payloads": 0,
+}
+
+
+def test_run_scalars_names_everything_under_the_four_prefixes():
+    state = _league()
+    out = run_scalars(LEARNER_TICK, {"env_steps": 5000, "env_steps_per_s": 812.5, "games": 400, "eval_games": 80}, state)
+    assert {k.split("/")[0] for k in out} == {"losses", "system", "charts", "league"}
+    assert out["losses/policy"] == -0.02 and "losses/entropy" not in out  # non-finite values are left out
+    assert out["system/learner_version"] == 7.0 and out["system/queue"] == 2.0
+    assert out["system/sample_reuse"] == 4.0  # the learner's own system/ value wins over the plain counter
+    assert out["charts/env_steps_per_s"] == 812.5 and out["charts/eval_games"] == 80.0
+    assert out["league/elo/random"] == 0.0 and out["league/elo/latest"] == state.players[LEARNER_ID].elo > 100
+    assert out["league/elo_stderr/latest"] == state.players[LEARNER_ID].elo_stderr
+    assert "league/elo_stderr/v000000" not in out  # never fitted, so no error bar to report
+    assert out["league/snapshots"] == 1.0 and out["league/games_total"] == 8.0
+    assert out["league/latest_score_vs_random"] == pytest.approx(7 / 8)
+
+
+def test_a_tick_without_an_update_has_no_losses_and_no_league():
+    out = run_scalars({"learner_version": 3}, {"env_steps": 10}, None)
+    assert out == {"system/learner_version": 3.0, "charts/env_steps": 10.0}
+
+
+def test_gauge_points_tag_run_and_player():
+    points = gauge_points({"league/elo/v000010": 250.0, "league/elo_stderr/latest": 31.0, "charts/env_steps_per_s": 900.0}, "run-7")
+    assert points == [
+        GaugePoint("selfplay_league_elo", {"run_id": "run-7", "player": "v000010"}, 250.0),
+        GaugePoint("selfplay_league_elo_stderr", {"run_id": "run-7", "player": "latest"}, 31.0),
+        GaugePoint("selfplay_charts_env_steps_per_s", {"run_id": "run-7"}, 900.0),
+    ]
+
+
+def test_tensorboard_event_files_hold_the_scalars(tmp_path):
+    assert not ray.is_initialized()
+    sink = MetricsSink(tmp_path / "tb", "run-1")
+    state = _league()
+    for step, loss in ((100, 0.5), (200, 0.25)):
+        sink.record(run_scalars({**LEARNER_TICK, "losses/value": loss}, {"env_steps": step}, state), step)
+    sink.close()
+    assert sink._gauges == {}  # no Ray, no gauges
+
+    acc = EventAccumulator(str(tmp_path / "tb"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"losses/value", "system/learner_version", "charts/env_steps", "league/elo/latest", "league/elo/random"} <= tags
+    assert [(e.step, e.value) for e in acc.Scalars("losses/value")] == [(100, 0.5), (200, 0.25)]
+    assert math.isclose(acc.Scalars("league/elo/latest")[-1].value, state.players[LEARNER_ID].elo, rel_tol=1e-6)
+
+
+def test_league_scalars_are_written_at_most_every_league_every_s(tmp_path):
+    now = [0.0]
+    sink = MetricsSink(tmp_path / "tb", "run-1", league_every_s=5.0, clock=lambda: now[0])
+    state = _league()
+    for step, t in enumerate((0.0, 1.0, 4.9, 5.0, 6.0, 10.5)):
+        now[0] = t
+        sink.record(run_scalars({"learner_version": step}, {"env_steps": step}, state), step)
+    sink.close()
+    acc = EventAccumulator(str(tmp_path / "tb"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("system/learner_version")] == [0, 1, 2, 3, 4, 5]
+    assert [e.step for e in acc.Scalars("league/elo/latest")] == [0, 3, 5]
