@@ -135,7 +135,7 @@ class LeagueConfig:
     and the end-of-run match), whose opponents are fixed references rather than whoever the
     opponent sampler picked. Turn on when eval.num_evaluators is 0, or ratings barely move."""
     payoff_decay: float = 0.99
-    """AlphaStar payoff table: each recorded game multiplies all earlier counts by this (1 = no decay)."""
+    """AlphaStar payoff table: each game of a pair first multiplies that pair's counts by this (1 = no decay)."""
 
 
 @dataclass(frozen=True)

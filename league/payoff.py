@@ -1,12 +1,10 @@
 """AlphaStar-style payoff table: decayed wins/draws/losses per ordered pair.
 
-Decay makes the table track the *current* strength of moving players: every
-recorded game shrinks all past counts by ``decay``, so old results fade at the
-league's pace of play rather than by wall-clock time. Win rates feed PFSP.
-
-The decay is applied lazily: counts are stored in units of the newest game's
-weight, which grows by 1/decay per game, so recording a game costs O(1) however
-many pairs the league has (the driver records hundreds of games a second).
+As in AlphaStar's pseudocode, each game between a and b first multiplies the a-b counts (both
+orientations) by ``decay`` and then adds the new result: a pair's table tracks the last ~1/(1-decay)
+games *of that pair*. Decaying every pair on every game instead would make rare pairs (rating games
+against a scripted bot, old snapshots) vanish within seconds in a league that records hundreds of
+games a second. Win rates feed PFSP and the dashboard's heat map.
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ from typing import Any
 _VALID_SCORES = (0.0, 0.5, 1.0)
 _W, _D, _L, _G = range(4)
 _DICT_KEYS = {"decay", "min_games", "players", "records"}
-_FOLD_AT = 1e150  # fold the pending decay into the counts long before floats overflow
 
 
 class Payoff:
@@ -37,8 +34,6 @@ class Payoff:
         # Insertion-ordered, so players() lists them in the order they first played.
         self._players: dict[str, None] = {}
         self._records: dict[tuple[str, str], list[float]] = {}
-        # True counts are stored counts / _weight; _weight is what the newest game adds.
-        self._weight = 1.0
 
     def update(self, a: str, b: str, score_a: float) -> None:
         """Record one game a vs b in which a scored ``score_a`` (1 win, 0.5 draw, 0 loss)."""
@@ -48,9 +43,6 @@ class Payoff:
             # A player's win rate against itself is 0.5 by definition; recording it
             # would only double-count and dilute nothing useful.
             raise ValueError(f"cannot record a game of {a!r} against itself; skip self-play games in the payoff")
-        self._weight /= self.decay  # shrinks every past count by `decay`, relative to this game
-        if self._weight > _FOLD_AT:
-            self._fold()
         for pid in (a, b):
             self._players.setdefault(pid, None)
         self._add(a, b, score_a)
@@ -58,25 +50,20 @@ class Payoff:
 
     def _add(self, a: str, b: str, score_a: float) -> None:
         rec = self._records.setdefault((a, b), [0.0, 0.0, 0.0, 0.0])
-        rec[{1.0: _W, 0.5: _D, 0.0: _L}[score_a]] += self._weight
-        rec[_G] += self._weight
-
-    def _fold(self) -> None:
-        """Make stored counts the true counts again (weight 1)."""
-        for rec in self._records.values():
-            for i in range(4):
-                rec[i] /= self._weight
-        self._weight = 1.0
+        for i in range(4):
+            rec[i] *= self.decay
+        rec[{1.0: _W, 0.5: _D, 0.0: _L}[score_a]] += 1.0
+        rec[_G] += 1.0
 
     def games(self, a: str, b: str) -> float:
         """Decayed number of games between a and b."""
         rec = self._records.get((a, b))
-        return rec[_G] / self._weight if rec else 0.0
+        return rec[_G] if rec else 0.0
 
     def record(self, a: str, b: str) -> tuple[float, float, float, float]:
         """Decayed (wins, draws, losses, games) of a against b."""
         rec = self._records.get((a, b))
-        return tuple(x / self._weight for x in rec) if rec else (0.0, 0.0, 0.0, 0.0)  # type: ignore[return-value]
+        return tuple(rec) if rec else (0.0, 0.0, 0.0, 0.0)  # type: ignore[return-value]
 
     def win_rate(self, a: str, b: str) -> float:
         """(W + D/2) / G of a against b; 0.5 until ``min_games`` decayed games exist,
@@ -107,7 +94,6 @@ class Payoff:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only (str keys, floats, lists) so msgpack/JSON can store it."""
-        self._fold()  # stored counts become the true counts: the document needs no weight
         records: dict[str, dict[str, list[float]]] = {}
         for (a, b), rec in self._records.items():
             records.setdefault(a, {})[b] = [float(x) for x in rec]

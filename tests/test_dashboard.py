@@ -13,7 +13,7 @@ How page errors are detected, from two independent sources:
     line fails the test unless it is on an explicit allow-list.
 Both detectors are checked against deliberately broken input by canary tests,
 so a change in Chromium's log format cannot turn them silently blind.
-Set SELFPLAY_UPDATE_SCREENSHOT=1 to rewrite docs/dashboard.png from the screenshot test.
+docs/dashboard.png comes from a real short run: SELFPLAY_UPDATE_SCREENSHOT=1 python -m pytest tests/test_eval_inline.py
 Synchronisation uses ``--virtual-time-budget``: Chromium fast-forwards the
 page's timers (several 2 s refresh cycles) and dumps the DOM once the budget is
 spent, so no test sleeps.
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shutil
 import subprocess
@@ -372,7 +371,4 @@ def test_screenshot(start_server, tmp_path):
                  "--hide-scrollbars")
     png = out.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
-    # Refreshing the committed picture is opt-in so a test run leaves the tree clean.
-    if os.environ.get("SELFPLAY_UPDATE_SCREENSHOT") == "1":
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        SCREENSHOT.write_bytes(png)
+

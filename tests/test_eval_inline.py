@@ -88,3 +88,32 @@ def test_dashboard_document_carries_the_payoff(trained):
     assert doc["payoff"]["win_rate"][j][i] == pytest.approx(1 - saved.win_rate(LEARNER_ID, RANDOM_ID))
     assert doc["payoff"]["games"][i][j] == pytest.approx(saved.games(LEARNER_ID, RANDOM_ID), abs=0.01)
     assert all(doc["payoff"]["win_rate"][k][k] is None for k in range(n))
+
+
+def test_dashboard_page_shows_the_players_of_the_real_run(trained, tmp_path):
+    """The page in a real headless Chromium, fed by this run's Redis through dashboard_state."""
+    import os
+
+    from cluster.dashboard import serve
+    from test_dashboard import SCREENSHOT, assert_no_page_errors, load_page, run_chromium
+
+    _, _, manager, _, store = trained
+    server = serve(lambda: dashboard_state(store), port=0)
+    try:
+        dom, console = load_page(server.url, tmp_path)
+        assert_no_page_errors(dom, console)
+        assert dom.one("body").get("data-loaded") == "1"
+        rows = {a["data-player"] for t, a in dom.elements if t == "tr" and "data-player" in a}
+        players = set(manager.state.players)
+        assert len(players) >= 6 and players <= rows  # latest, random, minimax and the snapshots
+        for pid in players:  # an Elo curve for every player, with its uncertainty band where fitted
+            classes = [a["class"] for a in dom.find("path", data_player=pid)]
+            assert any("elo-line" in c for c in classes), (pid, classes)
+        assert any("elo-band" in a["class"] for a in dom.find("path", data_player=LEARNER_ID))
+        if os.environ.get("SELFPLAY_UPDATE_SCREENSHOT") == "1":  # docs/dashboard.png comes from this run
+            out = tmp_path / "dashboard.png"
+            run_chromium(server.url, tmp_path, f"--screenshot={out}", "--window-size=1400,960", "--hide-scrollbars")
+            SCREENSHOT.write_bytes(out.read_bytes())
+    finally:
+        server.shutdown()
+        server.server_close()

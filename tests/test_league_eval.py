@@ -102,7 +102,7 @@ def test_league_document_keeps_the_payoff_and_reads_old_documents():
     doc = decode_doc(encode_doc("league_state", 1, state.to_dict()), "league_state", 1)
     back = LeagueState.from_dict(doc)
     assert back.payoff.to_dict() == state.payoff.to_dict()
-    assert back.payoff.decay == 0.9 and back.payoff.record(LEARNER_ID, RANDOM_ID) == pytest.approx((0.9, 0, 0, 0.9))
+    assert back.payoff.decay == 0.9 and back.payoff.record(LEARNER_ID, RANDOM_ID) == pytest.approx((1.0, 0, 0, 1.0))  # per-pair decay: the minimax game leaves it
     assert back.players["minimax"].training_opponent is False
     old = dict(doc)
     del old["payoff"]  # a document written before the payoff was part of the league
