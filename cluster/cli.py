@@ -119,7 +119,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     from actors.scripted import references_for
     from learner.export import load_policy
 
-    policy = load_policy(args.policy)
+    if Path(args.policy).is_file():
+        policy = load_policy(args.policy)
+    elif args.run_dir or args.redis_url or resolve_url(""):
+        policy = _league_policy(args)
+    else:
+        raise ConfigError(
+            f"{args.policy!r} is not a file; to rate a league player (e.g. v000040 or latest), say which run "
+            "holds it with --run-dir DIR or --redis-url URL"
+        )
     game = args.game or policy.meta.get("game", "")
     make_slot, _ = load_game(game)
     refs = references_for(game)
@@ -134,6 +142,43 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(f"{args.policy} vs {args.opponent} on {game}, {r.games} games (seats alternate)")
     print(f"W {r.wins}  D {r.draws}  L {r.losses}   score {r.score:.3f}  95% CI [{lo:.3f}, {hi:.3f}]")
     return 0
+
+
+def _league_policy(args: argparse.Namespace):
+    """A league player's weights (a snapshot id, or `latest`) from a run's Redis."""
+    from actors.games import load_game
+    from cluster.league_store import LeagueStore
+    from cluster.param_store import ParamStore
+    from cluster.redis_conn import RunKeys, connect
+    from learner.export import policy_meta
+    from learner.model import InferencePolicy
+
+    with open_run_redis(args.redis_url, args.run_dir) as url:
+        client = connect(url)
+        run_id = _pick_run(client, args.prefix, args.run)
+        keys = RunKeys(args.prefix, run_id)
+        meta = LeagueStore(client, keys).meta() or {}
+        params = ParamStore(client, keys)
+        if args.policy == "latest":
+            got = params.fetch()
+            if got is None:
+                raise ConfigError(f"run {run_id!r} has no published weights")
+        else:
+            try:
+                got = params.fetch_snapshot(args.policy)
+            except KeyError as exc:
+                raise ConfigError(f"{exc.args[0]}; `selfplay league` lists the run's players") from exc
+    version, tensors = got
+    cfg = meta.get("config") or {}
+    game = meta.get("game") or cfg.get("game", {}).get("name", "")
+    hidden = (cfg.get("model") or {}).get("hidden_sizes")
+    if not game or not hidden:
+        raise ConfigError(f"run {run_id!r} does not record its game and network shape; evaluate a policy file instead")
+    _, spec = load_game(game, cfg.get("game", {}).get("kwargs") or {})
+    policy = InferencePolicy(spec.obs_dim, spec.num_actions, tuple(hidden), version)
+    policy.load(tensors, version)
+    policy.meta = policy_meta(game, hidden, spec.obs_dim, spec.num_actions)
+    return policy
 
 
 def _submit(args: argparse.Namespace) -> int:
@@ -179,12 +224,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_dashboard)
 
     e = sub.add_parser("evaluate", help="play a saved policy against a reference or another policy")
-    e.add_argument("policy", help="policy file (e.g. runs/<run>/final_policy.msgpack)")
+    e.add_argument(
+        "policy",
+        help="a policy file (runs/<run>/final_policy.msgpack), a learner checkpoint (runs/<run>/checkpoints/ckpt-v*.pt), "
+        "or a league player of a run (v000040, latest) with --run-dir or --redis-url",
+    )
     e.add_argument("--opponent", default="random", help="a reference name (random, minimax, tactical) or a policy file")
     e.add_argument("--games", type=int, default=200)
     e.add_argument("--game", default="", help="game name (default: the one stored in the policy file)")
     e.add_argument("--greedy", action="store_true", help="play the most likely legal move instead of sampling")
     e.add_argument("--seed", type=int, default=0)
+    _add_run_args(e)
     e.set_defaults(func=_evaluate)
 
     sb = sub.add_parser("submit", help="submit `selfplay train` to a Ray cluster through the Job Submission API")

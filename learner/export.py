@@ -1,10 +1,12 @@
 """Policy files: a trained policy saved as msgpack with what is needed to rebuild it.
 
     from learner.export import load_policy
-    policy = load_policy("runs/<run>/final_policy.msgpack")
+    policy = load_policy("runs/<run>/final_policy.msgpack")   # or runs/<run>/checkpoints/ckpt-v00000153.pt
     actions, logp, values = policy.act(obs_batch, mask_batch, np.random.default_rng(0), greedy=True)
 
-The file holds the weights plus {game, hidden_sizes, obs_dim, num_actions}; it is never pickled.
+A policy file holds the weights plus {game, hidden_sizes, obs_dim, num_actions}; it is never
+pickled. A learner checkpoint (learner/checkpoint.py) loads too: it carries the same facts, and is
+read with torch.load(weights_only=True).
 """
 
 from __future__ import annotations
@@ -41,7 +43,22 @@ def policy_from_blob(blob: bytes, fallback_meta: dict | None = None) -> Inferenc
 
 
 def load_policy(path: str | Path) -> InferencePolicy:
+    """A policy file (msgpack, from save_policy) or a learner checkpoint (ckpt-v*.pt)."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"no policy file at {p}")
-    return policy_from_blob(p.read_bytes())
+    blob = p.read_bytes()
+    if blob[:2] == b"PK":  # torch.save's zip container: a learner checkpoint
+        return policy_from_checkpoint(blob, str(p))
+    return policy_from_blob(blob)
+
+
+def policy_from_checkpoint(blob: bytes, source: str = "checkpoint") -> InferencePolicy:
+    from learner.checkpoint import decode_checkpoint
+
+    ckpt = decode_checkpoint(blob, source)
+    spec = ckpt.spec
+    policy = InferencePolicy(int(spec["obs_dim"]), int(spec["num_actions"]), tuple(spec["hidden_sizes"]), ckpt.version)
+    policy.load({k: v.numpy() for k, v in ckpt.learner["model"].items()}, ckpt.version)
+    policy.meta = policy_meta(spec["game"], spec["hidden_sizes"], spec["obs_dim"], spec["num_actions"])
+    return policy
