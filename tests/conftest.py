@@ -29,3 +29,13 @@ def redis_client(redis_server) -> redis.Redis:
 @pytest.fixture
 def run_keys() -> RunKeys:
     return RunKeys(prefix="test", run_id="run-1")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One real local Ray for a module; run_training joins it instead of starting its own."""
+    import ray
+
+    ray.init(address="local", num_cpus=3, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()

@@ -14,6 +14,28 @@ from typing import Callable
 import numpy as np
 from pettingzoo.classic import tictactoe_v3
 
+# Small real runs for the fault and resume tests: tic-tac-toe, 2 actors, checkpoints every 2 versions,
+# bounded by the test (run.max_versions or a fault), never by total_env_steps.
+SMALL = [
+    "rollout.num_actors=2",
+    "rollout.envs_per_actor=8",
+    "rollout.actor_num_cpus=0.5",
+    "learner.num_cpus=0.5",
+    "ppo.batch_size=256",
+    "ppo.minibatch_size=128",
+    "league.snapshot_every=2",
+    "run.total_env_steps=100000000",
+    "run.eval_games=10",
+    "run.log_every_s=0",
+    "checkpoint.every_versions=2",
+]
+
+
+def small_config(*extra: str):
+    from cluster.config import load_config
+
+    return load_config("configs/tictactoe_smoke.yaml", [*SMALL, *extra])
+
 
 _moves = [0]  # moves played in this process, over all game copies
 

@@ -8,16 +8,13 @@ has happened), never after a sleep. Each real run is short: tic-tac-toe, small b
 from __future__ import annotations
 
 import os
-import re
 import signal
 import threading
 
 import numpy as np
 import pytest
-import ray
 
 from cluster.cli import main
-from cluster.config import load_config
 from cluster.embedded_redis import EmbeddedRedis
 from cluster.league_store import LeagueStore
 from cluster.param_store import ParamStore
@@ -25,34 +22,7 @@ from cluster.ray_actors import LearnerService
 from cluster.redis_conn import RunKeys, connect
 from cluster.trainer import RunError, run_training
 from cluster.wire import PayloadError, decode_weights, encode_segments
-from fault_support import LogWatch, make_segment
-
-SMALL = [
-    "rollout.num_actors=2",
-    "rollout.envs_per_actor=8",
-    "rollout.actor_num_cpus=0.5",
-    "learner.num_cpus=0.5",
-    "ppo.batch_size=256",
-    "ppo.minibatch_size=128",
-    "league.snapshot_every=2",
-    "run.total_env_steps=100000000",
-    "run.eval_games=10",
-    "run.log_every_s=0",
-    "checkpoint.every_versions=2",
-]
-
-
-def small_config(*extra: str):
-    return load_config("configs/tictactoe_smoke.yaml", [*SMALL, *extra])
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    """One real local Ray for the module; run_training joins it instead of starting its own."""
-    ray.init(address="local", num_cpus=3, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
+from fault_support import LogWatch, make_segment, small_config
 
 # --- a rollout actor dies ------------------------------------------------------------------
 

@@ -13,18 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import ray
 import torch
 
 from actors.games import load_game
 from cluster.cli import main
-from cluster.config import load_config
 from cluster.embedded_redis import EmbeddedRedis
 from cluster.league_store import LeagueStore
 from cluster.param_store import ParamStore
 from cluster.redis_conn import RunKeys, connect
 from cluster.trainer import RunError, run_training
-from fault_support import LogWatch, make_segment
+from fault_support import SMALL, LogWatch, make_segment, small_config
 from learner.checkpoint import (
     Checkpoint,
     CheckpointDir,
@@ -36,32 +34,6 @@ from learner.checkpoint import (
     resume_version,
 )
 from learner.learner import Learner
-
-SMALL = [
-    "rollout.num_actors=2",
-    "rollout.envs_per_actor=8",
-    "rollout.actor_num_cpus=0.5",
-    "learner.num_cpus=0.5",
-    "ppo.batch_size=256",
-    "ppo.minibatch_size=128",
-    "league.snapshot_every=2",
-    "run.total_env_steps=100000000",
-    "run.eval_games=10",
-    "run.log_every_s=0",
-    "checkpoint.every_versions=2",
-]
-
-
-def small_config(*extra: str):
-    return load_config("configs/tictactoe_smoke.yaml", [*SMALL, *extra])
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(address="local", num_cpus=3, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
 
 def _learner(seed: int = 0) -> Learner:
     cfg = small_config("ppo.batch_size=64", "ppo.minibatch_size=16")
