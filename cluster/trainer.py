@@ -307,6 +307,7 @@ def _train_loop(cfg, spec, make_slot, run_id, run_dir, url, params, store, state
     metrics: dict = {}
     lags: list[tuple[float, float]] = []
     steps, games, last_ckpt, interrupted = start.env_steps, start.games, start.checkpoint_version, False
+    base_samples: int | None = None
 
     def checkpoint() -> int:
         version, data = ray.get(learner.checkpoint.remote({"env_steps": steps, "games": games}))
@@ -337,7 +338,10 @@ def _train_loop(cfg, spec, make_slot, run_id, run_dir, url, params, store, state
                     last_ckpt = checkpoint()
                 now = time.monotonic()
                 rate = run_steps / max(now - t0, 1e-9)
-                store.set_health(_health(metrics, steps, rate, games))
+                if base_samples is None:
+                    base_samples = m["samples_used"]  # a resumed learner's counters start above 0
+                samples_rate = (m["samples_used"] - base_samples) / max(now - t0, 1e-9)
+                store.set_health(_health(metrics, steps, rate, games, samples_rate))
                 evaluators.check()
                 progress = {"env_steps": steps, "env_steps_per_s": rate, "games": games, "eval_games": evaluators.games()}
                 sink.record(run_scalars(m, progress, manager.state), steps)
@@ -381,11 +385,12 @@ def _train_loop(cfg, spec, make_slot, run_id, run_dir, url, params, store, state
     return TrainResult(run_id, run_dir, version, steps, games, final, manager.state.table(), summary)
 
 
-def _health(m: dict, steps: int, rate: float, games: int) -> dict:
+def _health(m: dict, steps: int, rate: float, games: int, samples_rate: float) -> dict:
     return {
         "learner_version": int(m.get("learner_version", 0)),
         "env_steps": steps,
         "env_steps_per_s": rate,
+        "samples_per_s": samples_rate,
         "games": games,
         "staleness": {k: m.get(f"system/staleness_{k}") for k in ("min", "mean", "max")},
         "sample_reuse": m.get("sample_reuse"),

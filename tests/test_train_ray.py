@@ -45,7 +45,10 @@ def test_short_run_with_two_actors_trains_and_rates(tmp_path):
         keys = RunKeys("selfplay", "ray-run")
         assert ParamStore(client, keys).latest_version() == result.learner_version
         state = LeagueStore(client, keys).load()
+        health = LeagueStore(client, keys).health()
     assert state is not None
+    # What the dashboard's health tiles show: the learner's pace as well as the actors'.
+    assert health["learner_version"] >= 3 and health["env_steps_per_s"] > 0 and health["samples_per_s"] > 0
     assert state.games_total >= result.games > 0
     snapshots = [p for p in state.players.values() if p.kind == "snapshot"]
     assert len(snapshots) >= 2
