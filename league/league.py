@@ -96,9 +96,13 @@ class LeagueState:
 
     # --- reading ---------------------------------------------------------------------------
     def past_pool(self) -> dict[str, PoolEntry]:
-        """Opponents other than the latest policy: snapshots and references, as sampler input."""
+        """Opponents other than the latest policy: snapshots and references, as sampler input.
+
+        The win rate PFSP weighs is the learner's against each one from the decayed payoff table,
+        as in AlphaStar: it follows the learner's current strength, where lifetime counts would
+        remember a pairing long after the learner outgrew it (0.5 before any game)."""
         return {
-            p.id: PoolEntry(quality=p.quality, win_rate=p.learner_win_rate())
+            p.id: PoolEntry(quality=p.quality, win_rate=self.payoff.win_rate(LEARNER_ID, p.id))
             for p in self.players.values()
             if p.kind != LEARNER and p.training_opponent
         }

@@ -135,3 +135,16 @@ def test_match_games_put_players_in_the_seats_they_had():
     assert [g.scores for g in games] == [(1.0, 0.0), (0.5, 0.5), (0.0, 1.0)]
     assert [g.length for g in games] == [5, 9, 6]
     assert {g.kind for g in games} == {"eval"} and len({g.game_id for g in games}) == 3
+
+
+def test_pfsp_sees_the_learners_recent_win_rate_from_the_decayed_payoff():
+    cfg = LeagueConfig(payoff_decay=0.9)
+    state = LeagueState.new((RANDOM_ID,), payoff_decay=cfg.payoff_decay)
+    assert state.past_pool()[RANDOM_ID].win_rate == 0.5  # no games yet: AlphaStar's prior
+    for _ in range(200):  # long ago the learner lost every game...
+        state.record(game(LEARNER_ID, RANDOM_ID, 0.0, "train"), cfg)
+    for _ in range(60):  # ...now it wins them all
+        state.record(game(RANDOM_ID, LEARNER_ID, 0.0, "train"), cfg)
+    # Lifetime counts would say 60/260 = 0.23; the decayed payoff follows the present.
+    assert state.players[RANDOM_ID].learner_win_rate() == pytest.approx(60 / 260)
+    assert state.past_pool()[RANDOM_ID].win_rate == pytest.approx(1 - 0.9**60, rel=1e-6)
