@@ -83,7 +83,7 @@ def test_a_round_rates_latest_and_a_snapshot_against_every_reference(setup):
     store.push_games(games)
     manager = LeagueManager(store, params, cfg.league, state)
     manager.step(5)
-    assert set(manager.state.results) == {f"{LEARNER_ID}\tminimax", f"{LEARNER_ID}\t{RANDOM_ID}", f"minimax\tv000002", f"{RANDOM_ID}\tv000002"}
+    assert set(manager.state.results) == {f"{LEARNER_ID}\tminimax", f"{LEARNER_ID}\t{RANDOM_ID}", "minimax\tv000002", f"{RANDOM_ID}\tv000002"}
     assert manager.state.players["minimax"].elo > manager.state.players[RANDOM_ID].elo == 0.0
     assert store.load().payoff.games(LEARNER_ID, "minimax") > 0  # saved with the league document
 
