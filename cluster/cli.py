@@ -150,8 +150,7 @@ def _league_policy(args: argparse.Namespace):
     from cluster.league_store import LeagueStore
     from cluster.param_store import ParamStore
     from cluster.redis_conn import RunKeys, connect
-    from learner.export import policy_meta
-    from learner.model import InferencePolicy
+    from learner.export import build_policy, policy_meta
 
     with open_run_redis(args.redis_url, args.run_dir) as url:
         client = connect(url)
@@ -175,10 +174,7 @@ def _league_policy(args: argparse.Namespace):
     if not game or not hidden:
         raise ConfigError(f"run {run_id!r} does not record its game and network shape; evaluate a policy file instead")
     _, spec = load_game(game, cfg.get("game", {}).get("kwargs") or {})
-    policy = InferencePolicy(spec.obs_dim, spec.num_actions, tuple(hidden), version)
-    policy.load(tensors, version)
-    policy.meta = policy_meta(game, hidden, spec.obs_dim, spec.num_actions)
-    return policy
+    return build_policy(tensors, version, policy_meta(game, hidden, spec.obs_dim, spec.num_actions))
 
 
 def _submit(args: argparse.Namespace) -> int:

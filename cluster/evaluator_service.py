@@ -18,26 +18,22 @@ from actors.evaluator import Evaluator
 from actors.games import load_game
 from actors.scripted import references_for
 from cluster.config import Config, config_from_dict
-from cluster.league_store import LeagueReader, LeagueStore
-from cluster.param_store import ParamStore
+from cluster.league_store import LeagueReader, run_stores
 from cluster.ray_actors import RedisResultSink, _set_threads
-from cluster.redis_conn import RunKeys, connect
 
 
 class EvaluatorService:
     def __init__(self, evaluator_id: int, cfg_dict: dict, redis_url: str, run_id: str) -> None:
         cfg: Config = config_from_dict(cfg_dict)
         _set_threads(1)
-        client = connect(redis_url)
-        keys = RunKeys(cfg.redis.key_prefix, run_id)
+        params, store = run_stores(cfg, redis_url, run_id)
         make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs)
-        store = LeagueStore(client, keys, cfg.league.max_history)
         self.evaluator = Evaluator(
             evaluator_id,
             cfg,
             make_slot,
             spec,
-            params=ParamStore(client, keys, cfg.redis.keep_versions),
+            params=params,
             league=LeagueReader(store, refresh_s=0.0),  # rounds are seconds apart: always read afresh
             results=RedisResultSink(store),
             references=references_for(cfg.game.name),

@@ -17,11 +17,9 @@ from actors.games import load_game
 from actors.rollout import RolloutWorker
 from actors.scripted import references_for
 from cluster.config import Config
-from cluster.league_store import LeagueReader, LeagueStore
-from cluster.param_store import ParamStore
+from cluster.league_store import LeagueReader, run_stores
 from cluster.ray_actors import RedisResultSink
 from cluster.records import Segment
-from cluster.redis_conn import RunKeys, connect
 from learner.learner import Learner
 from league.manager import LeagueManager
 
@@ -45,10 +43,7 @@ def run_inline(
 
     on_update(learner) runs after every learner iteration (learning curves, benchmarks/)."""
     make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs)
-    client = connect(redis_url)
-    keys = RunKeys(cfg.redis.key_prefix, run_id)
-    params = ParamStore(client, keys, cfg.redis.keep_versions)
-    store = LeagueStore(client, keys, cfg.league.max_history)
+    params, store = run_stores(cfg, redis_url, run_id)
     state = initial_league(cfg, references_for(cfg.game.name))
     store.save(state)
     learner = Learner(spec, cfg.model, cfg.ppo, cfg.learner, seed=cfg.run.seed)

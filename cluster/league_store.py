@@ -10,8 +10,9 @@ import time
 
 import redis
 
+from cluster.param_store import ParamStore
 from cluster.records import GameResult
-from cluster.redis_conn import RunKeys
+from cluster.redis_conn import RunKeys, connect
 from cluster.wire import PayloadError, decode_doc, decode_game, encode_doc, encode_game
 from league.league import LeagueState
 
@@ -145,3 +146,11 @@ class LeagueReader:
                 self._state = fresh
         return self._state
 
+
+
+def run_stores(cfg, redis_url: str, run_id: str) -> tuple[ParamStore, LeagueStore]:
+    """The run's parameter store and league store on one connection, sized from the config
+    (redis.key_prefix, redis.keep_versions, league.max_history): what every process of a run opens."""
+    client = connect(redis_url)
+    keys = RunKeys(cfg.redis.key_prefix, run_id)
+    return ParamStore(client, keys, cfg.redis.keep_versions), LeagueStore(client, keys, cfg.league.max_history)

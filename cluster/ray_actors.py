@@ -28,7 +28,7 @@ from actors.games import load_game
 from actors.rollout import RolloutWorker
 from actors.scripted import references_for
 from cluster.config import Config, config_from_dict
-from cluster.league_store import LeagueReader, LeagueStore
+from cluster.league_store import LeagueReader, LeagueStore, run_stores
 from cluster.param_store import ParamStore
 from cluster.records import GameResult, Segment
 from cluster.redis_conn import RunKeys, connect
@@ -258,10 +258,8 @@ class RolloutService:
         cfg: Config = config_from_dict(cfg_dict)
         learner = ray.get_actor(learner_name)
         _set_threads(1)
-        client = connect(redis_url)
-        keys = RunKeys(cfg.redis.key_prefix, run_id)
+        params, store = run_stores(cfg, redis_url, run_id)
         make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs)
-        store = LeagueStore(client, keys, cfg.league.max_history)
         self.actor_id = actor_id
         self.learner = learner
         self.sink = RaySegmentSink(learner, cfg.rollout.max_inflight)
@@ -270,7 +268,7 @@ class RolloutService:
             cfg,
             make_slot,
             spec,
-            params=ParamStore(client, keys, cfg.redis.keep_versions),
+            params=params,
             league=LeagueReader(store, cfg.rollout.league_refresh_s),
             sink=self.sink,
             results=RedisResultSink(store),

@@ -41,14 +41,14 @@ from actors.scripted import random_legal, references_for
 from cluster.config import Config
 from cluster.embedded_redis import EmbeddedRedis
 from cluster.evaluator_service import EvaluatorPool
-from cluster.league_store import LeagueStore
+from cluster.league_store import LeagueStore, run_stores
 from cluster.metrics import MetricsSink, run_scalars
 from cluster.param_store import ParamStore
 from cluster.preflight import PreflightError, check_joined_cluster
 from cluster.fleet import FleetError, RolloutFleet
 from cluster.ray_actors import LearnerService
 from cluster.records import LEARNER_ID, RANDOM_ID
-from cluster.redis_conn import RunKeys, connect, redact, resolve_url
+from cluster.redis_conn import redact, resolve_url
 from learner.checkpoint import CheckpointDir, check_compatible, decode_checkpoint, model_spec, resume_version
 from learner.export import policy_meta, save_policy
 from learner.learner import NonFiniteLossError
@@ -221,11 +221,8 @@ def run_training(
     started_ray = init_ray(cfg, log)  # before touching Redis: a rejected run leaves nothing behind
     try:
         with redis_for_run(cfg, run_dir, log) as url:
-            client = connect(url)
+            params, store = run_stores(cfg, url, run_id)
             log(f"redis {redact(url)}")
-            keys = RunKeys(cfg.redis.key_prefix, run_id)
-            params = ParamStore(client, keys, cfg.redis.keep_versions)
-            store = LeagueStore(client, keys, cfg.league.max_history)
             existing = store.load()  # a corrupt league document raises PayloadError here, and stays as it is
             if start is not None:
                 state, start = _league_to_resume(cfg, spec, run_id, run_dir, params, existing, start, log)

@@ -36,6 +36,11 @@ def policy_from_blob(blob: bytes, fallback_meta: dict | None = None) -> Inferenc
     missing = [k for k in ("hidden_sizes", "obs_dim", "num_actions") if k not in meta]
     if missing:
         raise PayloadError(f"policy file lacks {missing}; it was not written by save_policy")
+    return build_policy(tensors, version, meta)
+
+
+def build_policy(tensors: dict[str, np.ndarray], version: int, meta: dict) -> InferencePolicy:
+    """An InferencePolicy of the shape `meta` names (policy_meta's keys), holding `tensors`."""
     policy = InferencePolicy(int(meta["obs_dim"]), int(meta["num_actions"]), tuple(meta["hidden_sizes"]), version)
     policy.load(tensors, version)
     policy.meta = meta
@@ -58,7 +63,5 @@ def policy_from_checkpoint(blob: bytes, source: str = "checkpoint") -> Inference
 
     ckpt = decode_checkpoint(blob, source)
     spec = ckpt.spec
-    policy = InferencePolicy(int(spec["obs_dim"]), int(spec["num_actions"]), tuple(spec["hidden_sizes"]), ckpt.version)
-    policy.load({k: v.numpy() for k, v in ckpt.learner["model"].items()}, ckpt.version)
-    policy.meta = policy_meta(spec["game"], spec["hidden_sizes"], spec["obs_dim"], spec["num_actions"])
-    return policy
+    meta = policy_meta(spec["game"], spec["hidden_sizes"], spec["obs_dim"], spec["num_actions"])
+    return build_policy({k: v.numpy() for k, v in ckpt.learner["model"].items()}, ckpt.version, meta)
