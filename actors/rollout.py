@@ -146,14 +146,19 @@ class RolloutWorker:
         results: ResultSink,
         references: dict[str, ScriptedFn],
         game_kind: str = "train",
+        restart_salt: int | None = None,
     ) -> None:
+        """`restart_salt`: None for an actor's first incarnation (seeds follow from run.seed, so a run
+        can be repeated); a fresh random number for a restarted one, whose games would otherwise
+        replay the seeds and opponent draws the dead incarnation already played."""
         self.actor_id = actor_id
         self.cfg = cfg
         self.spec = spec
         self.params, self.league, self.sink, self.results = params, league, sink, results
         self.references = references
         self.game_kind = game_kind
-        self.rng = np.random.default_rng([cfg.run.seed, actor_id])
+        self._seed_key = [cfg.run.seed, actor_id] + ([] if restart_salt is None else [restart_salt])
+        self.rng = np.random.default_rng(self._seed_key)
         hidden = tuple(cfg.model.hidden_sizes)
         self.latest = InferencePolicy(spec.obs_dim, spec.num_actions, hidden)
         self._snapshots: OrderedDict[str, InferencePolicy] = OrderedDict()
@@ -197,7 +202,7 @@ class RolloutWorker:
 
     # --- games -----------------------------------------------------------------------------
     def _seed(self, env_idx: int, episode: int) -> int:
-        return int(np.random.SeedSequence([self.cfg.run.seed, self.actor_id, env_idx, episode]).generate_state(1)[0])
+        return int(np.random.SeedSequence([*self._seed_key, env_idx, episode]).generate_state(1)[0])
 
     def _new_game(self, i: int, episode: int) -> None:
         state = self.league.state()

@@ -43,6 +43,13 @@ def _set_threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
+def _restart_salt() -> int | None:
+    """None in an actor's first incarnation, a fresh random number once Ray has restarted it."""
+    if not ray.get_runtime_context().was_current_actor_reconstructed:
+        return None
+    return int.from_bytes(os.urandom(4), "little")
+
+
 class LearnerService:
     def __init__(
         self,
@@ -273,6 +280,7 @@ class RolloutService:
             sink=self.sink,
             results=RedisResultSink(store),
             references=references_for(cfg.game.name),
+            restart_salt=_restart_salt(),
         )
         self.sink.source = self.source
         self._stop = threading.Event()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -60,6 +61,34 @@ def test_crashed_rollout_actors_are_restarted_and_training_goes_on(local_ray, tm
     assert s["duplicate_games"] == 0  # the dead incarnations' finished games were counted once
     assert killed_at[0] + 2 <= result.learner_version < 60  # training went on, and stopped on our condition
     assert s["checkpoint_version"] == result.learner_version
+
+
+def test_only_a_restarted_incarnation_gets_a_restart_salt(local_ray):
+    """What the rollout actor seeds its games with: the run's seed at first, fresh entropy after Ray restarts it."""
+    import ray
+
+    from cluster.ray_actors import _restart_salt
+
+    @ray.remote(num_cpus=0, max_restarts=1)
+    class Probe:
+        def salt(self):
+            return _restart_salt()
+
+        def pid(self):
+            return os.getpid()
+
+    probe = Probe.remote()
+    assert ray.get(probe.salt.remote()) is None
+    os.kill(ray.get(probe.pid.remote()), signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while True:  # a call that reaches the dying process fails; Ray holds later ones until the restart
+        try:
+            salt = ray.get(probe.salt.remote(), timeout=30)
+            break
+        except ray.exceptions.RayActorError:
+            assert time.monotonic() < deadline, "the probe actor was not restarted within 60 s"
+    assert isinstance(salt, int)
+    ray.kill(probe)
 
 
 # --- Redis restarts mid-run ------------------------------------------------------------------

@@ -85,7 +85,7 @@ def tictactoe():
     return load_game("tictactoe_v3")
 
 
-def _worker(tictactoe, league_state=None, sampler="uniform", envs=4, segment_length=5, seed=0):
+def _worker(tictactoe, league_state=None, sampler="uniform", envs=4, segment_length=5, seed=0, restart_salt=None):
     make_slot, spec = tictactoe
     cfg = (
         Config()
@@ -97,7 +97,9 @@ def _worker(tictactoe, league_state=None, sampler="uniform", envs=4, segment_len
     params = FakeParams(spec.obs_dim, spec.num_actions)
     params.publish(0, seed=100)
     sink, results = ListSink(), ListResults()
-    worker = RolloutWorker(0, cfg, make_slot, spec, params, FakeLeague(league_state), sink, results, {RANDOM_ID: random_legal})
+    worker = RolloutWorker(
+        0, cfg, make_slot, spec, params, FakeLeague(league_state), sink, results, {RANDOM_ID: random_legal}, restart_salt=restart_salt
+    )
     return worker, params, sink, results
 
 
@@ -307,3 +309,14 @@ def test_rollouts_are_reproducible_from_the_seed(tictactoe):
 
     assert actions(1) == actions(1)
     assert actions(1) != actions(2)
+
+
+def test_a_restarted_actor_does_not_replay_its_first_incarnations_games(tictactoe):
+    def actions(salt):
+        worker, _, sink, results = _worker(tictactoe, LeagueState.new(), sampler="openai_five", seed=1, restart_salt=salt)
+        worker.run(lambda: False, max_ticks=40)
+        return [s.actions.tolist() for s in sink.segments], [(g.players, g.scores, g.length) for g in results.games]
+
+    first = actions(None)
+    assert actions(12345) != first
+    assert actions(12345) == actions(12345)  # the salt, not something else, is what changed them
