@@ -47,9 +47,13 @@ def open_run_redis(redis_url: str, run_dir: str) -> Iterator[str]:
     data = Path(run_dir) / "redis"
     if not data.is_dir():
         raise ConfigError(f"{run_dir} has no embedded Redis data ({data}); pass --redis-url for a run that used an external Redis")
-    from cluster.embedded_redis import EmbeddedRedis
+    from cluster.embedded_redis import EmbeddedRedis, live_server_url
 
-    with EmbeddedRedis(data) as r:
+    live = live_server_url(data)
+    if live:  # the run is going on: read it from its own server
+        yield live
+        return
+    with EmbeddedRedis(data) as r:  # a finished run: serve its data while we read it
         yield r.url
 
 

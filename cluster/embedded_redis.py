@@ -8,11 +8,15 @@ run directory (fsynced every second, and completely on a clean stop) so a local 
 
 from __future__ import annotations
 
+import ctypes
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -39,6 +43,59 @@ def find_redis_server() -> str:
     )
 
 
+def _die_with_parent() -> None:
+    """preexec_fn (Linux): the kernel sends redis-server SIGTERM when the process that started it dies.
+
+    The server has its own session (see `start`), so nothing else would stop it if the driver were
+    killed with SIGKILL or by the OOM killer; a leaked server would keep writing the run's
+    append-only file while a resumed run starts a second one on the same file."""
+    PR_SET_PDEATHSIG = 1
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+# Loaded here, in the parent: the child between fork and exec should do as little as possible.
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def _running_server(pidfile: Path) -> int | None:
+    """The pid of a redis-server still running from `pidfile`, if there is one."""
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid  # alive, someone else's
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists() and b"redis-server" not in cmdline.read_bytes():
+        return None  # the pid was reused by another program, or is a zombie (empty cmdline)
+    return pid
+
+
+ENDPOINT_FILE = "endpoint"  # in the data dir while a server runs: its URL, for readers of a live run
+
+
+def live_server_url(data_dir: str | Path) -> str | None:
+    """The URL of the embedded redis-server now serving `data_dir` (a live local run), or None.
+
+    `selfplay league/dashboard/evaluate --run-dir` connect to it instead of starting a second server
+    on the same files, which would see nothing the run writes after it started."""
+    data = Path(data_dir).resolve()
+    pid = _running_server(data / "redis.pid")
+    if pid is None:
+        return None
+    try:
+        return (data / ENDPOINT_FILE).read_text().strip()
+    except OSError:
+        raise RedisUnavailable(
+            f"a redis-server (pid {pid}) is serving {data_dir} but left no {ENDPOINT_FILE} file to connect with; "
+            f"pass --redis-url, or stop it (`kill {pid}`) and retry"
+        ) from None
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -60,6 +117,13 @@ class EmbeddedRedis:
 
     def start(self, timeout_s: float = 15.0) -> "EmbeddedRedis":
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        pidfile = self.data_dir.resolve() / "redis.pid"
+        running = _running_server(pidfile)
+        if running is not None:
+            raise RedisUnavailable(
+                f"a redis-server (pid {running}) is still serving {self.data_dir}, left from an earlier run; "
+                f"two servers must not share its append-only file. Stop it (`kill {running}`: it saves and exits) and retry"
+            )
         binary = find_redis_server()
         fixed_port = self.port
         for _ in range(1 if fixed_port else 3):  # a probed free port can be taken before bind; retry
@@ -68,14 +132,22 @@ class EmbeddedRedis:
                 binary, "--port", str(self.port), "--bind", "127.0.0.1", "--requirepass", self.password,
                 "--dir", str(self.data_dir.resolve()), "--appendonly", "yes", "--appendfsync", "everysec",
                 "--save", "", "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning",
-                "--logfile", "redis.log",
+                "--logfile", "redis.log", "--pidfile", str(pidfile),
             ]
             # Its own session: Ctrl-C in the terminal interrupts the driver, which then writes its
             # checkpoint and league through this server before stopping it, instead of killing both.
             self.proc = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                # Linux sends the signal when the *thread* that forked exits: only tie the server to
+                # the main thread, whose end is the process's end.
+                preexec_fn=_die_with_parent if _LIBC is not None and threading.current_thread() is threading.main_thread() else None,
             )
             if self._wait_ready(timeout_s):
+                self._write_endpoint()
                 return self
             self.stop()
         log = self.data_dir / "redis.log"
@@ -98,9 +170,18 @@ class EmbeddedRedis:
                 time.sleep(0.05)
         return False
 
+    def _write_endpoint(self) -> None:
+        """The URL (with its password) for other commands on this machine; readable by this user only,
+        like the append-only file beside it."""
+        path = self.data_dir / ENDPOINT_FILE
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.url + "\n")
+
     def stop(self) -> None:
         if self.proc is None:
             return
+        (self.data_dir / ENDPOINT_FILE).unlink(missing_ok=True)
         if self.proc.poll() is None:
             self.proc.terminate()  # SIGTERM: redis flushes the AOF and exits cleanly
             try:

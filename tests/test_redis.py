@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 
 import msgpack
@@ -104,6 +108,49 @@ def test_embedded_redis_generates_a_password_and_requires_it(tmp_path):
         assert len(server.password) >= 16
         with pytest.raises(RedisUnavailable):
             connect(f"redis://127.0.0.1:{server.port}/0", timeout_s=2.0)
+
+
+def test_a_second_embedded_redis_on_a_data_dir_in_use_is_refused(tmp_path):
+    with EmbeddedRedis(tmp_path / "data") as first:
+        with pytest.raises(RedisUnavailable, match=rf"redis-server \(pid {first.proc.pid}\) is still serving .*kill {first.proc.pid}"):
+            EmbeddedRedis(tmp_path / "data").start()
+        assert connect(first.url, timeout_s=2.0).ping()  # the refusal left the running server alone
+    with EmbeddedRedis(tmp_path / "data") as again:  # stopped cleanly: the data dir is free again
+        assert connect(again.url, timeout_s=2.0).ping()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux only")
+def test_embedded_redis_stops_when_the_process_that_started_it_is_killed(tmp_path):
+    """A driver killed with SIGKILL (or by the OOM killer) must not leave its redis-server behind,
+    writing the run's append-only file while a resumed run starts another one on it."""
+    script = "import sys, time\nfrom cluster.embedded_redis import EmbeddedRedis\n" \
+        "r = EmbeddedRedis(sys.argv[1]).start()\nprint(r.proc.pid, flush=True)\ntime.sleep(120)\n"
+    driver = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "data")], stdout=subprocess.PIPE, text=True)
+    server_pid = None
+    try:
+        server_pid = int(driver.stdout.readline())
+        os.kill(server_pid, 0)  # running
+        driver.kill()
+        driver.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while _alive(server_pid):
+            assert time.monotonic() < deadline, f"redis-server {server_pid} outlived the killed driver"
+            time.sleep(0.05)
+    finally:
+        driver.kill()
+        if server_pid is not None and _alive(server_pid):
+            os.kill(server_pid, signal.SIGKILL)  # the test failed: do not leak the server
+    with EmbeddedRedis(tmp_path / "data") as again:  # and a new run can use the data dir at once
+        assert connect(again.url, timeout_s=2.0).ping()
+
+
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie waiting for a parent that no longer exists to reap it."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 # --- league store ------------------------------------------------------------------------

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
+from cluster.cli import main
 from cluster.config import load_config
+from cluster.embedded_redis import live_server_url
 from cluster.league_store import LeagueStore, list_runs
 from cluster.param_store import ParamStore
 from cluster.records import LEARNER_ID, RANDOM_ID
 from cluster.redis_conn import RunKeys, connect
 from cluster.trainer import run_training
+from fault_support import LogWatch
 
 
-def test_short_run_with_two_actors_trains_and_rates(tmp_path):
+def test_short_run_with_two_actors_trains_and_rates(tmp_path, capsys):
     cfg = load_config(
         "configs/tictactoe_smoke.yaml",
         [
@@ -26,8 +31,19 @@ def test_short_run_with_two_actors_trains_and_rates(tmp_path):
         ],
     )
     run_dir = tmp_path / "ray-run"
-    lines: list[str] = []
-    result = run_training(cfg, run_dir, log=lines.append)
+    watch = LogWatch()
+    live: dict = {}
+
+    def read_the_live_league(w: LogWatch) -> None:
+        """What a user does in a second terminal: `selfplay league --run-dir` while the run goes on.
+        It must read the run's own embedded Redis, not start a second server on the same files."""
+        live["version"] = w.version()
+        live["url"] = live_server_url(run_dir / "redis")
+        live["rc"] = main(["league", "--run-dir", str(run_dir)])
+
+    watch.at_version(2, read_the_live_league)
+    result = run_training(cfg, run_dir, log=watch)
+    lines = watch.lines
 
     # Trajectories were consumed and the learner moved on, publishing its versions.
     assert result.env_steps >= 15000
@@ -35,6 +51,15 @@ def test_short_run_with_two_actors_trains_and_rates(tmp_path):
     assert result.learner_version >= 3, lines
     assert result.final_eval is not None and result.final_eval.games == 40
     assert (run_dir / "final_policy.msgpack").is_file()
+
+    # The live read saw the running league: the learner at (at least) the version the driver had logged.
+    assert live.get("rc") == 0, lines
+    port = re.search(r"embedded redis-server on 127\.0\.0\.1:(\d+)", "\n".join(lines)).group(1)
+    assert live["url"].endswith(f"@127.0.0.1:{port}/0")  # the run's own server
+    table = capsys.readouterr().out
+    shown = re.search(r"^run ray-run \(tictactoe_v3, running\) learner v(\d+)", table, re.M)
+    assert shown and int(shown.group(1)) >= live["version"] >= 2, table  # the league is saved before the line is logged
+    assert not (run_dir / "redis" / "endpoint").exists()  # gone with the server
 
     # The run's state survives in its embedded Redis' append-only file: reopen and inspect it.
     from cluster.embedded_redis import EmbeddedRedis
