@@ -20,6 +20,7 @@ import queue
 import threading
 import time
 import traceback
+import warnings
 
 import numpy as np
 import ray
@@ -45,7 +46,11 @@ def _set_threads(n: int) -> None:
 
 def _restart_salt() -> int | None:
     """None in an actor's first incarnation, a fresh random number once Ray has restarted it."""
-    if not ray.get_runtime_context().was_current_actor_reconstructed:
+    with warnings.catch_warnings():
+        # Ray 2.60's own implementation reads a deprecated property of its runtime context.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        restarted = ray.get_runtime_context().was_current_actor_reconstructed
+    if not restarted:
         return None
     return int.from_bytes(os.urandom(4), "little")
 
