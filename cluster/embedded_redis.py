@@ -76,6 +76,7 @@ def _running_server(pidfile: Path) -> int | None:
 
 
 ENDPOINT_FILE = "endpoint"  # in the data dir while a server runs: its URL, for readers of a live run
+PID_FILE = "redis.pid"  # written by redis-server itself, removed when it exits cleanly
 
 
 def live_server_url(data_dir: str | Path) -> str | None:
@@ -84,7 +85,7 @@ def live_server_url(data_dir: str | Path) -> str | None:
     `selfplay league/dashboard/evaluate --run-dir` connect to it instead of starting a second server
     on the same files, which would see nothing the run writes after it started."""
     data = Path(data_dir).resolve()
-    pid = _running_server(data / "redis.pid")
+    pid = _running_server(data / PID_FILE)
     if pid is None:
         return None
     try:
@@ -117,7 +118,8 @@ class EmbeddedRedis:
 
     def start(self, timeout_s: float = 15.0) -> "EmbeddedRedis":
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        pidfile = self.data_dir.resolve() / "redis.pid"
+        data = self.data_dir.resolve()
+        pidfile = data / PID_FILE
         running = _running_server(pidfile)
         if running is not None:
             raise RedisUnavailable(
@@ -130,7 +132,7 @@ class EmbeddedRedis:
             self.port = fixed_port or _free_port()
             args = [
                 binary, "--port", str(self.port), "--bind", "127.0.0.1", "--requirepass", self.password,
-                "--dir", str(self.data_dir.resolve()), "--appendonly", "yes", "--appendfsync", "everysec",
+                "--dir", str(data), "--appendonly", "yes", "--appendfsync", "everysec",
                 "--save", "", "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning",
                 "--logfile", "redis.log", "--pidfile", str(pidfile),
             ]
