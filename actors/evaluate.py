@@ -108,3 +108,57 @@ def play_match(
                 still.append(i)
         live = still
     return MatchResult(w, d, l, tuple(outcomes))
+
+
+def exact_outcomes(
+    make_slot: Callable[[], GameSlot],
+    policy: InferencePolicy,
+    opponent_moves: Callable[[GameSlot], list[tuple[int, float]]],
+    seat: int,
+) -> tuple[float, float, float]:
+    """Exact (win, draw, loss) probabilities of a greedy policy in `seat` against an opponent given
+    as a distribution over moves, by walking the whole game tree: no sampling noise. Only for
+    small deterministic games (tic-tac-toe: about a thousand leaves against random play).
+
+    `opponent_moves(slot)` -> [(action, probability), ...] for the position in `slot`. States are
+    rebuilt by replaying moves, since PettingZoo environments cannot be copied."""
+    rng = np.random.default_rng(0)
+
+    def at(history: list[int]) -> GameSlot:
+        slot = make_slot()
+        slot.reset(seed=0)
+        for a in history:
+            slot.step(a)
+        return slot
+
+    def walk(history: list[int], prob: float) -> np.ndarray:
+        slot = at(history)
+        if slot.over:
+            s = slot.scores()[seat]
+            return prob * np.array([s == 1.0, s == 0.5, s == 0.0], dtype=float)
+        if slot.seat == seat:
+            action, _, _ = policy.act(slot.obs[None], slot.mask[None], rng, greedy=True)
+            return walk(history + [int(action[0])], prob)
+        return sum(walk(history + [a], prob * p) for a, p in opponent_moves(slot))
+
+    w, d, l = walk([], 1.0)
+    return float(w), float(d), float(l)
+
+
+def uniform_moves(slot: GameSlot) -> list[tuple[int, float]]:
+    """The random player as a move distribution (for exact_outcomes)."""
+    legal = np.flatnonzero(slot.mask)
+    return [(int(a), 1.0 / len(legal)) for a in legal]
+
+
+def best_moves(scripted_values: Callable[[np.ndarray, np.ndarray], dict[int, float]]) -> Callable[[GameSlot], list[tuple[int, float]]]:
+    """A player that picks uniformly among the moves of highest value (minimax with random tie
+    breaks) as a move distribution, from a function (obs, mask) -> {action: value}."""
+
+    def moves(slot: GameSlot) -> list[tuple[int, float]]:
+        values = scripted_values(slot.raw_obs, slot.mask)
+        top = max(values.values())
+        best = [a for a, v in values.items() if v == top]
+        return [(a, 1.0 / len(best)) for a in best]
+
+    return moves

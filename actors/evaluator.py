@@ -116,7 +116,7 @@ class Evaluator:
         self.make_slot, self.spec = make_slot, spec
         self.params, self.league, self.results = params, league, results
         self.references = {r: references[r] for r in eval_reference_ids(cfg, references)}
-        self.latest = InferencePolicy(spec.obs_dim, spec.num_actions, tuple(cfg.model.hidden_sizes))
+        self.latest = InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model)
         self.stats = EvalStats()
         # Game ids must stay unique when a restarted evaluator counts rounds from 0 again.
         self.incarnation = secrets.token_hex(4)
@@ -138,7 +138,7 @@ class Evaluator:
             except KeyError:
                 self.stats.missing_snapshots += 1  # the league never names one without weights: count it
                 continue
-            policy = InferencePolicy(self.spec.obs_dim, self.spec.num_actions, tuple(self.cfg.model.hidden_sizes))
+            policy = InferencePolicy(self.spec.obs_shape, self.spec.num_actions, self.cfg.model)
             policy.load(tensors, version)
             out.append((pid, policy))
         return out

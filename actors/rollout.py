@@ -159,8 +159,7 @@ class RolloutWorker:
         self.game_kind = game_kind
         self._seed_key = [cfg.run.seed, actor_id] + ([] if restart_salt is None else [restart_salt])
         self.rng = np.random.default_rng(self._seed_key)
-        hidden = tuple(cfg.model.hidden_sizes)
-        self.latest = InferencePolicy(spec.obs_dim, spec.num_actions, hidden)
+        self.latest = InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model)
         self._snapshots: OrderedDict[str, InferencePolicy] = OrderedDict()
         self.stats = RolloutStats()
         self._last_poll = -1e9
@@ -193,7 +192,7 @@ class RolloutWorker:
             self._snapshots.move_to_end(player_id)
             return self._snapshots[player_id]
         version, tensors = self.params.fetch_snapshot(player_id)
-        pol = InferencePolicy(self.spec.obs_dim, self.spec.num_actions, tuple(self.cfg.model.hidden_sizes))
+        pol = InferencePolicy(self.spec.obs_shape, self.spec.num_actions, self.cfg.model)
         pol.load(tensors, version)
         self._snapshots[player_id] = pol
         while len(self._snapshots) > self.cfg.rollout.opponent_cache:

@@ -118,16 +118,21 @@ def _bits(cells: np.ndarray) -> int:
     return sum(1 << int(i) for i in np.flatnonzero(cells))
 
 
-def tictactoe_minimax(obs: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> int:
-    """Perfect play (never loses; wins as fast as it can). Ties between equally good
-    moves are broken with ``rng`` so the reference is not one fixed line that a
-    learner could memorise."""
+def tictactoe_move_values(obs: np.ndarray, mask: np.ndarray) -> dict[int, int]:
+    """Negamax value of every legal move for the player to move (see _negamax)."""
     if obs.shape != (3, 3, 2):
         raise ValueError(f"tictactoe_minimax expects a (3, 3, 2) tictactoe_v3 observation; got {obs.shape}")
     legal = _legal_actions(mask)
     flat = obs.reshape(9, 2)
     mover, other = _bits(flat[:, 0]), _bits(flat[:, 1])
-    values = {int(a): -_negamax(other, mover | (1 << int(a))) for a in legal}
+    return {int(a): -_negamax(other, mover | (1 << int(a))) for a in legal}
+
+
+def tictactoe_minimax(obs: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> int:
+    """Perfect play (never loses; wins as fast as it can). Ties between equally good
+    moves are broken with ``rng`` so the reference is not one fixed line that a
+    learner could memorise."""
+    values = tictactoe_move_values(obs, mask)
     best = max(values.values())
     return int(rng.choice([a for a, v in values.items() if v == best]))
 

@@ -1,13 +1,14 @@
-"""Learning curve of an in-process run: how often the greedy policy loses to the random player.
+"""Learning curve of an in-process run: how often the greedy policy loses to the random player (and,
+for tic-tac-toe, to minimax).
 
     python benchmarks/learning_curve.py --config configs/tictactoe_learn.yaml --every 100
     python benchmarks/learning_curve.py --config configs/tictactoe_learn.yaml --set league.sampler=self_play
 
 Trains with cluster/inline.py (same worker, learner, real Redis parameter store and league as a
 distributed run, deterministic given the seed) and every `--every` learner versions prints the
-greedy policy's win/draw/loss rates against the uniformly random player, per seat. For
-tic-tac-toe the rates are exact (the whole game tree against a random opponent is enumerated, so
-there is no sampling noise); for other games they come from `--games` sampled games.
+greedy policy's loss rates against the uniformly random player, per seat. For tic-tac-toe the rates
+are exact, against random and against minimax (the whole game tree is enumerated, so there is no
+sampling noise); for other games they come from `--games` sampled games.
 """
 
 from __future__ import annotations
@@ -18,40 +19,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def exact_vs_random(make_slot, policy) -> dict[int, tuple[float, float, float]]:
-    """(win, draw, loss) probabilities of a greedy policy against uniform random, per seat.
+def exact_losses(make_slot, policy) -> dict[str, tuple[float, float]]:
+    """Exact loss probability of the greedy policy, (moving first, moving second), against the
+    uniformly random player and against minimax (uniform among its best moves)."""
+    from actors.evaluate import best_moves, exact_outcomes, uniform_moves
+    from actors.scripted import tictactoe_move_values
 
-    Depth-first over the game tree: the policy's move is deterministic, the random player's moves
-    branch with equal probability. States are rebuilt by replaying moves (PettingZoo envs do not
-    deep-copy), which is cheap for tic-tac-toe (about a thousand leaves per seat).
-    """
-    rng = np.random.default_rng(0)
     out = {}
-    for seat in (0, 1):
-        def at(history: list[int]):
-            slot = make_slot()
-            slot.reset(seed=0)
-            for a in history:
-                slot.step(a)
-            return slot
-
-        def walk(history: list[int], prob: float) -> np.ndarray:
-            slot = at(history)
-            if slot.over:
-                s = slot.scores()[seat]
-                return prob * np.array([s == 1.0, s == 0.5, s == 0.0], dtype=float)
-            if slot.seat == seat:
-                action, _, _ = policy.act(slot.obs[None], slot.mask[None], rng, greedy=True)
-                return walk(history + [int(action[0])], prob)
-            legal = np.flatnonzero(slot.mask)
-            return sum(walk(history + [int(a)], prob / len(legal)) for a in legal)
-
-        out[seat] = tuple(float(x) for x in walk([], 1.0))
+    for name, moves in (("random", uniform_moves), ("minimax", best_moves(tictactoe_move_values))):
+        out[name] = tuple(exact_outcomes(make_slot, policy, moves, seat)[2] for seat in (0, 1))
     return out
 
 
@@ -82,12 +61,15 @@ def main() -> int:
     def evaluate(learner) -> None:
         if learner.version % args.every:
             return
-        policy = InferencePolicy(spec.obs_dim, spec.num_actions, tuple(cfg.model.hidden_sizes), learner.version)
+        policy = InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model, learner.version)
         policy.load(learner.weights(), learner.version)
         if exact:
-            r = exact_vs_random(make_slot, policy)
-            loss = (r[0][2] + r[1][2]) / 2
-            detail = f"loss as first {100 * r[0][2]:5.2f}%  as second {100 * r[1][2]:5.2f}%  (exact)"
+            r = exact_losses(make_slot, policy)
+            loss = sum(r["random"]) / 2
+            detail = (
+                f"loss as first {100 * r['random'][0]:5.2f}%  as second {100 * r['random'][1]:5.2f}%  (exact); "
+                f"vs minimax: loss as first {100 * r['minimax'][0]:5.2f}%  as second {100 * r['minimax'][1]:5.2f}%"
+            )
         else:
             m = play_match(make_slot, Agent(policy=policy, greedy=True), Agent(scripted=random_legal), args.games, seed=12345)
             loss = m.losses / m.games

@@ -154,6 +154,7 @@ def _league_policy(args: argparse.Namespace):
     from cluster.league_store import LeagueStore
     from cluster.param_store import ParamStore
     from cluster.redis_conn import RunKeys, connect
+    from learner.arch import model_from_meta
     from learner.export import build_policy, policy_meta
 
     with open_run_redis(args.redis_url, args.run_dir) as url:
@@ -174,11 +175,11 @@ def _league_policy(args: argparse.Namespace):
     version, tensors = got
     cfg = meta.get("config") or {}
     game = meta.get("game") or cfg.get("game", {}).get("name", "")
-    hidden = (cfg.get("model") or {}).get("hidden_sizes")
-    if not game or not hidden:
+    model = cfg.get("model") or {}
+    if not game or not model.get("hidden_sizes"):
         raise ConfigError(f"run {run_id!r} does not record its game and network shape; evaluate a policy file instead")
     _, spec = load_game(game, cfg.get("game", {}).get("kwargs") or {})
-    return build_policy(tensors, version, policy_meta(game, hidden, spec.obs_dim, spec.num_actions))
+    return build_policy(tensors, version, policy_meta(game, model_from_meta({"model": model}), spec.obs_shape, spec.num_actions))
 
 
 def _submit(args: argparse.Namespace) -> int:

@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from learner.arch import MODEL_KINDS, ModelConfig
+
 
 class _Loader(yaml.SafeLoader):
     """SafeLoader that also reads 1e-3 (exponent, no dot) as a float, as YAML 1.2 does."""
@@ -47,12 +49,6 @@ class GameConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    hidden_sizes: tuple = (128, 128)
-    """Widths of the shared MLP trunk in front of the policy and value heads."""
-
-
-@dataclass(frozen=True)
 class PPOConfig:
     lr: float = 3e-4
     """Adam learning rate."""
@@ -78,6 +74,17 @@ class PPOConfig:
     """Samples produced more than this many versions ago are dropped (and counted). ANCHORS: keep lag 0-1."""
     normalize_advantages: bool = True
     """Normalise advantages per minibatch."""
+    schedule_versions: int = 0
+    """Learner versions over which lr and ent_coef move linearly to lr x lr_end_factor and
+    ent_coef x ent_end_factor, then stay (0: constant). Keyed to the learner version, which a
+    checkpoint restores, so a resumed run continues the schedule where it stopped."""
+    lr_end_factor: float = 1.0
+    """Learning rate at the schedule's end, as a fraction of lr (1: no decay)."""
+    ent_end_factor: float = 1.0
+    """Entropy weight at the schedule's end, as a fraction of ent_coef (OpenAI Five: 0.01 -> 0.001, i.e. 0.1)."""
+    target_kl: float = 0.0
+    """Stop an update's remaining minibatches once one has moved the policy past 1.5 x this
+    (approx. KL from the acting policy); 0: always run every epoch."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +128,7 @@ class RolloutConfig:
 @dataclass(frozen=True)
 class LeagueConfig:
     sampler: str = "openai_five"
-    """Opponent sampler: openai_five, pfsp_hard, pfsp_var, uniform, self_play."""
+    """Opponent sampler: openai_five, alphastar, pfsp_hard, pfsp_var, uniform, self_play."""
     latest_prob: float = 0.8
     """openai_five: probability of playing the latest policy (OpenAI Five: 0.8)."""
     quality_eta: float = 0.01
@@ -177,6 +184,9 @@ class RunConfig:
     """Stop after this many environment steps (all agents' moves)."""
     max_versions: int = 0
     """Also stop at this learner version (0 = no limit)."""
+    max_seconds: float = 0.0
+    """Also stop after this many seconds of training (wall time, added up across --resume; 0 = no
+    limit). The run ends as at total_env_steps: checkpoint, final match, league table."""
     seed: int = 0
     """Base seed; actor and env seeds derive from (seed, actor index, env index)."""
     run_id: str = ""
@@ -303,6 +313,9 @@ def validate(cfg: Config) -> None:
         (0.0 <= cfg.ppo.gamma <= 1.0, "ppo.gamma must be in [0, 1]"),
         (0.0 <= cfg.ppo.gae_lambda <= 1.0, "ppo.gae_lambda must be in [0, 1]"),
         (cfg.ppo.max_policy_lag >= 0, "ppo.max_policy_lag must be >= 0"),
+        (cfg.ppo.schedule_versions >= 0, "ppo.schedule_versions must be >= 0 (0: constant lr and ent_coef)"),
+        (cfg.ppo.lr_end_factor > 0 and cfg.ppo.ent_end_factor >= 0, "ppo.lr_end_factor must be > 0 and ppo.ent_end_factor >= 0"),
+        (cfg.ppo.target_kl >= 0, "ppo.target_kl must be >= 0 (0: off)"),
         (cfg.rollout.num_actors >= 1, "rollout.num_actors must be >= 1"),
         (cfg.rollout.envs_per_actor >= 1, "rollout.envs_per_actor must be >= 1"),
         (cfg.rollout.segment_length >= 1, "rollout.segment_length must be >= 1"),
@@ -320,6 +333,10 @@ def validate(cfg: Config) -> None:
          "checkpoint.dir_name must be a plain directory name other than 'redis'"),
         (math.isfinite(cfg.ppo.lr) and cfg.ppo.lr > 0, "ppo.lr must be a finite number > 0"),
         (cfg.run.total_env_steps > 0, "run.total_env_steps must be > 0"),
+        (cfg.run.max_seconds >= 0, "run.max_seconds must be >= 0 (0: no time limit)"),
+        (cfg.model.kind in MODEL_KINDS, f"model.kind must be one of {', '.join(MODEL_KINDS)}"),
+        (cfg.model.channels >= 1 and cfg.model.blocks >= 0, "model.channels must be >= 1 and model.blocks >= 0"),
+        (len(cfg.model.hidden_sizes) > 0 and all(h >= 1 for h in cfg.model.hidden_sizes), "model.hidden_sizes must be a non-empty list of positive widths"),
     ]
     for ok, message in checks:
         if not ok:

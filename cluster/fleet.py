@@ -109,10 +109,13 @@ class RolloutFleet:
             self.log(f"rollout actor {i}: incarnation {stats['source']} (pid {stats['pid']})")
         self._last[i] = stats
 
-    def stop(self, timeout_s: float = 30.0) -> None:
+    def stop(self, timeout_s: float = 30.0) -> int:
+        """Ask every actor to stop and wait for their run() calls; returns how many had not ended
+        after timeout_s (each drops what the learner, which no longer trains, cannot take)."""
         for a in self.actors:
             a.stop.remote()
-        ray.wait(self.runs, num_returns=len(self.runs), timeout=timeout_s)
+        done, _ = ray.wait(self.runs, num_returns=len(self.runs), timeout=timeout_s)
+        return len(self.runs) - len(done)
 
 
 def _first_line(exc: BaseException) -> str:

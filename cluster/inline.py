@@ -39,7 +39,7 @@ def run_inline(
     log: Callable[[str], None] = print,
     on_update: Callable[[Learner], None] | None = None,
 ) -> tuple[Learner, LeagueManager, int]:
-    """Train until run.total_env_steps; return (learner, league manager, env steps).
+    """Train until run.total_env_steps (or run.max_seconds); return (learner, league manager, env steps).
 
     on_update(learner) runs after every learner iteration (learning curves, benchmarks/)."""
     make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs)
@@ -69,8 +69,8 @@ def run_inline(
         w.start()
     steps = 0
     metrics: dict = {}
-    last_log = time.monotonic()
-    while steps < cfg.run.total_env_steps:
+    started = last_log = time.monotonic()
+    while steps < cfg.run.total_env_steps and not (cfg.run.max_seconds and time.monotonic() - started >= cfg.run.max_seconds):
         for w in workers:
             w.tick()
         while learner.ready():

@@ -115,7 +115,7 @@ class LearnerService:
     def checkpoint(self, progress: dict) -> tuple[int, bytes]:
         """(version, the learner's complete state as a checkpoint payload); the driver writes it to disk."""
         c = self.cfg
-        spec = model_spec(c.game.name, self.spec.obs_dim, self.spec.num_actions, c.model.hidden_sizes)
+        spec = model_spec(c.game.name, self.spec.obs_shape, self.spec.num_actions, c.model)
         with self._update_lock:
             v, state = self.learner.version, self.learner.state_dict()
         return v, encode_checkpoint(Checkpoint(v, state, spec, c.to_dict(), progress, time.time()))
@@ -218,6 +218,8 @@ class RaySegmentSink:
         self.inflight: dict = {}  # ObjectRef -> (payload, segments in it), kept until accepted
         self.wait_s = 0.0
         self.retries = 0
+        self.dropped_at_stop = 0  # segments refused by a full queue after the run began to stop
+        self.stopping = threading.Event()
 
     def _submit(self, payload: bytes, count: int) -> None:
         ref = self.learner.submit.remote(payload, source=self.source, produced=self.produced, count=count)
@@ -245,6 +247,11 @@ class RaySegmentSink:
             payload, count = self.inflight.pop(ref)
             if ray.get(ref):
                 self.retries = 0
+                continue
+            if self.stopping.is_set():
+                # The run is ending and the learner no longer trains, so its queue stays full:
+                # retrying would hold this actor (and the driver's shutdown) until a timeout.
+                self.dropped_at_stop += count
                 continue
             # The learner's queue stayed full: back off, then send the same batch again.
             self.retries += 1
@@ -317,6 +324,7 @@ class RolloutService:
 
     def stop(self) -> None:
         self._stop.set()
+        self.sink.stopping.set()
 
     def stats(self) -> dict:
         s = self.worker.stats
@@ -330,5 +338,6 @@ class RolloutService:
             "policy_version": self.worker.latest.version,
             "weight_updates": s.weight_updates,
             "backpressure_s": self.sink.wait_s,
+            "dropped_at_stop": self.sink.dropped_at_stop,
             "opponent_fallbacks": s.opponent_fallbacks,
         }

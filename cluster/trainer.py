@@ -37,7 +37,7 @@ from ray.exceptions import RayActorError
 from actors.evaluate import Agent, MatchResult, play_match
 from actors.games import load_game
 from actors.evaluator import initial_league, match_games
-from actors.scripted import random_legal, references_for
+from actors.scripted import references_for
 from cluster.config import Config
 from cluster.embedded_redis import EmbeddedRedis
 from cluster.evaluator_service import EvaluatorPool
@@ -69,8 +69,11 @@ class TrainResult:
     env_steps: int
     games: int
     final_eval: MatchResult | None
+    """The final policy (greedy) against the random player; None when the run was interrupted."""
     table: list[Player]
     summary: dict
+    final_matches: dict = dataclasses.field(default_factory=dict)
+    """The final policy (greedy) against every reference player of the game, by name."""
 
 
 def default_run_dir(cfg: Config) -> Path:
@@ -128,6 +131,7 @@ class StartPoint:
     checkpoint_version: int = 0
     env_steps: int = 0
     games: int = 0
+    train_seconds: float = 0.0  # wall time trained before this start (run.max_seconds counts it)
     config_changes: tuple[str, ...] = ()  # "key: old -> new" against the checkpoint's config
 
 
@@ -143,10 +147,12 @@ def _checkpoint_to_resume(cfg: Config, spec, run_dir: Path, ckpts: CheckpointDir
         raise RunError(f"--resume: no checkpoint in {ckpts.path}; start the run without --resume, or name the right --run-dir")
     data = latest.read_bytes()
     ckpt = decode_checkpoint(data, f"checkpoint {latest}")
-    check_compatible(ckpt, model_spec(spec.name, spec.obs_dim, spec.num_actions, cfg.model.hidden_sizes), f"checkpoint {latest}")
+    check_compatible(ckpt, model_spec(spec.name, spec.obs_shape, spec.num_actions, cfg.model), f"checkpoint {latest}")
     p = ckpt.progress
     changes = _config_changes(ckpt.config, cfg.to_dict())
-    return StartPoint(ckpt.version, data, ckpt.version, int(p.get("env_steps", 0)), int(p.get("games", 0)), changes)
+    return StartPoint(
+        ckpt.version, data, ckpt.version, int(p.get("env_steps", 0)), int(p.get("games", 0)), float(p.get("train_seconds", 0.0)), changes
+    )
 
 
 def _config_changes(old: dict, new: dict, prefix: str = "") -> tuple[str, ...]:
@@ -170,7 +176,7 @@ def _league_to_resume(cfg, spec, run_id, run_dir, params: ParamStore, existing, 
     published = params.fetch()  # corrupt weights raise PayloadError; nothing is overwritten
     if published is not None:
         try:
-            InferencePolicy(spec.obs_dim, spec.num_actions, tuple(cfg.model.hidden_sizes)).load(published[1], published[0])
+            InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model).load(published[1], published[0])
         except ValueError as exc:
             raise RunError(f"weights of run {run_id!r} in Redis (v{published[0]}) do not fit this config: {exc}") from exc
     version = resume_version(start.checkpoint_version, params.latest_version())
@@ -307,7 +313,8 @@ def _train_loop(cfg, spec, make_slot, run_id, run_dir, url, params, store, state
     base_samples: int | None = None
 
     def checkpoint() -> int:
-        version, data = ray.get(learner.checkpoint.remote({"env_steps": steps, "games": games}))
+        trained = start.train_seconds + time.monotonic() - t0
+        version, data = ray.get(learner.checkpoint.remote({"env_steps": steps, "games": games, "train_seconds": trained}))
         ckpts.save(data, version)
         return version
 
@@ -345,7 +352,7 @@ def _train_loop(cfg, spec, make_slot, run_id, run_dir, url, params, store, state
                 if now - last_log >= cfg.run.log_every_s:
                     last_log = now
                     log(_format_progress(metrics, steps, rate, games, manager.state.players[LEARNER_ID].elo))
-                if steps >= cfg.run.total_env_steps or (cfg.run.max_versions and m["learner_version"] >= cfg.run.max_versions):
+                if _budget_spent(cfg, steps, m["learner_version"], start.train_seconds + now - t0):
                     break
         except KeyboardInterrupt:
             interrupted = True
@@ -354,7 +361,9 @@ def _train_loop(cfg, spec, make_slot, run_id, run_dir, url, params, store, state
         log(f"checkpoint {ckpts.file(last_ckpt)} (learner version {last_ckpt}); continue with: {_resume_hint(run_dir)}")
     finally:
         restore_sigterm()
-        fleet.stop()
+        stuck = fleet.stop()
+        if stuck:
+            log(f"{stuck} rollout actor(s) did not stop within 30 s; Ray ends them with the run")
         evaluators.stop()
         sink.close()
     elapsed = time.monotonic() - t0
@@ -373,13 +382,20 @@ def _train_loop(cfg, spec, make_slot, run_id, run_dir, url, params, store, state
         "interrupted": interrupted,
     }
     version, weights = ray.get(learner.weights.remote())
-    save_policy(run_dir / "final_policy.msgpack", weights, version, policy_meta(spec.name, cfg.model.hidden_sizes, spec.obs_dim, spec.num_actions))
-    final = None if interrupted else _final_eval(cfg, spec, make_slot, version, weights, store)
+    save_policy(run_dir / "final_policy.msgpack", weights, version, policy_meta(spec.name, cfg.model, spec.obs_shape, spec.num_actions))
+    finals = {} if interrupted else _final_eval(cfg, spec, make_slot, version, weights, store)
     manager.step(version)
-    if final is not None:
-        log(f"final: latest (v{version}) vs random over {final.games} games: "
-            f"W {final.wins} D {final.draws} L {final.losses}, score {final.score:.3f}")
-    return TrainResult(run_id, run_dir, version, steps, games, final, manager.state.table(), summary)
+    for name, r in finals.items():
+        lo, hi = r.confidence_interval()
+        log(f"final: latest (v{version}, greedy) vs {name} over {r.games} games: "
+            f"W {r.wins} D {r.draws} L {r.losses}, score {r.score:.3f} (95% CI {lo:.3f}-{hi:.3f})")
+    return TrainResult(run_id, run_dir, version, steps, games, finals.get(RANDOM_ID), manager.state.table(), summary, finals)
+
+
+def _budget_spent(cfg: Config, env_steps: int, version: int, seconds: float) -> bool:
+    """Whichever of the run's budgets (env steps, learner versions, wall time) runs out first ends it."""
+    r = cfg.run
+    return env_steps >= r.total_env_steps or bool(r.max_versions and version >= r.max_versions) or bool(r.max_seconds and seconds >= r.max_seconds)
 
 
 def _health(m: dict, steps: int, rate: float, games: int, samples_rate: float) -> dict:
@@ -396,10 +412,16 @@ def _health(m: dict, steps: int, rate: float, games: int, samples_rate: float) -
     }
 
 
-def _final_eval(cfg, spec, make_slot, version, weights, store: LeagueStore) -> MatchResult:
-    """Latest vs random, reported to the league as rating ('eval') games so the table is anchored."""
-    policy = InferencePolicy(spec.obs_dim, spec.num_actions, tuple(cfg.model.hidden_sizes), version)
+def _final_eval(cfg, spec, make_slot, version, weights, store: LeagueStore) -> dict[str, MatchResult]:
+    """Latest, playing its most likely move, against every reference of the game (random first),
+    run.eval_games each, seats alternating. Reported to the league as rating ('eval') games so
+    the table is anchored."""
+    policy = InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model, version)
     policy.load(weights, version)
-    result = play_match(make_slot, Agent(policy=policy), Agent(scripted=random_legal), cfg.run.eval_games, seed=cfg.run.seed + 7)
-    store.push_games(match_games(f"final-eval-{version}", LEARNER_ID, version, RANDOM_ID, result, time.time()))
-    return result
+    refs = references_for(cfg.game.name)
+    out = {}
+    for name in sorted(refs, key=lambda r: r != RANDOM_ID):
+        result = play_match(make_slot, Agent(policy=policy, greedy=True), Agent(scripted=refs[name]), cfg.run.eval_games, seed=cfg.run.seed + 7)
+        store.push_games(match_games(f"final-eval-{name}-{version}", LEARNER_ID, version, name, result, time.time()))
+        out[name] = result
+    return out

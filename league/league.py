@@ -188,7 +188,9 @@ class LeagueState:
         pid = snapshot_id(version)
         if pid in self.players:
             raise ValueError(f"snapshot {pid} already in the league")
-        qualities = {p.id: p.quality for p in self.players.values() if p.kind != LEARNER}
+        # The max over the past pool only: evaluation-only references never play training games,
+        # so their score never moves from 0 and would set every newcomer's entry at 0.
+        qualities = {pid: e.quality for pid, e in self.past_pool().items()}
         latest = self.players[LEARNER_ID]
         previous = snapshot_id(self.last_snapshot_version)
         # The games "latest" played since the previous snapshot were played at versions that belong

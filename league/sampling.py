@@ -51,7 +51,13 @@ PFSP_WEIGHTINGS: dict[str, Callable[[float], float]] = {
     "linear": lambda x: 1.0 - x,
 }
 
-SAMPLERS = ("openai_five", "pfsp_hard", "pfsp_var", "uniform", "self_play")
+SAMPLERS = ("openai_five", "alphastar", "pfsp_hard", "pfsp_var", "uniform", "self_play")
+
+# AlphaStar's main agent (Vinyals et al. 2019; DI-engine's MainPlayer): 35% self-play, 50% PFSP
+# over every past player, 15% verification against past players it no longer beats reliably.
+ALPHASTAR_MIX = (("self_play", 0.35), ("pfsp", 0.50), ("verification", 0.15))
+FORGOTTEN_BELOW = 0.7
+"""Verification games go to past players the learner beats less often than this (AlphaStar: 0.7)."""
 
 
 # --- probability tables (pure) -------------------------------------------------
@@ -183,6 +189,29 @@ def sample_openai_five(
     return _draw_past(quality_probs(past), latest_id, rng)
 
 
+def sample_alphastar(
+    latest_id: str,
+    win_rates: Mapping[str, float],
+    rng: np.random.Generator,
+) -> OpponentChoice:
+    """AlphaStar's main-agent mix. The branch is drawn first; PFSP (hard) weighs every past player,
+    verification only those the learner beats less than FORGOTTEN_BELOW of the time (PFSP among
+    them, so the most forgotten come first). A branch with no one to play falls back to self-play."""
+    past = {pid: win_rates[pid] for pid in _past_only(win_rates, latest_id)}
+    u = rng.random()
+    branch, edge = ALPHASTAR_MIX[-1][0], 0.0
+    for name, share in ALPHASTAR_MIX:
+        edge += share
+        if u < edge:
+            branch = name
+            break
+    if branch == "verification":
+        past = {pid: x for pid, x in past.items() if x < FORGOTTEN_BELOW}
+    if branch == "self_play" or not past:
+        return _latest(latest_id)
+    return _draw_past(pfsp_probs(past, "hard"), latest_id, rng)
+
+
 def choose_opponent(
     sampler: str,
     latest_id: str,
@@ -193,8 +222,8 @@ def choose_opponent(
     """Single entry point for the league: pick the next opponent with ``sampler``.
 
     "self_play" always plays the latest; "uniform" and "pfsp_*" sample only the past
-    pool (the latest if it is empty); "openai_five" mixes both, see
-    ``sample_openai_five``. ``latest_prob`` only affects "openai_five".
+    pool (the latest if it is empty); "openai_five" and "alphastar" mix both, see
+    ``sample_openai_five`` and ``sample_alphastar``. ``latest_prob`` only affects "openai_five".
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {list(SAMPLERS)}")
@@ -203,6 +232,8 @@ def choose_opponent(
     past = _past_only(pool, latest_id)
     if sampler == "openai_five":
         return sample_openai_five(latest_id, {pid: pool[pid].quality for pid in past}, rng, latest_prob)
+    if sampler == "alphastar":
+        return sample_alphastar(latest_id, {pid: pool[pid].win_rate for pid in past}, rng)
     if sampler == "uniform":
         table = uniform_probs(past)
     else:

@@ -38,7 +38,7 @@ class Checkpoint:
     learner: dict
     """Learner.state_dict(): model, optimizer, RNG states, sample counters."""
     spec: dict
-    """What the weights fit: game, obs_dim, num_actions, hidden_sizes."""
+    """What the weights fit: learner/export.py's policy_meta (game, model, obs_shape, obs_dim, num_actions)."""
     config: dict
     """Config.to_dict() of the run that wrote it."""
     progress: dict
@@ -46,8 +46,12 @@ class Checkpoint:
     saved_at: float = 0.0
 
 
-def model_spec(game: str, obs_dim: int, num_actions: int, hidden_sizes) -> dict:
-    return {"game": game, "obs_dim": int(obs_dim), "num_actions": int(num_actions), "hidden_sizes": [int(h) for h in hidden_sizes]}
+def model_spec(game: str, obs_shape, num_actions: int, model) -> dict:
+    """What a checkpoint's weights fit. `obs_shape` may be a bare int; `model` a ModelConfig (or
+    a tuple of MLP widths)."""
+    from learner.export import policy_meta  # the same record a policy file carries
+
+    return policy_meta(game, model, obs_shape, num_actions)
 
 
 def encode_checkpoint(ckpt: Checkpoint) -> bytes:
@@ -96,7 +100,11 @@ def decode_checkpoint(data: bytes, source: str = "checkpoint") -> Checkpoint:
 
 def check_compatible(ckpt: Checkpoint, spec: dict, source: str = "checkpoint") -> None:
     """Refuse a checkpoint whose weights cannot fit the network this config builds, naming every difference."""
-    diffs = [f"{k}: checkpoint {ckpt.spec.get(k)!r}, config {spec[k]!r}" for k in _SPEC_KEYS if ckpt.spec.get(k) != spec[k]]
+    from learner.arch import model_from_meta
+
+    diffs = [f"{k}: checkpoint {ckpt.spec.get(k)!r}, config {spec[k]!r}" for k in ("game", "obs_dim", "num_actions") if ckpt.spec.get(k) != spec[k]]
+    theirs, ours = model_from_meta(ckpt.spec).to_dict(), model_from_meta(spec).to_dict()
+    diffs += [f"model.{k}: checkpoint {theirs[k]!r}, config {ours[k]!r}" for k in ours if theirs[k] != ours[k]]
     if diffs:
         raise CheckpointError(
             f"{source} does not fit this config ({'; '.join(diffs)}). Resume with the run's own config "

@@ -19,7 +19,7 @@ from actors.games import GameSpec
 from cluster.config import LearnerConfig, ModelConfig, PPOConfig
 from cluster.records import Segment
 from learner.model import PolicyNet, load_numpy_state, state_dict_numpy
-from learner.ppo import explained_variance, gae, ppo_loss
+from learner.ppo import explained_variance, gae, linear_schedule, minibatch_slices, ppo_loss
 
 
 class NonFiniteLossError(RuntimeError):
@@ -64,7 +64,7 @@ class Learner:
         self.cfg = ppo_cfg
         self.device = pick_device(learner_cfg.device)
         self.spec = spec
-        self.model = PolicyNet(spec.obs_dim, spec.num_actions, tuple(model_cfg.hidden_sizes)).to(self.device)
+        self.model = PolicyNet(spec.obs_shape, spec.num_actions, model_cfg).to(self.device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=ppo_cfg.lr, betas=(0.9, 0.999), eps=1e-5)
         self.version = 0
         self.stats = LearnerStats()
@@ -133,17 +133,24 @@ class Learner:
         adv_all = torch.from_numpy(adv_np).to(dev)
         ret_all = torch.from_numpy(ret_np).to(dev)
         n = len(adv_np)
+        lr = linear_schedule(c.lr, c.lr_end_factor, self.version, c.schedule_versions)
+        ent_coef = linear_schedule(c.ent_coef, c.ent_end_factor, self.version, c.schedule_versions)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
         sums: dict[str, float] = {}
         steps = skipped = 0
+        kl_stopped = False
         for _ in range(c.epochs):
+            if kl_stopped:
+                break
             order = torch.from_numpy(self._rng.permutation(n)).to(dev)
-            for start in range(0, n, c.minibatch_size):
-                idx = order[start : start + c.minibatch_size]
+            for piece in minibatch_slices(n, c.minibatch_size):
+                idx = order[piece]
                 adv = adv_all[idx]
                 if c.normalize_advantages and len(idx) > 1:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
                 logits, values = self.model(obs[idx], masks[idx])
-                parts = ppo_loss(logits, values, actions[idx], old_logp[idx], adv, ret_all[idx], c.clip, c.vf_coef, c.ent_coef)
+                parts = ppo_loss(logits, values, actions[idx], old_logp[idx], adv, ret_all[idx], c.clip, c.vf_coef, ent_coef)
                 if not torch.isfinite(parts.total):
                     skipped += 1
                     continue
@@ -158,6 +165,9 @@ class Learner:
                 steps += 1
                 for k in ("total", "policy", "value", "entropy", "approx_kl", "clip_frac"):
                     sums[k] = sums.get(k, 0.0) + float(getattr(parts, k).detach())
+                if c.target_kl > 0 and float(parts.approx_kl) > 1.5 * c.target_kl:
+                    kl_stopped = True  # this batch has moved the policy far enough from the one that acted
+                    break
         self.stats.nonfinite_skipped += skipped
         if steps == 0:
             self._consecutive_nonfinite += 1
@@ -170,10 +180,13 @@ class Learner:
             self._consecutive_nonfinite = 0
         self.version += 1
         self.stats.samples_used += n
-        self.stats.samples_consumed += n * c.epochs
+        self.stats.samples_consumed += steps * n // max(len(minibatch_slices(n, c.minibatch_size)), 1)
         metrics = {f"losses/{k}": v / max(steps, 1) for k, v in sums.items()}
         metrics.update(
             {
+                "losses/lr": lr,
+                "losses/ent_coef": ent_coef,
+                "losses/kl_stop": float(kl_stopped),
                 "losses/explained_variance": explained_variance(val_np, ret_np),
                 "losses/grad_steps": float(steps),
                 "losses/nonfinite_skipped": float(skipped),

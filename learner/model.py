@@ -1,10 +1,19 @@
-"""The policy/value network shared by learner and actors, and masked-distribution helpers."""
+"""The policy/value networks shared by learner and actors, and masked-distribution helpers.
+
+`PolicyNet` builds the architecture a ModelConfig (learner/arch.py) names: every kind takes the
+flattened observation and the legal-action mask and returns (masked logits, value), so rollouts,
+the learner, snapshots and policy files never need to know which kind they hold.
+"""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
 from torch import nn
+
+from learner.arch import ModelConfig, as_model_config
 
 # Illegal actions get this logit. Finite (not -inf) so that entropy's p*log(p) stays 0*finite = 0
 # instead of 0*-inf = NaN; exp(-1e9) underflows to exactly 0, so they are never sampled.
@@ -12,20 +21,79 @@ MASKED_LOGIT = -1e9
 
 
 class PolicyNet(nn.Module):
-    """Separate MLPs for the categorical policy and the value (as CleanRL's PPO): a shared trunk
-    let the value loss pull the policy's features around and learned markedly slower here."""
+    """The network of one ModelConfig: `obs_shape` is the game's observation shape (an int is
+    taken as a flat vector of that size), the network's input is that observation flattened."""
 
-    def __init__(self, obs_dim: int, num_actions: int, hidden_sizes: tuple[int, ...] = (128, 128)) -> None:
+    def __init__(self, obs_shape, num_actions: int, model: ModelConfig | tuple = ModelConfig()) -> None:
         super().__init__()
-        self.pi = _mlp(obs_dim, hidden_sizes, num_actions, out_gain=0.01)  # near-uniform first policy
-        self.v = _mlp(obs_dim, hidden_sizes, 1, out_gain=1.0)
-        self.obs_dim = obs_dim
+        model = as_model_config(model)
+        shape = (int(obs_shape),) if isinstance(obs_shape, (int, np.integer)) else tuple(int(d) for d in obs_shape)
+        model.check(shape)
+        self.model_cfg = model
+        self.obs_shape = shape
+        self.obs_dim = math.prod(shape)
         self.num_actions = num_actions
+        if model.kind == "mlp":
+            # Separate MLPs for the categorical policy and the value (as CleanRL's PPO): a shared
+            # trunk let the value loss pull the policy's features around and learned markedly
+            # slower here. Attribute names are those of weights saved before model kinds existed.
+            hidden = tuple(int(h) for h in model.hidden_sizes)
+            self.pi = _mlp(self.obs_dim, hidden, num_actions, out_gain=0.01)  # near-uniform first policy
+            self.v = _mlp(self.obs_dim, hidden, 1, out_gain=1.0)
+        else:
+            self.conv = _ConvNet(shape, num_actions, model)
 
     def forward(self, obs: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (masked logits, value). `mask` is bool [B, A]; True = legal."""
-        logits = torch.where(mask, self.pi(obs), torch.full_like(mask, MASKED_LOGIT, dtype=torch.float32))
-        return logits, self.v(obs).squeeze(-1)
+        """Return (masked logits, value). `obs` is float [B, obs_dim]; `mask` is bool [B, A], True = legal."""
+        if self.model_cfg.kind == "mlp":
+            raw, value = self.pi(obs), self.v(obs).squeeze(-1)
+        else:
+            raw, value = self.conv(obs)
+        logits = torch.where(mask, raw, torch.full_like(raw, MASKED_LOGIT))
+        return logits, value
+
+
+class _Residual(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.c2 = nn.Conv2d(channels, channels, 3, padding=1)
+        nn.init.zeros_(self.c2.weight)  # each block starts as the identity: deep stacks train from step one
+        nn.init.zeros_(self.c2.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x + self.c2(torch.relu(self.c1(x))))
+
+
+class _ConvNet(nn.Module):
+    """A residual convolutional trunk over board planes (as AlphaZero's, without batch norm: PPO's
+    small, shifting minibatches and the actors' single-position inference make its statistics a
+    liability), shared by a policy head (1x1 convolution to 2 planes, one linear layer) and a value
+    head (1x1 convolution to 1 plane, an MLP of model.hidden_sizes). The trunk is shared because a
+    board's tactical features (threats, lines) serve both heads; without batch norm there is no
+    running statistic for the value loss to disturb."""
+
+    def __init__(self, obs_shape: tuple[int, ...], num_actions: int, model: ModelConfig) -> None:
+        super().__init__()
+        h, w, c = obs_shape
+        self.hwc = (h, w, c)
+        ch = int(model.channels)
+        self.stem = nn.Conv2d(c, ch, 3, padding=1)
+        self.blocks = nn.Sequential(*(_Residual(ch) for _ in range(model.blocks)))
+        self.pi_conv = nn.Conv2d(ch, 2, 1)
+        self.pi_out = nn.Linear(2 * h * w, num_actions)
+        nn.init.orthogonal_(self.pi_out.weight, 0.01)  # near-uniform first policy
+        nn.init.zeros_(self.pi_out.bias)
+        self.v_conv = nn.Conv2d(ch, 1, 1)
+        self.v_mlp = _mlp(h * w, tuple(int(x) for x in model.hidden_sizes), 1, out_gain=1.0)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h, w, c = self.hwc
+        x = obs.reshape(-1, h, w, c).permute(0, 3, 1, 2)  # PettingZoo boards are channels-last
+        x = self.blocks(torch.relu(self.stem(x)))
+        logits = self.pi_out(torch.relu(self.pi_conv(x)).flatten(1))
+        value = self.v_mlp(torch.relu(self.v_conv(x)).flatten(1)).squeeze(-1)
+        return logits, value
 
 
 def _mlp(inp: int, hidden: tuple[int, ...], out: int, out_gain: float) -> nn.Sequential:
@@ -67,7 +135,7 @@ def load_numpy_state(model: nn.Module, tensors: dict[str, np.ndarray]) -> None:
         if tuple(v.shape) != tuple(own[k].shape):
             raise ValueError(
                 f"weights do not fit this model: {k} has shape {tuple(v.shape)}, model expects {tuple(own[k].shape)}; "
-                "the game or model.hidden_sizes differs from the run that wrote them"
+                "the game or the model section differs from the run that wrote them"
             )
     model.load_state_dict({k: torch.tensor(v) for k, v in tensors.items()})
 
@@ -79,8 +147,8 @@ class InferencePolicy:
     (seed, actor, env) without touching torch's global RNG.
     """
 
-    def __init__(self, obs_dim: int, num_actions: int, hidden_sizes: tuple[int, ...], version: int = -1) -> None:
-        self.net = PolicyNet(obs_dim, num_actions, hidden_sizes)
+    def __init__(self, obs_shape, num_actions: int, model: ModelConfig | tuple = ModelConfig(), version: int = -1) -> None:
+        self.net = PolicyNet(obs_shape, num_actions, model)
         self.net.eval()
         self.version = version
 

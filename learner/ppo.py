@@ -76,6 +76,24 @@ def ppo_loss(
     return LossParts(total, policy_loss, value_loss, entropy, approx_kl, clip_frac)
 
 
+def linear_schedule(start: float, end_factor: float, step: int, horizon: int) -> float:
+    """`start` moving linearly to `start * end_factor` over `horizon` steps, then held; constant if horizon is 0."""
+    if horizon <= 0:
+        return start
+    frac = min(max(step, 0) / horizon, 1.0)
+    return start * (1.0 - frac * (1.0 - end_factor))
+
+
+def minibatch_slices(n: int, minibatch_size: int) -> list[slice]:
+    """Split n samples into n // minibatch_size minibatches (at least one) whose sizes differ by at
+    most one. A batch of whole segments overshoots batch_size by up to a segment; cutting it into
+    fixed-size pieces would end every epoch on a sliver of a few samples, advantage-normalised on
+    its own and still given a full optimiser step."""
+    k = max(1, n // max(minibatch_size, 1))
+    bounds = [round(i * n / k) for i in range(k + 1)]
+    return [slice(bounds[i], bounds[i + 1]) for i in range(k)]
+
+
 def explained_variance(pred: np.ndarray, target: np.ndarray) -> float:
     var = float(np.var(target))
     return float("nan") if var == 0 else 1.0 - float(np.var(target - pred)) / var

@@ -25,7 +25,7 @@ def test_tictactoe_policy_rarely_loses_to_random(redis_server):
     learner, manager, steps = run_inline(cfg, redis_server.url, "learn-ttt", log=lambda s: None)
     assert steps >= cfg.run.total_env_steps
     make_slot, spec = load_game(cfg.game.name)
-    policy = InferencePolicy(spec.obs_dim, spec.num_actions, tuple(cfg.model.hidden_sizes), learner.version)
+    policy = InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model, learner.version)
     policy.load(learner.weights(), learner.version)
     # 200 games, seats alternating, greedy play as a deployed policy would.
     result = play_match(make_slot, Agent(policy=policy, greedy=True), Agent(scripted=random_legal), 200, seed=12345)

@@ -160,7 +160,7 @@ def test_resume_refusals_change_nothing(tmp_path, capsys):
     base = ["train", "--config", "configs/tictactoe_smoke.yaml", "--run-dir", str(run_dir)]
 
     assert main([*base, "--resume", "--set", "model.hidden_sizes=[64]"]) == 2
-    assert "does not fit this config (hidden_sizes: checkpoint [128, 128], config [64])" in capsys.readouterr().err
+    assert "does not fit this config (model.hidden_sizes: checkpoint [128, 128], config [64])" in capsys.readouterr().err
     assert main(base) == 2  # a fresh run over an existing one
     err = capsys.readouterr().err
     assert "already holds a run" in err and "continue it with --resume" in err

@@ -11,8 +11,18 @@ from cluster.league_store import LeagueStore, list_runs
 from cluster.param_store import ParamStore
 from cluster.records import LEARNER_ID, RANDOM_ID
 from cluster.redis_conn import RunKeys, connect
-from cluster.trainer import run_training
+from cluster.trainer import _budget_spent, run_training
 from fault_support import LogWatch
+
+
+def test_whichever_budget_runs_out_first_ends_the_run():
+    cfg = load_config(None, ["run.total_env_steps=1000", "run.max_versions=50", "run.max_seconds=60"])
+    assert not _budget_spent(cfg, 999, 49, 59.0)
+    assert _budget_spent(cfg, 1000, 0, 0.0)
+    assert _budget_spent(cfg, 0, 50, 0.0)
+    assert _budget_spent(cfg, 0, 0, 60.0)
+    unlimited = load_config(None, ["run.total_env_steps=1000"])  # max_versions and max_seconds 0: no limit
+    assert not _budget_spent(unlimited, 999, 10**6, 10.0**6)
 
 
 def test_short_run_with_two_actors_trains_and_rates(tmp_path, capsys):
@@ -50,6 +60,10 @@ def test_short_run_with_two_actors_trains_and_rates(tmp_path, capsys):
     assert result.summary["samples_in"] > 0
     assert result.learner_version >= 3, lines
     assert result.final_eval is not None and result.final_eval.games == 40
+    # The final match covers every reference of the game, the random anchor first.
+    assert list(result.final_matches) == [RANDOM_ID, "minimax"] and result.final_matches["minimax"].games == 40
+    # Actors stopped when asked, though the learner had stopped taking their segments.
+    assert not any("did not stop" in line for line in lines), lines
     assert (run_dir / "final_policy.msgpack").is_file()
 
     # The live read saw the running league: the learner at (at least) the version the driver had logged.

@@ -1,0 +1,163 @@
+"""Strength over wall time: train with `selfplay train`'s own code, then score what it trained.
+
+    python benchmarks/strength.py --config configs/connect_four.yaml --minutes 5
+    python benchmarks/strength.py --config configs/tictactoe_smoke.yaml --minutes 3 --every 20
+    python benchmarks/strength.py --config configs/connect_four.yaml --minutes 5 --set league.sampler=uniform
+
+The run is a real one (private local Ray, rollout actors, learner, evaluators, league) with
+`run.max_seconds = minutes x 60`. While it trains, a thread copies the latest published weights out
+of the run's Redis every `--every` seconds together with the run's env-step count: a Redis GET, so
+the copies cost training nothing measurable. Only after training has stopped is each copy played,
+greedily, `--games` games against every reference player of the game (random, and tactical for
+connect four, minimax for tic-tac-toe), seats alternating, so scoring never competes with training
+for the machine's cores. Prints the table (score = (W + D/2) / games, with its 95% interval) and
+writes `strength.json` and, where matplotlib is installed (`pip install matplotlib`),
+`strength.png` into the run directory (`--out`, default a new directory under runs/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _copy_weights(url: str, cfg, run_id: str, every_s: float, stop: threading.Event, out: list) -> None:
+    """Every every_s: (seconds since start, env steps, version, weights) of the newest published weights."""
+    from cluster.league_store import run_stores
+
+    params, store = run_stores(cfg, url, run_id)
+    t0 = time.monotonic()
+    next_at = 0.0
+    while not stop.wait(max(0.0, next_at - (time.monotonic() - t0))):
+        next_at += every_s
+        try:
+            got = params.fetch()
+            health = store.health() or {}
+        except Exception:  # noqa: BLE001 - Redis not up yet or shutting down: try at the next tick
+            continue
+        if got is not None and (not out or out[-1][2] != got[0]):
+            out.append((time.monotonic() - t0, int(health.get("env_steps", 0)), got[0], got[1]))
+
+
+def _score_all(cfg, copies: list, games: int, seed: int) -> list[dict]:
+    from actors.evaluate import Agent, play_match
+    from actors.games import load_game
+    from actors.scripted import references_for
+    from learner.model import InferencePolicy
+
+    make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs)
+    refs = references_for(cfg.game.name)
+    rows = []
+    for seconds, steps, version, weights in copies:
+        policy = InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model, version)
+        policy.load(weights, version)
+        row = {"seconds": round(seconds, 1), "env_steps": steps, "version": version}
+        for name, fn in refs.items():
+            r = play_match(make_slot, Agent(policy=policy, greedy=True), Agent(scripted=fn), games, seed=seed)
+            lo, hi = r.confidence_interval()
+            row[name] = {"score": r.score, "ci": [lo, hi], "wins": r.wins, "draws": r.draws, "losses": r.losses}
+        rows.append(row)
+    return rows
+
+
+def _print_table(rows: list[dict], refs: list[str]) -> None:
+    head = f"{'seconds':>8} {'env steps':>11} {'version':>8} " + " ".join(f"{'vs ' + r:>24}" for r in refs)
+    print(head)
+    for row in rows:
+        cells = []
+        for r in refs:
+            x = row[r]
+            cells.append(f"{x['score']:6.3f} [{x['ci'][0]:.2f},{x['ci'][1]:.2f}] L{x['losses']:>3}")
+        print(f"{row['seconds']:8.0f} {row['env_steps']:11,} {row['version']:8d} " + " ".join(f"{c:>24}" for c in cells))
+
+
+def _plot(rows: list[dict], refs: list[str], path: Path, title: str) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, xkey, xlabel in ((axes[0], "seconds", "wall time (s)"), (axes[1], "env_steps", "env steps")):
+        for r in refs:
+            xs = [row[xkey] for row in rows]
+            ys = [row[r]["score"] for row in rows]
+            lo = [row[r]["ci"][0] for row in rows]
+            hi = [row[r]["ci"][1] for row in rows]
+            ax.plot(xs, ys, marker="o", label=f"vs {r}")
+            ax.fill_between(xs, lo, hi, alpha=0.2)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("score (greedy; W + D/2 per game)")
+    axes[0].set_ylim(0, 1.02)
+    axes[1].legend(loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--minutes", type=float, required=True, help="training wall time (run.max_seconds)")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="config override (repeatable)")
+    ap.add_argument("--every", type=float, default=30.0, help="seconds between weight copies")
+    ap.add_argument("--games", type=int, default=200, help="greedy games per copy and reference")
+    ap.add_argument("--out", default="", help="run directory (default runs/strength-<time>)")
+    ap.add_argument("--seed", type=int, default=12345, help="seed of the scoring games")
+    args = ap.parse_args()
+
+    from cluster.config import load_config
+    from cluster.embedded_redis import EmbeddedRedis
+    from cluster.trainer import run_training
+
+    out = Path(args.out or f"runs/strength-{time.strftime('%Y%m%d-%H%M%S')}")
+    if out.exists():
+        raise SystemExit(f"{out} exists; choose another --out")
+    cfg = load_config(args.config, [*args.set, f"run.max_seconds={args.minutes * 60}", "run.total_env_steps=1000000000000"])
+    run_id = out.name
+    copies: list = []
+    stop = threading.Event()
+    with EmbeddedRedis(out / "redis") as redis:
+        cfg = cfg.replace("redis", url=redis.url)
+        thread = threading.Thread(target=_copy_weights, args=(redis.url, cfg, run_id, args.every, stop, copies), daemon=True)
+        thread.start()
+        t0 = time.monotonic()
+        result = run_training(cfg, out, log=lambda line: print(line, flush=True))
+        wall = time.monotonic() - t0
+        stop.set()
+        thread.join()
+        from cluster.league_store import run_stores
+
+        params, _ = run_stores(cfg, redis.url, run_id)
+        final = params.fetch()
+        if final is not None and (not copies or copies[-1][2] != final[0]):
+            copies.append((wall, result.env_steps, final[0], final[1]))
+    from actors.scripted import references_for
+
+    refs = list(references_for(cfg.game.name))
+    print(f"\nscoring {len(copies)} copies x {len(refs)} references x {args.games} greedy games ...", flush=True)
+    rows = _score_all(cfg, copies, args.games, args.seed)
+    print(f"\n{cfg.game.name}, {args.config} {' '.join(args.set)}: {wall:.0f} s, {result.env_steps:,} env steps, "
+          f"{result.summary['env_steps_per_s']:.0f} env steps/s, learner v{result.learner_version}")
+    _print_table(rows, refs)
+    (out / "strength.json").write_text(json.dumps({"config": args.config, "overrides": args.set, "minutes": args.minutes, "rows": rows}, indent=1))
+    if _plot(rows, refs, out / "strength.png", f"{cfg.game.name}: {Path(args.config).name} {' '.join(args.set)}"):
+        print(f"plot: {out / 'strength.png'}")
+    else:
+        print("no plot: pip install matplotlib")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
