@@ -37,10 +37,12 @@ def eval_reference_ids(cfg: Config, available: dict[str, ScriptedFn]) -> tuple[s
 
 
 def initial_league(cfg: Config, available: dict[str, ScriptedFn]) -> LeagueState:
-    """A new run's league: the learner, random (a training opponent and the Elo anchor) and, when
-    evaluators are on, the other references as evaluation-only players."""
+    """A new run's league: the learner, random (a training opponent and the Elo anchor), the
+    references named in league.train_references (training opponents too) and, when evaluators are
+    on, the other references as evaluation-only players."""
     evals = eval_reference_ids(cfg, available) if cfg.eval.num_evaluators > 0 else ()
-    return LeagueState.new((RANDOM_ID,), evals, payoff_decay=cfg.league.payoff_decay)
+    train = (RANDOM_ID, *(r for r in cfg.league.train_references if r != RANDOM_ID))
+    return LeagueState.new(train, evals, payoff_decay=cfg.league.payoff_decay)
 
 
 def pick_snapshots(state: LeagueState | None, n: int, how: str) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from learner.arch import MODEL_KINDS, ModelConfig
+from learner.arch import MODEL_KINDS, SYMMETRIES, ModelConfig
 
 
 class _Loader(yaml.SafeLoader):
@@ -143,6 +143,10 @@ class LeagueConfig:
     opponent sampler picked. Turn on when eval.num_evaluators is 0, or ratings barely move."""
     payoff_decay: float = 0.99
     """AlphaStar payoff table: each game of a pair first multiplies that pair's counts by this (1 = no decay)."""
+    train_references: tuple[str, ...] = ()
+    """Scripted reference players (names from actors/scripted.py for the game) that join the past
+    pool as training opponents, sampled like snapshots; random always does. Empty: the others only
+    play rating games, so every score against them is measured on an opponent never trained against."""
 
 
 @dataclass(frozen=True)
@@ -335,6 +339,7 @@ def validate(cfg: Config) -> None:
         (cfg.run.total_env_steps > 0, "run.total_env_steps must be > 0"),
         (cfg.run.max_seconds >= 0, "run.max_seconds must be >= 0 (0: no time limit)"),
         (cfg.model.kind in MODEL_KINDS, f"model.kind must be one of {', '.join(MODEL_KINDS)}"),
+        (cfg.model.symmetry in SYMMETRIES, f"model.symmetry must be one of {', '.join(SYMMETRIES)}"),
         (cfg.model.channels >= 1 and cfg.model.blocks >= 0, "model.channels must be >= 1 and model.blocks >= 0"),
         (len(cfg.model.hidden_sizes) > 0 and all(h >= 1 for h in cfg.model.hidden_sizes), "model.hidden_sizes must be a non-empty list of positive widths"),
     ]
@@ -363,6 +368,11 @@ def _validate_eval(cfg: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    unknown_train = [r for r in cfg.league.train_references if r not in known]
+    if unknown_train:
+        raise ConfigError(
+            f"league.train_references {unknown_train} are not reference players of {cfg.game.name}; choose from {', '.join(known)}"
+        )
     unknown = [r for r in ev.references if r not in known]
     if unknown:
         raise ConfigError(f"eval.references {unknown} are not reference players of {cfg.game.name}; choose from {', '.join(known)}")

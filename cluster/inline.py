@@ -43,6 +43,9 @@ def run_inline(
 
     on_update(learner) runs after every learner iteration (learning curves, benchmarks/)."""
     make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs)
+    from cluster.trainer import check_model_fits  # the driver's own check; trainer imports Ray, so only here
+
+    check_model_fits(cfg, spec)
     params, store = run_stores(cfg, redis_url, run_id)
     state = initial_league(cfg, references_for(cfg.game.name))
     store.save(state)

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 MODEL_KINDS = ("mlp", "conv")
+SYMMETRIES = ("none", "mirror", "dihedral")
 
 
 @dataclass(frozen=True)
@@ -25,14 +26,21 @@ class ModelConfig:
     """conv: channels of every trunk convolution."""
     blocks: int = 2
     """conv: residual blocks (two 3x3 convolutions each) after the first convolution."""
+    symmetry: str = "none"
+    """Make the policy exactly symmetric by averaging the network over the board's symmetries
+    (each game seen in every orientation at once, as AlphaZero's augmentation, at that many times
+    the compute). none; mirror: left-right (connect four: columns reverse); dihedral: the 8
+    rotations and reflections of a square board (tic-tac-toe). Boards are observations shaped
+    height x width x channels; actions are columns (num_actions = width) or cells (height x width, row-major)."""
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["hidden_sizes"] = [int(h) for h in self.hidden_sizes]
         return d
 
-    def check(self, obs_shape: tuple[int, ...]) -> None:
-        """Raise ValueError naming what to change when this architecture cannot take `obs_shape`."""
+    def check(self, obs_shape: tuple[int, ...], num_actions: int | None = None) -> None:
+        """Raise ValueError naming what to change when this architecture cannot play a game with
+        these observations (and actions)."""
         if self.kind not in MODEL_KINDS:
             raise ValueError(f"model.kind {self.kind!r} is unknown; choose one of {', '.join(MODEL_KINDS)}")
         if any(int(h) < 1 for h in self.hidden_sizes):
@@ -44,6 +52,10 @@ class ModelConfig:
                 )
             if self.channels < 1 or self.blocks < 0:
                 raise ValueError("model.channels must be >= 1 and model.blocks >= 0")
+        if self.symmetry not in SYMMETRIES:
+            raise ValueError(f"model.symmetry {self.symmetry!r} is unknown; choose one of {', '.join(SYMMETRIES)}")
+        if num_actions is not None:
+            board_symmetries(self.symmetry, obs_shape, num_actions)
 
 
 def model_from_meta(meta: dict[str, Any]) -> ModelConfig:
@@ -56,8 +68,41 @@ def model_from_meta(meta: dict[str, Any]) -> ModelConfig:
             hidden_sizes=tuple(int(h) for h in m.get("hidden_sizes", (128, 128))),
             channels=int(m.get("channels", 64)),
             blocks=int(m.get("blocks", 2)),
+            symmetry=str(m.get("symmetry", "none")),
         )
     return ModelConfig(hidden_sizes=tuple(int(h) for h in meta["hidden_sizes"]))
+
+
+def board_symmetries(symmetry: str, obs_shape: tuple[int, ...], num_actions: int) -> list[tuple[list[int], list[int]]]:
+    """(obs_index, action_index) per non-identity symmetry: the transformed flat observation is
+    obs[obs_index], and action a of the original board is action action_index[a] of the transformed
+    one. Raises ValueError when the observation or action space is not a board this fits."""
+    import numpy as np  # numpy only: this module stays free of torch
+
+    if symmetry == "none":
+        return []
+    if len(obs_shape) != 3:
+        raise ValueError(f"model.symmetry {symmetry} needs board observations (height x width x channels); got {tuple(obs_shape)}")
+    h, w, c = obs_shape
+    if symmetry == "mirror":
+        transforms = [lambda a: a[:, ::-1]]
+    else:
+        if h != w:
+            raise ValueError(f"model.symmetry dihedral needs a square board; got {h} x {w}")
+        transforms = [
+            lambda a, k=k, f=f: np.rot90(a[:, ::-1] if f else a, k, axes=(0, 1)) for f in (False, True) for k in range(4)
+        ][1:]  # drop the identity
+    if num_actions == h * w:
+        cells = np.arange(h * w).reshape(h, w)
+        act = lambda t: np.argsort(t(cells).reshape(-1))  # noqa: E731 - where each original cell went
+    elif num_actions == w and symmetry == "mirror":
+        act = lambda t: np.arange(w)[::-1].copy()  # noqa: E731
+    else:
+        raise ValueError(
+            f"model.symmetry {symmetry}: actions must be board cells ({h * w}) or, for mirror, columns ({w}); this game has {num_actions}"
+        )
+    flat = np.arange(h * w * c).reshape(h, w, c)
+    return [(t(flat).reshape(-1).tolist(), act(t).tolist()) for t in transforms]
 
 
 def as_model_config(model: "ModelConfig | tuple | list") -> ModelConfig:

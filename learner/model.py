@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from learner.arch import ModelConfig, as_model_config
+from learner.arch import ModelConfig, as_model_config, board_symmetries
 
 # Illegal actions get this logit. Finite (not -inf) so that entropy's p*log(p) stays 0*finite = 0
 # instead of 0*-inf = NaN; exp(-1e9) underflows to exactly 0, so they are never sampled.
@@ -28,11 +28,16 @@ class PolicyNet(nn.Module):
         super().__init__()
         model = as_model_config(model)
         shape = (int(obs_shape),) if isinstance(obs_shape, (int, np.integer)) else tuple(int(d) for d in obs_shape)
-        model.check(shape)
+        model.check(shape, num_actions)
         self.model_cfg = model
         self.obs_shape = shape
         self.obs_dim = math.prod(shape)
         self.num_actions = num_actions
+        group = [(list(range(self.obs_dim)), list(range(num_actions)))]
+        group += board_symmetries(model.symmetry, shape, num_actions)
+        # Gather indices, not parameters: non-persistent buffers keep state_dict() the same.
+        self.register_buffer("_sym_obs", torch.tensor([g[0] for g in group], dtype=torch.long), persistent=False)
+        self.register_buffer("_sym_act", torch.tensor([g[1] for g in group], dtype=torch.long), persistent=False)
         if model.kind == "mlp":
             # Separate MLPs for the categorical policy and the value (as CleanRL's PPO): a shared
             # trunk let the value loss pull the policy's features around and learned markedly
@@ -43,12 +48,25 @@ class PolicyNet(nn.Module):
         else:
             self.conv = _ConvNet(shape, num_actions, model)
 
+    def _body(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.model_cfg.kind == "mlp":
+            return self.pi(obs), self.v(obs).squeeze(-1)
+        return self.conv(obs)
+
     def forward(self, obs: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (masked logits, value). `obs` is float [B, obs_dim]; `mask` is bool [B, A], True = legal."""
-        if self.model_cfg.kind == "mlp":
-            raw, value = self.pi(obs), self.v(obs).squeeze(-1)
+        g = self._sym_obs.shape[0]
+        if g == 1:
+            raw, value = self._body(obs)
         else:
-            raw, value = self.conv(obs)
+            # Every orientation in one batched pass; each one's logits are read back in the
+            # original board's action order, then averaged: an exactly symmetric policy and value.
+            b = obs.shape[0]
+            raw_g, value_g = self._body(obs[:, self._sym_obs].transpose(0, 1).reshape(g * b, -1))
+            raw_g = raw_g.reshape(g, b, -1)
+            idx = self._sym_act[:, None, :].expand(g, b, -1)
+            raw = raw_g.gather(2, idx).mean(0)
+            value = value_g.reshape(g, b).mean(0)
         logits = torch.where(mask, raw, torch.full_like(raw, MASKED_LOGIT))
         return logits, value
 

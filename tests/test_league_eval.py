@@ -82,7 +82,7 @@ def test_league_without_evaluators_has_only_random_as_reference():
 
 def test_eval_references_always_include_the_anchor():
     refs = references_for("connect_four_v3")
-    assert eval_reference_ids(load_config(None, ["game.name=connect_four_v3"]), refs) == (RANDOM_ID, "tactical")
+    assert eval_reference_ids(load_config(None, ["game.name=connect_four_v3"]), refs) == (RANDOM_ID, "tactical", "lookahead")
     only = load_config(None, ["game.name=connect_four_v3", "eval.references=[tactical]"])
     assert eval_reference_ids(only, refs) == (RANDOM_ID, "tactical")
 
@@ -90,7 +90,7 @@ def test_eval_references_always_include_the_anchor():
 def test_unknown_eval_reference_is_a_config_error():
     from cluster.config import ConfigError
 
-    with pytest.raises(ConfigError, match="minimax.*connect_four_v3.*random, tactical"):
+    with pytest.raises(ConfigError, match="minimax.*connect_four_v3.*random, tactical, lookahead"):
         load_config(None, ["game.name=connect_four_v3", "eval.references=[minimax]"])
 
 

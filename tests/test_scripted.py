@@ -7,6 +7,7 @@ from pettingzoo.classic import connect_four_v3, tictactoe_v3
 from actors.scripted import (
     GENERIC_REFERENCES,
     REFERENCES,
+    connect_four_lookahead,
     connect_four_tactical,
     random_legal,
     references_for,
@@ -144,6 +145,37 @@ def test_tactical_beats_random():
     assert wins / 200 > 0.8
 
 
+def test_lookahead_wins_and_blocks_like_tactical():
+    env, rng = connect_four_v3.env(), np.random.default_rng(0)
+    obs, mask = replay(env, HORIZONTAL_THREAT + [6])
+    assert all(connect_four_lookahead(obs, mask, rng) == 3 for _ in range(10))  # win over block
+    env = connect_four_v3.env()
+    obs, mask = replay(env, HORIZONTAL_THREAT)
+    assert all(connect_four_lookahead(obs, mask, rng) == 3 for _ in range(10))
+
+
+def test_lookahead_never_plays_under_the_opponents_winning_cell():
+    # Seat 1 holds c0, c1, c2 one above the bottom; column 3 is empty, so a piece there (the
+    # bottom) would let seat 1 land on c3 one up and win. Seat 0 is to move with no win or block.
+    env, rng = connect_four_v3.env(), np.random.default_rng(0)
+    obs, mask = replay(env, [0, 1, 2, 0, 6, 1, 6, 2])
+    theirs = obs[..., 1].astype(bool)
+    assert theirs[4, 0] and theirs[4, 1] and theirs[4, 2] and not (obs[:, 3].any())
+    picks = {connect_four_lookahead(obs, mask, rng) for _ in range(50)}
+    assert 3 not in picks and picks == {2, 4}  # otherwise central column 3 would be its only choice
+
+
+def test_lookahead_beats_tactical():
+    env, rng = connect_four_v3.env(), np.random.default_rng(0)
+    wins = 0
+    for i in range(100):
+        seat = i % 2
+        policies = [connect_four_tactical, connect_four_tactical]
+        policies[seat] = connect_four_lookahead
+        wins += play(env, policies, rng, seed=i)[seat] == 1.0
+    assert wins / 100 > 0.75
+
+
 def test_tactical_against_itself_stays_legal():
     env, rng = connect_four_v3.env(), np.random.default_rng(1)
     for i in range(20):
@@ -177,7 +209,9 @@ def test_wrong_board_shape_raises():
 
 
 def test_registry():
-    assert references_for("connect_four_v3") == {"random": random_legal, "tactical": connect_four_tactical}
+    assert references_for("connect_four_v3") == {
+        "random": random_legal, "tactical": connect_four_tactical, "lookahead": connect_four_lookahead
+    }
     assert references_for("tictactoe_v3") == {"random": random_legal, "minimax": tictactoe_minimax}
     assert references_for("go_v5") == GENERIC_REFERENCES == {"random": random_legal}
     refs = references_for("tictactoe_v3")

@@ -190,3 +190,57 @@ def test_a_new_snapshot_joins_at_the_pool_max_not_at_an_evaluation_only_referenc
     assert max(pool.values()) < 0 and state.players["tactical"].quality == 0.0
     second = state.add_snapshot(10)
     assert second.quality == pytest.approx(max(pool.values()))
+
+
+# --- symmetric policies ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape,actions,symmetry,count", [((6, 7, 2), 7, "mirror", 1), ((3, 3, 2), 9, "dihedral", 7)])
+def test_a_symmetric_policy_plays_every_orientation_of_a_board_alike(shape, actions, symmetry, count):
+    from learner.arch import board_symmetries
+
+    torch.manual_seed(0)
+    net = PolicyNet(shape, actions, ModelConfig(kind="conv", channels=8, blocks=1, hidden_sizes=(8,), symmetry=symmetry))
+    for p in net.parameters():
+        p.data.normal_(0, 0.3)  # away from the near-uniform initialisation, so a difference would show
+    rng = np.random.default_rng(0)
+    obs = rng.integers(0, 2, size=(6, *shape)).astype(np.float32).reshape(6, -1)
+    mask = torch.from_numpy(rng.random((6, actions)) < 0.8)
+    mask[:, 0] = True
+    logits, values = net(torch.from_numpy(obs), mask)
+    group = board_symmetries(symmetry, shape, actions)
+    assert len(group) == count
+    for obs_index, action_index in group:
+        moved_mask = torch.zeros_like(mask)
+        moved_mask[:, action_index] = mask  # legal moves travel with the board
+        t_logits, t_values = net(torch.from_numpy(obs[:, obs_index]), moved_mask)
+        assert torch.allclose(torch.softmax(logits, -1), torch.softmax(t_logits[:, action_index], -1), atol=1e-5)
+        assert torch.allclose(values, t_values, atol=1e-5)
+
+
+def test_symmetries_move_pieces_and_moves_together():
+    from learner.arch import board_symmetries
+
+    board = np.zeros((6, 7, 2), np.float32)
+    board[5, 1, 0] = 1  # a piece at the bottom of column 1
+    (obs_index, action_index), = board_symmetries("mirror", (6, 7, 2), 7)
+    assert action_index == [6, 5, 4, 3, 2, 1, 0]
+    assert board.reshape(-1)[obs_index].reshape(6, 7, 2)[5, 5, 0] == 1  # now in column 5
+    cell = np.zeros((3, 3, 2), np.float32)
+    cell[0, 1, 0] = 1  # cell 1 (row 0, column 1)
+    for obs_index, action_index in board_symmetries("dihedral", (3, 3, 2), 9):
+        assert cell.reshape(-1)[obs_index].reshape(9, 2)[action_index[1], 0] == 1
+    with pytest.raises(ValueError, match="square board"):
+        board_symmetries("dihedral", (6, 7, 2), 42)
+    with pytest.raises(ValueError, match="cells"):
+        board_symmetries("mirror", (6, 7, 2), 5)
+
+
+def test_a_model_that_cannot_play_the_game_is_refused_before_anything_starts(tmp_path, capsys):
+    from cluster.cli import main
+
+    assert main(["train", "--config", "configs/tictactoe_smoke.yaml", "--run-dir", str(tmp_path / "r"),
+                 "--set", "game.name=connect_four_v3", "--set", "model.kind=conv", "--set", "model.symmetry=dihedral"]) == 2
+    err = capsys.readouterr().err
+    assert "model.symmetry dihedral needs a square board; got 6 x 7 (game connect_four_v3)" in err
+    assert not (tmp_path / "r").exists()  # nothing was written
