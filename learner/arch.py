@@ -33,6 +33,10 @@ class ModelConfig:
     rotations and reflections of a square board (tic-tac-toe). Boards are observations shaped
     height x width x channels; actions are columns (num_actions = width) or cells (height x width, row-major)."""
 
+    def fields_in_use(self) -> set[str]:
+        """The fields that shape this kind's network (an MLP has no channels or blocks)."""
+        return {"kind", "hidden_sizes", "symmetry"} | ({"channels", "blocks"} if self.kind == "conv" else set())
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["hidden_sizes"] = [int(h) for h in self.hidden_sizes]

@@ -103,8 +103,10 @@ def check_compatible(ckpt: Checkpoint, spec: dict, source: str = "checkpoint") -
     from learner.arch import model_from_meta
 
     diffs = [f"{k}: checkpoint {ckpt.spec.get(k)!r}, config {spec[k]!r}" for k in ("game", "obs_dim", "num_actions") if ckpt.spec.get(k) != spec[k]]
-    theirs, ours = model_from_meta(ckpt.spec).to_dict(), model_from_meta(spec).to_dict()
-    diffs += [f"model.{k}: checkpoint {theirs[k]!r}, config {ours[k]!r}" for k in ours if theirs[k] != ours[k]]
+    theirs, ours = model_from_meta(ckpt.spec), model_from_meta(spec)
+    a, b = theirs.to_dict(), ours.to_dict()
+    used = ours.fields_in_use() | theirs.fields_in_use()
+    diffs += [f"model.{k}: checkpoint {a[k]!r}, config {b[k]!r}" for k in a if k in used and a[k] != b[k]]
     if diffs:
         raise CheckpointError(
             f"{source} does not fit this config ({'; '.join(diffs)}). Resume with the run's own config "

@@ -28,6 +28,11 @@ SMALL = [
     "run.eval_games=10",
     "run.log_every_s=0",
     "checkpoint.every_versions=2",
+    # A small, cheap network and the default deep queue: these runs test faults, not learning.
+    "model.kind=mlp",
+    "model.symmetry=none",
+    "model.hidden_sizes=[64, 64]",
+    "learner.queue_segments=256",
 ]
 
 

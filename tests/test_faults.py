@@ -295,7 +295,7 @@ def test_resume_refuses_bad_redis_content_and_changes_nothing(local_ray, redis_s
     cfg = small_config(f"redis.url={redis_server.url}")
     _, spec = load_game(cfg.game.name)
     learner = Learner(spec, cfg.model, cfg.ppo, cfg.learner)
-    ckpt = Checkpoint(0, learner.state_dict(), model_spec(spec.name, 18, 9, cfg.model.hidden_sizes), cfg.to_dict(), {})
+    ckpt = Checkpoint(0, learner.state_dict(), model_spec(spec.name, spec.obs_shape, spec.num_actions, cfg.model), cfg.to_dict(), {})
     CheckpointDir(run_dir / "checkpoints").save(encode_checkpoint(ckpt), 0)
     (run_dir / "config.yaml").write_text("the run's config\n")
     keys = RunKeys("selfplay", "run")

@@ -159,8 +159,11 @@ def test_resume_refusals_change_nothing(tmp_path, capsys):
     before = _snapshot_files(run_dir)
     base = ["train", "--config", "configs/tictactoe_smoke.yaml", "--run-dir", str(run_dir)]
 
-    assert main([*base, "--resume", "--set", "model.hidden_sizes=[64]"]) == 2
+    assert main([*base, "--resume", "--set", "model.kind=mlp", "--set", "model.symmetry=none", "--set", "model.hidden_sizes=[64]"]) == 2
     assert "does not fit this config (model.hidden_sizes: checkpoint [128, 128], config [64])" in capsys.readouterr().err
+    assert main([*base, "--resume"]) == 2  # the smoke config's conv network
+    err = capsys.readouterr().err
+    assert "model.kind: checkpoint 'mlp', config 'conv'" in err and "model.symmetry: checkpoint 'none', config 'dihedral'" in err
     assert main(base) == 2  # a fresh run over an existing one
     err = capsys.readouterr().err
     assert "already holds a run" in err and "continue it with --resume" in err
