@@ -69,22 +69,27 @@ def _winning_columns(pieces: np.ndarray, occupied: np.ndarray, legal: np.ndarray
     return wins
 
 
+def _c4_win_or_block(name: str, obs: np.ndarray, mask: np.ndarray, rng: np.random.Generator):
+    """(column that wins now or blocks an immediate loss, or None; legal columns, own and opponent's pieces)."""
+    if obs.shape != (_C4_ROWS, _C4_COLS, 2):
+        raise ValueError(f"{name} expects a (6, 7, 2) connect_four_v3 observation; got {obs.shape}")
+    legal = _legal_actions(mask)
+    mine, theirs = obs[..., 0].astype(bool), obs[..., 1].astype(bool)
+    for pieces in (mine, theirs):
+        cols = _winning_columns(pieces, mine | theirs, legal)
+        if cols:
+            return int(rng.choice(cols)), legal, mine, theirs
+    return None, legal, mine, theirs
+
+
 def connect_four_tactical(obs: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> int:
     """Win now if possible, else block the opponent's immediate win, else random.
 
     A one-ply bot: strong enough to beat random play almost always, weak enough
     that a learner soon overtakes it, which makes it a useful second anchor.
     """
-    if obs.shape != (_C4_ROWS, _C4_COLS, 2):
-        raise ValueError(f"connect_four_tactical expects a (6, 7, 2) connect_four_v3 observation; got {obs.shape}")
-    legal = _legal_actions(mask)
-    mine, theirs = obs[..., 0].astype(bool), obs[..., 1].astype(bool)
-    occupied = mine | theirs
-    for pieces in (mine, theirs):
-        cols = _winning_columns(pieces, occupied, legal)
-        if cols:
-            return int(rng.choice(cols))
-    return int(rng.choice(legal))
+    col, legal, _, _ = _c4_win_or_block("connect_four_tactical", obs, mask, rng)
+    return col if col is not None else int(rng.choice(legal))
 
 
 def connect_four_lookahead(obs: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> int:
@@ -92,15 +97,10 @@ def connect_four_lookahead(obs: np.ndarray, mask: np.ndarray, rng: np.random.Gen
     under a cell where the opponent would then win (it would land there next), and among the
     remaining moves prefer the central columns (random among equals). Clearly stronger than
     ``tactical``; a held-out reference for agents trained against ``tactical``."""
-    if obs.shape != (_C4_ROWS, _C4_COLS, 2):
-        raise ValueError(f"connect_four_lookahead expects a (6, 7, 2) connect_four_v3 observation; got {obs.shape}")
-    legal = _legal_actions(mask)
-    mine, theirs = obs[..., 0].astype(bool), obs[..., 1].astype(bool)
+    col, legal, mine, theirs = _c4_win_or_block("connect_four_lookahead", obs, mask, rng)
+    if col is not None:
+        return col
     occupied = mine | theirs
-    for pieces in (mine, theirs):
-        cols = _winning_columns(pieces, occupied, legal)
-        if cols:
-            return int(rng.choice(cols))
     safe = []
     for col in legal:
         row = _landing_row(occupied, int(col))
