@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from learner.arch import MODEL_KINDS, SYMMETRIES, ModelConfig
+from learner.arch import ModelConfig
 
 
 class _Loader(yaml.SafeLoader):
@@ -338,19 +338,26 @@ def validate(cfg: Config) -> None:
         (math.isfinite(cfg.ppo.lr) and cfg.ppo.lr > 0, "ppo.lr must be a finite number > 0"),
         (cfg.run.total_env_steps > 0, "run.total_env_steps must be > 0"),
         (cfg.run.max_seconds >= 0, "run.max_seconds must be >= 0 (0: no time limit)"),
-        (cfg.model.kind in MODEL_KINDS, f"model.kind must be one of {', '.join(MODEL_KINDS)}"),
-        (cfg.model.symmetry in SYMMETRIES, f"model.symmetry must be one of {', '.join(SYMMETRIES)}"),
-        (cfg.model.channels >= 1 and cfg.model.blocks >= 0, "model.channels must be >= 1 and model.blocks >= 0"),
-        (len(cfg.model.hidden_sizes) > 0 and all(h >= 1 for h in cfg.model.hidden_sizes), "model.hidden_sizes must be a non-empty list of positive widths"),
     ]
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    check_model_fits(cfg)
     from league.sampling import SAMPLERS  # local import: league is a sibling package
 
     if cfg.league.sampler not in SAMPLERS:
         raise ConfigError(f"league.sampler {cfg.league.sampler!r} is unknown; choose one of {', '.join(SAMPLERS)}")
     _validate_eval(cfg)
+
+
+def check_model_fits(cfg: Config, spec: Any = None) -> None:
+    """The model section on its own, and, given a game's spec (obs_shape, num_actions, name),
+    whether it can play that game: conv on flat observations, or a symmetry the board does not
+    have, is refused before anything starts."""
+    try:
+        cfg.model.check(*((spec.obs_shape, spec.num_actions) if spec is not None else ()))
+    except ValueError as exc:
+        raise ConfigError(f"{exc}{f' (game {spec.name})' if spec is not None else ''}") from exc
 
 
 def _validate_eval(cfg: Config) -> None:

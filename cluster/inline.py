@@ -16,7 +16,7 @@ from actors.evaluator import Evaluator, initial_league
 from actors.games import load_game
 from actors.rollout import RolloutWorker
 from actors.scripted import references_for
-from cluster.config import Config
+from cluster.config import Config, check_model_fits
 from cluster.league_store import LeagueReader, run_stores
 from cluster.ray_actors import RedisResultSink
 from cluster.records import Segment
@@ -43,8 +43,6 @@ def run_inline(
 
     on_update(learner) runs after every learner iteration (learning curves, benchmarks/)."""
     make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs)
-    from cluster.trainer import check_model_fits  # the driver's own check; trainer imports Ray, so only here
-
     check_model_fits(cfg, spec)
     params, store = run_stores(cfg, redis_url, run_id)
     state = initial_league(cfg, references_for(cfg.game.name))

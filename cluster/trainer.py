@@ -38,7 +38,7 @@ from actors.evaluate import Agent, MatchResult, play_match
 from actors.games import load_game
 from actors.evaluator import initial_league, match_games
 from actors.scripted import references_for
-from cluster.config import Config, ConfigError
+from cluster.config import Config, check_model_fits
 from cluster.embedded_redis import EmbeddedRedis
 from cluster.evaluator_service import EvaluatorPool
 from cluster.league_store import LeagueStore, run_stores
@@ -74,15 +74,6 @@ class TrainResult:
     summary: dict
     final_matches: dict = dataclasses.field(default_factory=dict)
     """The final policy (greedy) against every reference player of the game, by name."""
-
-
-def check_model_fits(cfg: Config, spec) -> None:
-    """A model section that cannot play this game (conv on flat observations, a symmetry the board
-    does not have) is a config error, named before anything starts."""
-    try:
-        cfg.model.check(spec.obs_shape, spec.num_actions)
-    except ValueError as exc:
-        raise ConfigError(f"{exc} (game {spec.name})") from exc
 
 
 def default_run_dir(cfg: Config) -> Path:

@@ -42,22 +42,23 @@ class ModelConfig:
         d["hidden_sizes"] = [int(h) for h in self.hidden_sizes]
         return d
 
-    def check(self, obs_shape: tuple[int, ...], num_actions: int | None = None) -> None:
-        """Raise ValueError naming what to change when this architecture cannot play a game with
-        these observations (and actions)."""
+    def check(self, obs_shape: tuple[int, ...] | None = None, num_actions: int | None = None) -> None:
+        """Raise ValueError naming what to change when this section is invalid or, given the
+        game's observation shape and action count, cannot play that game."""
         if self.kind not in MODEL_KINDS:
             raise ValueError(f"model.kind {self.kind!r} is unknown; choose one of {', '.join(MODEL_KINDS)}")
-        if any(int(h) < 1 for h in self.hidden_sizes):
-            raise ValueError("model.hidden_sizes must be positive integers")
-        if self.kind == "conv":
-            if len(obs_shape) != 3:
-                raise ValueError(
-                    f"model.kind conv needs observations shaped height x width x channels; this game's are {tuple(obs_shape)}: use model.kind mlp"
-                )
-            if self.channels < 1 or self.blocks < 0:
-                raise ValueError("model.channels must be >= 1 and model.blocks >= 0")
         if self.symmetry not in SYMMETRIES:
             raise ValueError(f"model.symmetry {self.symmetry!r} is unknown; choose one of {', '.join(SYMMETRIES)}")
+        if not self.hidden_sizes or any(int(h) < 1 for h in self.hidden_sizes):
+            raise ValueError("model.hidden_sizes must be a non-empty list of positive widths")
+        if self.channels < 1 or self.blocks < 0:
+            raise ValueError("model.channels must be >= 1 and model.blocks >= 0")
+        if obs_shape is None:
+            return
+        if self.kind == "conv" and len(obs_shape) != 3:
+            raise ValueError(
+                f"model.kind conv needs observations shaped height x width x channels; this game's are {tuple(obs_shape)}: use model.kind mlp"
+            )
         if num_actions is not None:
             board_symmetries(self.symmetry, obs_shape, num_actions)
 

@@ -137,6 +137,7 @@ class Learner:
         ent_coef = linear_schedule(c.ent_coef, c.ent_end_factor, self.version, c.schedule_versions)
         for group in self.opt.param_groups:
             group["lr"] = lr
+        pieces = minibatch_slices(n, c.minibatch_size)
         sums: dict[str, float] = {}
         steps = skipped = 0
         kl_stopped = False
@@ -144,7 +145,7 @@ class Learner:
             if kl_stopped:
                 break
             order = torch.from_numpy(self._rng.permutation(n)).to(dev)
-            for piece in minibatch_slices(n, c.minibatch_size):
+            for piece in pieces:
                 idx = order[piece]
                 adv = adv_all[idx]
                 if c.normalize_advantages and len(idx) > 1:
@@ -180,7 +181,7 @@ class Learner:
             self._consecutive_nonfinite = 0
         self.version += 1
         self.stats.samples_used += n
-        self.stats.samples_consumed += steps * n // max(len(minibatch_slices(n, c.minibatch_size)), 1)
+        self.stats.samples_consumed += steps * n // len(pieces)
         metrics = {f"losses/{k}": v / max(steps, 1) for k, v in sums.items()}
         metrics.update(
             {
