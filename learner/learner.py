@@ -98,6 +98,9 @@ class Learner:
         self._pending = keep
 
     def ready(self) -> bool:
+        # Drop what went stale since the last add() first: after an update bumps the version, a
+        # count that still included those samples would promise update() a batch it cannot take.
+        self._drop_stale()
         return self._pending_samples >= self.cfg.batch_size
 
     @property

@@ -261,3 +261,14 @@ def test_learner_refuses_segments_of_another_game_shape():
     with pytest.raises(ValueError, match="do not fit"):
         learner.add([bad])
     assert learner.pending_samples == 0
+
+
+def test_ready_does_not_count_samples_that_went_stale_since_they_arrived():
+    """After an update bumps the version, samples that arrived fresh may be past the lag limit:
+    ready() must not promise update() a batch that update() would then drop (it used to raise)."""
+    learner = _learner(batch_size=5, minibatch_size=5, max_policy_lag=1)
+    learner.add([_segment([0, 0, 0, 0, 0])])
+    assert learner.ready()
+    learner.version = 2  # as if two updates ran on other data meanwhile
+    assert not learner.ready()
+    assert learner.stats.dropped_stale == 5 and learner.pending_samples == 0
