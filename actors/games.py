@@ -213,8 +213,16 @@ class GameSlot:
         return (0.5, 0.5)
 
 
-def load_game(name: str, kwargs: dict | None = None) -> tuple[Callable[[], GameSlot], GameSpec]:
-    """Resolve a game and return (slot factory, spec), failing early with a clear GameError."""
+def load_game(name: str, kwargs: dict | None = None, native: bool = True) -> tuple[Callable[[], GameSlot], GameSpec]:
+    """Resolve a game and return (slot factory, spec), failing early with a clear GameError.
+
+    With `native`, a game this project implements itself (actors/native_games.py: the same game,
+    verified move by move against PettingZoo's) is served by that faster implementation."""
+    from actors.native_games import native_slot_factory  # it imports GameSpec from here
+
+    fast = native_slot_factory(name, kwargs) if native else None
+    if fast is not None:
+        return fast, fast().spec()
     factory = resolve_game(name)
 
     def make_slot() -> GameSlot:

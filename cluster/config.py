@@ -46,6 +46,10 @@ class GameConfig:
     """PettingZoo game: a built-in name (e.g. connect_four_v3) or 'package.module' / 'package.module:factory'."""
     kwargs: dict = field(default_factory=dict)
     """Keyword arguments passed to the game's env() factory."""
+    native: bool = True
+    """Step games this project implements itself (actors/native_games.py: connect_four_v3) with that
+    implementation, the same game several times faster than PettingZoo's environment; false steps
+    PettingZoo's. Ignored for other games and whenever kwargs are given."""
 
 
 @dataclass(frozen=True)
@@ -99,8 +103,11 @@ class LearnerConfig:
     """torch intra-op threads. 1 avoids 25-40x slowdowns from oversubscription on shared cores."""
     publish_every: int = 1
     """Publish weights to the parameter store every this many learner versions."""
-    queue_segments: int = 256
-    """Bound of the learner's inbound segment queue; a full queue pushes back on the actors."""
+    queue_segments: int = 0
+    """Bound of the learner's inbound queue, in trajectory segments; a full queue pushes back on
+    the actors. 0: one batch (ceil(ppo.batch_size / rollout.segment_length)), so actors fill the
+    next batch while the learner trains on the current one, then wait instead of running ahead
+    and producing samples that go stale."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,12 @@ class RolloutConfig:
     """Past-opponent policies kept in memory per actor (LRU); the league may be larger."""
     league_refresh_s: float = 1.0
     """How often actors reload the league's opponent pool."""
+    opening_random_moves: int = 0
+    """Training games start after a uniformly random number (0 to this many) of uniformly random
+    moves, made by neither player and not learned from, so that self-play keeps meeting new
+    positions instead of replaying the few lines its own policy prefers (meant for games whose
+    rewards come at the end, like board games). 0: every game starts from the game's start.
+    Rating games and final matches always do."""
     max_restarts: int = 5
     """Times Ray restarts each rollout actor after it crashes (killed process, exception in a game) before the run stops."""
 
@@ -324,9 +337,10 @@ def validate(cfg: Config) -> None:
         (cfg.rollout.envs_per_actor >= 1, "rollout.envs_per_actor must be >= 1"),
         (cfg.rollout.segment_length >= 1, "rollout.segment_length must be >= 1"),
         (cfg.rollout.max_inflight >= 1, "rollout.max_inflight must be >= 1"),
+        (cfg.rollout.opening_random_moves >= 0, "rollout.opening_random_moves must be >= 0 (0: off)"),
         (cfg.learner.device in ("auto", "cpu", "cuda"), "learner.device must be auto, cpu or cuda"),
         (cfg.learner.publish_every >= 1, "learner.publish_every must be >= 1"),
-        (cfg.learner.queue_segments >= 1, "learner.queue_segments must be >= 1"),
+        (cfg.learner.queue_segments >= 0, "learner.queue_segments must be >= 0 (0: one batch)"),
         (cfg.league.snapshot_every >= 1, "league.snapshot_every must be >= 1"),
         (0.0 <= cfg.league.latest_prob <= 1.0, "league.latest_prob must be in [0, 1]"),
         (cfg.redis.keep_versions >= 2, "redis.keep_versions must be >= 2 (actors may be fetching the previous one)"),

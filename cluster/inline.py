@@ -42,7 +42,7 @@ def run_inline(
     """Train until run.total_env_steps (or run.max_seconds); return (learner, league manager, env steps).
 
     on_update(learner) runs after every learner iteration (learning curves, benchmarks/)."""
-    make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs)
+    make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native)
     check_model_fits(cfg, spec)
     params, store = run_stores(cfg, redis_url, run_id)
     state = initial_league(cfg, references_for(cfg.game.name))
