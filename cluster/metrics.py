@@ -31,7 +31,9 @@ PLAYER_PREFIXES = ("league/elo/", "league/elo_stderr/")
 """Scalars named <prefix><player id>: one gauge per prefix, the player as a tag."""
 
 # Counters the learner service reports without a prefix; they belong under system/.
-_LEARNER_PLAIN = ("learner_version", "sample_reuse", "dropped_stale", "corrupt_payloads", "rejected_full", "queue", "samples_in", "samples_used")
+_LEARNER_PLAIN = (
+    "learner_version", "sample_reuse", "dropped_stale", "corrupt_payloads", "rejected_full", "queue", "samples_in", "samples_used", "learner_busy",
+)
 _CHARTS = ("env_steps", "env_steps_per_s", "games", "eval_games")
 
 

@@ -21,6 +21,7 @@ import threading
 import time
 import traceback
 import warnings
+from collections import deque
 
 import numpy as np
 import ray
@@ -70,7 +71,7 @@ class LearnerService:
         cfg = config_from_dict(cfg_dict)
         _set_threads(cfg.learner.torch_threads)
         self.cfg = cfg
-        _, spec = load_game(cfg.game.name, cfg.game.kwargs)
+        _, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native)
         self.spec = spec
         self.learner = Learner(spec, cfg.model, cfg.ppo, cfg.learner, seed=cfg.run.seed)
         if checkpoint is not None:
@@ -79,7 +80,7 @@ class LearnerService:
             self.learner.load_weights(initial_weights)
         self.learner.version = initial_version
         self.params = ParamStore(connect(redis_url), RunKeys(cfg.redis.key_prefix, run_id), cfg.redis.keep_versions)
-        self.inbox: queue.Queue[bytes] = queue.Queue(maxsize=cfg.learner.queue_segments)
+        self.inbox = SegmentQueue(cfg.learner.queue_segments or -(-cfg.ppo.batch_size // cfg.rollout.segment_length))
         self.corrupt_payloads = 0
         self.rejected_full = 0
         self.republished = 0
@@ -92,6 +93,11 @@ class LearnerService:
         # an update is in flight (the driver was interrupted mid-call) waits for it, so it holds
         # the newest published version and never a half-applied optimizer step.
         self._update_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop_training = threading.Event()
+        self._updates: deque[dict] = deque(maxlen=256)  # bounded: a driver that stops polling costs nothing
+        self._error: BaseException | None = None
+        self._updating_s = self._waited_s = 0.0
 
     def pid(self) -> int:
         return os.getpid()
@@ -125,7 +131,7 @@ class LearnerService:
         `source` names the actor incarnation, `produced` its running count of segments made and
         `count` the segments in this payload: what a crashed incarnation lost is their difference."""
         try:
-            self.inbox.put(payload, timeout=timeout_s)
+            self.inbox.put(payload, max(count, 1), timeout=timeout_s)
             accepted = True
         except queue.Full:
             accepted = False
@@ -157,17 +163,12 @@ class LearnerService:
 
     def _drain(self, wait_s: float) -> None:
         """Move batches from the queue into the learner: wait (up to wait_s) until a batch is
-        ready, then take what is queued without waiting, holding at most two batches in memory
-        so that a slow learner leaves the rest in the bounded queue (backpressure)."""
+        ready, then stop, so that while the learner updates on it the actors fill the bounded queue
+        with the next batch (and then wait: backpressure) instead of running ever further ahead."""
         deadline = time.monotonic() + wait_s
-        limit = 2 * self.cfg.ppo.batch_size
-        while self.learner.pending_samples < limit:
-            remaining = deadline - time.monotonic()
-            try:
-                if self.learner.ready() or remaining <= 0:
-                    payload = self.inbox.get_nowait()
-                else:
-                    payload = self.inbox.get(timeout=remaining)
+        while not self.learner.ready():
+            try:  # what is queued is taken even when the wait is over
+                payload = self.inbox.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 return
             try:
@@ -177,34 +178,136 @@ class LearnerService:
                 self.corrupt_payloads += 1
 
     def train(self, wait_s: float = 1.0) -> dict:
-        """Run one update if enough samples arrive within wait_s. Returns metrics (empty if none)."""
+        """Run one update if enough samples arrive within wait_s. Returns metrics (only the
+        counters when there was no update)."""
+        return {**(self._train_once(wait_s) or {}), **self._status()}
+
+    def _train_once(self, wait_s: float) -> dict | None:
+        """One update's metrics, or None when too few samples arrived within wait_s."""
+        t0 = time.monotonic()
         self._drain(wait_s)
-        out: dict = {}
+        t1 = time.monotonic()
         with self._update_lock:
             self._republish_if_lost()
-            if self.learner.ready():
-                out = self.learner.update()
-                if self.learner.version % self.cfg.learner.publish_every == 0:
-                    self.publish()
-        s = self.learner.stats
-        out.update(
-            {
-                "learner_version": self.learner.version,
-                "samples_in": s.samples_in,
-                "samples_used": s.samples_used,
-                "dropped_stale": s.dropped_stale,
-                "corrupt_payloads": self.corrupt_payloads,
-                "rejected_full": self.rejected_full,
-                "republished": self.republished,
-                "queue": self.inbox.qsize(),
-                "sample_reuse": self.learner.sample_reuse(),
-            }
-        )
+            if not self.learner.ready():
+                self._waited_s += time.monotonic() - t0
+                return None
+            out = self.learner.update()
+            if self.learner.version % self.cfg.learner.publish_every == 0:
+                self.publish()
+        t2 = time.monotonic()
+        self._waited_s += t1 - t0
+        self._updating_s += t2 - t1
+        out["system/update_s"] = t2 - t1
+        out["system/wait_for_data_s"] = t1 - t0
         return out
+
+    def _status(self) -> dict:
+        s = self.learner.stats
+        busy = self._updating_s + self._waited_s
+        return {
+            "learner_version": self.learner.version,
+            "samples_in": s.samples_in,
+            "samples_used": s.samples_used,
+            "dropped_stale": s.dropped_stale,
+            "corrupt_payloads": self.corrupt_payloads,
+            "rejected_full": self.rejected_full,
+            "republished": self.republished,
+            "queue": self.inbox.qsize(),
+            "sample_reuse": self.learner.sample_reuse(),
+            # Share of the learner's time spent updating rather than waiting for samples: near 1,
+            # the learner is the bottleneck; well below, the actors are.
+            "learner_busy": self._updating_s / busy if busy > 0 else 0.0,
+        }
+
+    # --- training on its own thread (what a distributed run uses) ----------------------------
+    def start_training(self, wait_s: float = 0.5) -> None:
+        """Train on a thread of this actor until stop_training(): each update follows the last as
+        soon as samples are there, instead of waiting for the driver's next call (whose loop also
+        refits ratings, writes checkpoints and metrics). Idempotent."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._train_forever, args=(wait_s,), name="learner-train", daemon=True)
+            self._thread.start()
+
+    def _train_forever(self, wait_s: float) -> None:
+        try:
+            while not self._stop_training.is_set():
+                m = self._train_once(wait_s)
+                if m is not None:
+                    with self._lock:
+                        self._updates.append(m)
+        except BaseException as exc:  # noqa: BLE001 - kept and re-raised to the driver by progress()
+            self._error = exc
+
+    def progress(self) -> dict:
+        """{"updates": the metrics of every update since the last call (oldest first; at most the
+        newest 256), "status": the counters now}. Re-raises what stopped the training thread
+        (NonFiniteLossError, ...), so the driver sees it as if it had called the update itself,
+        once the updates before it have been reported (their metrics say what led up to it)."""
+        with self._lock:
+            updates = list(self._updates)
+            self._updates.clear()
+        if self._error is not None and not updates:
+            raise self._error
+        return {"updates": updates, "status": self._status()}
+
+    def stop_training(self, timeout_s: float = 60.0) -> int:
+        """Stop the training thread after its update in flight; returns the learner version."""
+        self._stop_training.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        if self._error is not None:
+            raise self._error
+        return self.learner.version
 
     def weights(self) -> tuple[int, dict[str, np.ndarray]]:
         with self._update_lock:
             return self.learner.version, self.learner.weights()
+
+
+class SegmentQueue:
+    """A FIFO of encoded segment batches bounded by the number of segments they hold (one batch
+    of segments, or several, per payload), so `learner.queue_segments` means what it says however
+    many segments an actor's tick produces. A payload larger than the whole bound still enters an
+    empty queue: nothing is refused forever."""
+
+    def __init__(self, max_segments: int) -> None:
+        self.max_segments = max_segments
+        self._items: deque[tuple[bytes, int]] = deque()
+        self._segments = 0
+        self._cond = threading.Condition()
+
+    def put(self, payload: bytes, segments: int, timeout: float) -> None:
+        """Raises queue.Full if there is no room within timeout seconds."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._items and self._segments + segments > self.max_segments:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise queue.Full
+                self._cond.wait(remaining)
+            self._items.append((payload, segments))
+            self._segments += segments
+            self._cond.notify_all()
+
+    def get(self, timeout: float) -> bytes:
+        """Raises queue.Empty if nothing arrives within timeout seconds."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self._items:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise queue.Empty
+                self._cond.wait(remaining)
+            payload, segments = self._items.popleft()
+            self._segments -= segments
+            self._cond.notify_all()
+            return payload
+
+    def qsize(self) -> int:
+        """Segments queued."""
+        with self._cond:
+            return self._segments
 
 
 class RaySegmentSink:
@@ -278,7 +381,7 @@ class RolloutService:
         learner = ray.get_actor(learner_name)
         _set_threads(1)
         params, store = run_stores(cfg, redis_url, run_id)
-        make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs)
+        make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native)
         self.actor_id = actor_id
         self.learner = learner
         self.sink = RaySegmentSink(learner, cfg.rollout.max_inflight)

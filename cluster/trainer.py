@@ -205,7 +205,7 @@ def _format_progress(m: dict, steps: int, rate: float, games: int, elo: float) -
     loss = f" pi={m['losses/policy']:+.3f} v={m['losses/value']:.3f} H={m['losses/entropy']:.2f}" if "losses/policy" in m else ""
     return (
         f"v{m.get('learner_version', 0):>4}  steps {steps:>9,}  {rate:7.0f} steps/s  games {games:>7,}  "
-        f"Elo(latest) {elo:7.1f}  lag {stale}  reuse {m.get('sample_reuse', 0):.2f}{loss}"
+        f"Elo(latest) {elo:7.1f}  lag {stale}  reuse {m.get('sample_reuse', 0):.2f}  busy {m.get('learner_busy', 0):.2f}{loss}"
     )
 
 
@@ -214,7 +214,7 @@ def run_training(
 ) -> TrainResult:
     """Train until run.total_env_steps or run.max_versions. With resume, continue the run in run_dir
     from its newest checkpoint and its league in Redis; everything is checked before anything is written."""
-    make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs)  # an unknown game fails here, before anything starts
+    make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native)  # an unknown game fails here, before anything starts
     check_model_fits(cfg, spec)
     if resume and not (run_dir or cfg.run.run_dir):
         raise RunError("--resume continues an existing run: say which with --run-dir DIR")
@@ -268,6 +268,7 @@ def _start_learner(cfg: Config, url: str, run_id: str, start: StartPoint, log: C
         .remote(cfg.to_dict(), url, run_id, initial_version=start.version, checkpoint=start.checkpoint)
     )
     ray.get(learner.publish.remote())
+    learner.start_training.remote()
     log(f"learner on {ray.get(learner.device.remote())} (pid {ray.get(learner.pid.remote())}), published version {start.version}")
     return learner, name
 
@@ -276,10 +277,11 @@ def _resume_hint(run_dir: Path) -> str:
     return f"selfplay train --config {run_dir / 'config.yaml'} --run-dir {run_dir} --resume"
 
 
-def _train_step(learner, run_dir: Path, last_checkpoint: int) -> dict:
-    """One learner call, with its failures turned into a message that says how to continue."""
+def _learner_call(ref, run_dir: Path, last_checkpoint: int):
+    """The result of a call to the learner (progress(), stop_training()), with the failures of its
+    training thread or process turned into a message that says how to continue."""
     try:
-        return ray.get(learner.train.remote(0.5))
+        return ray.get(ref)
     except NonFiniteLossError as exc:
         raise RunError(f"{exc} The last checkpoint (v{last_checkpoint}) predates them: after fixing the cause, {_resume_hint(run_dir)}") from exc
     except RayActorError as exc:
@@ -287,6 +289,11 @@ def _train_step(learner, run_dir: Path, last_checkpoint: int) -> dict:
             f"learner died ({str(exc).strip().splitlines()[0]}); continue from the last checkpoint "
             f"(v{last_checkpoint}) with: {_resume_hint(run_dir)}"
         ) from exc
+
+
+# The driver's loop runs at this period. The learner trains on its own thread meanwhile, so the
+# period only sets how fresh the league, checkpoints and metrics are, never the learning speed.
+DRIVER_TICK_S = 0.5
 
 
 def _sigterm_as_interrupt() -> Callable[[], None]:
@@ -309,7 +316,7 @@ def _train_loop(cfg, spec, make_slot, run_id, run_dir, url, params, store, state
     evaluators, sink = EvaluatorPool(cfg, url, run_id, log), MetricsSink(run_dir / "tb", run_id)
     t0 = last_log = time.monotonic()
     metrics: dict = {}
-    lags: list[tuple[float, float]] = []
+    lag_sum, lag_n, lag_max = 0.0, 0, 0.0
     steps, games, last_ckpt, interrupted = start.env_steps, start.games, start.checkpoint_version, False
     base_samples: int | None = None
 
@@ -323,14 +330,15 @@ def _train_loop(cfg, spec, make_slot, run_id, run_dir, url, params, store, state
     try:
         try:
             while True:
-                m = _train_step(learner, run_dir, last_ckpt)
-                if "losses/total" in m or not metrics:
-                    metrics = m
-                if "system/staleness_mean" in m:
-                    lags.append((m["system/staleness_mean"], m["system/staleness_max"]))
-                if m.get("losses/nonfinite_skipped"):
-                    log(f"v{m['learner_version']}: skipped {m['losses/nonfinite_skipped']:.0f} minibatches with a NaN/inf loss")
-                metrics.update({k: m[k] for k in ("learner_version", "sample_reuse", "dropped_stale", "corrupt_payloads", "samples_in", "samples_used")})
+                tick_started = time.monotonic()
+                report = _learner_call(learner.progress.remote(), run_dir, last_ckpt)
+                for u in report["updates"]:
+                    lag_sum, lag_n = lag_sum + u["system/staleness_mean"], lag_n + 1
+                    lag_max = max(lag_max, u["system/staleness_max"])
+                    if u.get("losses/nonfinite_skipped"):
+                        log(f"v{u['system/learner_version']:.0f}: skipped {u['losses/nonfinite_skipped']:.0f} minibatches with a NaN/inf loss")
+                m = {**(report["updates"][-1] if report["updates"] else {}), **report["status"]}
+                metrics = {**metrics, **m}  # the newest update's losses stay until the next update
                 try:
                     fleet.check()
                 except FleetError as exc:
@@ -355,9 +363,12 @@ def _train_loop(cfg, spec, make_slot, run_id, run_dir, url, params, store, state
                     log(_format_progress(metrics, steps, rate, games, manager.state.players[LEARNER_ID].elo))
                 if _budget_spent(cfg, steps, m["learner_version"], start.train_seconds + now - t0):
                     break
+                time.sleep(max(0.0, DRIVER_TICK_S - (time.monotonic() - tick_started)))
         except KeyboardInterrupt:
             interrupted = True
             log("interrupted: writing a checkpoint, then stopping actors")
+        # Stop updates first: the checkpoint and the final policy are then the same weights.
+        _learner_call(learner.stop_training.remote(), run_dir, last_ckpt)
         last_ckpt = checkpoint()  # a clean stop always leaves a checkpoint of the final state
         log(f"checkpoint {ckpts.file(last_ckpt)} (learner version {last_ckpt}); continue with: {_resume_hint(run_dir)}")
     finally:
@@ -371,8 +382,8 @@ def _train_loop(cfg, spec, make_slot, run_id, run_dir, url, params, store, state
     summary = {
         "env_steps_per_s": (steps - start.env_steps) / elapsed,
         "learner_samples_per_s": metrics.get("samples_used", 0) / elapsed,
-        "staleness_mean": sum(x for x, _ in lags) / max(len(lags), 1),
-        "staleness_max": max((y for _, y in lags), default=0.0),
+        "staleness_mean": lag_sum / max(lag_n, 1),
+        "staleness_max": lag_max,
         "sample_reuse": metrics.get("sample_reuse", 0.0),
         "dropped_stale": metrics.get("dropped_stale", 0),
         "samples_in": metrics.get("samples_in", 0),
