@@ -233,7 +233,26 @@ class RolloutWorker:
             self.seatings[i] = seating
         else:
             self.seatings.append(seating)
-        self.slots[i].reset(seed=self._seed(i, episode))
+        self._reset_slot(i, episode)
+
+    def _reset_slot(self, i: int, episode: int) -> None:
+        """Start slot i's next game: from the game's start, or with rollout.opening_random_moves
+        from a random opening (training games only; rating games always start from the start)."""
+        slot, seed = self.slots[i], self._seed(i, episode)
+        slot.reset(seed=seed)
+        most = self.cfg.rollout.opening_random_moves
+        if most <= 0 or self.game_kind != "train":
+            return
+        moves = int(self.rng.integers(0, most + 1))
+        for _ in range(8):  # an opening that ends the game is replayed; after 8 tries, no opening
+            for _ in range(moves):
+                slot.step(int(self.rng.choice(np.flatnonzero(slot.mask))))
+                self.stats.env_steps += 1
+                if slot.over:
+                    break
+            if not slot.over:
+                return
+            slot.reset(seed=seed)
 
     def start(self) -> None:
         self.sync_weights(force=True)

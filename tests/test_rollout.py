@@ -85,11 +85,11 @@ def tictactoe():
     return load_game("tictactoe_v3")
 
 
-def _worker(tictactoe, league_state=None, sampler="uniform", envs=4, segment_length=5, seed=0, restart_salt=None):
+def _worker(tictactoe, league_state=None, sampler="uniform", envs=4, segment_length=5, seed=0, restart_salt=None, opening=0, kind="train"):
     make_slot, spec = tictactoe
     cfg = (
         Config()
-        .replace("rollout", envs_per_actor=envs, segment_length=segment_length, weight_poll_s=0.0)
+        .replace("rollout", envs_per_actor=envs, segment_length=segment_length, weight_poll_s=0.0, opening_random_moves=opening)
         .replace("model", hidden_sizes=HIDDEN)
         .replace("league", sampler=sampler)
         .replace("run", seed=seed)
@@ -98,7 +98,8 @@ def _worker(tictactoe, league_state=None, sampler="uniform", envs=4, segment_len
     params.publish(0, seed=100)
     sink, results = ListSink(), ListResults()
     worker = RolloutWorker(
-        0, cfg, make_slot, spec, params, FakeLeague(league_state), sink, results, {RANDOM_ID: random_legal}, restart_salt=restart_salt
+        0, cfg, make_slot, spec, params, FakeLeague(league_state), sink, results, {RANDOM_ID: random_legal},
+        game_kind=kind, restart_salt=restart_salt,
     )
     return worker, params, sink, results
 
@@ -320,3 +321,35 @@ def test_a_restarted_actor_does_not_replay_its_first_incarnations_games(tictacto
     first = actions(None)
     assert actions(12345) != first
     assert actions(12345) == actions(12345)  # the salt, not something else, is what changed them
+
+
+def test_random_openings_vary_the_start_and_are_not_learned_from(tictactoe):
+    """rollout.opening_random_moves: training games begin after 0..N random moves that no player
+    made; the learner's samples are only its own decisions after them; every move is an env step."""
+    worker, _, sink, results = _worker(tictactoe, envs=6, segment_length=3, opening=8, seed=3)
+    worker.run(lambda: False, max_ticks=300)
+    games = results.games
+    assert len(games) >= 100
+    # Self-play: every decision after the opening is the learner's. A game of length L whose opening
+    # had k moves gave L - k samples, so sent + held samples < the moves of finished and live games.
+    # env_steps counts every move made, also those of openings that ended the game and were replayed.
+    moves = sum(g.length for g in games) + sum(s.length for s in worker.slots)
+    assert moves < worker.stats.env_steps
+    samples = sum(len(s) for s in sink.segments) + _lane_rows_held(worker)
+    assert samples < moves - 100  # hundreds of opening moves were played and not learned from
+    # Openings of 8 random tic-tac-toe moves often end the game: those are replayed, never reported
+    # as games nobody played, and never start a lane with a finished board.
+    assert all(g.length >= 5 for g in games)
+    # The learner's first decision of a game (the row after a game's last one) sees boards of
+    # every opening length, the empty one included.
+    pieces_at_start = Counter()
+    for seg in sink.segments:
+        for t in np.flatnonzero(seg.dones[:-1]):
+            pieces_at_start[int(seg.obs[t + 1].sum())] += 1
+    assert 0 in pieces_at_start and len(pieces_at_start) >= 5 and max(pieces_at_start) >= 6, pieces_at_start
+
+
+def test_rating_games_never_get_random_openings(tictactoe):
+    worker, _, sink, _ = _worker(tictactoe, envs=4, segment_length=3, opening=8, kind="eval")
+    worker.start()
+    assert all(slot.length == 0 for slot in worker.slots)
