@@ -1,8 +1,8 @@
 """Batch Elo fit: ratings consistent with all head-to-head results, with error bars.
 
-The incremental k-factor update (``league.elo``) depends on game order and says
-nothing about uncertainty. This fit uses every result at once: a Bradley-Terry model
-in Elo units, P(a beats b) = 1 / (1 + 10^(-(Ra - Rb)/400)), draws as half-wins.
+An incremental k-factor update would depend on game order and say nothing about
+uncertainty. This fit uses every result at once: a Bradley-Terry model in Elo units,
+P(a beats b) = 1 / (1 + 10^(-(Ra - Rb)/400)), draws as half-wins (``expected_score``).
 Anchors (e.g. {"random": 0.0}) fix the scale. A weak Gaussian prior keeps the
 estimate finite when a player has only wins (the MLE would be +infinity) and when
 a player is connected to no anchor. The MAP estimate is found with Newton's method;
@@ -18,12 +18,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from league.elo import ELO_SCALE
+ELO_SCALE = 400.0  # Elo points for 10:1 odds
 
 # d/dR of the logit: P = sigmoid(C * (Ra - Rb)) with C = ln(10) / 400.
 _C = math.log(10.0) / ELO_SCALE
 _MAX_ITERS = 100
 _TOL_ELO = 1e-9
+
+
+def expected_score(r_a: float, r_b: float) -> float:
+    """P(a beats b) under the model this fit assumes, with draws counting as half a win."""
+    return 1.0 / (1.0 + 10.0 ** ((r_b - r_a) / ELO_SCALE))
 
 
 @dataclass(frozen=True)

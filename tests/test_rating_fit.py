@@ -3,8 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from league.elo import expected_score
-from league.rating_fit import RatingEstimate, fit_elo
+from league.rating_fit import ELO_SCALE, RatingEstimate, expected_score, fit_elo
 
 C = math.log(10) / 400
 HUGE = 1e7  # prior so weak the MAP equals the MLE to ~1e-9 Elo
@@ -16,6 +15,21 @@ def mle_elo(p):
 
 def fisher_se(n, p):
     return 1 / math.sqrt(n * p * (1 - p) * C**2)
+
+
+def test_expected_score_golden():
+    assert expected_score(1500, 1500) == 0.5
+    # 400 points ahead means 10:1 odds.
+    assert expected_score(1900, 1500) == pytest.approx(10 / 11, abs=1e-12)
+    assert expected_score(1500, 1900) == pytest.approx(1 / 11, abs=1e-12)
+    # 200 points: 1 / (1 + 10^-0.5)
+    assert expected_score(1700, 1500) == pytest.approx(0.7597469266479578, abs=1e-12)
+    assert ELO_SCALE == 400.0
+
+
+def test_expected_scores_sum_to_one():
+    for ra, rb in [(0, 0), (1234.5, 987.0), (-300, 450)]:
+        assert expected_score(ra, rb) + expected_score(rb, ra) == pytest.approx(1.0)
 
 
 def test_single_player_vs_anchor_golden():
