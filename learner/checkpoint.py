@@ -171,14 +171,3 @@ class CheckpointDir:
         for old in self.versions()[: -self.keep]:
             self.file(old).unlink(missing_ok=True)
         return target
-
-    def load(self, path: Path) -> Checkpoint:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
-        return decode_checkpoint(data, f"checkpoint {path}")
-
-    def load_latest(self) -> tuple[Path, Checkpoint] | None:
-        path = self.latest()
-        return None if path is None else (path, self.load(path))

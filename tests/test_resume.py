@@ -64,7 +64,7 @@ def test_restored_learner_continues_exactly_as_the_original(tmp_path):
     raw = torch.load(path, weights_only=True)  # plain tensors and types only: no code can run on load
     assert raw["version"] == 3 and raw["progress"] == {"env_steps": 7, "games": 3}
     restored = _learner(seed=99)  # different seed and fresh optimizer: everything must come from the file
-    restored.load_state_dict(ckpts.load(path).learner)
+    restored.load_state_dict(decode_checkpoint(path.read_bytes()).learner)
     assert restored.version == 3 and restored.stats.samples_in == original.stats.samples_in
 
     for learner in (original, restored):
@@ -92,7 +92,7 @@ def test_a_crash_mid_write_leaves_the_previous_checkpoint_as_the_latest(tmp_path
     assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no half-written file left behind
     (tmp_path / ".ckpt-v00000009.pt.123.tmp").write_bytes(b"half a checkp")  # as a kill -9 would leave it
     assert ckpts.latest() == first
-    assert ckpts.load(first).version == 0
+    assert decode_checkpoint(first.read_bytes()).version == 0
 
 
 def test_only_the_newest_checkpoints_are_kept(tmp_path):
@@ -115,7 +115,7 @@ def test_a_damaged_checkpoint_is_a_clear_error(tmp_path, damage):
     else:
         torch.save({"weights": torch.zeros(3)}, path)
     with pytest.raises(CheckpointError, match=str(path)) as e:
-        CheckpointDir(tmp_path).load(path)
+        decode_checkpoint(path.read_bytes(), f"checkpoint {path}")
     assert "corrupt or truncated" in str(e.value) or "not a selfplay checkpoint" in str(e.value)
 
 
