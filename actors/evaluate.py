@@ -13,9 +13,8 @@ from typing import Callable
 import numpy as np
 
 from actors.games import GameSlot
+from actors.scripted import ScriptedFn
 from learner.model import InferencePolicy
-
-ScriptedFn = Callable[[np.ndarray, np.ndarray, np.random.Generator], int]
 
 
 class Agent:

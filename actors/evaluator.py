@@ -21,9 +21,10 @@ from typing import Callable
 
 import numpy as np
 
-from actors.evaluate import Agent, MatchResult, ScriptedFn, play_match
+from actors.evaluate import Agent, MatchResult, play_match
 from actors.games import GameSlot, GameSpec
 from actors.rollout import LeagueView, ParamSource, ResultSink
+from actors.scripted import ScriptedFn
 from cluster.config import Config
 from cluster.records import LEARNER_ID, RANDOM_ID, GameResult
 from learner.model import InferencePolicy

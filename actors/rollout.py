@@ -26,7 +26,7 @@ from learner.model import InferencePolicy
 from league.league import LeagueState
 from league.sampling import choose_opponent
 
-ScriptedFn = Callable[[np.ndarray, np.ndarray, np.random.Generator], int]
+from actors.scripted import ScriptedFn
 
 
 class ParamSource(Protocol):

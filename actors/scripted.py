@@ -20,7 +20,8 @@ from functools import lru_cache
 
 import numpy as np
 
-Policy = Callable[[np.ndarray, np.ndarray, np.random.Generator], int]
+# The one definition of a scripted player's type; rollouts, matches and evaluators import it from here.
+ScriptedFn = Callable[[np.ndarray, np.ndarray, np.random.Generator], int]
 
 
 def _legal_actions(mask: np.ndarray) -> np.ndarray:
@@ -166,14 +167,14 @@ def tictactoe_minimax(obs: np.ndarray, mask: np.ndarray, rng: np.random.Generato
 
 # --- registry -----------------------------------------------------------------------
 
-REFERENCES: dict[str, dict[str, Policy]] = {
+REFERENCES: dict[str, dict[str, ScriptedFn]] = {
     "connect_four_v3": {"random": random_legal, "tactical": connect_four_tactical, "lookahead": connect_four_lookahead},
     "tictactoe_v3": {"random": random_legal, "minimax": tictactoe_minimax},
 }
-GENERIC_REFERENCES: dict[str, Policy] = {"random": random_legal}
+GENERIC_REFERENCES: dict[str, ScriptedFn] = {"random": random_legal}
 
 
-def references_for(game_name: str) -> dict[str, Policy]:
+def references_for(game_name: str) -> dict[str, ScriptedFn]:
     """Reference players for a game; any game without scripted bots gets random only.
 
     Returns a fresh dict so callers can add or drop entries without touching the registry.
