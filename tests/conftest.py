@@ -34,6 +34,22 @@ def run_keys() -> RunKeys:
     return RunKeys(prefix="test", run_id="run-1")
 
 
+# --- markers ----------------------------------------------------------------------------------------
+# `pytest -m "not slow"` is the quick loop. Starting Ray or Chromium alone takes seconds on 2 cores, so
+# every test marked ray, browser or learning is also slow; a test that uses `local_ray` is a ray test
+# whether or not its module says so. Runs before pytest's own -m selection (tryfirst).
+_SLOW_KINDS = ("ray", "browser", "learning")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "local_ray" in item.fixturenames and item.get_closest_marker("ray") is None:
+            item.add_marker(pytest.mark.ray)
+        if item.get_closest_marker("slow") is None and any(item.get_closest_marker(k) for k in _SLOW_KINDS):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     """One real local Ray for a module; run_training joins it instead of starting its own."""

@@ -37,7 +37,10 @@ HEAD_START_TIMEOUT_S = 120.0
 JOB_TIMEOUT_S = 400.0
 FAIL_FAST_TIMEOUT_S = 150.0
 
-pytestmark = pytest.mark.skipif(shutil.which("ray", path=str(VENV_BIN)) is None, reason="needs the ray CLI next to this Python")
+pytestmark = [
+    pytest.mark.ray,
+    pytest.mark.skipif(shutil.which("ray", path=str(VENV_BIN)) is None, reason="needs the ray CLI next to this Python"),
+]
 
 
 def _free_ports(n: int) -> list[int]:

@@ -260,6 +260,7 @@ def assert_no_page_errors(dom: DomIndex, console: list[str]) -> None:
     assert console_errors(console) == [], "\n".join(console)
 
 
+@pytest.mark.browser
 def test_page_renders_full_state(start_server, tmp_path):
     state = sample_state()
     server = start_server(lambda: state)
@@ -291,6 +292,7 @@ def test_page_renders_full_state(start_server, tmp_path):
     assert "62%" in text and "300 g" in text
 
 
+@pytest.mark.browser
 def test_elo_chart_by_learner_version(start_server, tmp_path):
     server = start_server(sample_state)
     dom, console = load_page(server.url + "#x=learner_version", tmp_path)
@@ -301,6 +303,7 @@ def test_elo_chart_by_learner_version(start_server, tmp_path):
         assert any("elo-line" in a["class"] for a in dom.find("path", data_player=player["id"]))
 
 
+@pytest.mark.browser
 def test_page_copes_with_minimal_finished_state(start_server, tmp_path):
     server = start_server(minimal_state)
     dom, console = load_page(server.url, tmp_path)
@@ -312,6 +315,7 @@ def test_page_copes_with_minimal_finished_state(start_server, tmp_path):
     assert "No rating history yet." in text and "No games played yet." in text
 
 
+@pytest.mark.browser
 def test_page_copes_with_single_point_and_long_history(start_server, tmp_path):
     one_point = {**minimal_state(), "updated_at": T0,
                  "elo_history": [{"t": T0, "learner_version": 0, "ratings": {"latest": [0.0, None]}}],
@@ -333,6 +337,7 @@ def test_page_copes_with_single_point_and_long_history(start_server, tmp_path):
     assert all(dom.find("path", data_player=pid) for pid in ids)
 
 
+@pytest.mark.browser
 def test_page_shows_data_fn_error(start_server, tmp_path):
     message = "Redis unreachable: Error 111 connecting to localhost:6379"
 
@@ -350,12 +355,14 @@ def test_page_shows_data_fn_error(start_server, tmp_path):
     assert "data-loaded" not in dom.one("body")
 
 
+@pytest.mark.browser
 def test_console_error_detector_sees_uncaught_errors(tmp_path):
     page = "data:text/html,<script>setTimeout(() => notDefined(), 10)</script>"
     _, console = run_chromium(page, tmp_path, "--dump-dom", budget_ms=1000)
     assert any("Uncaught ReferenceError" in line for line in console_errors(console)), console
 
 
+@pytest.mark.browser
 def test_render_failure_is_counted_as_page_error(start_server, tmp_path):
     # A state the page cannot draw must show up in #errors, not vanish.
     server = start_server(lambda: {**sample_state(), "players": 5})
@@ -364,6 +371,7 @@ def test_render_failure_is_counted_as_page_error(start_server, tmp_path):
     assert "render failed" in " ".join(dom.text)
 
 
+@pytest.mark.browser
 def test_screenshot(start_server, tmp_path):
     server = start_server(sample_state)
     out = tmp_path / "dashboard.png"

@@ -30,6 +30,8 @@ CONFIG = {
     "run": {"total_env_steps": STEPS, "seed": 1, "log_every_s": 1e9},
 }
 
+pytestmark = pytest.mark.slow  # the module's fixture trains for 50k env steps first
+
 
 @pytest.fixture(scope="module")
 def trained(redis_server):
@@ -90,6 +92,7 @@ def test_dashboard_document_carries_the_payoff(trained):
     assert all(doc["payoff"]["win_rate"][k][k] is None for k in range(n))
 
 
+@pytest.mark.browser
 def test_dashboard_page_shows_the_players_of_the_real_run(trained, tmp_path):
     """The page in a real headless Chromium, fed by this run's Redis through dashboard_state."""
     import os

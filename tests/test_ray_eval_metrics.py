@@ -27,6 +27,8 @@ from cluster.param_store import ParamStore
 from cluster.records import LEARNER_ID, RANDOM_ID
 from learner.model import PolicyNet, state_dict_numpy
 
+pytestmark = pytest.mark.ray
+
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -226,6 +226,7 @@ def _versions(watch: LogWatch) -> list[int]:
     return watch.versions_after(r"^learner on ")
 
 
+@pytest.mark.ray
 def test_stop_resume_learner_death_resume_keeps_versions_pool_and_ratings(tmp_path, request):
     run_dir = tmp_path / "run"
     ckpts = CheckpointDir(run_dir / "checkpoints")

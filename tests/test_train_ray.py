@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from cluster.cli import main
 from cluster.config import load_config
 from cluster.embedded_redis import live_server_url
@@ -25,6 +27,7 @@ def test_whichever_budget_runs_out_first_ends_the_run():
     assert not _budget_spent(unlimited, 999, 10**6, 10.0**6)
 
 
+@pytest.mark.ray
 def test_short_run_with_two_actors_trains_and_rates(tmp_path, capsys):
     cfg = load_config(
         "configs/tictactoe_smoke.yaml",
