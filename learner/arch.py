@@ -26,6 +26,12 @@ class ModelConfig:
     """conv: channels of every trunk convolution."""
     blocks: int = 2
     """conv: residual blocks (two 3x3 convolutions each) after the first convolution."""
+    policy_planes: int = 2
+    """conv: planes of the policy head's 1x1 convolution, read by its linear layer. AlphaZero's 2 is
+    too narrow where one action stands for many cells (a connect four column): 8 learned to take
+    horizontal and diagonal wins that 2 kept missing (README, "Strength")."""
+    value_planes: int = 1
+    """conv: planes of the value head's 1x1 convolution, read by its MLP (AlphaZero: 1)."""
     symmetry: str = "none"
     """Make the policy exactly symmetric by averaging the network over the board's symmetries
     (each game seen in every orientation at once, as AlphaZero's augmentation, at that many times
@@ -35,7 +41,8 @@ class ModelConfig:
 
     def fields_in_use(self) -> set[str]:
         """The fields that shape this kind's network (an MLP has no channels or blocks)."""
-        return {"kind", "hidden_sizes", "symmetry"} | ({"channels", "blocks"} if self.kind == "conv" else set())
+        conv = {"channels", "blocks", "policy_planes", "value_planes"}
+        return {"kind", "hidden_sizes", "symmetry"} | (conv if self.kind == "conv" else set())
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -53,6 +60,8 @@ class ModelConfig:
             raise ValueError("model.hidden_sizes must be a non-empty list of positive widths")
         if self.channels < 1 or self.blocks < 0:
             raise ValueError("model.channels must be >= 1 and model.blocks >= 0")
+        if self.policy_planes < 1 or self.value_planes < 1:
+            raise ValueError("model.policy_planes and model.value_planes must be >= 1")
         if obs_shape is None:
             return
         if self.kind == "conv" and len(obs_shape) != 3:
@@ -74,6 +83,8 @@ def model_from_meta(meta: dict[str, Any]) -> ModelConfig:
             channels=int(m.get("channels", 64)),
             blocks=int(m.get("blocks", 2)),
             symmetry=str(m.get("symmetry", "none")),
+            policy_planes=int(m.get("policy_planes", 2)),  # absent from weights saved before it existed
+            value_planes=int(m.get("value_planes", 1)),
         )
     return ModelConfig(hidden_sizes=tuple(int(h) for h in meta["hidden_sizes"]))
 

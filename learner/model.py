@@ -86,10 +86,10 @@ class _Residual(nn.Module):
 class _ConvNet(nn.Module):
     """A residual convolutional trunk over board planes (as AlphaZero's, without batch norm: PPO's
     small, shifting minibatches and the actors' single-position inference make its statistics a
-    liability), shared by a policy head (1x1 convolution to 2 planes, one linear layer) and a value
-    head (1x1 convolution to 1 plane, an MLP of model.hidden_sizes). The trunk is shared because a
-    board's tactical features (threats, lines) serve both heads; without batch norm there is no
-    running statistic for the value loss to disturb."""
+    liability), shared by a policy head (1x1 convolution to model.policy_planes planes, one linear
+    layer) and a value head (1x1 convolution to model.value_planes planes, an MLP of
+    model.hidden_sizes). The trunk is shared because a board's tactical features (threats, lines)
+    serve both heads; without batch norm there is no running statistic for the value loss to disturb."""
 
     def __init__(self, obs_shape: tuple[int, ...], num_actions: int, model: ModelConfig) -> None:
         super().__init__()
@@ -98,12 +98,12 @@ class _ConvNet(nn.Module):
         ch = int(model.channels)
         self.stem = nn.Conv2d(c, ch, 3, padding=1)
         self.blocks = nn.Sequential(*(_Residual(ch) for _ in range(model.blocks)))
-        self.pi_conv = nn.Conv2d(ch, 2, 1)
-        self.pi_out = nn.Linear(2 * h * w, num_actions)
+        self.pi_conv = nn.Conv2d(ch, model.policy_planes, 1)
+        self.pi_out = nn.Linear(model.policy_planes * h * w, num_actions)
         nn.init.orthogonal_(self.pi_out.weight, 0.01)  # near-uniform first policy
         nn.init.zeros_(self.pi_out.bias)
-        self.v_conv = nn.Conv2d(ch, 1, 1)
-        self.v_mlp = _mlp(h * w, tuple(int(x) for x in model.hidden_sizes), 1, out_gain=1.0)
+        self.v_conv = nn.Conv2d(ch, model.value_planes, 1)
+        self.v_mlp = _mlp(model.value_planes * h * w, tuple(int(x) for x in model.hidden_sizes), 1, out_gain=1.0)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h, w, c = self.hwc

@@ -73,6 +73,21 @@ def test_conv_weights_round_trip_through_msgpack_and_policy_files(tmp_path):
     assert policy.version == 12
 
 
+def test_conv_head_planes_shape_the_heads_and_old_weights_keep_alphazeros_two_and_one():
+    wide = ModelConfig(kind="conv", channels=8, blocks=1, hidden_sizes=(16,), policy_planes=8, value_planes=4)
+    net = PolicyNet((6, 7, 2), 7, wide)
+    assert net.conv.pi_conv.out_channels == 8 and net.conv.pi_out.in_features == 8 * 42
+    assert net.conv.v_conv.out_channels == 4 and net.conv.v_mlp[0].in_features == 4 * 42
+    meta = policy_meta("connect_four_v3", wide, (6, 7, 2), 7)
+    assert model_from_meta(meta) == wide
+    old = dict(meta, model={k: v for k, v in meta["model"].items() if k not in ("policy_planes", "value_planes")})
+    assert (model_from_meta(old).policy_planes, model_from_meta(old).value_planes) == (2, 1)
+    with pytest.raises(ValueError, match="do not fit this model"):  # planes are part of the shape
+        InferencePolicy((6, 7, 2), 7, CONV).load(state_dict_numpy(net), 1)
+    with pytest.raises(ValueError, match="policy_planes"):
+        ModelConfig(kind="conv", policy_planes=0).check()
+
+
 def test_weights_of_another_kind_are_refused_with_the_reason():
     conv_weights = state_dict_numpy(PolicyNet((6, 7, 2), 7, CONV))
     with pytest.raises(ValueError, match="do not fit this model"):
