@@ -80,10 +80,16 @@ def test_training_thread_updates_without_the_driver_and_reports_every_update(red
     for k in range(5):
         assert _submit(service, version=k, n_segments=2, seed=10 * k)
         _wait_for(lambda: service.learner.version == k + 1)  # trained with no call from a driver
-    report = service.progress()
-    versions = [u["system/learner_version"] for u in report["updates"]]
+    # An update's report is queued just after the version moves: poll until all five are in.
+    updates: list[dict] = []
+    deadline = time.monotonic() + 20.0
+    while len(updates) < 5 and time.monotonic() < deadline:
+        report = service.progress()
+        updates += report["updates"]
+        time.sleep(0.01)
+    versions = [u["system/learner_version"] for u in updates]
     assert versions == [1.0, 2.0, 3.0, 4.0, 5.0]
-    assert all(np.isfinite(u["losses/total"]) and u["system/update_s"] > 0 for u in report["updates"])
+    assert all(np.isfinite(u["losses/total"]) and u["system/update_s"] > 0 for u in updates)
     assert report["status"]["learner_version"] == 5 and 0.0 < report["status"]["learner_busy"] <= 1.0
     assert service.progress()["updates"] == []  # each update is reported once
     assert service.params.latest_version() == 5  # every version was published
