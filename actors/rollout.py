@@ -19,12 +19,13 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from actors.config import RolloutSettings
 from actors.games import GameSlot, GameSpec
-from cluster.config import Config
-from cluster.records import LEARNER_ID, GameResult, Segment
-from learner.model import InferencePolicy
 from league.league import LeagueState
+from league.records import LEARNER_ID, GameResult
 from league.sampling import choose_opponent
+from learner.model import InferencePolicy
+from learner.segment import Segment
 
 from actors.scripted import ScriptedFn
 
@@ -137,7 +138,7 @@ class RolloutWorker:
     def __init__(
         self,
         actor_id: int,
-        cfg: Config,
+        cfg: RolloutSettings,
         make_slot: Callable[[], GameSlot],
         spec: GameSpec,
         params: ParamSource,

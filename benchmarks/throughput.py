@@ -40,7 +40,7 @@ def watch_pickup(url: str, run_id: str, prefix: str, stop: threading.Event, out:
     its weights' meta by the learner) to the moment a 0.2 s poller would fetch it."""
     from cluster.param_store import ParamStore
     from cluster.redis_conn import RunKeys, connect
-    from cluster.wire import decode_weights
+    from learner.wire import decode_weights
 
     store = ParamStore(connect(url), RunKeys(prefix, run_id))
     known = -1

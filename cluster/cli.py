@@ -12,8 +12,8 @@ from typing import Iterator
 from actors.games import GameError
 from cluster.config import ConfigError, load_config
 from cluster.redis_conn import RedisUnavailable, resolve_url
-from cluster.wire import PayloadError
 from learner.checkpoint import CheckpointError
+from learner.wire import PayloadError
 
 USER_ERRORS = (ConfigError, GameError, RedisUnavailable, PayloadError, CheckpointError, FileNotFoundError)
 

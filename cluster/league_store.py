@@ -11,10 +11,11 @@ import time
 import redis
 
 from cluster.param_store import ParamStore
-from cluster.records import GameResult
+from cluster.payloads import decode_doc, decode_game, encode_doc, encode_game
 from cluster.redis_conn import RunKeys, connect
-from cluster.wire import PayloadError, decode_doc, decode_game, encode_doc, encode_game
 from league.league import LeagueState
+from league.records import GameResult
+from learner.wire import PayloadError
 
 STATE_SCHEMA, STATE_V = "league_state", 1
 POINT_SCHEMA, POINT_V = "elo_point", 1

@@ -6,7 +6,7 @@
 - actors poll `latest_version()` (one GET of a small integer) and fetch the blob only on change.
 - snapshots are separate keys written once with SET NX: once written they never change, so a past
   opponent can never be aliased to the live weights.
-Weights are msgpack (cluster.wire), never pickle.
+Weights are msgpack (learner/wire.py), never pickle.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import redis
 
 from cluster.redis_conn import RunKeys
-from cluster.wire import PayloadError, decode_weights, encode_weights
+from learner.wire import PayloadError, decode_weights, encode_weights
 
 _PUBLISH = """
 local cur = tonumber(redis.call('GET', KEYS[1]) or '-1')

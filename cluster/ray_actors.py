@@ -32,11 +32,12 @@ from actors.scripted import references_for
 from cluster.config import Config, config_from_dict
 from cluster.league_store import LeagueReader, LeagueStore, run_stores
 from cluster.param_store import ParamStore
-from cluster.records import GameResult, Segment
 from cluster.redis_conn import RunKeys, connect
-from cluster.wire import PayloadError, decode_segments, encode_segments
+from league.records import GameResult
 from learner.checkpoint import Checkpoint, decode_checkpoint, encode_checkpoint, model_spec
 from learner.learner import Learner
+from learner.segment import Segment
+from learner.wire import PayloadError, decode_segments, encode_segments
 
 
 def _set_threads(n: int) -> None:

@@ -35,26 +35,26 @@ import yaml
 from ray.exceptions import RayActorError
 
 from actors.evaluate import Agent, MatchResult, play_match
-from actors.games import load_game
 from actors.evaluator import initial_league, match_games
+from actors.games import load_game
 from actors.scripted import references_for
 from cluster.config import Config, check_model_fits
 from cluster.embedded_redis import EmbeddedRedis
 from cluster.evaluator_service import EvaluatorPool
+from cluster.fleet import FleetError, RolloutFleet
 from cluster.league_store import LeagueStore, run_stores
 from cluster.metrics import MetricsSink, run_scalars
 from cluster.param_store import ParamStore
 from cluster.preflight import PreflightError, check_joined_cluster
-from cluster.fleet import FleetError, RolloutFleet
 from cluster.ray_actors import LearnerService
-from cluster.records import LEARNER_ID, RANDOM_ID
 from cluster.redis_conn import redact, resolve_url
+from league.league import LeagueState, Player
+from league.manager import LeagueManager
+from league.records import LEARNER_ID, RANDOM_ID
 from learner.checkpoint import CheckpointDir, check_compatible, decode_checkpoint, model_spec, resume_version
 from learner.export import policy_meta, save_policy
 from learner.learner import NonFiniteLossError
 from learner.model import InferencePolicy
-from league.league import LeagueState, Player
-from league.manager import LeagueManager
 
 
 class RunError(RuntimeError):

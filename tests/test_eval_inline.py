@@ -15,8 +15,8 @@ from cluster.config import config_from_dict
 from cluster.dashboard_data import dashboard_state
 from cluster.inline import run_inline
 from cluster.league_store import LeagueStore
-from cluster.records import LEARNER_ID, RANDOM_ID
 from cluster.redis_conn import RunKeys, connect
+from league.records import LEARNER_ID, RANDOM_ID
 
 STEPS = 50_000
 CONFIG = {

@@ -16,9 +16,9 @@ from cluster.config import load_config
 from cluster.league_store import LeagueReader, LeagueStore
 from cluster.param_store import ParamStore
 from cluster.ray_actors import RedisResultSink
-from cluster.records import LEARNER_ID, RANDOM_ID
-from learner.model import PolicyNet, state_dict_numpy
 from league.manager import LeagueManager
+from league.records import LEARNER_ID, RANDOM_ID
+from learner.model import PolicyNet, state_dict_numpy
 
 GAMES = 6
 

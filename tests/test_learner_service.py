@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from cluster.ray_actors import LearnerService, SegmentQueue
-from cluster.wire import encode_segments
 from learner.learner import Learner, NonFiniteLossError
+from learner.wire import encode_segments
 from tests.fault_support import make_segment, small_config
 
 # --- the queue -----------------------------------------------------------------------------------

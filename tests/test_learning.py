@@ -19,7 +19,7 @@ from actors.games import load_game
 from actors.scripted import tictactoe_move_values
 from cluster.config import load_config
 from cluster.inline import run_inline
-from cluster.records import LEARNER_ID, RANDOM_ID
+from league.records import LEARNER_ID, RANDOM_ID
 from learner.model import InferencePolicy
 
 

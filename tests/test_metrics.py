@@ -11,10 +11,10 @@ import pytest
 import ray
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from cluster.config import LeagueConfig
 from cluster.metrics import GaugePoint, MetricsSink, gauge_points, run_scalars
-from cluster.records import LEARNER_ID, RANDOM_ID, GameResult
+from league.config import LeagueConfig
 from league.league import LeagueState
+from league.records import LEARNER_ID, RANDOM_ID, GameResult
 
 
 def _league() -> LeagueState:

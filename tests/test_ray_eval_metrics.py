@@ -24,7 +24,7 @@ from cluster.evaluator_service import EvaluatorPool
 from cluster.league_store import LeagueStore
 from cluster.metrics import MetricsSink, run_scalars
 from cluster.param_store import ParamStore
-from cluster.records import LEARNER_ID, RANDOM_ID
+from league.records import LEARNER_ID, RANDOM_ID
 from learner.model import PolicyNet, state_dict_numpy
 
 pytestmark = pytest.mark.ray

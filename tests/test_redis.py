@@ -14,9 +14,9 @@ import pytest
 
 from cluster.embedded_redis import EmbeddedRedis
 from cluster.league_store import LeagueStore
-from cluster.records import LEARNER_ID, RANDOM_ID, GameResult
 from cluster.redis_conn import RedisUnavailable, connect, redact
 from league.league import LeagueState
+from league.records import LEARNER_ID, RANDOM_ID, GameResult
 
 
 def _game(i: int, scores=(1.0, 0.0)) -> GameResult:

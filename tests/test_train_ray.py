@@ -11,9 +11,9 @@ from cluster.config import load_config
 from cluster.embedded_redis import live_server_url
 from cluster.league_store import LeagueStore, list_runs
 from cluster.param_store import ParamStore
-from cluster.records import LEARNER_ID, RANDOM_ID
 from cluster.redis_conn import RunKeys, connect
 from cluster.trainer import _budget_spent, run_training
+from league.records import LEARNER_ID, RANDOM_ID
 from fault_support import LogWatch
 
 
