@@ -9,7 +9,7 @@ opponents chosen for measurement, not against whoever the opponent sampler picke
 
 Plain Python, like the rollout loop: `params`, `league` and `results` are the same small protocols
 (actors/rollout.py), so the in-process runner calls `round()` directly (deterministic given the
-seed) and cluster/evaluator_service.py wraps `run()` in a Ray actor.
+seed) and cluster/remote/evaluator_service.py wraps `run()` in a Ray actor.
 """
 
 from __future__ import annotations

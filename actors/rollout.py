@@ -1,7 +1,7 @@
 """The rollout loop: many game copies stepped together, one batched forward pass per policy per tick.
 
 Plain Python. Its four collaborators are small protocols so the loop runs in-process in tests and
-inside a Ray actor in production (cluster/ray_actors.py):
+inside a Ray actor in production (cluster/remote/rollout_service.py):
 
     params  -> latest/snapshot weights (Redis parameter store)
     league  -> the opponent pool to sample from (Redis league state)

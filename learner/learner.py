@@ -1,6 +1,6 @@
 """The PPO learner as a plain Python object: feed it segments, call update(), read its weights.
 
-Ray and Redis are not visible here (see cluster/ray_actors.py for the adapter). One update() is one
+Ray and Redis are not visible here (see cluster/remote/learner_service.py for the adapter). One update() is one
 learner iteration: it consumes `batch_size` fresh samples, runs `epochs` passes of minibatches and
 increments `version`. The version stamps the weights the learner publishes, and the actors stamp
 it back on every sample, so staleness = version now - version that acted.

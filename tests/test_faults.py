@@ -15,13 +15,15 @@ import time
 import numpy as np
 import pytest
 
-from cluster.cli import main
-from cluster.embedded_redis import EmbeddedRedis
-from cluster.league_store import LeagueStore
-from cluster.param_store import ParamStore
-from cluster.ray_actors import LearnerService
-from cluster.redis_conn import RunKeys, connect
-from cluster.trainer import RunError, run_training
+from cluster.remote.learner_service import LearnerService
+from cluster.run.cli import main
+from cluster.run.resume import RunError
+from cluster.run.trainer import run_training
+from cluster.stores.connection import connect
+from cluster.stores.embedded_redis import EmbeddedRedis
+from cluster.stores.keys import RunKeys
+from cluster.stores.league_store import LeagueStore
+from cluster.stores.param_store import ParamStore
 from learner.wire import PayloadError, decode_weights, encode_segments
 from fault_support import LogWatch, make_segment, small_config
 
@@ -67,7 +69,7 @@ def test_only_a_restarted_incarnation_gets_a_restart_salt(local_ray):
     """What the rollout actor seeds its games with: the run's seed at first, fresh entropy after Ray restarts it."""
     import ray
 
-    from cluster.ray_actors import _restart_salt
+    from cluster.remote.process import restart_salt as _restart_salt
 
     @ray.remote(num_cpus=0, max_restarts=1)
     class Probe:

@@ -253,7 +253,7 @@ def test_symmetries_move_pieces_and_moves_together():
 
 
 def test_a_model_that_cannot_play_the_game_is_refused_before_anything_starts(tmp_path, capsys):
-    from cluster.cli import main
+    from cluster.run.cli import main
 
     assert main(["train", "--config", "configs/tictactoe_smoke.yaml", "--run-dir", str(tmp_path / "r"),
                  "--set", "game.name=connect_four_v3", "--set", "model.kind=conv", "--set", "model.symmetry=dihedral"]) == 2

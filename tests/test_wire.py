@@ -1,4 +1,4 @@
-"""Wire format (learner/wire.py, cluster/payloads.py): exact round trips, and every kind of corrupt payload -> PayloadError."""
+"""Wire format (learner/wire.py, cluster/stores/payloads.py): exact round trips, and every kind of corrupt payload -> PayloadError."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import msgpack
 import numpy as np
 import pytest
 
-import cluster.payloads as payloads
+import cluster.stores.payloads as payloads
 import learner.wire as wire
-from cluster.payloads import decode_doc, decode_game, encode_doc, encode_game
+from cluster.stores.payloads import decode_doc, decode_game, encode_doc, encode_game
 from league.records import GameResult
 from learner.segment import Segment
 from learner.wire import PayloadError, decode_segments, decode_weights, encode_segments, encode_weights
