@@ -9,7 +9,7 @@ opponents chosen for measurement, not against whoever the opponent sampler picke
 
 Plain Python, like the rollout loop: `params`, `league` and `results` are the same small protocols
 (actors/rollout.py), so the in-process runner calls `round()` directly (deterministic given the
-seed) and cluster/evaluator_service.py wraps `run()` in a Ray actor.
+seed) and cluster/remote/evaluator_service.py wraps `run()` in a Ray actor.
 """
 
 from __future__ import annotations
@@ -21,23 +21,23 @@ from typing import Callable
 
 import numpy as np
 
+from actors.config import EvalSettings
 from actors.evaluate import Agent, MatchResult, play_match
 from actors.games import GameSlot, GameSpec
 from actors.rollout import LeagueView, ParamSource, ResultSink
 from actors.scripted import ScriptedFn
-from cluster.config import Config
-from cluster.records import LEARNER_ID, RANDOM_ID, GameResult
-from learner.model import InferencePolicy
 from league.league import SNAPSHOT, LeagueState
+from league.records import LEARNER_ID, RANDOM_ID, GameResult
+from learner.model import InferencePolicy
 
 
-def eval_reference_ids(cfg: Config, available: dict[str, ScriptedFn]) -> tuple[str, ...]:
+def eval_reference_ids(cfg: EvalSettings, available: dict[str, ScriptedFn]) -> tuple[str, ...]:
     """The references evaluators play: eval.references (empty = all available), random always first."""
     wanted = cfg.eval.references or tuple(available)
     return (RANDOM_ID, *(r for r in wanted if r != RANDOM_ID and r in available))
 
 
-def initial_league(cfg: Config, available: dict[str, ScriptedFn]) -> LeagueState:
+def initial_league(cfg: EvalSettings, available: dict[str, ScriptedFn]) -> LeagueState:
     """A new run's league: the learner, random (a training opponent and the Elo anchor), the
     references named in league.train_references (training opponents too) and, when evaluators are
     on, the other references as evaluation-only players."""
@@ -106,7 +106,7 @@ class Evaluator:
     def __init__(
         self,
         evaluator_id: int,
-        cfg: Config,
+        cfg: EvalSettings,
         make_slot: Callable[[], GameSlot],
         spec: GameSpec,
         params: ParamSource,

@@ -1,7 +1,7 @@
 """The rollout loop: many game copies stepped together, one batched forward pass per policy per tick.
 
 Plain Python. Its four collaborators are small protocols so the loop runs in-process in tests and
-inside a Ray actor in production (cluster/ray_actors.py):
+inside a Ray actor in production (cluster/remote/rollout_service.py):
 
     params  -> latest/snapshot weights (Redis parameter store)
     league  -> the opponent pool to sample from (Redis league state)
@@ -19,12 +19,13 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from actors.config import RolloutSettings
 from actors.games import GameSlot, GameSpec
-from cluster.config import Config
-from cluster.records import LEARNER_ID, GameResult, Segment
-from learner.model import InferencePolicy
 from league.league import LeagueState
+from league.records import LEARNER_ID, GameResult
 from league.sampling import choose_opponent
+from learner.model import InferencePolicy
+from learner.segment import Segment
 
 from actors.scripted import ScriptedFn
 
@@ -137,7 +138,7 @@ class RolloutWorker:
     def __init__(
         self,
         actor_id: int,
-        cfg: Config,
+        cfg: RolloutSettings,
         make_slot: Callable[[], GameSlot],
         spec: GameSpec,
         params: ParamSource,

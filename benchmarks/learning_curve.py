@@ -4,7 +4,7 @@ for tic-tac-toe, to minimax).
     python benchmarks/learning_curve.py --config configs/tictactoe_learn.yaml --every 100
     python benchmarks/learning_curve.py --config configs/tictactoe_learn.yaml --set league.sampler=self_play
 
-Trains with cluster/inline.py (same worker, learner, real Redis parameter store and league as a
+Trains with cluster/run/inline.py (same worker, learner, real Redis parameter store and league as a
 distributed run, deterministic given the seed) and every `--every` learner versions prints the
 greedy policy's loss rates against the uniformly random player, per seat. For tic-tac-toe the rates
 are exact, against random and against minimax (the whole game tree is enumerated, so there is no
@@ -49,8 +49,8 @@ def main() -> int:
     from actors.games import load_game
     from actors.scripted import random_legal
     from cluster.config import load_config
-    from cluster.embedded_redis import EmbeddedRedis
-    from cluster.inline import run_inline
+    from cluster.run.inline import run_inline
+    from cluster.stores.embedded_redis import EmbeddedRedis
     from learner.model import InferencePolicy
 
     cfg = load_config(args.config, args.set)

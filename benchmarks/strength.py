@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def _copy_weights(url: str, cfg, run_id: str, every_s: float, stop: threading.Event, out: list) -> None:
     """Every every_s: (seconds since start, env steps, version, weights) of the newest published weights."""
-    from cluster.league_store import run_stores
+    from cluster.stores.league_store import run_stores
 
     params, store = run_stores(cfg, url, run_id)
     t0 = time.monotonic()
@@ -118,8 +118,8 @@ def main() -> int:
     args = ap.parse_args()
 
     from cluster.config import load_config
-    from cluster.embedded_redis import EmbeddedRedis
-    from cluster.trainer import run_training
+    from cluster.run.trainer import run_training
+    from cluster.stores.embedded_redis import EmbeddedRedis
 
     out = Path(args.out or f"runs/strength-{time.strftime('%Y%m%d-%H%M%S')}")
     if out.exists():
@@ -137,7 +137,7 @@ def main() -> int:
         wall = time.monotonic() - t0
         stop.set()
         thread.join()
-        from cluster.league_store import run_stores
+        from cluster.stores.league_store import run_stores
 
         params, _ = run_stores(cfg, redis.url, run_id)
         final = params.fetch()

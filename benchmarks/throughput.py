@@ -38,9 +38,10 @@ def raw_steps_per_s(game: str, seconds: float = 10.0) -> float:
 def watch_pickup(url: str, run_id: str, prefix: str, stop: threading.Event, out: list[float]) -> None:
     """Publish-to-pickup latency as an actor sees it: time from a version's publish (stamped in
     its weights' meta by the learner) to the moment a 0.2 s poller would fetch it."""
-    from cluster.param_store import ParamStore
-    from cluster.redis_conn import RunKeys, connect
-    from cluster.wire import decode_weights
+    from cluster.stores.connection import connect
+    from cluster.stores.keys import RunKeys
+    from cluster.stores.param_store import ParamStore
+    from learner.wire import decode_weights
 
     store = ParamStore(connect(url), RunKeys(prefix, run_id))
     known = -1
@@ -64,8 +65,8 @@ def main() -> int:
     args = ap.parse_args()
 
     from cluster.config import load_config
-    from cluster.embedded_redis import EmbeddedRedis
-    from cluster.trainer import run_training
+    from cluster.run.trainer import run_training
+    from cluster.stores.embedded_redis import EmbeddedRedis
 
     run_dir = Path(tempfile.mkdtemp(prefix="bench-"))
     with EmbeddedRedis(run_dir / "redis") as redis_server:

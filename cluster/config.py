@@ -1,6 +1,9 @@
-"""Configuration: one small dataclass per component, loaded strictly from YAML.
+"""The run's configuration: the composed Config, loaded strictly from YAML.
 
-Every field is documented where it is declared. Loading is strict on purpose: an unknown or
+Each component owns its section, a small dataclass whose fields are documented where they are
+declared: model, ppo and learner in learner/, league in league/, game, rollout and eval in actors/;
+redis, run and checkpoint, which only the system around them reads, here. This module composes them
+and is the one place that loads, overrides and validates a config. Loading is strict on purpose: an unknown or
 misspelt key, or a value of the wrong type, raises ConfigError naming the key, because a typo that
 is silently ignored can waste a multi-day run.
 """
@@ -18,7 +21,12 @@ from typing import Any
 
 import yaml
 
+from actors.config import EvalConfig, GameConfig, RolloutConfig
+from actors.scripted import references_for
+from league.config import LeagueConfig
+from league.sampling import SAMPLERS
 from learner.arch import ModelConfig
+from learner.config import LearnerConfig, PPOConfig
 
 
 class _Loader(yaml.SafeLoader):
@@ -38,151 +46,6 @@ def _yaml(text: str) -> Any:
 
 class ConfigError(ValueError):
     """A config file or override is invalid; the message names the key and what to do."""
-
-
-@dataclass(frozen=True)
-class GameConfig:
-    name: str = "tictactoe_v3"
-    """PettingZoo game: a built-in name (e.g. connect_four_v3) or 'package.module' / 'package.module:factory'."""
-    kwargs: dict = field(default_factory=dict)
-    """Keyword arguments passed to the game's env() factory."""
-    native: bool = True
-    """Step games this project implements itself (actors/native_games.py: connect_four_v3) with that
-    implementation, the same game several times faster than PettingZoo's environment; false steps
-    PettingZoo's. Ignored for other games and whenever kwargs are given."""
-
-
-@dataclass(frozen=True)
-class PPOConfig:
-    lr: float = 3e-4
-    """Adam learning rate."""
-    gamma: float = 0.99
-    """Discount per decision of the acting agent (turn-based games count own moves only)."""
-    gae_lambda: float = 0.95
-    """GAE lambda (OpenAI Five: 0.95)."""
-    clip: float = 0.2
-    """PPO ratio clip (OpenAI Five: 0.2)."""
-    ent_coef: float = 0.01
-    """Entropy bonus weight."""
-    vf_coef: float = 0.5
-    """Value-loss weight (OpenAI Five: 0.25-1.0)."""
-    max_grad_norm: float = 0.5
-    """Global gradient-norm clip."""
-    epochs: int = 4
-    """Passes over each batch."""
-    minibatch_size: int = 512
-    """Samples per gradient step."""
-    batch_size: int = 2048
-    """Samples gathered per learner iteration (one iteration = one new learner version)."""
-    max_policy_lag: int = 4
-    """Samples produced more than this many versions ago are dropped (and counted). ANCHORS: keep lag 0-1."""
-    normalize_advantages: bool = True
-    """Normalise advantages per minibatch."""
-    schedule_versions: int = 0
-    """Learner versions over which lr and ent_coef move linearly to lr x lr_end_factor and
-    ent_coef x ent_end_factor, then stay (0: constant). Keyed to the learner version, which a
-    checkpoint restores, so a resumed run continues the schedule where it stopped."""
-    lr_end_factor: float = 1.0
-    """Learning rate at the schedule's end, as a fraction of lr (1: no decay)."""
-    ent_end_factor: float = 1.0
-    """Entropy weight at the schedule's end, as a fraction of ent_coef (OpenAI Five: 0.01 -> 0.001, i.e. 0.1)."""
-    target_kl: float = 0.0
-    """Stop an update's remaining minibatches once one has moved the policy past 1.5 x this
-    (approx. KL from the acting policy); 0: always run every epoch."""
-
-
-@dataclass(frozen=True)
-class LearnerConfig:
-    device: str = "auto"
-    """auto (CUDA when Ray granted a GPU / one is visible), cpu, or cuda."""
-    num_gpus: float = 0.0
-    """GPUs the learner actor asks Ray for. 0 on a CPU-only machine."""
-    num_cpus: float = 1.0
-    """CPUs the learner actor asks Ray for."""
-    torch_threads: int = 1
-    """torch intra-op threads. 1 avoids 25-40x slowdowns from oversubscription on shared cores."""
-    publish_every: int = 1
-    """Publish weights to the parameter store every this many learner versions."""
-    queue_segments: int = 0
-    """Bound of the learner's inbound queue, in trajectory segments; a full queue pushes back on
-    the actors. 0: one batch (ceil(ppo.batch_size / rollout.segment_length)), so actors fill the
-    next batch while the learner trains on the current one, then wait instead of running ahead
-    and producing samples that go stale."""
-
-
-@dataclass(frozen=True)
-class RolloutConfig:
-    num_actors: int = 2
-    """Ray rollout actors."""
-    envs_per_actor: int = 16
-    """Game copies stepped together by one actor (one batched forward pass per policy per tick)."""
-    segment_length: int = 32
-    """Decisions per trajectory segment sent to the learner (sent mid-game, as in Rapid)."""
-    actor_num_cpus: float = 1.0
-    """CPUs each rollout actor asks Ray for."""
-    weight_poll_s: float = 0.2
-    """How often actors poll the cheap version key in the parameter store."""
-    max_inflight: int = 4
-    """Segment batches an actor may have in flight to the learner before it waits (backpressure)."""
-    opponent_cache: int = 8
-    """Past-opponent policies kept in memory per actor (LRU); the league may be larger."""
-    league_refresh_s: float = 1.0
-    """How often actors reload the league's opponent pool."""
-    opening_random_moves: int = 0
-    """Training games start after a uniformly random number (0 to this many) of uniformly random
-    moves, made by neither player and not learned from, so that self-play keeps meeting new
-    positions instead of replaying the few lines its own policy prefers (meant for games whose
-    rewards come at the end, like board games). 0: every game starts from the game's start.
-    Rating games and final matches always do."""
-    max_restarts: int = 5
-    """Times Ray restarts each rollout actor after it crashes (killed process, exception in a game) before the run stops."""
-
-
-@dataclass(frozen=True)
-class LeagueConfig:
-    sampler: str = "openai_five"
-    """Opponent sampler: openai_five, alphastar, pfsp_hard, pfsp_var, uniform, self_play."""
-    latest_prob: float = 0.8
-    """openai_five: probability of playing the latest policy (OpenAI Five: 0.8)."""
-    quality_eta: float = 0.01
-    """openai_five: quality-score step size eta (OpenAI Five: 0.01)."""
-    snapshot_every: int = 10
-    """A snapshot of the learner joins the pool every this many versions."""
-    max_history: int = 2000
-    """Elo-history points kept in Redis (oldest dropped)."""
-    rate_training_games: bool = False
-    """Also fit ratings from training games. Off: ratings rest on rating games only (evaluators'
-    and the end-of-run match), whose opponents are fixed references rather than whoever the
-    opponent sampler picked. Turn on when eval.num_evaluators is 0, or ratings barely move."""
-    payoff_decay: float = 0.99
-    """AlphaStar payoff table: each game of a pair first multiplies that pair's counts by this (1 = no decay)."""
-    train_references: tuple[str, ...] = ()
-    """Scripted reference players (names from actors/scripted.py for the game) that join the past
-    pool as training opponents, sampled like snapshots; random always does. Empty: the others only
-    play rating games, so every score against them is measured on an opponent never trained against."""
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    num_evaluators: int = 1
-    """Evaluator actors playing rating games, separate from training games (OpenAI Five's
-    evaluators); 0 disables them. The in-process runner plays one round per league step if > 0."""
-    num_cpus: float = 0.25
-    """CPUs each evaluator asks Ray for (it idles between rounds, see interval_s)."""
-    games_per_pair: int = 20
-    """Games per (rated policy, reference) pair in one round; seats alternate game by game."""
-    references: tuple[str, ...] = ()
-    """Reference players to rate against (names from actors/scripted.py for the game); empty = all.
-    The random player, the Elo-0 anchor, is always included."""
-    snapshots_per_round: int = 1
-    """Snapshots rated in each round besides the latest policy."""
-    snapshot_pick: str = "uncertain"
-    """Which snapshots a round rates: uncertain (largest Elo standard error first, unrated first) or newest."""
-    greedy: bool = False
-    """Rated policies play their argmax move. Off: they sample, as in training, so a rating
-    describes the same policy that training games and opponents see."""
-    interval_s: float = 5.0
-    """Seconds from one round's start to the next; each round reloads the latest weights and the league."""
 
 
 @dataclass(frozen=True)
@@ -357,8 +220,6 @@ def validate(cfg: Config) -> None:
         if not ok:
             raise ConfigError(message)
     check_model_fits(cfg)
-    from league.sampling import SAMPLERS  # local import: league is a sibling package
-
     if cfg.league.sampler not in SAMPLERS:
         raise ConfigError(f"league.sampler {cfg.league.sampler!r} is unknown; choose one of {', '.join(SAMPLERS)}")
     _validate_eval(cfg)
@@ -375,8 +236,6 @@ def check_model_fits(cfg: Config, spec: Any = None) -> None:
 
 
 def _validate_eval(cfg: Config) -> None:
-    from actors.scripted import references_for  # local import: actors is a sibling package
-
     ev, known = cfg.eval, references_for(cfg.game.name)
     checks = [
         (ev.num_evaluators >= 0, "eval.num_evaluators must be >= 0 (0 disables evaluators)"),

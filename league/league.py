@@ -23,10 +23,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from cluster.config import LeagueConfig
-from cluster.records import LEARNER_ID, RANDOM_ID, GameResult
+from league.config import LeagueConfig
 from league.payoff import Payoff
 from league.rating_fit import fit_elo
+from league.records import LEARNER_ID, RANDOM_ID, GameResult
 from league.sampling import PoolEntry, initial_quality, update_quality
 
 LEARNER, SNAPSHOT, REFERENCE = "learner", "snapshot", "reference"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from cluster.config import LeagueConfig
-from cluster.records import LEARNER_ID, GameResult
+from league.config import LeagueConfig
 from league.league import LeagueState, snapshot_id
+from league.records import LEARNER_ID, GameResult
 
 
 class GameSource(Protocol):

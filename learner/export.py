@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cluster.wire import PayloadError, decode_weights, encode_weights
 from learner.arch import ModelConfig, as_model_config, model_from_meta
 from learner.model import InferencePolicy
+from learner.wire import PayloadError, decode_weights, encode_weights
 
 
 def policy_meta(game: str, model: ModelConfig | tuple, obs_shape, num_actions: int) -> dict:

@@ -1,6 +1,6 @@
 """The PPO learner as a plain Python object: feed it segments, call update(), read its weights.
 
-Ray and Redis are not visible here (see cluster/ray_actors.py for the adapter). One update() is one
+Ray and Redis are not visible here (see cluster/remote/learner_service.py for the adapter). One update() is one
 learner iteration: it consumes `batch_size` fresh samples, runs `epochs` passes of minibatches and
 increments `version`. The version stamps the weights the learner publishes, and the actors stamp
 it back on every sample, so staleness = version now - version that acted.
@@ -11,15 +11,26 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import torch
 
-from actors.games import GameSpec
-from cluster.config import LearnerConfig, ModelConfig, PPOConfig
-from cluster.records import Segment
+from learner.arch import ModelConfig
+from learner.config import LearnerConfig, PPOConfig
 from learner.model import PolicyNet, load_numpy_state, state_dict_numpy
 from learner.ppo import explained_variance, gae, linear_schedule, minibatch_slices, ppo_loss
+from learner.segment import Segment
+
+
+class PolicyShape(Protocol):
+    """What the learner needs to know of a game: what it sees and how many moves it has
+    (actors/games.py's GameSpec is one)."""
+
+    @property
+    def obs_shape(self) -> tuple[int, ...]: ...
+    @property
+    def num_actions(self) -> int: ...
 
 
 class NonFiniteLossError(RuntimeError):
@@ -53,7 +64,7 @@ class Learner:
 
     def __init__(
         self,
-        spec: GameSpec,
+        spec: PolicyShape,
         model_cfg: ModelConfig,
         ppo_cfg: PPOConfig,
         learner_cfg: LearnerConfig,
@@ -64,6 +75,7 @@ class Learner:
         self.cfg = ppo_cfg
         self.device = pick_device(learner_cfg.device)
         self.spec = spec
+        self.obs_dim = int(np.prod(spec.obs_shape))
         self.model = PolicyNet(spec.obs_shape, spec.num_actions, model_cfg).to(self.device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=ppo_cfg.lr, betas=(0.9, 0.999), eps=1e-5)
         self.version = 0
@@ -76,10 +88,10 @@ class Learner:
     # --- data in ---------------------------------------------------------------------------
     def add(self, segments: list[Segment]) -> None:
         for s in segments:
-            if s.obs.shape[1] != self.spec.obs_dim or s.masks.shape[1] != self.spec.num_actions:
+            if s.obs.shape[1] != self.obs_dim or s.masks.shape[1] != self.spec.num_actions:
                 raise ValueError(
                     f"segment shapes obs {s.obs.shape[1:]} / mask {s.masks.shape[1:]} do not fit the policy "
-                    f"({self.spec.obs_dim} / {self.spec.num_actions})"
+                    f"({self.obs_dim} / {self.spec.num_actions})"
                 )
             self._pending.append(s)
             self._pending_samples += len(s)

@@ -8,8 +8,9 @@ import sys
 import pytest
 import redis
 
-from cluster.embedded_redis import EmbeddedRedis
-from cluster.redis_conn import RunKeys, connect
+from cluster.stores.connection import connect
+from cluster.stores.embedded_redis import EmbeddedRedis
+from cluster.stores.keys import RunKeys
 
 
 @pytest.fixture(scope="session")

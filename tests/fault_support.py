@@ -156,7 +156,7 @@ def uneven_env(what: str = "observations"):
 
 def make_segment(obs_dim: int = 18, num_actions: int = 9, n: int = 32, version: int = 0, seed: int = 0):
     """A well-formed trajectory segment with random content (tic-tac-toe shapes by default)."""
-    from cluster.records import Segment
+    from learner.segment import Segment
 
     rng = np.random.default_rng(seed)
     return Segment(

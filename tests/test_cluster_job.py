@@ -25,11 +25,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from cluster.embedded_redis import EmbeddedRedis
-from cluster.league_store import LeagueStore, list_runs
-from cluster.param_store import ParamStore
-from cluster.redis_conn import RunKeys, connect as redis_connect
-from cluster.submit import wait_for_job
+from cluster.remote.submit import wait_for_job
+from cluster.stores.connection import connect as redis_connect
+from cluster.stores.embedded_redis import EmbeddedRedis
+from cluster.stores.keys import RunKeys
+from cluster.stores.league_store import LeagueStore, list_runs
+from cluster.stores.param_store import ParamStore
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -175,7 +176,7 @@ class JobRun:
 
 @pytest.fixture(scope="module")
 def submit(ray_head: Head):
-    """Submit `selfplay train ARGS` the way a user does: cluster.submit.submit_job, following the logs.
+    """Submit `selfplay train ARGS` the way a user does: cluster.remote.submit.submit_job, following the logs.
 
     The client runs in its own process with RAY_AUTH_MODE=token and RAY_AUTH_TOKEN in its
     environment (docs/cluster.md section 2). It cannot run in this process: Ray reads
@@ -191,7 +192,7 @@ def submit(ray_head: Head):
     def run(args: list[str], timeout_s: float) -> JobRun:
         script = (
             "import sys, json\n"
-            "from cluster.submit import submit_job\n"
+            "from cluster.remote.submit import submit_job\n"
             f"status = submit_job({ray_head.address!r}, json.loads(sys.argv[1]), working_dir={str(REPO)!r}, finish_timeout_s=60)\n"
             "print('STATUS', status)\n"
         )

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cluster.config import Config, ConfigError, PPOConfig, config_from_dict, load_config, parse_override
+from cluster.config import Config, ConfigError, config_from_dict, load_config, parse_override
+from learner.config import PPOConfig
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster.dashboard import DashboardServer, serve
+from cluster.ui.dashboard import DashboardServer, serve
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOT = REPO / "docs" / "dashboard.png"

@@ -1,4 +1,4 @@
-"""A short real run, in-process (cluster/inline.py) with the session's real redis-server: the Elo
+"""A short real run, in-process (cluster/run/inline.py) with the session's real redis-server: the Elo
 the league reports comes from evaluator games, and it says the trained policy beats random.
 
 Bounded in env steps, so the outcome depends on the seed, not on machine load. The config is this
@@ -12,11 +12,12 @@ import json
 import pytest
 
 from cluster.config import config_from_dict
-from cluster.dashboard_data import dashboard_state
-from cluster.inline import run_inline
-from cluster.league_store import LeagueStore
-from cluster.records import LEARNER_ID, RANDOM_ID
-from cluster.redis_conn import RunKeys, connect
+from cluster.run.inline import run_inline
+from cluster.stores.connection import connect
+from cluster.stores.keys import RunKeys
+from cluster.stores.league_store import LeagueStore
+from cluster.ui.dashboard_data import dashboard_state
+from league.records import LEARNER_ID, RANDOM_ID
 
 STEPS = 50_000
 CONFIG = {
@@ -97,7 +98,7 @@ def test_dashboard_page_shows_the_players_of_the_real_run(trained, tmp_path):
     """The page in a real headless Chromium, fed by this run's Redis through dashboard_state."""
     import os
 
-    from cluster.dashboard import serve
+    from cluster.ui.dashboard import serve
     from test_dashboard import SCREENSHOT, assert_no_page_errors, load_page, run_chromium
 
     _, _, manager, _, store = trained

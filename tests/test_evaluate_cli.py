@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 
 from actors.games import load_game
-from cluster.cli import main
-from cluster.config import LearnerConfig, ModelConfig, PPOConfig
-from cluster.league_store import LeagueStore
-from cluster.param_store import ParamStore
-from cluster.redis_conn import RunKeys
+from cluster.run.cli import main
+from cluster.stores.keys import RunKeys
+from cluster.stores.league_store import LeagueStore
+from cluster.stores.param_store import ParamStore
+from learner.arch import ModelConfig
 from learner.checkpoint import Checkpoint, encode_checkpoint, model_spec
+from learner.config import LearnerConfig, PPOConfig
 from learner.export import load_policy, policy_meta, save_policy
 from learner.learner import Learner
 

@@ -13,12 +13,12 @@ from actors.evaluator import Evaluator, initial_league
 from actors.games import load_game
 from actors.scripted import references_for
 from cluster.config import load_config
-from cluster.league_store import LeagueReader, LeagueStore
-from cluster.param_store import ParamStore
-from cluster.ray_actors import RedisResultSink
-from cluster.records import LEARNER_ID, RANDOM_ID
-from learner.model import PolicyNet, state_dict_numpy
+from cluster.stores.league_store import LeagueReader, LeagueStore
+from cluster.stores.league_store import RedisResultSink
+from cluster.stores.param_store import ParamStore
 from league.manager import LeagueManager
+from league.records import LEARNER_ID, RANDOM_ID
+from learner.model import PolicyNet, state_dict_numpy
 
 GAMES = 6
 

@@ -15,14 +15,16 @@ import time
 import numpy as np
 import pytest
 
-from cluster.cli import main
-from cluster.embedded_redis import EmbeddedRedis
-from cluster.league_store import LeagueStore
-from cluster.param_store import ParamStore
-from cluster.ray_actors import LearnerService
-from cluster.redis_conn import RunKeys, connect
-from cluster.trainer import RunError, run_training
-from cluster.wire import PayloadError, decode_weights, encode_segments
+from cluster.remote.learner_service import LearnerService
+from cluster.run.cli import main
+from cluster.run.resume import RunError
+from cluster.run.trainer import run_training
+from cluster.stores.connection import connect
+from cluster.stores.embedded_redis import EmbeddedRedis
+from cluster.stores.keys import RunKeys
+from cluster.stores.league_store import LeagueStore
+from cluster.stores.param_store import ParamStore
+from learner.wire import PayloadError, decode_weights, encode_segments
 from fault_support import LogWatch, make_segment, small_config
 
 # --- a rollout actor dies ------------------------------------------------------------------
@@ -67,7 +69,7 @@ def test_only_a_restarted_incarnation_gets_a_restart_salt(local_ray):
     """What the rollout actor seeds its games with: the run's seed at first, fresh entropy after Ray restarts it."""
     import ray
 
-    from cluster.ray_actors import _restart_salt
+    from cluster.remote.process import restart_salt as _restart_salt
 
     @ray.remote(num_cpus=0, max_restarts=1)
     class Probe:
@@ -244,7 +246,7 @@ def test_a_client_rides_out_a_redis_restart(tmp_path):
 
 
 def _result(i: int):
-    from cluster.records import LEARNER_ID, RANDOM_ID, GameResult
+    from league.records import LEARNER_ID, RANDOM_ID, GameResult
 
     return GameResult(f"g{i}", (LEARNER_ID, RANDOM_ID), (i, -1), (1.0, 0.0), 5, "train", 1.0, 1000.0 + i)
 
@@ -286,10 +288,10 @@ def test_learner_republishes_weights_that_a_restarted_redis_lost(redis_server, r
 )
 def test_resume_refuses_bad_redis_content_and_changes_nothing(local_ray, redis_server, redis_client, tmp_path, damage, error, message):
     from actors.games import load_game
+    from league.league import LeagueState
     from learner.checkpoint import Checkpoint, CheckpointDir, encode_checkpoint, model_spec
     from learner.learner import Learner
     from learner.model import PolicyNet, state_dict_numpy
-    from league.league import LeagueState
 
     run_dir = tmp_path / "run"
     cfg = small_config(f"redis.url={redis_server.url}")

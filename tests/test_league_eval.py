@@ -11,10 +11,11 @@ import pytest
 from actors.evaluate import MatchResult
 from actors.evaluator import eval_reference_ids, initial_league, match_games, pick_snapshots
 from actors.scripted import references_for
-from cluster.config import LeagueConfig, load_config
-from cluster.records import LEARNER_ID, RANDOM_ID, GameResult
-from cluster.wire import decode_doc, encode_doc
+from cluster.config import load_config
+from cluster.stores.payloads import decode_doc, encode_doc
+from league.config import LeagueConfig
 from league.league import LeagueState, Player
+from league.records import LEARNER_ID, RANDOM_ID, GameResult
 
 _n = 0
 

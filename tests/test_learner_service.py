@@ -1,4 +1,4 @@
-"""The learner's Ray adapter (cluster/ray_actors.py), in-process with a real Redis: its bounded
+"""The learner's Ray adapter (cluster/remote/learner_service.py), in-process with a real Redis: its bounded
 inbound queue, and training on its own thread while the driver only polls."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from cluster.ray_actors import LearnerService, SegmentQueue
-from cluster.wire import encode_segments
+from cluster.remote.learner_service import LearnerService, SegmentQueue
 from learner.learner import Learner, NonFiniteLossError
+from learner.wire import encode_segments
 from tests.fault_support import make_segment, small_config
 
 # --- the queue -----------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Learning really happens: a run bounded in steps learns to play tic-tac-toe perfectly.
 
-In-process (cluster/inline.py): the same rollout worker, learner, parameter store (real Redis) and
+In-process (cluster/run/inline.py): the same rollout worker, learner, parameter store (real Redis) and
 league as a distributed run, taking turns, so the result depends on the seed and not on machine load.
 The policy is judged exactly: the whole game tree against minimax (uniform among its best moves)
 and against the uniformly random player is walked, so "never loses" means a loss probability of 0,
@@ -18,8 +18,8 @@ from actors.evaluate import best_moves, exact_outcomes, uniform_moves
 from actors.games import load_game
 from actors.scripted import tictactoe_move_values
 from cluster.config import load_config
-from cluster.inline import run_inline
-from cluster.records import LEARNER_ID, RANDOM_ID
+from cluster.run.inline import run_inline
+from league.records import LEARNER_ID, RANDOM_ID
 from learner.model import InferencePolicy
 
 

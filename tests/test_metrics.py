@@ -1,4 +1,4 @@
-"""Scalars for TensorBoard and Ray gauges (cluster/metrics.py): the naming, and real event files.
+"""Scalars for TensorBoard and Ray gauges (cluster/ui/metrics.py): the naming, and real event files.
 
 The Ray half (gauges read back from Ray's Prometheus endpoint) is in tests/test_ray_eval_metrics.py.
 """
@@ -11,10 +11,10 @@ import pytest
 import ray
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from cluster.config import LeagueConfig
-from cluster.metrics import GaugePoint, MetricsSink, gauge_points, run_scalars
-from cluster.records import LEARNER_ID, RANDOM_ID, GameResult
+from cluster.ui.metrics import GaugePoint, MetricsSink, gauge_points, run_scalars
+from league.config import LeagueConfig
 from league.league import LeagueState
+from league.records import LEARNER_ID, RANDOM_ID, GameResult
 
 
 def _league() -> LeagueState:

@@ -1,11 +1,11 @@
-"""Parameter store (cluster/param_store.py) against a real redis-server."""
+"""Parameter store (cluster/stores/param_store.py) against a real redis-server."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from cluster.param_store import ParamStore, SnapshotConflictError, StaleVersionError
+from cluster.stores.param_store import ParamStore, SnapshotConflictError, StaleVersionError
 
 
 def _weights(seed: float) -> dict[str, np.ndarray]:
@@ -124,7 +124,7 @@ def test_snapshot_of_a_trimmed_version_is_refused(store):
 
 
 def test_runs_in_one_redis_do_not_see_each_other(redis_client, run_keys):
-    from cluster.redis_conn import RunKeys
+    from cluster.stores.keys import RunKeys
 
     a = ParamStore(redis_client, run_keys)
     b = ParamStore(redis_client, RunKeys(run_keys.prefix, "other-run"))

@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from actors.games import GameSpec
-from cluster.config import LearnerConfig, ModelConfig, PPOConfig
-from cluster.records import Segment
+from learner.arch import ModelConfig
+from learner.config import LearnerConfig, PPOConfig
 from learner.learner import Learner
 from learner.model import MASKED_LOGIT, InferencePolicy, PolicyNet, masked_entropy, masked_log_probs
 from learner.ppo import gae, ppo_loss
+from learner.segment import Segment
 
 
 # --- GAE ---------------------------------------------------------------------------------

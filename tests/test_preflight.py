@@ -5,15 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cluster.config import Config, ConfigError, config_from_dict
-from cluster.preflight import (
-    NodeGroup,
-    PreflightError,
-    alive_nodes,
-    check_redis_for_cluster,
-    check_resources,
-    resource_bundles,
-    wait_for_resources,
-)
+from cluster.remote.preflight import NodeGroup, PreflightError, alive_nodes, check_redis_for_cluster, check_resources, resource_bundles, wait_for_resources
 
 GiB = 1024**3
 

@@ -20,11 +20,11 @@ from actors.evaluator import initial_league
 from actors.games import load_game
 from actors.scripted import references_for
 from cluster.config import load_config
-from cluster.evaluator_service import EvaluatorPool
-from cluster.league_store import LeagueStore
-from cluster.metrics import MetricsSink, run_scalars
-from cluster.param_store import ParamStore
-from cluster.records import LEARNER_ID, RANDOM_ID
+from cluster.remote.evaluator_service import EvaluatorPool
+from cluster.stores.league_store import LeagueStore
+from cluster.stores.param_store import ParamStore
+from cluster.ui.metrics import MetricsSink, run_scalars
+from league.records import LEARNER_ID, RANDOM_ID
 from learner.model import PolicyNet, state_dict_numpy
 
 pytestmark = pytest.mark.ray
@@ -94,7 +94,7 @@ def test_gauges_reach_rays_prometheus_endpoint(metrics_port):
 def _run_setup(redis_server, redis_client, overrides: list[str], weights_hidden=(16,)):
     cfg = load_config(None, ["redis.key_prefix=test", "model.hidden_sizes=[16]", *overrides])
     keys_run = "eval-run"
-    from cluster.redis_conn import RunKeys
+    from cluster.stores.keys import RunKeys
 
     keys = RunKeys("test", keys_run)
     _, spec = load_game(cfg.game.name)

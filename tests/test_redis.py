@@ -12,11 +12,11 @@ import time
 import msgpack
 import pytest
 
-from cluster.embedded_redis import EmbeddedRedis
-from cluster.league_store import LeagueStore
-from cluster.records import LEARNER_ID, RANDOM_ID, GameResult
-from cluster.redis_conn import RedisUnavailable, connect, redact
+from cluster.stores.connection import RedisUnavailable, connect, redact
+from cluster.stores.embedded_redis import EmbeddedRedis
+from cluster.stores.league_store import LeagueStore
 from league.league import LeagueState
+from league.records import LEARNER_ID, RANDOM_ID, GameResult
 
 
 def _game(i: int, scores=(1.0, 0.0)) -> GameResult:
@@ -123,7 +123,7 @@ def test_a_second_embedded_redis_on_a_data_dir_in_use_is_refused(tmp_path):
 def test_embedded_redis_stops_when_the_process_that_started_it_is_killed(tmp_path):
     """A driver killed with SIGKILL (or by the OOM killer) must not leave its redis-server behind,
     writing the run's append-only file while a resumed run starts another one on it."""
-    script = "import sys, time\nfrom cluster.embedded_redis import EmbeddedRedis\n" \
+    script = "import sys, time\nfrom cluster.stores.embedded_redis import EmbeddedRedis\n" \
         "r = EmbeddedRedis(sys.argv[1]).start()\nprint(r.proc.pid, flush=True)\ntime.sleep(120)\n"
     driver = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "data")], stdout=subprocess.PIPE, text=True)
     server_pid = None

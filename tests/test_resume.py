@@ -16,12 +16,14 @@ import pytest
 import torch
 
 from actors.games import load_game
-from cluster.cli import main
-from cluster.embedded_redis import EmbeddedRedis
-from cluster.league_store import LeagueStore
-from cluster.param_store import ParamStore
-from cluster.redis_conn import RunKeys, connect
-from cluster.trainer import RunError, run_training
+from cluster.run.cli import main
+from cluster.run.resume import RunError
+from cluster.run.trainer import run_training
+from cluster.stores.connection import connect
+from cluster.stores.embedded_redis import EmbeddedRedis
+from cluster.stores.keys import RunKeys
+from cluster.stores.league_store import LeagueStore
+from cluster.stores.param_store import ParamStore
 from fault_support import SMALL, LogWatch, make_segment, small_config
 from learner.checkpoint import (
     Checkpoint,
@@ -202,7 +204,7 @@ def _assert_league_continued(before, after) -> None:
 def _stop_with_sigterm(run_dir: Path) -> str:
     """`selfplay train` in its own process; SIGTERM (what `ray job stop` sends) once it has written a
     checkpoint. Returns its output."""
-    cmd = [sys.executable, "-m", "cluster.cli", "train", "--config", "configs/tictactoe_smoke.yaml", "--run-dir", str(run_dir)]
+    cmd = [sys.executable, "-m", "cluster.run.cli", "train", "--config", "configs/tictactoe_smoke.yaml", "--run-dir", str(run_dir)]
     for s in SMALL:
         cmd += ["--set", s]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -13,9 +13,10 @@ from actors.games import load_game
 from actors.rollout import Lane, RolloutWorker, rows_to_segment
 from actors.scripted import random_legal
 from cluster.config import Config
-from cluster.records import LEARNER_ID, RANDOM_ID, GameResult, Segment
-from learner.model import InferencePolicy, PolicyNet, state_dict_numpy
 from league.league import LeagueState
+from league.records import LEARNER_ID, RANDOM_ID, GameResult
+from learner.model import InferencePolicy, PolicyNet, state_dict_numpy
+from learner.segment import Segment
 
 HIDDEN = (16,)
 

@@ -8,17 +8,18 @@ import pytest
 import torch
 
 from actors.games import GameSpec
-from cluster.config import ConfigError, LearnerConfig, PPOConfig, load_config
-from cluster.records import LEARNER_ID, RANDOM_ID, GameResult
-from cluster.wire import decode_weights, encode_weights
+from cluster.config import ConfigError, load_config
+from league.league import LeagueState
+from league.records import LEARNER_ID, RANDOM_ID, GameResult
+from league.sampling import ALPHASTAR_MIX, choose_opponent, PoolEntry, sample_alphastar
 from learner.arch import ModelConfig, model_from_meta
 from learner.checkpoint import CheckpointError, check_compatible, decode_checkpoint, encode_checkpoint, Checkpoint, model_spec
+from learner.config import LearnerConfig, PPOConfig
 from learner.export import load_policy, policy_meta, save_policy
 from learner.learner import Learner
 from learner.model import InferencePolicy, PolicyNet, state_dict_numpy
 from learner.ppo import linear_schedule, minibatch_slices
-from league.league import LeagueState
-from league.sampling import ALPHASTAR_MIX, choose_opponent, PoolEntry, sample_alphastar
+from learner.wire import decode_weights, encode_weights
 
 CONV = ModelConfig(kind="conv", channels=8, blocks=2, hidden_sizes=(16,))
 C4 = GameSpec("connect_four_v3", ("player_0", "player_1"), (6, 7, 2), 7)
@@ -136,7 +137,7 @@ def test_minibatches_cover_the_batch_once_in_near_equal_pieces(n, mb):
 
 
 def _segment(t: int, version: int) -> "object":
-    from cluster.records import Segment
+    from learner.segment import Segment
 
     rng = np.random.default_rng(t)
     return Segment(0, 0, _board(t).reshape(t, -1), np.ones((t, 7), bool), rng.integers(0, 7, t), np.full(t, -np.log(7), np.float32),
@@ -194,7 +195,7 @@ def test_alphastar_with_nothing_forgotten_plays_itself_instead():
 
 
 def test_a_new_snapshot_joins_at_the_pool_max_not_at_an_evaluation_only_reference():
-    from cluster.config import LeagueConfig
+    from league.config import LeagueConfig
 
     state = LeagueState.new(reference_ids=(RANDOM_ID,), eval_references=("tactical",))
     first = state.add_snapshot(0)
@@ -252,7 +253,7 @@ def test_symmetries_move_pieces_and_moves_together():
 
 
 def test_a_model_that_cannot_play_the_game_is_refused_before_anything_starts(tmp_path, capsys):
-    from cluster.cli import main
+    from cluster.run.cli import main
 
     assert main(["train", "--config", "configs/tictactoe_smoke.yaml", "--run-dir", str(tmp_path / "r"),
                  "--set", "game.name=connect_four_v3", "--set", "model.kind=conv", "--set", "model.symmetry=dihedral"]) == 2

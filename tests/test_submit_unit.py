@@ -24,15 +24,7 @@ import pytest
 from aiohttp import web
 from ray.job_submission import JobStatus
 
-from cluster.submit import (
-    DEFAULT_EXCLUDES,
-    ClusterConnectionError,
-    build_entrypoint,
-    build_runtime_env,
-    connect,
-    submit_job,
-    wait_for_job,
-)
+from cluster.remote.submit import DEFAULT_EXCLUDES, ClusterConnectionError, build_entrypoint, build_runtime_env, connect, submit_job, wait_for_job
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -327,7 +319,7 @@ def test_client_sends_token_only_with_auth_mode(fake_api, tmp_path):
     (tmp_path / ".ray" / "auth_token").write_text("file-token\n")
     script = textwrap.dedent(
         f"""
-        from cluster.submit import connect
+        from cluster.remote.submit import connect
         connect({fake_api.url!r})
         """
     )

@@ -6,14 +6,15 @@ import re
 
 import pytest
 
-from cluster.cli import main
 from cluster.config import load_config
-from cluster.embedded_redis import live_server_url
-from cluster.league_store import LeagueStore, list_runs
-from cluster.param_store import ParamStore
-from cluster.records import LEARNER_ID, RANDOM_ID
-from cluster.redis_conn import RunKeys, connect
-from cluster.trainer import _budget_spent, run_training
+from cluster.run.cli import main
+from cluster.run.trainer import _budget_spent, run_training
+from cluster.stores.connection import connect
+from cluster.stores.embedded_redis import live_server_url
+from cluster.stores.keys import RunKeys
+from cluster.stores.league_store import LeagueStore, list_runs
+from cluster.stores.param_store import ParamStore
+from league.records import LEARNER_ID, RANDOM_ID
 from fault_support import LogWatch
 
 
@@ -79,7 +80,7 @@ def test_short_run_with_two_actors_trains_and_rates(tmp_path, capsys):
     assert not (run_dir / "redis" / "endpoint").exists()  # gone with the server
 
     # The run's state survives in its embedded Redis' append-only file: reopen and inspect it.
-    from cluster.embedded_redis import EmbeddedRedis
+    from cluster.stores.embedded_redis import EmbeddedRedis
 
     with EmbeddedRedis(run_dir / "redis") as r:
         client = connect(r.url)

@@ -1,4 +1,4 @@
-"""Wire format (cluster/wire.py): exact round trips, and every kind of corrupt payload -> PayloadError."""
+"""Wire format (learner/wire.py, cluster/stores/payloads.py): exact round trips, and every kind of corrupt payload -> PayloadError."""
 
 from __future__ import annotations
 
@@ -9,19 +9,12 @@ import msgpack
 import numpy as np
 import pytest
 
-import cluster.wire as wire
-from cluster.records import GameResult, Segment
-from cluster.wire import (
-    PayloadError,
-    decode_doc,
-    decode_game,
-    decode_segments,
-    decode_weights,
-    encode_doc,
-    encode_game,
-    encode_segments,
-    encode_weights,
-)
+import cluster.stores.payloads as payloads
+import learner.wire as wire
+from cluster.stores.payloads import decode_doc, decode_game, encode_doc, encode_game
+from league.records import GameResult
+from learner.segment import Segment
+from learner.wire import PayloadError, decode_segments, decode_weights, encode_segments, encode_weights
 
 
 def _weights() -> dict[str, np.ndarray]:
@@ -261,8 +254,9 @@ def test_malformed_game_result_raises_payload_error(field, value):
         decode_game(_pack(obj))
 
 
-def test_wire_module_never_uses_pickle():
-    tree = ast.parse(inspect.getsource(wire))
+@pytest.mark.parametrize("module", [wire, payloads], ids=lambda m: m.__name__)
+def test_wire_module_never_uses_pickle(module):
+    tree = ast.parse(inspect.getsource(module))
     imported = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

@@ -3,7 +3,7 @@
 EvaluatorService owns an Evaluator wired to the run's Redis: weights and snapshots from the
 parameter store, the league document for picking snapshots, and the league's game queue for its
 rating games. `run()` plays rounds until `stop()`; `stats()` answers while it runs.
-EvaluatorPool is the driver's handle on all of them (cluster/trainer.py).
+EvaluatorPool is the driver's handle on all of them (cluster/run/trainer.py).
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ from actors.evaluator import Evaluator
 from actors.games import load_game
 from actors.scripted import references_for
 from cluster.config import Config, config_from_dict
-from cluster.league_store import LeagueReader, run_stores
-from cluster.ray_actors import RedisResultSink, _set_threads
+from cluster.remote.process import set_torch_threads
+from cluster.stores.league_store import LeagueReader, run_stores
+from cluster.stores.league_store import RedisResultSink
 
 
 class EvaluatorService:
     def __init__(self, evaluator_id: int, cfg_dict: dict, redis_url: str, run_id: str) -> None:
         cfg: Config = config_from_dict(cfg_dict)
-        _set_threads(1)
+        set_torch_threads(1)
         params, store = run_stores(cfg, redis_url, run_id)
         make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native)
         self.evaluator = Evaluator(

@@ -1,4 +1,4 @@
-"""Connecting to Redis with errors a user can act on, and the key layout of a run.
+"""Connecting to Redis with errors a user can act on (the keys a run writes: cluster/stores/keys.py).
 
 Clients ride out a Redis restart or a network blip: after the first PING, a command that meets a
 dropped connection is retried with exponential backoff (redis-py's Retry) for about 30 s.
@@ -7,7 +7,6 @@ dropped connection is retried with exponential backoff (redis-py's Retry) for ab
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -68,36 +67,3 @@ def connect(url: str, timeout_s: float = 5.0, retries: int = RETRIES) -> redis.R
         ) from exc
     client.set_retry(Retry(BACKOFF, retries))
     return client
-
-
-@dataclass(frozen=True)
-class RunKeys:
-    """Every Redis key of one run. One place, so nobody builds keys by hand."""
-
-    prefix: str
-    run_id: str
-
-    @property
-    def base(self) -> str:
-        return f"{self.prefix}:{self.run_id}"
-
-    @property
-    def runs(self) -> str:  # sorted set of run ids by start time, shared by all runs in this Redis
-        return f"{self.prefix}:runs"
-
-    meta = property(lambda s: f"{s.base}:meta")
-    param_version = property(lambda s: f"{s.base}:params:version")
-    param_versions = property(lambda s: f"{s.base}:params:versions")
-    league_state = property(lambda s: f"{s.base}:league:state")
-    league_history = property(lambda s: f"{s.base}:league:history")
-    games = property(lambda s: f"{s.base}:games")
-    games_claimed = property(lambda s: f"{s.base}:games:claimed")
-    health = property(lambda s: f"{s.base}:health")
-
-    weights_prefix = property(lambda s: f"{s.base}:params:w:")
-
-    def weights(self, version: int) -> str:
-        return f"{self.weights_prefix}{version}"
-
-    def snapshot(self, player_id: str) -> str:
-        return f"{self.base}:snap:{player_id}"

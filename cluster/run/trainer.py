@@ -11,9 +11,9 @@
 
 Stops and faults: the driver writes a learner checkpoint (learner/checkpoint.py) into RUN_DIR every
 checkpoint.every_versions versions and on every clean stop (the end, Ctrl-C, SIGTERM from
-`ray job stop`); `resume=True` continues from the newest one with the league kept in Redis, after
-checking everything before writing anything. Rollout actors are supervised by cluster/fleet.py
-(restarted by Ray, lost work counted); a dead learner or repeated NaN losses stop the run with a
+`ray job stop`); `resume=True` continues from the newest one with the league kept in Redis
+(cluster/run/resume.py checks everything before anything is written). Rollout actors are
+supervised by cluster/remote/fleet.py (restarted by Ray, lost work counted); a dead learner or repeated NaN losses stop the run with a
 RunError that says how to resume.
 """
 
@@ -35,30 +35,26 @@ import yaml
 from ray.exceptions import RayActorError
 
 from actors.evaluate import Agent, MatchResult, play_match
-from actors.games import load_game
 from actors.evaluator import initial_league, match_games
+from actors.games import load_game
 from actors.scripted import references_for
 from cluster.config import Config, check_model_fits
-from cluster.embedded_redis import EmbeddedRedis
-from cluster.evaluator_service import EvaluatorPool
-from cluster.league_store import LeagueStore, run_stores
-from cluster.metrics import MetricsSink, run_scalars
-from cluster.param_store import ParamStore
-from cluster.preflight import PreflightError, check_joined_cluster
-from cluster.fleet import FleetError, RolloutFleet
-from cluster.ray_actors import LearnerService
-from cluster.records import LEARNER_ID, RANDOM_ID
-from cluster.redis_conn import redact, resolve_url
-from learner.checkpoint import CheckpointDir, check_compatible, decode_checkpoint, model_spec, resume_version
+from cluster.remote.evaluator_service import EvaluatorPool
+from cluster.remote.fleet import FleetError, RolloutFleet
+from cluster.remote.learner_service import LearnerService
+from cluster.remote.preflight import PreflightError, check_joined_cluster
+from cluster.run.resume import RunError, StartPoint, checkpoint_to_resume, league_to_resume
+from cluster.stores.connection import redact, resolve_url
+from cluster.stores.embedded_redis import EmbeddedRedis
+from cluster.stores.league_store import LeagueStore, run_stores
+from cluster.ui.metrics import MetricsSink, run_scalars
+from league.league import Player
+from league.manager import LeagueManager
+from league.records import LEARNER_ID, RANDOM_ID
+from learner.checkpoint import CheckpointDir
 from learner.export import policy_meta, save_policy
 from learner.learner import NonFiniteLossError
 from learner.model import InferencePolicy
-from league.league import LeagueState, Player
-from league.manager import LeagueManager
-
-
-class RunError(RuntimeError):
-    """The run cannot start or continue; the message says what to do."""
 
 
 @dataclass
@@ -122,83 +118,6 @@ def init_ray(cfg: Config, log: Callable[[str], None]) -> bool:
     return True
 
 
-@dataclass(frozen=True)
-class StartPoint:
-    """Where a run starts: fresh (version 0) or from a checkpoint, whose counters it continues."""
-
-    version: int = 0
-    checkpoint: bytes | None = None
-    checkpoint_version: int = 0
-    env_steps: int = 0
-    games: int = 0
-    train_seconds: float = 0.0  # wall time trained before this start (run.max_seconds counts it)
-    config_changes: tuple[str, ...] = ()  # "key: old -> new" against the checkpoint's config
-
-
-def _checkpoint_to_resume(cfg: Config, spec, run_dir: Path, ckpts: CheckpointDir, resume: bool) -> StartPoint | None:
-    """The newest checkpoint when resuming, checked against this config; refuses to start a fresh
-    run over an existing one. Reads only: a refused resume changes nothing."""
-    latest = ckpts.latest()
-    if not resume:
-        if latest is not None:
-            raise RunError(f"{run_dir} already holds a run (checkpoint {latest}); continue it with --resume, or choose another --run-dir")
-        return None
-    if latest is None:
-        raise RunError(f"--resume: no checkpoint in {ckpts.path}; start the run without --resume, or name the right --run-dir")
-    data = latest.read_bytes()
-    ckpt = decode_checkpoint(data, f"checkpoint {latest}")
-    check_compatible(ckpt, model_spec(spec.name, spec.obs_shape, spec.num_actions, cfg.model), f"checkpoint {latest}")
-    p = ckpt.progress
-    changes = _config_changes(ckpt.config, cfg.to_dict())
-    return StartPoint(
-        ckpt.version, data, ckpt.version, int(p.get("env_steps", 0)), int(p.get("games", 0)), float(p.get("train_seconds", 0.0)), changes
-    )
-
-
-def _config_changes(old: dict, new: dict, prefix: str = "") -> tuple[str, ...]:
-    out: list[str] = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _config_changes(a, b, f"{prefix}{key}.")
-        elif a != b:
-            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
-    return tuple(out)
-
-
-def _league_to_resume(cfg, spec, run_id, run_dir, params: ParamStore, existing, start: StartPoint, log) -> tuple[LeagueState, StartPoint]:
-    """Check that Redis still holds the run's league and weights that fit, and pick the version to continue from."""
-    if existing is None:
-        raise RunError(
-            f"run {run_id!r} has no league in this Redis: resume with the Redis the run used "
-            f"(its embedded data in {run_dir / 'redis'}, or the same --redis-url)"
-        )
-    published = params.fetch()  # corrupt weights raise PayloadError; nothing is overwritten
-    if published is not None:
-        try:
-            InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model).load(published[1], published[0])
-        except ValueError as exc:
-            raise RunError(f"weights of run {run_id!r} in Redis (v{published[0]}) do not fit this config: {exc}") from exc
-    version = resume_version(start.checkpoint_version, params.latest_version())
-    log(
-        f"resuming run {run_id} from checkpoint {_checkpoint_name(start)} at learner version {start.checkpoint_version} "
-        f"({start.env_steps:,} env steps, {start.games:,} games); league: {len(existing.players)} players, "
-        f"{existing.games_total:,} games"
-    )
-    if start.config_changes:
-        log("config changed since the checkpoint: " + "; ".join(start.config_changes))
-    if version != start.checkpoint_version:
-        log(
-            f"the parameter store already holds v{version - 1}: versions {start.checkpoint_version + 1}..{version - 1} "
-            f"were trained after the last checkpoint and are lost; continuing as v{version}"
-        )
-    return existing, dataclasses.replace(start, version=version)
-
-
-def _checkpoint_name(start: StartPoint) -> str:
-    return f"ckpt-v{start.checkpoint_version:08d}.pt"
-
-
 def _format_progress(m: dict, steps: int, rate: float, games: int, elo: float) -> str:
     st = (m.get("system/staleness_mean"), m.get("system/staleness_max"))
     stale = f"{st[0]:.1f}/{st[1]:.0f}" if st[0] is not None else "-"
@@ -221,7 +140,7 @@ def run_training(
     run_dir = Path(run_dir or default_run_dir(cfg))
     run_id = cfg.run.run_id or run_dir.name
     ckpts = CheckpointDir(run_dir / cfg.checkpoint.dir_name, cfg.checkpoint.keep)
-    start = _checkpoint_to_resume(cfg, spec, run_dir, ckpts, resume)
+    start = checkpoint_to_resume(cfg, spec, run_dir, ckpts, resume)
     run_dir.mkdir(parents=True, exist_ok=True)
     log(f"run {run_id}: game {spec.name}, run dir {run_dir}")
 
@@ -232,7 +151,7 @@ def run_training(
             log(f"redis {redact(url)}")
             existing = store.load()  # a corrupt league document raises PayloadError here, and stays as it is
             if start is not None:
-                state, start = _league_to_resume(cfg, spec, run_id, run_dir, params, existing, start, log)
+                state, start = league_to_resume(cfg, spec, run_id, run_dir, params, existing, start, log)
             elif existing is not None:
                 raise RunError(
                     f"run {run_id!r} already exists in this Redis; continue it with --resume, "

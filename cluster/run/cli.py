@@ -11,15 +11,16 @@ from typing import Iterator
 
 from actors.games import GameError
 from cluster.config import ConfigError, load_config
-from cluster.redis_conn import RedisUnavailable, resolve_url
-from cluster.wire import PayloadError
+from cluster.stores.connection import RedisUnavailable, resolve_url
 from learner.checkpoint import CheckpointError
+from learner.wire import PayloadError
 
 USER_ERRORS = (ConfigError, GameError, RedisUnavailable, PayloadError, CheckpointError, FileNotFoundError)
 
 
 def _train(args: argparse.Namespace) -> int:
-    from cluster.trainer import RunError, run_training
+    from cluster.run.resume import RunError
+    from cluster.run.trainer import run_training
 
     overrides = list(args.set or [])
     if args.redis_url:
@@ -47,7 +48,7 @@ def open_run_redis(redis_url: str, run_dir: str) -> Iterator[str]:
     data = Path(run_dir) / "redis"
     if not data.is_dir():
         raise ConfigError(f"{run_dir} has no embedded Redis data ({data}); pass --redis-url for a run that used an external Redis")
-    from cluster.embedded_redis import EmbeddedRedis, live_server_url
+    from cluster.stores.embedded_redis import EmbeddedRedis, live_server_url
 
     live = live_server_url(data)
     if live:  # the run is going on: read it from its own server
@@ -58,7 +59,7 @@ def open_run_redis(redis_url: str, run_dir: str) -> Iterator[str]:
 
 
 def _pick_run(client, prefix: str, wanted: str) -> str:
-    from cluster.league_store import list_runs
+    from cluster.stores.league_store import list_runs
 
     runs = list_runs(client, prefix)
     if wanted:
@@ -82,8 +83,9 @@ def format_table(players) -> str:
 
 
 def _league(args: argparse.Namespace) -> int:
-    from cluster.league_store import LeagueStore
-    from cluster.redis_conn import RunKeys, connect
+    from cluster.stores.connection import connect
+    from cluster.stores.keys import RunKeys
+    from cluster.stores.league_store import LeagueStore
 
     with open_run_redis(args.redis_url, args.run_dir) as url:
         client = connect(url)
@@ -104,10 +106,11 @@ def _league(args: argparse.Namespace) -> int:
 
 
 def _dashboard(args: argparse.Namespace) -> int:
-    from cluster.dashboard import run_dashboard
-    from cluster.dashboard_data import dashboard_state
-    from cluster.league_store import LeagueStore
-    from cluster.redis_conn import RunKeys, connect
+    from cluster.stores.connection import connect
+    from cluster.stores.keys import RunKeys
+    from cluster.stores.league_store import LeagueStore
+    from cluster.ui.dashboard import run_dashboard
+    from cluster.ui.dashboard_data import dashboard_state
 
     with open_run_redis(args.redis_url, args.run_dir) as url:
         client = connect(url)
@@ -151,9 +154,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _league_policy(args: argparse.Namespace):
     """A league player's weights (a snapshot id, or `latest`) from a run's Redis."""
     from actors.games import load_game
-    from cluster.league_store import LeagueStore
-    from cluster.param_store import ParamStore
-    from cluster.redis_conn import RunKeys, connect
+    from cluster.stores.connection import connect
+    from cluster.stores.keys import RunKeys
+    from cluster.stores.league_store import LeagueStore
+    from cluster.stores.param_store import ParamStore
     from learner.arch import model_from_meta
     from learner.export import build_policy, policy_meta
 
@@ -183,7 +187,7 @@ def _league_policy(args: argparse.Namespace):
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from cluster.submit import submit_job
+    from cluster.remote.submit import submit_job
 
     status = submit_job(args.address, ["--config", args.config, *sum((["--set", s] for s in args.set or []), [])], follow=not args.no_follow)
     print(f"job status: {status}")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import redis
 
-from cluster.redis_conn import RedisUnavailable
+from cluster.stores.connection import RedisUnavailable
 
 
 def find_redis_server() -> str:

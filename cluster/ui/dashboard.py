@@ -1,8 +1,8 @@
-"""Live dashboard: a tiny HTTP server for the page in ``cluster/web``.
+"""Live dashboard: a tiny HTTP server for the page in ``cluster/ui/web``.
 
 The server knows nothing about Redis, Ray or the league. It serves three
 static files and one JSON endpoint whose body is whatever ``data_fn()``
-returns (the shape is documented in ``cluster/web/app.js``). Keeping the data
+returns (the shape is documented in ``cluster/ui/web/app.js``). Keeping the data
 source a plain callable lets the CLI plug in the real stores and lets tests
 plug in a dict.
 

@@ -10,31 +10,18 @@ import time
 
 import redis
 
-from cluster.param_store import ParamStore
-from cluster.records import GameResult
-from cluster.redis_conn import RunKeys, connect
-from cluster.wire import PayloadError, decode_doc, decode_game, encode_doc, encode_game
+from cluster.stores.connection import connect
+from cluster.stores.keys import CLAIM_GAMES, RunKeys, runs_index
+from cluster.stores.param_store import ParamStore
+from cluster.stores.payloads import decode_doc, decode_game, encode_doc, encode_game
 from league.league import LeagueState
+from league.records import GameResult
+from learner.wire import PayloadError
 
 STATE_SCHEMA, STATE_V = "league_state", 1
 POINT_SCHEMA, POINT_V = "elo_point", 1
 HEALTH_SCHEMA, HEALTH_V = "health", 1
 META_SCHEMA, META_V = "run_meta", 1
-
-# Move up to ARGV[1] results from the game queue to the claimed list, unless an earlier claim is
-# still unacknowledged; return the claimed list. Re-running it (a retry after a lost reply) returns
-# the same claim.
-_CLAIM = """
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  for i = 1, tonumber(ARGV[1]) do
-    local item = redis.call('LPOP', KEYS[1])
-    if not item then break end
-    redis.call('RPUSH', KEYS[2], item)
-  end
-end
-return redis.call('LRANGE', KEYS[2], 0, -1)
-"""
-
 
 class LeagueStore:
     def __init__(self, client: redis.Redis, keys: RunKeys, max_history: int = 2000) -> None:
@@ -42,7 +29,7 @@ class LeagueStore:
         self.keys = keys
         self.max_history = max_history
         self.corrupt_games = 0
-        self._claim = client.register_script(_CLAIM)
+        self._claim = client.register_script(CLAIM_GAMES)
 
     # --- league state ----------------------------------------------------------------------
     def load(self) -> LeagueState | None:
@@ -117,7 +104,7 @@ class LeagueStore:
 
 def list_runs(client: redis.Redis, prefix: str) -> list[str]:
     """Run ids in this Redis, oldest first."""
-    return [x.decode() for x in client.zrange(f"{prefix}:runs", 0, -1)]
+    return [x.decode() for x in client.zrange(runs_index(prefix), 0, -1)]
 
 
 class LeagueReader:
@@ -146,6 +133,15 @@ class LeagueReader:
                 self._state = fresh
         return self._state
 
+
+class RedisResultSink:
+    """Where rollout workers and evaluators report finished games: the run's game queue."""
+
+    def __init__(self, store: LeagueStore) -> None:
+        self.store = store
+
+    def report(self, results: list[GameResult]) -> None:
+        self.store.push_games(results)
 
 
 def run_stores(cfg, redis_url: str, run_id: str) -> tuple[ParamStore, LeagueStore]:

@@ -22,7 +22,7 @@ import ray
 from ray.exceptions import RayActorError, RayError, RayTaskError
 
 from cluster.config import Config
-from cluster.ray_actors import RolloutService
+from cluster.remote.rollout_service import RolloutService
 
 
 class FleetError(RuntimeError):

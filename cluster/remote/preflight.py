@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from cluster.config import Config, ConfigError
-from cluster.redis_conn import redact
+from cluster.stores.connection import redact
 
 
 class PreflightError(ConfigError):

@@ -1,6 +1,6 @@
 """The dashboard's /api/state document, built from a run's Redis (live or finished).
 
-The shape is the contract documented at the top of cluster/web/app.js. The payoff heat map shows the
+The shape is the contract documented at the top of cluster/ui/web/app.js. The payoff heat map shows the
 league's decayed payoff table (league/payoff.py): win rate of the row player, None where no games.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from cluster.league_store import LeagueStore
+from cluster.stores.league_store import LeagueStore
 
 
 def dashboard_state(store: LeagueStore) -> dict:

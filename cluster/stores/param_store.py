@@ -6,7 +6,7 @@
 - actors poll `latest_version()` (one GET of a small integer) and fetch the blob only on change.
 - snapshots are separate keys written once with SET NX: once written they never change, so a past
   opponent can never be aliased to the live weights.
-Weights are msgpack (cluster.wire), never pickle.
+Weights are msgpack (learner/wire.py), never pickle.
 """
 
 from __future__ import annotations
@@ -14,28 +14,8 @@ from __future__ import annotations
 import numpy as np
 import redis
 
-from cluster.redis_conn import RunKeys
-from cluster.wire import PayloadError, decode_weights, encode_weights
-
-_PUBLISH = """
-local cur = tonumber(redis.call('GET', KEYS[1]) or '-1')
-local new = tonumber(ARGV[1])
-if new <= cur then
-  return redis.error_reply('STALE version ' .. new .. ' is not newer than published ' .. cur)
-end
-redis.call('SET', KEYS[2] .. new, ARGV[2])
-redis.call('ZADD', KEYS[3], new, new)
-redis.call('SET', KEYS[1], new)
-local keep = tonumber(ARGV[3])
-local n = redis.call('ZCARD', KEYS[3])
-if n > keep then
-  local old = redis.call('ZRANGE', KEYS[3], 0, n - keep - 1)
-  for _, v in ipairs(old) do redis.call('DEL', KEYS[2] .. v) end
-  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, n - keep - 1)
-end
-return cur
-"""
-
+from cluster.stores.keys import PUBLISH_WEIGHTS, RunKeys
+from learner.wire import PayloadError, decode_weights, encode_weights
 
 class StaleVersionError(ValueError):
     """A publish tried to go back in versions (e.g. two learners writing to one run)."""
@@ -50,7 +30,7 @@ class ParamStore:
         self.r = client
         self.keys = keys
         self.keep_versions = keep_versions
-        self._publish = client.register_script(_PUBLISH)
+        self._publish = client.register_script(PUBLISH_WEIGHTS)
 
     def publish(self, version: int, tensors: dict[str, np.ndarray], meta: dict | None = None) -> None:
         blob = encode_weights(tensors, version, meta)

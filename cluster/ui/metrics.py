@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cluster.records import LEARNER_ID
 from league.league import SNAPSHOT, LeagueState
+from league.records import LEARNER_ID
 
 PLAYER_PREFIXES = ("league/elo/", "league/elo_stderr/")
 """Scalars named <prefix><player id>: one gauge per prefix, the player as a tag."""

@@ -1,9 +1,11 @@
-"""Wire format: msgpack with explicit, versioned schemas. Never pickle.
+"""Wire format: msgpack with explicit, versioned schemas. Never pickle. And the learner's payloads on it:
+weights (the parameter store's and policy files') and trajectory segments.
 
 Numpy arrays travel as {"dtype", "shape", "data"} with raw little-endian bytes. Every payload is a
 map with "schema" and "v" so a reader can refuse data it does not understand with a clear error
 instead of misreading it. Decoding validates everything it reads: a corrupt or truncated payload
-raises PayloadError, never a half-built record.
+raises PayloadError, never a half-built record. The league's payloads (game results, documents)
+are built on the same envelope in cluster/stores/payloads.py.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any, Iterable
 import msgpack
 import numpy as np
 
-from cluster.records import GameResult, Segment
+from learner.segment import Segment
 
 # Only plain numeric dtypes may cross the wire; anything else (object arrays!) is refused.
 ALLOWED_DTYPES = frozenset(
@@ -52,11 +54,11 @@ def unpack_array(d: Any, what: str) -> np.ndarray:
     return np.frombuffer(data, dtype=dt).reshape(shape).astype(dt.newbyteorder("="), copy=True)
 
 
-def _dumps(schema: str, version: int, body: dict) -> bytes:
+def pack_payload(schema: str, version: int, body: dict) -> bytes:
     return msgpack.packb({"schema": schema, "v": version, **body}, use_bin_type=True)
 
 
-def _loads(payload: bytes, schema: str, version: int, keys: Iterable[str]) -> dict:
+def unpack_payload(payload: bytes, schema: str, version: int, keys: Iterable[str]) -> dict:
     if not isinstance(payload, (bytes, bytearray, memoryview)):
         raise PayloadError(f"{schema}: payload is {type(payload).__name__}, not bytes")
     if len(payload) > MAX_PAYLOAD_BYTES:
@@ -77,7 +79,7 @@ def _loads(payload: bytes, schema: str, version: int, keys: Iterable[str]) -> di
     return obj
 
 
-def _typed(obj: dict, key: str, tp: type | tuple, what: str) -> Any:
+def typed_field(obj: dict, key: str, tp: type | tuple, what: str) -> Any:
     value = obj[key]
     if isinstance(value, bool) and tp is not bool and bool not in (tp if isinstance(tp, tuple) else (tp,)):
         raise PayloadError(f"{what}.{key}: expected {tp}, got bool")
@@ -93,7 +95,7 @@ WEIGHTS_SCHEMA, WEIGHTS_V = "weights", 1
 
 def encode_weights(tensors: dict[str, np.ndarray], version: int, meta: dict | None = None) -> bytes:
     """Encode named arrays (a state dict as numpy) with the version that produced them."""
-    return _dumps(
+    return pack_payload(
         WEIGHTS_SCHEMA,
         WEIGHTS_V,
         {"version": int(version), "meta": meta or {}, "tensors": [[k, pack_array(v)] for k, v in tensors.items()]},
@@ -101,11 +103,11 @@ def encode_weights(tensors: dict[str, np.ndarray], version: int, meta: dict | No
 
 
 def decode_weights(payload: bytes) -> tuple[int, dict[str, np.ndarray], dict]:
-    obj = _loads(payload, WEIGHTS_SCHEMA, WEIGHTS_V, ("version", "meta", "tensors"))
-    version = _typed(obj, "version", int, "weights")
-    meta = _typed(obj, "meta", dict, "weights")
+    obj = unpack_payload(payload, WEIGHTS_SCHEMA, WEIGHTS_V, ("version", "meta", "tensors"))
+    version = typed_field(obj, "version", int, "weights")
+    meta = typed_field(obj, "meta", dict, "weights")
     tensors = {}
-    for item in _typed(obj, "tensors", list, "weights"):
+    for item in typed_field(obj, "tensors", list, "weights"):
         if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
             raise PayloadError("weights.tensors: entries must be [name, array]")
         tensors[item[0]] = unpack_array(item[1], f"weights[{item[0]}]")
@@ -124,13 +126,13 @@ def encode_segments(segments: list[Segment]) -> bytes:
         item = {k: pack_array(getattr(s, k)) for k in _SEG_ARRAYS}
         item.update(actor_id=s.actor_id, segment_id=s.segment_id, bootstrap_value=float(s.bootstrap_value))
         items.append(item)
-    return _dumps(SEGMENTS_SCHEMA, SEGMENTS_V, {"segments": items})
+    return pack_payload(SEGMENTS_SCHEMA, SEGMENTS_V, {"segments": items})
 
 
 def decode_segments(payload: bytes) -> list[Segment]:
-    obj = _loads(payload, SEGMENTS_SCHEMA, SEGMENTS_V, ("segments",))
+    obj = unpack_payload(payload, SEGMENTS_SCHEMA, SEGMENTS_V, ("segments",))
     out = []
-    for i, item in enumerate(_typed(obj, "segments", list, "segments")):
+    for i, item in enumerate(typed_field(obj, "segments", list, "segments")):
         what = f"segments[{i}]"
         if not isinstance(item, dict):
             raise PayloadError(f"{what}: not a map")
@@ -140,52 +142,12 @@ def decode_segments(payload: bytes) -> list[Segment]:
         arrays = {k: unpack_array(item[k], f"{what}.{k}") for k in _SEG_ARRAYS}
         try:
             seg = Segment(
-                actor_id=_typed(item, "actor_id", int, what),
-                segment_id=_typed(item, "segment_id", int, what),
-                bootstrap_value=float(_typed(item, "bootstrap_value", (int, float), what)),
+                actor_id=typed_field(item, "actor_id", int, what),
+                segment_id=typed_field(item, "segment_id", int, what),
+                bootstrap_value=float(typed_field(item, "bootstrap_value", (int, float), what)),
                 **arrays,
             )
         except ValueError as exc:  # Segment validates shapes and dtypes itself
             raise PayloadError(f"{what}: {exc}") from exc
         out.append(seg)
     return out
-
-
-# --- game results --------------------------------------------------------------------------
-
-GAME_SCHEMA, GAME_V = "game", 1
-
-
-def encode_game(g: GameResult) -> bytes:
-    return _dumps(GAME_SCHEMA, GAME_V, g.to_dict())
-
-
-def decode_game(payload: bytes) -> GameResult:
-    obj = _loads(payload, GAME_SCHEMA, GAME_V, GameResult.FIELDS)
-    for key, item_type in (("players", str), ("versions", int), ("scores", (int, float))):
-        seq = obj[key]
-        if not isinstance(seq, list) or len(seq) != 2 or not all(
-            isinstance(x, item_type) and not isinstance(x, bool) for x in seq
-        ):
-            raise PayloadError(f"game.{key}: expected a list of two {item_type}, got {seq!r}")
-    _typed(obj, "game_id", str, "game")
-    _typed(obj, "length", int, "game")
-    _typed(obj, "kind", str, "game")
-    _typed(obj, "opponent_prob", (int, float), "game")
-    _typed(obj, "finished_at", (int, float), "game")
-    try:
-        return GameResult.from_dict({k: obj[k] for k in GameResult.FIELDS})
-    except (TypeError, ValueError) as exc:
-        raise PayloadError(f"game: {exc}") from exc
-
-
-# --- generic small documents (league state, metrics) ----------------------------------------
-
-
-def encode_doc(schema: str, version: int, body: dict) -> bytes:
-    return _dumps(schema, version, {"body": body})
-
-
-def decode_doc(payload: bytes, schema: str, version: int) -> dict:
-    obj = _loads(payload, schema, version, ("body",))
-    return _typed(obj, "body", dict, schema)

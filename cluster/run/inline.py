@@ -17,11 +17,11 @@ from actors.games import load_game
 from actors.rollout import RolloutWorker
 from actors.scripted import references_for
 from cluster.config import Config, check_model_fits
-from cluster.league_store import LeagueReader, run_stores
-from cluster.ray_actors import RedisResultSink
-from cluster.records import Segment
-from learner.learner import Learner
+from cluster.stores.league_store import LeagueReader, run_stores
+from cluster.stores.league_store import RedisResultSink
 from league.manager import LeagueManager
+from learner.learner import Learner
+from learner.segment import Segment
 
 
 class _LearnerSink:

@@ -1,0 +1,108 @@
+"""The actors' config sections: the game, the rollout actors, the evaluators (`game:`, `rollout:`, `eval:`).
+
+cluster/config.py composes them into the run's Config and loads them strictly from YAML. The workers
+take that composed config; RolloutSettings and EvalSettings name the few sections each one reads,
+so this package depends on their shape, not on the package that composes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from league.config import LeagueConfig
+from learner.arch import ModelConfig
+
+
+@dataclass(frozen=True)
+class GameConfig:
+    name: str = "tictactoe_v3"
+    """PettingZoo game: a built-in name (e.g. connect_four_v3) or 'package.module' / 'package.module:factory'."""
+    kwargs: dict = field(default_factory=dict)
+    """Keyword arguments passed to the game's env() factory."""
+    native: bool = True
+    """Step games this project implements itself (actors/native_games.py: connect_four_v3) with that
+    implementation, the same game several times faster than PettingZoo's environment; false steps
+    PettingZoo's. Ignored for other games and whenever kwargs are given."""
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    num_actors: int = 2
+    """Ray rollout actors."""
+    envs_per_actor: int = 16
+    """Game copies stepped together by one actor (one batched forward pass per policy per tick)."""
+    segment_length: int = 32
+    """Decisions per trajectory segment sent to the learner (sent mid-game, as in Rapid)."""
+    actor_num_cpus: float = 1.0
+    """CPUs each rollout actor asks Ray for."""
+    weight_poll_s: float = 0.2
+    """How often actors poll the cheap version key in the parameter store."""
+    max_inflight: int = 4
+    """Segment batches an actor may have in flight to the learner before it waits (backpressure)."""
+    opponent_cache: int = 8
+    """Past-opponent policies kept in memory per actor (LRU); the league may be larger."""
+    league_refresh_s: float = 1.0
+    """How often actors reload the league's opponent pool."""
+    opening_random_moves: int = 0
+    """Training games start after a uniformly random number (0 to this many) of uniformly random
+    moves, made by neither player and not learned from, so that self-play keeps meeting new
+    positions instead of replaying the few lines its own policy prefers (meant for games whose
+    rewards come at the end, like board games). 0: every game starts from the game's start.
+    Rating games and final matches always do."""
+    max_restarts: int = 5
+    """Times Ray restarts each rollout actor after it crashes (killed process, exception in a game) before the run stops."""
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    num_evaluators: int = 1
+    """Evaluator actors playing rating games, separate from training games (OpenAI Five's
+    evaluators); 0 disables them. The in-process runner plays one round per league step if > 0."""
+    num_cpus: float = 0.25
+    """CPUs each evaluator asks Ray for (it idles between rounds, see interval_s)."""
+    games_per_pair: int = 20
+    """Games per (rated policy, reference) pair in one round; seats alternate game by game."""
+    references: tuple[str, ...] = ()
+    """Reference players to rate against (names from actors/scripted.py for the game); empty = all.
+    The random player, the Elo-0 anchor, is always included."""
+    snapshots_per_round: int = 1
+    """Snapshots rated in each round besides the latest policy."""
+    snapshot_pick: str = "uncertain"
+    """Which snapshots a round rates: uncertain (largest Elo standard error first, unrated first) or newest."""
+    greedy: bool = False
+    """Rated policies play their argmax move. Off: they sample, as in training, so a rating
+    describes the same policy that training games and opponents see."""
+    interval_s: float = 5.0
+    """Seconds from one round's start to the next; each round reloads the latest weights and the league."""
+
+
+class Seeded(Protocol):
+    @property
+    def seed(self) -> int: ...
+
+
+class RolloutSettings(Protocol):
+    """The sections of the run's config a rollout worker reads (cluster/config.py's Config has them)."""
+
+    @property
+    def run(self) -> Seeded: ...
+    @property
+    def model(self) -> ModelConfig: ...
+    @property
+    def rollout(self) -> RolloutConfig: ...
+    @property
+    def league(self) -> LeagueConfig: ...
+
+
+class EvalSettings(Protocol):
+    """The sections of the run's config an evaluator (and the initial league) reads."""
+
+    @property
+    def run(self) -> Seeded: ...
+    @property
+    def model(self) -> ModelConfig: ...
+    @property
+    def eval(self) -> EvalConfig: ...
+    @property
+    def league(self) -> LeagueConfig: ...

@@ -1,0 +1,153 @@
+"""Thin Ray adapter around the plain-Python rollout worker (actors/rollout.py).
+
+RolloutService owns a RolloutWorker whose sink (RaySegmentSink) sends msgpack batches to the
+learner with at most `max_inflight` calls outstanding; when the learner's queue is full it retries
+with backoff, and the time spent waiting is counted. A game that raises ends the process so that
+Ray restarts the actor (cluster/remote/fleet.py supervises the restarts).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import traceback
+
+import ray
+
+from actors.games import load_game
+from actors.rollout import RolloutWorker
+from actors.scripted import references_for
+from cluster.config import Config, config_from_dict
+from cluster.remote.process import restart_salt, set_torch_threads
+from cluster.stores.league_store import LeagueReader, RedisResultSink, run_stores
+from learner.segment import Segment
+from learner.wire import encode_segments
+
+
+class RaySegmentSink:
+    """Sends encoded segment batches to the learner; at most max_inflight outstanding calls."""
+
+    def __init__(self, learner: "ray.actor.ActorHandle", max_inflight: int, source: str = "") -> None:
+        self.learner = learner
+        self.max_inflight = max_inflight
+        self.source = source  # this actor incarnation, so the learner can count what a crash lost
+        self.produced = 0
+        self.inflight: dict = {}  # ObjectRef -> (payload, segments in it), kept until accepted
+        self.wait_s = 0.0
+        self.retries = 0
+        self.dropped_at_stop = 0  # segments refused by a full queue after the run began to stop
+        self.stopping = threading.Event()
+
+    def _submit(self, payload: bytes, count: int) -> None:
+        ref = self.learner.submit.remote(payload, source=self.source, produced=self.produced, count=count)
+        self.inflight[ref] = (payload, count)
+
+    def send(self, segments: list[Segment]) -> None:
+        payload = encode_segments(segments)
+        self.produced += len(segments)
+        self._settle(limit=self.max_inflight)
+        self._submit(payload, len(segments))
+
+    def _settle(self, limit: int) -> None:
+        """Block until fewer than `limit` calls are outstanding; collect any that finished."""
+        t0 = time.monotonic()
+        while len(self.inflight) >= limit:
+            ready, _ = ray.wait(list(self.inflight), num_returns=1)
+            self._resolve(ready)
+        if self.inflight:
+            ready, _ = ray.wait(list(self.inflight), num_returns=len(self.inflight), timeout=0)
+            self._resolve(ready)
+        self.wait_s += time.monotonic() - t0
+
+    def _resolve(self, refs: list) -> None:
+        for ref in refs:
+            payload, count = self.inflight.pop(ref)
+            if ray.get(ref):
+                self.retries = 0
+                continue
+            if self.stopping.is_set():
+                # The run is ending and the learner no longer trains, so its queue stays full:
+                # retrying would hold this actor (and the driver's shutdown) until a timeout.
+                self.dropped_at_stop += count
+                continue
+            # The learner's queue stayed full: back off, then send the same batch again.
+            self.retries += 1
+            time.sleep(min(0.05 * self.retries, 0.5))
+            self._submit(payload, count)
+
+    def flush(self) -> None:
+        self._settle(limit=1)
+
+
+class RolloutService:
+    def __init__(self, actor_id: int, cfg_dict: dict, redis_url: str, run_id: str, learner_name: str) -> None:
+        """`learner_name`: the learner's Ray actor name. A name, not a handle: Ray keeps a handle
+        argument in the object store, where it could be gone by the time it restarts this actor."""
+        cfg: Config = config_from_dict(cfg_dict)
+        learner = ray.get_actor(learner_name)
+        set_torch_threads(1)
+        params, store = run_stores(cfg, redis_url, run_id)
+        make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native)
+        self.actor_id = actor_id
+        self.learner = learner
+        self.sink = RaySegmentSink(learner, cfg.rollout.max_inflight)
+        self.worker = RolloutWorker(
+            actor_id,
+            cfg,
+            make_slot,
+            spec,
+            params=params,
+            league=LeagueReader(store, cfg.rollout.league_refresh_s),
+            sink=self.sink,
+            results=RedisResultSink(store),
+            references=references_for(cfg.game.name),
+            restart_salt=restart_salt(),
+        )
+        self.sink.source = self.source
+        self._stop = threading.Event()
+
+    @property
+    def source(self) -> str:
+        """This incarnation of this actor (a restarted actor is a new one)."""
+        return f"a{self.actor_id}-{self.worker.incarnation}"
+
+    def run(self) -> dict:
+        try:
+            self.worker.run(self._stop.is_set)
+        except ray.exceptions.RayError:
+            raise  # the learner is gone: the driver stops the run, and a restart would not help
+        except Exception as exc:  # noqa: BLE001 - an exception in a game: crash, so that Ray restarts us
+            self._exit_for_restart(exc)
+        self.sink.flush()
+        return self.stats()
+
+    def _exit_for_restart(self, exc: Exception) -> None:
+        """Tell the learner why this incarnation ends (the driver logs it), then end the process:
+        Ray restarts the actor and runs run() again there (max_task_retries=-1), so one path serves
+        killed processes and exceptions alike, and rollout.max_restarts bounds both."""
+        traceback.print_exc()
+        try:
+            ray.get(self.learner.report_failure.remote(self.source, f"{type(exc).__name__}: {exc}"), timeout=10)
+        finally:
+            os._exit(1)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.sink.stopping.set()
+
+    def stats(self) -> dict:
+        s = self.worker.stats
+        return {
+            "source": self.source,
+            "pid": os.getpid(),
+            "env_steps": s.env_steps,
+            "games": s.games,
+            "segments": s.segments,
+            "samples": s.samples,
+            "policy_version": self.worker.latest.version,
+            "weight_updates": s.weight_updates,
+            "backpressure_s": self.sink.wait_s,
+            "dropped_at_stop": self.sink.dropped_at_stop,
+            "opponent_fallbacks": s.opponent_fallbacks,
+        }

@@ -1,0 +1,100 @@
+"""Where a run starts: fresh, or from its newest checkpoint with the league kept in Redis.
+
+Everything is checked before anything is written: a refused resume changes nothing. The checkpoint
+must fit this config's network, Redis must still hold the run's league and weights that fit, and
+the version to continue from is the newer of the checkpoint's and the parameter store's (versions
+trained after the last checkpoint are lost, and said so).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from cluster.config import Config
+from cluster.stores.param_store import ParamStore
+from league.league import LeagueState
+from learner.checkpoint import CheckpointDir, check_compatible, decode_checkpoint, model_spec, resume_version
+from learner.model import InferencePolicy
+
+
+class RunError(RuntimeError):
+    """The run cannot start or continue; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class StartPoint:
+    """Where a run starts: fresh (version 0) or from a checkpoint, whose counters it continues."""
+
+    version: int = 0
+    checkpoint: bytes | None = None
+    checkpoint_version: int = 0
+    env_steps: int = 0
+    games: int = 0
+    train_seconds: float = 0.0  # wall time trained before this start (run.max_seconds counts it)
+    config_changes: tuple[str, ...] = ()  # "key: old -> new" against the checkpoint's config
+
+
+def checkpoint_to_resume(cfg: Config, spec, run_dir: Path, ckpts: CheckpointDir, resume: bool) -> StartPoint | None:
+    """The newest checkpoint when resuming, checked against this config; refuses to start a fresh
+    run over an existing one. Reads only: a refused resume changes nothing."""
+    latest = ckpts.latest()
+    if not resume:
+        if latest is not None:
+            raise RunError(f"{run_dir} already holds a run (checkpoint {latest}); continue it with --resume, or choose another --run-dir")
+        return None
+    if latest is None:
+        raise RunError(f"--resume: no checkpoint in {ckpts.path}; start the run without --resume, or name the right --run-dir")
+    data = latest.read_bytes()
+    ckpt = decode_checkpoint(data, f"checkpoint {latest}")
+    check_compatible(ckpt, model_spec(spec.name, spec.obs_shape, spec.num_actions, cfg.model), f"checkpoint {latest}")
+    p = ckpt.progress
+    changes = config_changes(ckpt.config, cfg.to_dict())
+    return StartPoint(
+        ckpt.version, data, ckpt.version, int(p.get("env_steps", 0)), int(p.get("games", 0)), float(p.get("train_seconds", 0.0)), changes
+    )
+
+
+def config_changes(old: dict, new: dict, prefix: str = "") -> tuple[str, ...]:
+    out: list[str] = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_changes(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return tuple(out)
+
+
+def league_to_resume(cfg, spec, run_id, run_dir, params: ParamStore, existing, start: StartPoint, log) -> tuple[LeagueState, StartPoint]:
+    """Check that Redis still holds the run's league and weights that fit, and pick the version to continue from."""
+    if existing is None:
+        raise RunError(
+            f"run {run_id!r} has no league in this Redis: resume with the Redis the run used "
+            f"(its embedded data in {run_dir / 'redis'}, or the same --redis-url)"
+        )
+    published = params.fetch()  # corrupt weights raise PayloadError; nothing is overwritten
+    if published is not None:
+        try:
+            InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model).load(published[1], published[0])
+        except ValueError as exc:
+            raise RunError(f"weights of run {run_id!r} in Redis (v{published[0]}) do not fit this config: {exc}") from exc
+    version = resume_version(start.checkpoint_version, params.latest_version())
+    log(
+        f"resuming run {run_id} from checkpoint {checkpoint_name(start)} at learner version {start.checkpoint_version} "
+        f"({start.env_steps:,} env steps, {start.games:,} games); league: {len(existing.players)} players, "
+        f"{existing.games_total:,} games"
+    )
+    if start.config_changes:
+        log("config changed since the checkpoint: " + "; ".join(start.config_changes))
+    if version != start.checkpoint_version:
+        log(
+            f"the parameter store already holds v{version - 1}: versions {start.checkpoint_version + 1}..{version - 1} "
+            f"were trained after the last checkpoint and are lost; continuing as v{version}"
+        )
+    return existing, dataclasses.replace(start, version=version)
+
+
+def checkpoint_name(start: StartPoint) -> str:
+    return f"ckpt-v{start.checkpoint_version:08d}.pt"

@@ -1,0 +1,104 @@
+"""THE Redis key layout of a run: every key, its type, who writes it and who reads it.
+
+Every key starts with `redis.key_prefix` (default "selfplay"), so one Redis can hold several runs;
+`{p}` below is that prefix and `{run}` the run id. Values are msgpack payloads (learner/wire.py,
+cluster/stores/payloads.py), never pickle. RunKeys builds every key; the two Lua scripts, which
+take keys as arguments, are here too, so that this file is the whole layout.
+
+| key                           | type       | value                                   | writer                                   | readers                                            |
+|-------------------------------|------------|-----------------------------------------|------------------------------------------|----------------------------------------------------|
+| {p}:runs                      | sorted set | run ids, score = start time             | driver (LeagueStore.set_meta, once)      | `selfplay league` / `dashboard` (list_runs)        |
+| {p}:{run}:meta                | string     | run_meta doc (game, config, running...) | driver (set_meta)                        | CLI, dashboard, `--resume`                         |
+| {p}:{run}:params:version      | string     | newest published version (integer)      | learner (PUBLISH_WEIGHTS)                | rollout actors, evaluators (poll), league manager  |
+| {p}:{run}:params:versions     | sorted set | published versions, score = version     | learner (PUBLISH_WEIGHTS, trims)         | PUBLISH_WEIGHTS only                               |
+| {p}:{run}:params:w:{version}  | string     | weights payload; newest keep_versions   | learner (PUBLISH_WEIGHTS, deletes old)   | actors, evaluators, league manager, driver, CLI    |
+| {p}:{run}:snap:{player_id}    | string     | weights payload, written once (SET NX)  | league manager (snapshot_from_published) | actors (past opponents), evaluators, CLI           |
+| {p}:{run}:league:state        | string     | league_state doc (players, Elo, payoff) | league manager (LeagueStore.save)        | actors, evaluators (LeagueReader), CLI, dashboard  |
+| {p}:{run}:league:history      | list       | elo_point docs, last league.max_history | league manager (append_history)          | dashboard                                          |
+| {p}:{run}:games               | list       | game payloads, a queue                  | actors, evaluators, driver (push_games)  | league manager (CLAIM_GAMES)                       |
+| {p}:{run}:games:claimed       | list       | games claimed, not yet acknowledged     | league manager (CLAIM_GAMES; save empties it) | league manager                                |
+| {p}:{run}:health              | string     | health doc (rates, lag, actor stats)    | driver (set_health)                      | dashboard, benchmarks                              |
+
+"Driver" is the process running `selfplay train` (cluster/run/trainer.py, or cluster/run/inline.py
+in-process); the league manager runs in it. "Learner" is the learner's Ray actor
+(cluster/remote/learner_service.py), or the in-process runner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def runs_index(prefix: str) -> str:
+    """The sorted set of run ids by start time, shared by all runs under this prefix."""
+    return f"{prefix}:runs"
+
+
+@dataclass(frozen=True)
+class RunKeys:
+    """Every Redis key of one run (the table above). One place, so nobody builds keys by hand."""
+
+    prefix: str
+    run_id: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}:{self.run_id}"
+
+    @property
+    def runs(self) -> str:
+        return runs_index(self.prefix)
+
+    meta = property(lambda s: f"{s.base}:meta")
+    param_version = property(lambda s: f"{s.base}:params:version")
+    param_versions = property(lambda s: f"{s.base}:params:versions")
+    league_state = property(lambda s: f"{s.base}:league:state")
+    league_history = property(lambda s: f"{s.base}:league:history")
+    games = property(lambda s: f"{s.base}:games")
+    games_claimed = property(lambda s: f"{s.base}:games:claimed")
+    health = property(lambda s: f"{s.base}:health")
+
+    weights_prefix = property(lambda s: f"{s.base}:params:w:")
+
+    def weights(self, version: int) -> str:
+        return f"{self.weights_prefix}{version}"
+
+    def snapshot(self, player_id: str) -> str:
+        return f"{self.base}:snap:{player_id}"
+
+
+# Publish weights (KEYS: params:version, params:w: prefix, params:versions; ARGV: version, blob,
+# keep): refuse a version that is not newer, write the blob, bump the version, drop all but the
+# newest `keep` blobs. Atomic, so a reader never sees a version whose blob is missing.
+PUBLISH_WEIGHTS = """
+local cur = tonumber(redis.call('GET', KEYS[1]) or '-1')
+local new = tonumber(ARGV[1])
+if new <= cur then
+  return redis.error_reply('STALE version ' .. new .. ' is not newer than published ' .. cur)
+end
+redis.call('SET', KEYS[2] .. new, ARGV[2])
+redis.call('ZADD', KEYS[3], new, new)
+redis.call('SET', KEYS[1], new)
+local keep = tonumber(ARGV[3])
+local n = redis.call('ZCARD', KEYS[3])
+if n > keep then
+  local old = redis.call('ZRANGE', KEYS[3], 0, n - keep - 1)
+  for _, v in ipairs(old) do redis.call('DEL', KEYS[2] .. v) end
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, n - keep - 1)
+end
+return cur
+"""
+
+# Claim games (KEYS: games, games:claimed; ARGV: max): move up to ARGV[1] results from the game
+# queue to the claimed list, unless an earlier claim is still unacknowledged; return the claimed
+# list. Re-running it (a retry after a lost reply) returns the same claim.
+CLAIM_GAMES = """
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  for i = 1, tonumber(ARGV[1]) do
+    local item = redis.call('LPOP', KEYS[1])
+    if not item then break end
+    redis.call('RPUSH', KEYS[2], item)
+  end
+end
+return redis.call('LRANGE', KEYS[2], 0, -1)
+"""

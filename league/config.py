@@ -1,0 +1,32 @@
+"""The league's config section (`league:` in YAML): opponent sampling, snapshots, ratings, payoff.
+
+cluster/config.py composes it into the run's Config and loads it strictly from YAML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LeagueConfig:
+    sampler: str = "openai_five"
+    """Opponent sampler: openai_five, alphastar, pfsp_hard, pfsp_var, uniform, self_play."""
+    latest_prob: float = 0.8
+    """openai_five: probability of playing the latest policy (OpenAI Five: 0.8)."""
+    quality_eta: float = 0.01
+    """openai_five: quality-score step size eta (OpenAI Five: 0.01)."""
+    snapshot_every: int = 10
+    """A snapshot of the learner joins the pool every this many versions."""
+    max_history: int = 2000
+    """Elo-history points kept in Redis (oldest dropped)."""
+    rate_training_games: bool = False
+    """Also fit ratings from training games. Off: ratings rest on rating games only (evaluators'
+    and the end-of-run match), whose opponents are fixed references rather than whoever the
+    opponent sampler picked. Turn on when eval.num_evaluators is 0, or ratings barely move."""
+    payoff_decay: float = 0.99
+    """AlphaStar payoff table: each game of a pair first multiplies that pair's counts by this (1 = no decay)."""
+    train_references: tuple[str, ...] = ()
+    """Scripted reference players (names from actors/scripted.py for the game) that join the past
+    pool as training opponents, sampled like snapshots; random always does. Empty: the others only
+    play rating games, so every score against them is measured on an opponent never trained against."""

@@ -1,0 +1,67 @@
+"""The learner's config sections: PPO (the update rule) and the learner process (device, threads, queue).
+
+Each field is documented where it is declared; cluster/config.py composes these sections into the
+run's Config and loads them strictly from YAML (the `ppo:` and `learner:` sections).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    lr: float = 3e-4
+    """Adam learning rate."""
+    gamma: float = 0.99
+    """Discount per decision of the acting agent (turn-based games count own moves only)."""
+    gae_lambda: float = 0.95
+    """GAE lambda (OpenAI Five: 0.95)."""
+    clip: float = 0.2
+    """PPO ratio clip (OpenAI Five: 0.2)."""
+    ent_coef: float = 0.01
+    """Entropy bonus weight."""
+    vf_coef: float = 0.5
+    """Value-loss weight (OpenAI Five: 0.25-1.0)."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip."""
+    epochs: int = 4
+    """Passes over each batch."""
+    minibatch_size: int = 512
+    """Samples per gradient step."""
+    batch_size: int = 2048
+    """Samples gathered per learner iteration (one iteration = one new learner version)."""
+    max_policy_lag: int = 4
+    """Samples produced more than this many versions ago are dropped (and counted). ANCHORS: keep lag 0-1."""
+    normalize_advantages: bool = True
+    """Normalise advantages per minibatch."""
+    schedule_versions: int = 0
+    """Learner versions over which lr and ent_coef move linearly to lr x lr_end_factor and
+    ent_coef x ent_end_factor, then stay (0: constant). Keyed to the learner version, which a
+    checkpoint restores, so a resumed run continues the schedule where it stopped."""
+    lr_end_factor: float = 1.0
+    """Learning rate at the schedule's end, as a fraction of lr (1: no decay)."""
+    ent_end_factor: float = 1.0
+    """Entropy weight at the schedule's end, as a fraction of ent_coef (OpenAI Five: 0.01 -> 0.001, i.e. 0.1)."""
+    target_kl: float = 0.0
+    """Stop an update's remaining minibatches once one has moved the policy past 1.5 x this
+    (approx. KL from the acting policy); 0: always run every epoch."""
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    device: str = "auto"
+    """auto (CUDA when Ray granted a GPU / one is visible), cpu, or cuda."""
+    num_gpus: float = 0.0
+    """GPUs the learner actor asks Ray for. 0 on a CPU-only machine."""
+    num_cpus: float = 1.0
+    """CPUs the learner actor asks Ray for."""
+    torch_threads: int = 1
+    """torch intra-op threads. 1 avoids 25-40x slowdowns from oversubscription on shared cores."""
+    publish_every: int = 1
+    """Publish weights to the parameter store every this many learner versions."""
+    queue_segments: int = 0
+    """Bound of the learner's inbound queue, in trajectory segments; a full queue pushes back on
+    the actors. 0: one batch (ceil(ppo.batch_size / rollout.segment_length)), so actors fill the
+    next batch while the learner trains on the current one, then wait instead of running ahead
+    and producing samples that go stale."""

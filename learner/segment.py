@@ -1,0 +1,60 @@
+"""The learner's input record: a trajectory segment, stamped with the versions that produced it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class Segment:
+    """A fixed-length run of one learning agent's consecutive decisions in one game slot.
+
+    Segments are cut every `segment_length` decisions, mid-game, and may span game boundaries
+    (dones[t] marks the last decision of a game). rewards[t] is everything the agent received from
+    its decision t until its next decision or the game's end (turn-based attribution).
+    versions[t] is the learner version whose weights chose actions[t].
+    """
+
+    actor_id: int
+    segment_id: int
+    obs: np.ndarray  # [T, obs_dim] float32
+    masks: np.ndarray  # [T, num_actions] bool
+    actions: np.ndarray  # [T] int64
+    logp: np.ndarray  # [T] float32, log-prob under the masked behaviour distribution
+    values: np.ndarray  # [T] float32
+    rewards: np.ndarray  # [T] float32
+    dones: np.ndarray  # [T] bool
+    versions: np.ndarray  # [T] int64
+    bootstrap_value: float  # V(next decision) when the last step is not terminal, else 0
+
+    def __post_init__(self) -> None:
+        t = len(self.actions)
+        expect = {
+            "obs": (np.float32, 2),
+            "masks": (np.bool_, 2),
+            "actions": (np.int64, 1),
+            "logp": (np.float32, 1),
+            "values": (np.float32, 1),
+            "rewards": (np.float32, 1),
+            "dones": (np.bool_, 1),
+            "versions": (np.int64, 1),
+        }
+        for name, (dtype, ndim) in expect.items():
+            a = getattr(self, name)
+            if not isinstance(a, np.ndarray) or a.dtype != dtype or a.ndim != ndim or len(a) != t:
+                got = f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}"
+                raise ValueError(f"segment field {name}: expected {np.dtype(dtype).name} with {ndim} dims and length {t}, got {got}")
+        if t == 0:
+            raise ValueError("segment is empty")
+        if not np.isfinite(self.bootstrap_value):
+            raise ValueError("segment bootstrap_value is not finite")
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    @property
+    def policy_version(self) -> int:
+        """The oldest version that produced any of its samples (what staleness is measured on)."""
+        return int(self.versions.min())
