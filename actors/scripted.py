@@ -83,6 +83,13 @@ def _c4_win_or_block(name: str, obs: np.ndarray, mask: np.ndarray, rng: np.rando
     return None, legal, mine, theirs
 
 
+def connect_four_immediate_wins(obs: np.ndarray, mask: np.ndarray) -> tuple[list[int], list[int]]:
+    """(columns where the mover wins now, columns where the opponent would win if it moved now)."""
+    legal = _legal_actions(mask)
+    mine, theirs = obs[..., 0].astype(bool), obs[..., 1].astype(bool)
+    return _winning_columns(mine, mine | theirs, legal), _winning_columns(theirs, mine | theirs, legal)
+
+
 def connect_four_tactical(obs: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> int:
     """Win now if possible, else block the opponent's immediate win, else random.
 

@@ -7,6 +7,7 @@ from pettingzoo.classic import connect_four_v3, tictactoe_v3
 from actors.scripted import (
     GENERIC_REFERENCES,
     REFERENCES,
+    connect_four_immediate_wins,
     connect_four_lookahead,
     connect_four_tactical,
     random_legal,
@@ -125,6 +126,16 @@ def test_tactical_blocks_vertical_threat():
     obs, mask = replay(env, [0, 1, 0, 1, 0])  # seat 0 has three in column 0
     for _ in range(10):
         assert connect_four_tactical(obs, mask, rng) == 0
+
+
+def test_immediate_wins_name_the_movers_wins_and_the_opponents():
+    env = connect_four_v3.env()
+    obs, mask = replay(env, HORIZONTAL_THREAT)  # seat 1 to move: seat 0 wins at column 3 if it moves there
+    assert connect_four_immediate_wins(obs, mask) == ([], [3])
+    obs, mask = replay(env, HORIZONTAL_THREAT + [5])  # seat 0 to move: its own win
+    assert connect_four_immediate_wins(obs, mask) == ([3], [])
+    obs, mask = replay(env, DIAGONAL_SETUP)
+    assert 3 in connect_four_immediate_wins(obs, mask)[0]
 
 
 def test_tactical_prefers_winning_to_blocking():
