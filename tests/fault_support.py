@@ -1,5 +1,5 @@
-"""Support for the fault tests: a game that misbehaves on purpose, and a log callback that injects
-faults when the run reaches a given point.
+"""Support for the fault tests: a game that misbehaves on purpose, and an observer of the run that
+injects faults when the run reaches a given point.
 
 The game is loaded by module path (`tests.fault_support:env`), as a user's own game would be, so
 Ray's rollout actors import it too (they run with the driver's working directory on sys.path).
@@ -8,11 +8,23 @@ Ray's rollout actors import it too (they run with the driver's working directory
 from __future__ import annotations
 
 import os
-import re
 from typing import Callable
 
 import numpy as np
 from pettingzoo.classic import tictactoe_v3
+
+from cluster.events import (
+    ActorRestarted,
+    ActorStarted,
+    CheckpointWritten,
+    LearnerStarted,
+    Observer,
+    Progress,
+    RunStarted,
+    RunStopped,
+    SnapshotAdded,
+)
+from learner.report import IterationReport
 
 # Small real runs for the fault and resume tests: tic-tac-toe, 2 actors, checkpoints every 2 versions,
 # bounded by the test (run.max_versions or a fault), never by total_env_steps.
@@ -75,59 +87,82 @@ def _claim(flag: str) -> bool:
         return False
 
 
-PROGRESS = re.compile(r"^v\s*(\d+)\s+steps")
-
-
-class LogWatch:
-    """A `log` callback for run_training: keeps every line, runs actions once, in the driver's loop,
-    when the run reaches a learner version, and presses Ctrl-C (a clean stop) on the first progress
-    line where `stop_when` holds. Faults are injected, and runs end, on conditions, not after sleeps."""
+class EventWatch(Observer):
+    """An observer for run_training: keeps every event, runs actions once, in the driver's loop,
+    when the run reaches a learner version, and asks the run to stop (a clean stop, as Ctrl-C) on
+    the first progress event where `stop_when` holds. Faults are injected, and runs end, on
+    conditions, not after sleeps."""
 
     def __init__(self) -> None:
-        self.lines: list[str] = []
+        self.events: list = []
         self.pids: dict[str, int] = {}
         self._actions: list[list] = []
-        self.stop_when: Callable[["LogWatch"], bool] | None = None
+        self.stop_when: Callable[["EventWatch"], bool] | None = None
+        self._stop = False
 
-    def at_version(self, version: int, action: Callable[["LogWatch"], None], needs: str = "") -> None:
-        """Run `action` once a progress line shows learner version >= `version` (and, with `needs`,
-        once that process' pid has been logged: 'learner', 'actor0', ...)."""
+    def at_version(self, version: int, action: Callable[["EventWatch"], None], needs: str = "") -> None:
+        """Run `action` once a progress event shows learner version >= `version` (and, with `needs`,
+        once that process has started: 'learner', 'actor0', ...)."""
         self._actions.append([version, action, needs, False])
 
-    def __call__(self, line: str) -> None:
-        self.lines.append(line)
-        if m := re.match(r"learner on \S+ \(pid (\d+)\)", line):
-            self.pids["learner"] = int(m.group(1))
-        if m := re.match(r"rollout actor (\d+): incarnation \S+ \(pid (\d+)\)", line):
-            self.pids[f"actor{m.group(1)}"] = int(m.group(2))
-        m = PROGRESS.match(line)
+    def run_started(self, e: RunStarted) -> None:
+        self.events.append(e)
+
+    def learner_started(self, e: LearnerStarted) -> None:
+        self.events.append(e)
+        self.pids["learner"] = e.pid
+
+    def actor_started(self, e: ActorStarted) -> None:
+        self.events.append(e)
+        self.pids[f"actor{e.actor}"] = e.pid
+
+    def actor_restarted(self, e: ActorRestarted) -> None:
+        self.events.append(e)
+
+    def update(self, e: IterationReport) -> None:
+        self.events.append(e)
+
+    def snapshot(self, e: SnapshotAdded) -> None:
+        self.events.append(e)
+
+    def checkpoint(self, e: CheckpointWritten) -> None:
+        self.events.append(e)
+
+    def run_stopped(self, e: RunStopped) -> None:
+        self.events.append(e)
+
+    def progress(self, e: Progress) -> None:
+        self.events.append(e)
         for entry in self._actions:
             version, action, needs, done = entry
-            if m and not done and int(m.group(1)) >= version and (not needs or needs in self.pids):
+            if not done and e.version >= version and (not needs or needs in self.pids):
                 entry[3] = True
                 action(self)
-        if m and self.stop_when is not None and self.stop_when(self):
-            raise KeyboardInterrupt  # as Ctrl-C: the run writes a checkpoint and returns
+        if self.stop_when is not None and self.stop_when(self):
+            self._stop = True
+
+    def stop_requested(self) -> bool:
+        return self._stop
+
+    def of(self, kind: type) -> list:
+        """The events of one kind, in order."""
+        return [e for e in self.events if isinstance(e, kind)]
 
     def version(self) -> int:
-        """The newest learner version in a progress line (-1 before any)."""
-        for line in reversed(self.lines):
-            if m := PROGRESS.match(line):
-                return int(m.group(1))
-        return -1
+        """The newest learner version of a progress event (-1 before any)."""
+        progress = self.of(Progress)
+        return progress[-1].version if progress else -1
 
-    def versions_after(self, pattern: str) -> list[int]:
-        """Learner versions of the progress lines after the first line matching `pattern`."""
-        hits = [i for i, line in enumerate(self.lines) if re.search(pattern, line)]
+    def versions_after(self, first: Callable[[object], bool]) -> list[int]:
+        """Learner versions of the progress events after the first event for which `first` holds."""
+        hits = [i for i, e in enumerate(self.events) if first(e)]
         if not hits:
             return []
-        return [int(m.group(1)) for line in self.lines[hits[0] + 1 :] if (m := PROGRESS.match(line))]
+        return [e.version for e in self.events[hits[0] + 1 :] if isinstance(e, Progress)]
 
     def text(self) -> str:
-        return "\n".join(self.lines)
-
-    def matching(self, pattern: str) -> list[str]:
-        return [line for line in self.lines if re.search(pattern, line)]
+        """Every event but progress and updates, for assertion messages."""
+        return "\n".join(repr(e) for e in self.events if not isinstance(e, (Progress, IterationReport)))
 
 
 class _Uneven:

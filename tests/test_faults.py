@@ -1,13 +1,14 @@
 """Faults survived and bad input refused, on a real local Ray and real redis-servers.
 
-Faults are injected at a point of the run (a LogWatch action fires when the driver logs a given
-learner version), and runs end on a condition (Ctrl-C from the log callback once what is tested
-has happened), never after a sleep. Each real run is short: tic-tac-toe, small batches.
+Faults are injected at a point of the run (an EventWatch action fires when the driver reports a given
+learner version), and runs end on a condition (the watching observer asks for a stop, handled as
+Ctrl-C, once what is tested has happened), never after a sleep. Each real run is short: tic-tac-toe, small batches.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -15,6 +16,7 @@ import time
 import numpy as np
 import pytest
 
+from cluster.events import ActorRestarted
 from cluster.remote.learner_service import LearnerService
 from cluster.run.cli import main
 from cluster.run.resume import RunError
@@ -24,8 +26,9 @@ from cluster.stores.embedded_redis import EmbeddedRedis
 from cluster.stores.keys import RunKeys
 from cluster.stores.league_store import LeagueStore
 from cluster.stores.param_store import ParamStore
+from learner.report import IterationReport
 from learner.wire import PayloadError, decode_weights, encode_segments
-from fault_support import LogWatch, make_segment, small_config
+from fault_support import EventWatch, make_segment, small_config
 
 # --- a rollout actor dies ------------------------------------------------------------------
 
@@ -37,27 +40,33 @@ def test_crashed_rollout_actors_are_restarted_and_training_goes_on(local_ray, tm
     cfg = small_config(
         "game.name=tests.fault_support:env", f"game.kwargs={{mode: raise_once, flag: '{flag}', after: 3000}}", "run.max_versions=60"
     )
-    watch = LogWatch()
+    watch = EventWatch()
     killed_at: list[int] = []
 
-    def kill_actor0(w: LogWatch) -> None:
+    def kill_actor0(w: EventWatch) -> None:
         killed_at.append(w.version())
         os.kill(w.pids["actor0"], signal.SIGKILL)
 
-    restarted = r"rollout actor (\d) restarted \(a\d-\w+ -> a\d-\w+\) after (.*): \d+ segments it had produced never reached the learner"
-    killed = r"rollout actor 0 restarted .* after its process died: "
-    failed = r"rollout actor \d restarted .* after RuntimeError: injected fault in a game: "
+    def killed(e) -> bool:
+        return isinstance(e, ActorRestarted) and e.actor == 0 and e.reason == "its process died"
 
-    def both_recovered(w: LogWatch) -> bool:
+    def failed(e) -> bool:
+        return isinstance(e, ActorRestarted) and e.reason.startswith("RuntimeError: injected fault in a game")
+
+    def both_recovered(w: EventWatch) -> bool:
         return bool(killed_at) and max(w.versions_after(killed), default=-1) >= killed_at[0] + 2 and len(w.versions_after(failed)) >= 2
 
     watch.at_version(2, kill_actor0, needs="actor0")
     watch.stop_when = both_recovered
-    result = run_training(cfg, tmp_path / "run", log=watch)
+    result = run_training(cfg, tmp_path / "run", log=lambda line: None, observers=[watch])
 
     assert killed_at and flag.exists(), watch.text()
-    assert len(watch.matching(restarted)) == 2, watch.text()
-    assert len(watch.matching(killed)) == 1 and len(watch.matching(failed)) == 1, watch.text()
+    restarts = watch.of(ActorRestarted)
+    assert len(restarts) == 2 and all(
+        re.fullmatch(rf"a{e.actor}-\w+", e.old_source) and re.fullmatch(rf"a{e.actor}-\w+", e.new_source) and e.new_source != e.old_source
+        for e in restarts
+    ), watch.text()
+    assert len([e for e in restarts if killed(e)]) == 1 and len([e for e in restarts if failed(e)]) == 1, watch.text()
     s = result.summary
     assert s["actor_restarts"] == 2 and s["lost_segments"] >= 0
     assert s["duplicate_games"] == 0  # the dead incarnations' finished games were counted once
@@ -113,11 +122,11 @@ def test_redis_restart_mid_run_loses_nothing(local_ray, tmp_path):
         server.start()  # same port, password and data directory
         restarted.set()
 
-    watch = LogWatch()
+    watch = EventWatch()
     watch.at_version(3, lambda w: threading.Thread(target=restart_redis, daemon=True).start())
     watch.stop_when = lambda w: restarted.is_set() and w.version() >= before["version"] + 3
     try:
-        result = run_training(small_config(f"redis.url={server.url}", "run.max_versions=40"), run_dir, log=watch)
+        result = run_training(small_config(f"redis.url={server.url}", "run.max_versions=40"), run_dir, log=lambda line: None, observers=[watch])
         client = connect(server.url)
         after = LeagueStore(client, keys).load()
         history = LeagueStore(client, keys).history()
@@ -144,11 +153,11 @@ def test_redis_restart_mid_run_loses_nothing(local_ray, tmp_path):
 
 def test_repeated_nan_losses_stop_the_run_without_publishing_broken_weights(local_ray, tmp_path):
     cfg = small_config("game.name=tests.fault_support:env", "game.kwargs={mode: nan_rewards}", "rollout.num_actors=1", "run.max_versions=40")
-    watch = LogWatch()
+    watch = EventWatch()
     with pytest.raises(RunError, match=r"consecutive learner iterations had only NaN/inf losses") as e:
-        run_training(cfg, tmp_path / "run", log=watch)
+        run_training(cfg, tmp_path / "run", log=lambda line: None, observers=[watch])
     assert "--resume" in str(e.value)
-    assert len(watch.matching(r"skipped \d+ minibatches with a NaN/inf loss")) >= 2, watch.text()
+    assert len([u for u in watch.of(IterationReport) if u.nonfinite_skipped > 0]) >= 2, watch.text()
     with EmbeddedRedis(tmp_path / "run" / "redis") as r:
         client = connect(r.url)
         blobs = [client.get(k) for k in client.keys("selfplay:run:params:w:*")]
@@ -169,8 +178,8 @@ def test_corrupt_truncated_or_misshapen_segment_payloads_are_counted_and_dropped
         assert learner.submit(payload, source="a0-x", produced=n + 1, count=1)
     assert learner.submit(good, source="a0-x", produced=4, count=1)
     m = learner.train(0.0)
-    assert m["corrupt_payloads"] == 3
-    assert m["learner_version"] == 1  # the good batch was trained on
+    assert m.status.corrupt_payloads == 3
+    assert m.status.learner_version == 1 and len(m.updates) == 1  # the good batch was trained on
     assert learner.incarnation_ended("a0-x") == (0, "")  # 4 produced, 4 reached the queue
     # An incarnation whose 3rd segment arrived but whose first two never did, and which then crashed:
     learner.submit(good, source="a1-y", produced=3, count=1)
@@ -269,9 +278,9 @@ def test_learner_republishes_weights_that_a_restarted_redis_lost(redis_server, r
     learner = LearnerService(small_config().to_dict(), redis_server.url, "republish")  # in-process
     learner.publish()
     redis_client.flushall()  # Redis came back without its data (no persistence configured)
-    assert learner.train(0.0)["republished"] == 1
+    assert learner.train(0.0).status.republished == 1
     assert ParamStore(redis_client, RunKeys("selfplay", "republish")).fetch()[0] == 0
-    assert learner.train(0.0)["republished"] == 1  # once: nothing lost, nothing to do
+    assert learner.train(0.0).status.republished == 1  # once: nothing lost, nothing to do
 
 
 # --- resuming against bad Redis content: one clear error, nothing changed ---------------------------
@@ -327,7 +336,6 @@ def test_a_game_that_always_fails_stops_the_run_with_its_error(local_ray, tmp_pa
         "game.name=tests.fault_support:env", "game.kwargs={mode: raise_always, after: 200}",
         "rollout.num_actors=1", "rollout.max_restarts=0", "run.max_versions=40",
     )  # restarts used up at the first failure: the give-up path without waiting for restarts
-    watch = LogWatch()
     with pytest.raises(RunError, match=r"rollout actor 0 died and was restarted 0 times .*last error: RuntimeError: injected fault in every game") as e:
-        run_training(cfg, tmp_path / "run", log=watch)
+        run_training(cfg, tmp_path / "run", log=lambda line: None)
     assert "--resume" in str(e.value)

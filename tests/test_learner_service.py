@@ -62,7 +62,7 @@ def test_drain_takes_one_batch_and_leaves_the_rest_queued(redis_server, redis_cl
     for k in range(4):
         assert _submit(service, 0, 2, seed=10 * k)  # four batches' worth, one payload each
     m = service.train(0.0)
-    assert m["learner_version"] == 1 and m["system/batch_samples"] == 64
+    assert m.status.learner_version == 1 and m.updates[0].scalars["system/batch_samples"] == 64
     assert service.inbox.qsize() == 6  # the other three batches still wait in the bounded queue
     assert service.learner.pending_samples == 0
 
@@ -81,17 +81,17 @@ def test_training_thread_updates_without_the_driver_and_reports_every_update(red
         assert _submit(service, version=k, n_segments=2, seed=10 * k)
         _wait_for(lambda: service.learner.version == k + 1)  # trained with no call from a driver
     # An update's report is queued just after the version moves: poll until all five are in.
-    updates: list[dict] = []
+    updates: list = []
     deadline = time.monotonic() + 20.0
     while len(updates) < 5 and time.monotonic() < deadline:
         report = service.progress()
-        updates += report["updates"]
+        updates += report.updates
         time.sleep(0.01)
-    versions = [u["system/learner_version"] for u in updates]
-    assert versions == [1.0, 2.0, 3.0, 4.0, 5.0]
-    assert all(np.isfinite(u["losses/total"]) and u["system/update_s"] > 0 for u in updates)
-    assert report["status"]["learner_version"] == 5 and 0.0 < report["status"]["learner_busy"] <= 1.0
-    assert service.progress()["updates"] == []  # each update is reported once
+    versions = [u.version for u in updates]
+    assert versions == [1, 2, 3, 4, 5]
+    assert all(np.isfinite(u.scalars["losses/total"]) and u.update_s > 0 for u in updates)
+    assert report.status.learner_version == 5 and 0.0 < report.status.learner_busy <= 1.0
+    assert service.progress().updates == ()  # each update is reported once
     assert service.params.latest_version() == 5  # every version was published
     assert service.stop_training() == 5
     assert not service._thread.is_alive()
@@ -110,9 +110,9 @@ def test_an_error_in_the_training_thread_reaches_the_driver(redis_server, redis_
     _wait_for(lambda: service._error is not None)
     # The iterations before the error are reported first (the driver logs their skipped
     # minibatches), then the error itself.
-    before = service.progress()["updates"]
+    before = service.progress().updates
     assert len(before) == Learner.MAX_CONSECUTIVE_NONFINITE - 1
-    assert all(u["losses/nonfinite_skipped"] > 0 and u["losses/grad_steps"] == 0 for u in before)
+    assert all(u.nonfinite_skipped > 0 and u.scalars["losses/grad_steps"] == 0 for u in before)
     with pytest.raises(NonFiniteLossError, match="consecutive learner iterations"):
         service.progress()
     with pytest.raises(NonFiniteLossError):

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from actors.games import load_game
+from cluster.events import LearnerStarted, RunStarted
 from cluster.run.cli import main
 from cluster.run.resume import RunError
 from cluster.run.trainer import run_training
@@ -24,7 +25,7 @@ from cluster.stores.embedded_redis import EmbeddedRedis
 from cluster.stores.keys import RunKeys
 from cluster.stores.league_store import LeagueStore
 from cluster.stores.param_store import ParamStore
-from fault_support import SMALL, LogWatch, make_segment, small_config
+from fault_support import SMALL, EventWatch, make_segment, small_config
 from learner.checkpoint import (
     Checkpoint,
     CheckpointDir,
@@ -223,9 +224,9 @@ def _stop_with_sigterm(run_dir: Path) -> str:
     return out
 
 
-def _versions(watch: LogWatch) -> list[int]:
-    """Learner versions of the progress lines, from the learner's start on."""
-    return watch.versions_after(r"^learner on ")
+def _versions(watch: EventWatch) -> list[int]:
+    """Learner versions of the progress events, from the learner's start on."""
+    return watch.versions_after(lambda e: isinstance(e, LearnerStarted))
 
 
 @pytest.mark.ray
@@ -242,14 +243,15 @@ def test_stop_resume_learner_death_resume_keeps_versions_pool_and_ratings(tmp_pa
 
     # 2. --resume continues from it: same numbering, pool and ratings. The learner is then killed.
     request.getfixturevalue("local_ray")  # after the subprocess: one Ray at a time on a 2-core machine
-    watch = LogWatch()
+    watch = EventWatch()
     watch.at_version(stopped_at + 3, lambda w: os.kill(w.pids["learner"], signal.SIGKILL), needs="learner")
     with pytest.raises(RunError, match=r"learner died .*continue from the last checkpoint \(v\d+\) with: selfplay train") as e:
-        run_training(small_config("run.max_versions=60"), run_dir, log=watch, resume=True)
+        run_training(small_config("run.max_versions=60"), run_dir, log=lambda line: None, resume=True, observers=[watch])
     assert f"--run-dir {run_dir} --resume" in str(e.value)
-    assert watch.matching(rf"resuming run run from checkpoint ckpt-v{stopped_at:08d}.pt at learner version {stopped_at} ")
-    assert watch.matching(rf"learner on \S+ \(pid \d+\), published version {stopped_at}$")
-    assert watch.matching(r"config changed since the checkpoint: run.max_versions: 0 -> 60$")
+    [started] = watch.of(RunStarted)
+    assert started.resumed_from == stopped_at and (run_dir / "checkpoints" / f"ckpt-v{stopped_at:08d}.pt").is_file()
+    assert [e.version for e in watch.of(LearnerStarted)] == [stopped_at]  # it published that version first
+    assert started.config_changes == ("run.max_versions: 0 -> 60",)
     assert min(_versions(watch)) >= stopped_at  # numbering went on, never restarted at 0
     second = _league(run_dir, "run")
     _assert_league_continued(first, second)
@@ -257,14 +259,14 @@ def test_stop_resume_learner_death_resume_keeps_versions_pool_and_ratings(tmp_pa
     # 3. --resume after the learner died: from the last checkpoint, after every published version.
     checkpointed = ckpts.versions()[-1]
     assert checkpointed > stopped_at
-    watch = LogWatch()
+    watch = EventWatch()
     watch.stop_when = lambda w: bool(_versions(w)) and w.version() >= second[2] + 3
-    result = run_training(small_config("run.max_versions=60"), run_dir, log=watch, resume=True)
-    assert watch.matching(rf"resuming run run from checkpoint ckpt-v{checkpointed:08d}.pt at learner version {checkpointed} ")
+    result = run_training(small_config("run.max_versions=60"), run_dir, log=lambda line: None, resume=True, observers=[watch])
+    [started] = watch.of(RunStarted)
+    assert started.resumed_from == checkpointed
     expected_start = resume_version(checkpointed, second[2])
-    assert watch.matching(rf"published version {expected_start}$")
-    if expected_start != checkpointed:
-        assert watch.matching(rf"continuing as v{expected_start}$")
+    assert [e.version for e in watch.of(LearnerStarted)] == [expected_start]
+    assert started.start_version == expected_start  # past every published version, when some came after the checkpoint
     assert min(_versions(watch)) >= expected_start and result.learner_version >= second[2] + 3
     third = _league(run_dir, "run")
     _assert_league_continued(second, third)

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 import pytest
 
 from cluster.config import load_config
+from cluster.events import RunStarted, RunStopped
 from cluster.run.cli import main
-from cluster.run.trainer import _budget_spent, run_training
+from cluster.run.driver import budget_spent as _budget_spent
+from cluster.run.trainer import run_training
 from cluster.stores.connection import connect
 from cluster.stores.embedded_redis import live_server_url
 from cluster.stores.keys import RunKeys
 from cluster.stores.league_store import LeagueStore, list_runs
 from cluster.stores.param_store import ParamStore
 from league.records import LEARNER_ID, RANDOM_ID
-from fault_support import LogWatch
+from fault_support import EventWatch
 
 
 def test_whichever_budget_runs_out_first_ends_the_run():
@@ -45,10 +48,10 @@ def test_short_run_with_two_actors_trains_and_rates(tmp_path, capsys):
         ],
     )
     run_dir = tmp_path / "ray-run"
-    watch = LogWatch()
+    watch = EventWatch()
     live: dict = {}
 
-    def read_the_live_league(w: LogWatch) -> None:
+    def read_the_live_league(w: EventWatch) -> None:
         """What a user does in a second terminal: `selfplay league --run-dir` while the run goes on.
         It must read the run's own embedded Redis, not start a second server on the same files."""
         live["version"] = w.version()
@@ -56,8 +59,8 @@ def test_short_run_with_two_actors_trains_and_rates(tmp_path, capsys):
         live["rc"] = main(["league", "--run-dir", str(run_dir)])
 
     watch.at_version(2, read_the_live_league)
-    result = run_training(cfg, run_dir, log=watch)
-    lines = watch.lines
+    lines: list[str] = []  # the console's lines, for assertion messages
+    result = run_training(cfg, run_dir, log=lines.append, observers=[watch])
 
     # Trajectories were consumed and the learner moved on, publishing its versions.
     assert result.env_steps >= 15000
@@ -67,13 +70,13 @@ def test_short_run_with_two_actors_trains_and_rates(tmp_path, capsys):
     # The final match covers every reference of the game, the random anchor first.
     assert list(result.final_matches) == [RANDOM_ID, "minimax"] and result.final_matches["minimax"].games == 40
     # Actors stopped when asked, though the learner had stopped taking their segments.
-    assert not any("did not stop" in line for line in lines), lines
+    assert [e.stuck_actors for e in watch.of(RunStopped)] == [0], lines
     assert (run_dir / "final_policy.msgpack").is_file()
 
     # The live read saw the running league: the learner at (at least) the version the driver had logged.
     assert live.get("rc") == 0, lines
-    port = re.search(r"embedded redis-server on 127\.0\.0\.1:(\d+)", "\n".join(lines)).group(1)
-    assert live["url"].endswith(f"@127.0.0.1:{port}/0")  # the run's own server
+    run_url = urlsplit(watch.of(RunStarted)[0].redis_url)  # the embedded server the run started
+    assert run_url.hostname == "127.0.0.1" and live["url"].endswith(f"@127.0.0.1:{run_url.port}/0")  # the run's own server
     table = capsys.readouterr().out
     shown = re.search(r"^run ray-run \(tictactoe_v3, running\) learner v(\d+)", table, re.M)
     assert shown and int(shown.group(1)) >= live["version"] >= 2, table  # the league is saved before the line is logged

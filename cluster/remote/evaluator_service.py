@@ -121,6 +121,9 @@ class EvaluatorPool:
             self._stats_refs[i] = ref if ref is not None else handle.stats.remote()
         return sum(self._games_before) + sum(int(s.get("games", 0)) for s in self._stats)
 
+    def league_changed(self) -> None:
+        pass  # evaluators play on their own clock (eval.interval_s)
+
     def stop(self, timeout_s: float = 30.0) -> None:
         for i, handle in enumerate(self.handles):
             if self.runs[i] is not None:

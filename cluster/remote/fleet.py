@@ -9,20 +9,19 @@ restarts, with its error, instead of looping forever.
 
 A restart is noticed by the new incarnation id in the actor's stats. The fleet then asks the learner
 why the old incarnation ended and how many segments it produced that never reached the learner, and
-logs both. Finished games were reported once, under the dead incarnation's game ids (which a new
-incarnation never reuses); its unfinished games are dropped. Stats are polled without blocking, so a
+tells the run's observers (the console logs it). Finished games were reported once, under the dead
+incarnation's game ids (which a new incarnation never reuses); its unfinished games are dropped. Stats are polled without blocking, so a
 restarting actor never stalls the learner, and totals keep the dead incarnations' counts.
 """
 
 from __future__ import annotations
 
-from typing import Callable
-
 import ray
 from ray.exceptions import RayActorError, RayError, RayTaskError
 
 from cluster.config import Config
-from cluster.remote.rollout_service import RolloutService
+from cluster.events import ActorRestarted, ActorStarted, Observer
+from cluster.remote.rollout_service import ActorStats, RolloutService
 
 
 class FleetError(RuntimeError):
@@ -30,8 +29,11 @@ class FleetError(RuntimeError):
 
 
 class RolloutFleet:
-    def __init__(self, cfg: Config, redis_url: str, run_id: str, learner_name: str, log: Callable[[str], None]) -> None:
-        self.cfg, self.learner, self.log = cfg, ray.get_actor(learner_name), log
+    """The rollouts handle of a distributed run (cluster/run/driver.py); `events` hears of every
+    incarnation that starts and every restart."""
+
+    def __init__(self, cfg: Config, redis_url: str, run_id: str, learner_name: str, events: Observer) -> None:
+        self.cfg, self.learner, self.events = cfg, ray.get_actor(learner_name), events
         cfg_dict = cfg.to_dict()
         self.actors = [
             ray.remote(RolloutService)
@@ -48,7 +50,7 @@ class RolloutFleet:
         self.runs = [a.run.remote() for a in self.actors]
         n = len(self.actors)
         self._pending: list = [None] * n  # outstanding stats() call per actor
-        self._last: list[dict | None] = [None] * n  # newest stats of the current incarnation
+        self._last: list[ActorStats | None] = [None] * n  # newest stats of the current incarnation
         self._dead_totals = [[0, 0] for _ in range(n)]  # env steps, games of earlier incarnations
         self.restarts = 0
         self.lost_segments = 0
@@ -87,27 +89,27 @@ class RolloutFleet:
                     self._seen(i, ray.get(ref))
                 except RayError:
                     pass  # dead for now: check() decides whether it comes back
-        steps = sum(t[0] + (s or {}).get("env_steps", 0) for t, s in zip(self._dead_totals, self._last))
-        games = sum(t[1] + (s or {}).get("games", 0) for t, s in zip(self._dead_totals, self._last))
+        steps = sum(t[0] + (s.env_steps if s else 0) for t, s in zip(self._dead_totals, self._last))
+        games = sum(t[1] + (s.games if s else 0) for t, s in zip(self._dead_totals, self._last))
         return steps, games
 
-    def _seen(self, i: int, stats: dict) -> None:
+    def _seen(self, i: int, stats: ActorStats) -> None:
         last = self._last[i]
-        if last is None or last["source"] != stats["source"]:
+        if last is None or last.source != stats.source:
             if last is not None:
                 self.restarts += 1
-                self._dead_totals[i][0] += last["env_steps"]
-                self._dead_totals[i][1] += last["games"]
-                lost, error = ray.get(self.learner.incarnation_ended.remote(last["source"]))
+                self._dead_totals[i][0] += last.env_steps
+                self._dead_totals[i][1] += last.games
+                lost, error = ray.get(self.learner.incarnation_ended.remote(last.source))
                 self.lost_segments += lost
-                self.log(
-                    f"rollout actor {i} restarted ({last['source']} -> {stats['source']}) after "
-                    f"{error or 'its process died'}: {lost} segments it had produced never reached the learner "
-                    f"(lost); its unfinished games were dropped, finished ones were reported once. "
-                    f"Restarts so far: {self.restarts}"
+                self.events.actor_restarted(
+                    ActorRestarted(i, last.source, stats.source, error or "its process died", lost, self.restarts)
                 )
-            self.log(f"rollout actor {i}: incarnation {stats['source']} (pid {stats['pid']})")
+            self.events.actor_started(ActorStarted(i, stats.source, stats.pid))
         self._last[i] = stats
+
+    def league_changed(self) -> None:
+        pass  # the actors re-read the league themselves (LeagueReader's refresh period)
 
     def stop(self, timeout_s: float = 30.0) -> int:
         """Ask every actor to stop and wait for their run() calls; returns how many had not ended

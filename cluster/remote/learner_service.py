@@ -16,6 +16,7 @@ import queue
 import threading
 import time
 from collections import deque
+from typing import Callable
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from cluster.stores.keys import RunKeys
 from cluster.stores.param_store import ParamStore
 from learner.checkpoint import Checkpoint, decode_checkpoint, encode_checkpoint, model_spec
 from learner.learner import Learner
+from learner.report import IterationReport, LearnerProgress, LearnerStatus
 from learner.wire import PayloadError, decode_segments
 
 
@@ -39,11 +41,15 @@ class LearnerService:
         initial_weights: dict | None = None,
         initial_version: int = 0,
         checkpoint: bytes | None = None,
+        own_process: bool = True,
     ) -> None:
         """`checkpoint` (a learner/checkpoint.py payload) restores weights, optimizer, RNGs and
-        counters; `initial_version` is then the version to continue from (see resume_version)."""
+        counters; `initial_version` is then the version to continue from (see resume_version).
+        `own_process`: False when the service runs inside the driver (an in-process run), whose
+        process-wide torch settings it then leaves alone."""
         cfg = config_from_dict(cfg_dict)
-        set_torch_threads(cfg.learner.torch_threads)
+        if own_process:
+            set_torch_threads(cfg.learner.torch_threads)
         self.cfg = cfg
         _, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native)
         self.spec = spec
@@ -69,7 +75,7 @@ class LearnerService:
         self._update_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop_training = threading.Event()
-        self._updates: deque[dict] = deque(maxlen=256)  # bounded: a driver that stops polling costs nothing
+        self._updates: deque[IterationReport] = deque(maxlen=256)  # bounded: a driver that stops polling costs nothing
         self._error: BaseException | None = None
         self._updating_s = self._waited_s = 0.0
 
@@ -151,13 +157,28 @@ class LearnerService:
                 # A corrupt batch must not kill training: drop it and count it where users look.
                 self.corrupt_payloads += 1
 
-    def train(self, wait_s: float = 1.0) -> dict:
-        """Run one update if enough samples arrive within wait_s. Returns metrics (only the
-        counters when there was no update)."""
-        return {**(self._train_once(wait_s) or {}), **self._status()}
+    def train(self, wait_s: float = 1.0) -> LearnerProgress:
+        """Run one update if enough samples arrive within wait_s; its report (no update when
+        there were too few samples) and the counters after it."""
+        report = self._train_once(wait_s)
+        return LearnerProgress(() if report is None else (report,), self._status())
 
-    def _train_once(self, wait_s: float) -> dict | None:
-        """One update's metrics, or None when too few samples arrived within wait_s."""
+    def train_ready(self, on_update: Callable[[Learner], None] | None = None) -> LearnerProgress:
+        """Update for as long as the learner holds a full batch (an in-process run's learner step:
+        its segments go straight into `self.learner`), calling on_update(learner) after each.
+        Reports every update, then the counters."""
+        reports = []
+        while self.learner.ready():
+            report = self._train_once(0.0)
+            if report is None:
+                break
+            reports.append(report)
+            if on_update is not None:
+                on_update(self.learner)
+        return LearnerProgress(tuple(reports), self._status())
+
+    def _train_once(self, wait_s: float) -> IterationReport | None:
+        """One update's report, or None when too few samples arrived within wait_s."""
         t0 = time.monotonic()
         self._drain(wait_s)
         t1 = time.monotonic()
@@ -172,27 +193,23 @@ class LearnerService:
         t2 = time.monotonic()
         self._waited_s += t1 - t0
         self._updating_s += t2 - t1
-        out["system/update_s"] = t2 - t1
-        out["system/wait_for_data_s"] = t1 - t0
-        return out
+        return IterationReport.from_metrics(out, update_s=t2 - t1, wait_for_data_s=t1 - t0)
 
-    def _status(self) -> dict:
+    def _status(self) -> LearnerStatus:
         s = self.learner.stats
         busy = self._updating_s + self._waited_s
-        return {
-            "learner_version": self.learner.version,
-            "samples_in": s.samples_in,
-            "samples_used": s.samples_used,
-            "dropped_stale": s.dropped_stale,
-            "corrupt_payloads": self.corrupt_payloads,
-            "rejected_full": self.rejected_full,
-            "republished": self.republished,
-            "queue": self.inbox.qsize(),
-            "sample_reuse": self.learner.sample_reuse(),
-            # Share of the learner's time spent updating rather than waiting for samples: near 1,
-            # the learner is the bottleneck; well below, the actors are.
-            "learner_busy": self._updating_s / busy if busy > 0 else 0.0,
-        }
+        return LearnerStatus(
+            learner_version=self.learner.version,
+            samples_in=s.samples_in,
+            samples_used=s.samples_used,
+            dropped_stale=s.dropped_stale,
+            corrupt_payloads=self.corrupt_payloads,
+            rejected_full=self.rejected_full,
+            republished=self.republished,
+            queue=self.inbox.qsize(),
+            sample_reuse=self.learner.sample_reuse(),
+            learner_busy=self._updating_s / busy if busy > 0 else 0.0,
+        )
 
     # --- training on its own thread (what a distributed run uses) ----------------------------
     def start_training(self, wait_s: float = 0.5) -> None:
@@ -213,17 +230,17 @@ class LearnerService:
         except BaseException as exc:  # noqa: BLE001 - kept and re-raised to the driver by progress()
             self._error = exc
 
-    def progress(self) -> dict:
-        """{"updates": the metrics of every update since the last call (oldest first; at most the
-        newest 256), "status": the counters now}. Re-raises what stopped the training thread
-        (NonFiniteLossError, ...), so the driver sees it as if it had called the update itself,
-        once the updates before it have been reported (their metrics say what led up to it)."""
+    def progress(self) -> LearnerProgress:
+        """The reports of every update since the last call (oldest first; at most the newest 256)
+        and the counters now. Re-raises what stopped the training thread (NonFiniteLossError,
+        ...), so the driver sees it as if it had called the update itself, once the updates before
+        it have been reported (their reports say what led up to it)."""
         with self._lock:
-            updates = list(self._updates)
+            updates = tuple(self._updates)
             self._updates.clear()
         if self._error is not None and not updates:
             raise self._error
-        return {"updates": updates, "status": self._status()}
+        return LearnerProgress(updates, self._status())
 
     def stop_training(self, timeout_s: float = 60.0) -> int:
         """Stop the training thread after its update in flight; returns the learner version."""

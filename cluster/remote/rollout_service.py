@@ -12,6 +12,7 @@ import os
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 
 import ray
 
@@ -23,6 +24,25 @@ from cluster.remote.process import restart_salt, set_torch_threads
 from cluster.stores.league_store import LeagueReader, RedisResultSink, run_stores
 from learner.segment import Segment
 from learner.wire import encode_segments
+
+
+@dataclass(frozen=True)
+class ActorStats:
+    """One rollout actor incarnation's counters, as the driver polls them."""
+
+    source: str
+    """The incarnation (a restarted actor is a new one)."""
+    pid: int
+    env_steps: int
+    games: int
+    segments: int
+    samples: int
+    policy_version: int
+    weight_updates: int
+    backpressure_s: float
+    """Time spent waiting for room in the learner's queue."""
+    dropped_at_stop: int
+    opponent_fallbacks: int
 
 
 class RaySegmentSink:
@@ -112,7 +132,7 @@ class RolloutService:
         """This incarnation of this actor (a restarted actor is a new one)."""
         return f"a{self.actor_id}-{self.worker.incarnation}"
 
-    def run(self) -> dict:
+    def run(self) -> ActorStats:
         try:
             self.worker.run(self._stop.is_set)
         except ray.exceptions.RayError:
@@ -136,18 +156,18 @@ class RolloutService:
         self._stop.set()
         self.sink.stopping.set()
 
-    def stats(self) -> dict:
+    def stats(self) -> ActorStats:
         s = self.worker.stats
-        return {
-            "source": self.source,
-            "pid": os.getpid(),
-            "env_steps": s.env_steps,
-            "games": s.games,
-            "segments": s.segments,
-            "samples": s.samples,
-            "policy_version": self.worker.latest.version,
-            "weight_updates": s.weight_updates,
-            "backpressure_s": self.sink.wait_s,
-            "dropped_at_stop": self.sink.dropped_at_stop,
-            "opponent_fallbacks": s.opponent_fallbacks,
-        }
+        return ActorStats(
+            source=self.source,
+            pid=os.getpid(),
+            env_steps=s.env_steps,
+            games=s.games,
+            segments=s.segments,
+            samples=s.samples,
+            policy_version=self.worker.latest.version,
+            weight_updates=s.weight_updates,
+            backpressure_s=self.sink.wait_s,
+            dropped_at_stop=self.sink.dropped_at_stop,
+            opponent_fallbacks=s.opponent_fallbacks,
+        )

@@ -1,15 +1,17 @@
-"""The same training run in one process: the same worker, learner, stores and league, no Ray.
+"""The same training run in one process: the same worker, learner, stores, league and driver loop
+(cluster/run/driver.py), no Ray.
 
 Actors and learner take turns instead of running concurrently, so a run is deterministic given its
 seed, which makes it the right tool for learning tests and for debugging a game adapter. Redis is
 still real: the parameter store and league behave exactly as in a distributed run. With
 eval.num_evaluators > 0, one evaluator round (rating games, actors/evaluator.py) follows every league
-step, and a last one rates the final weights.
+step, and a last one rates the final weights. Given a run directory, the run writes checkpoints and
+TensorBoard scalars there as a distributed run does.
 """
 
 from __future__ import annotations
 
-import time
+from pathlib import Path
 from typing import Callable
 
 from actors.evaluator import Evaluator, initial_league
@@ -17,19 +19,98 @@ from actors.games import load_game
 from actors.rollout import RolloutWorker
 from actors.scripted import references_for
 from cluster.config import Config, check_model_fits
-from cluster.stores.league_store import LeagueReader, run_stores
-from cluster.stores.league_store import RedisResultSink
+from cluster.events import Observer, Observers
+from cluster.remote.learner_service import LearnerService
+from cluster.run.console import ConsoleLog
+from cluster.run.driver import DriverParts, drive
+from cluster.stores.league_store import LeagueReader, RedisResultSink, run_stores
+from cluster.ui.metrics import MetricsObserver, MetricsSink
 from league.manager import LeagueManager
+from learner.checkpoint import CheckpointDir
 from learner.learner import Learner
+from learner.report import LearnerProgress
 from learner.segment import Segment
 
+LEAGUE_EVERY_VERSIONS = 10
+"""The in-process league cadence: a league step (refit, snapshot, the actors' league re-read, an
+evaluator round) when the learner version passes a multiple of this. With no wall clock in the
+loop a step on every tick would refit ratings after each of the actors' moves; every 10 versions
+is what tests/test_learning.py's bar was measured with."""
 
-class _LearnerSink:
-    def __init__(self, learner: Learner) -> None:
-        self.learner = learner
+
+class LocalLearner:
+    """The learner handle of an in-process run: the Ray actor's class, called directly; its
+    updates run when the driver asks for progress."""
+
+    def __init__(self, service: LearnerService, on_update: Callable[[Learner], None] | None = None) -> None:
+        self.service, self.on_update = service, on_update
 
     def send(self, segments: list[Segment]) -> None:
-        self.learner.add(segments)
+        """The rollout workers' segment sink."""
+        self.service.learner.add(segments)
+
+    def progress(self) -> LearnerProgress:
+        return self.service.train_ready(self.on_update)
+
+    def checkpoint(self, progress: dict) -> tuple[int, bytes]:
+        return self.service.checkpoint(progress)
+
+    def stop(self) -> int:
+        return self.service.stop_training()
+
+    def weights(self):
+        return self.service.weights()
+
+
+class LocalRollouts:
+    """The rollouts handle of an in-process run: every poll advances each worker by one decision."""
+
+    restarts = 0
+    lost_segments = 0
+
+    def __init__(self, workers: list[RolloutWorker], readers: list[LeagueReader]) -> None:
+        self.workers, self.readers = workers, readers
+        for w in workers:
+            w.start()
+
+    def check(self) -> None:
+        pass  # a worker's error is raised where it happens, in poll()
+
+    def poll(self) -> tuple[int, int]:
+        for w in self.workers:
+            # The learner may have moved since the last tick: play with its newest weights.
+            w.sync_weights(force=True)
+            w.tick()
+        return sum(w.stats.env_steps for w in self.workers), sum(w.stats.games for w in self.workers)
+
+    def league_changed(self) -> None:
+        # Readers reload only when told to: no wall clock, so a run is deterministic, and the
+        # league document is not re-read on every new game.
+        for r in self.readers:
+            r.invalidate()
+
+    def stop(self) -> int:
+        return 0
+
+
+class LocalEvaluators:
+    """At most one evaluator, playing one round of rating games after every league step."""
+
+    def __init__(self, evaluator: Evaluator | None) -> None:
+        self.evaluator = evaluator
+
+    def check(self) -> None:
+        pass
+
+    def games(self) -> int:
+        return self.evaluator.stats.games if self.evaluator is not None else 0
+
+    def league_changed(self) -> None:
+        if self.evaluator is not None:
+            self.evaluator.round()  # its games count at the next league step
+
+    def stop(self) -> None:
+        pass
 
 
 def run_inline(
@@ -38,63 +119,45 @@ def run_inline(
     run_id: str,
     log: Callable[[str], None] = print,
     on_update: Callable[[Learner], None] | None = None,
+    run_dir: Path | None = None,
+    observers: list[Observer] = (),
 ) -> tuple[Learner, LeagueManager, int]:
-    """Train until run.total_env_steps (or run.max_seconds); return (learner, league manager, env steps).
+    """Train until a budget of `run` is spent; return (learner, league manager, env steps).
 
-    on_update(learner) runs after every learner iteration (learning curves, benchmarks/)."""
+    on_update(learner) runs after every learner iteration (learning curves, benchmarks/). With
+    run_dir, checkpoints and TensorBoard scalars are written there."""
     make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native)
     check_model_fits(cfg, spec)
     params, store = run_stores(cfg, redis_url, run_id)
-    state = initial_league(cfg, references_for(cfg.game.name))
+    refs = references_for(cfg.game.name)
+    state = initial_league(cfg, refs)
     store.save(state)
-    learner = Learner(spec, cfg.model, cfg.ppo, cfg.learner, seed=cfg.run.seed)
-    params.publish(learner.version, learner.weights())
+    service = LearnerService(cfg.to_dict(), redis_url, run_id, own_process=False)
+    service.publish()
+    learner = LocalLearner(service, on_update)
     manager = LeagueManager(store, params, cfg.league, state)
-    manager.step(learner.version)
-    # Readers reload only when told to, right after each league step: no wall clock, so a run
-    # is deterministic, and the league document is not re-read on every new game.
+    manager.step(service.learner.version)
     readers = [LeagueReader(store, refresh_s=float("inf")) for _ in range(cfg.rollout.num_actors)]
-    workers = [
-        RolloutWorker(
-            i, cfg, make_slot, spec, params, readers[i],
-            _LearnerSink(learner), RedisResultSink(store), references_for(cfg.game.name),
-        )
-        for i in range(cfg.rollout.num_actors)
-    ]
+    sink = RedisResultSink(store)
+    workers = [RolloutWorker(i, cfg, make_slot, spec, params, readers[i], learner, sink, refs) for i in range(cfg.rollout.num_actors)]
     evaluator = None
     if cfg.eval.num_evaluators > 0:
-        evaluator = Evaluator(
-            0, cfg, make_slot, spec, params, LeagueReader(store, refresh_s=0.0), RedisResultSink(store), references_for(cfg.game.name)
+        evaluator = Evaluator(0, cfg, make_slot, spec, params, LeagueReader(store, refresh_s=0.0), sink, refs)
+    tb = Path(run_dir) / "tb" if run_dir is not None else None
+    events = Observers([ConsoleLog(log, cfg.run.log_every_s), MetricsObserver(MetricsSink(tb, run_id)), *observers])
+    try:
+        parts = DriverParts(
+            cfg, learner, LocalRollouts(workers, readers), LocalEvaluators(evaluator), manager, store, events, log,
+            ckpts=CheckpointDir(Path(run_dir) / cfg.checkpoint.dir_name, cfg.checkpoint.keep) if run_dir is not None else None,
+            run_dir=run_dir, tick_s=0.0, league_every_versions=LEAGUE_EVERY_VERSIONS,
         )
-    for w in workers:
-        w.start()
-    steps = 0
-    metrics: dict = {}
-    started = last_log = time.monotonic()
-    while steps < cfg.run.total_env_steps and not (cfg.run.max_seconds and time.monotonic() - started >= cfg.run.max_seconds):
-        for w in workers:
-            w.tick()
-        while learner.ready():
-            metrics = learner.update()
-            if on_update is not None:
-                on_update(learner)
-            if learner.version % cfg.learner.publish_every == 0:
-                params.publish(learner.version, learner.weights())
-            if learner.version % 10 == 0:  # refits and snapshots need not follow every update
-                manager.step(learner.version)
-                for r in readers:
-                    r.invalidate()
-                if evaluator is not None:
-                    evaluator.round()  # its games count at the next league step
-            for w in workers:
-                w.sync_weights(force=True)
-        steps = sum(w.stats.env_steps for w in workers)
-        if time.monotonic() - last_log >= cfg.run.log_every_s:
-            last_log = time.monotonic()
-            log(f"v{learner.version} steps {steps} entropy {metrics.get('losses/entropy', float('nan')):.2f}")
+        outcome = drive(parts)
+    finally:
+        events.close()
+    version = service.learner.version
     if evaluator is not None:
-        if params.latest_version() < learner.version:  # rate the final weights, however publish_every falls
-            params.publish(learner.version, learner.weights())
+        if params.latest_version() < version:  # rate the final weights, however publish_every falls
+            service.publish()
         evaluator.round()
-    manager.step(learner.version)
-    return learner, manager, steps
+    manager.step(version)
+    return service.learner, manager, outcome.env_steps

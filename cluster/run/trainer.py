@@ -21,39 +21,38 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import secrets
-import signal
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import ray
 import yaml
-from ray.exceptions import RayActorError
 
 from actors.evaluate import Agent, MatchResult, play_match
 from actors.evaluator import initial_league, match_games
-from actors.games import load_game
+from actors.games import GameSpec, load_game
 from actors.scripted import references_for
 from cluster.config import Config, check_model_fits
+from cluster.events import LearnerStarted, Observer, Observers, RunMeta, RunStarted
 from cluster.remote.evaluator_service import EvaluatorPool
-from cluster.remote.fleet import FleetError, RolloutFleet
-from cluster.remote.learner_service import LearnerService
+from cluster.remote.fleet import RolloutFleet
+from cluster.remote.learner_handle import RayLearner
 from cluster.remote.preflight import PreflightError, check_joined_cluster
+from cluster.run.console import ConsoleLog
+from cluster.run.driver import DRIVER_TICK_S, DriverParts, drive
 from cluster.run.resume import RunError, StartPoint, checkpoint_to_resume, league_to_resume
 from cluster.stores.connection import redact, resolve_url
 from cluster.stores.embedded_redis import EmbeddedRedis
 from cluster.stores.league_store import LeagueStore, run_stores
-from cluster.ui.metrics import MetricsSink, run_scalars
-from league.league import Player
+from cluster.stores.param_store import ParamStore
+from cluster.ui.metrics import MetricsObserver, MetricsSink
+from league.league import LeagueState, Player
 from league.manager import LeagueManager
 from league.records import LEARNER_ID, RANDOM_ID
 from learner.checkpoint import CheckpointDir
 from learner.export import policy_meta, save_policy
-from learner.learner import NonFiniteLossError
 from learner.model import InferencePolicy
 
 
@@ -118,21 +117,17 @@ def init_ray(cfg: Config, log: Callable[[str], None]) -> bool:
     return True
 
 
-def _format_progress(m: dict, steps: int, rate: float, games: int, elo: float) -> str:
-    st = (m.get("system/staleness_mean"), m.get("system/staleness_max"))
-    stale = f"{st[0]:.1f}/{st[1]:.0f}" if st[0] is not None else "-"
-    loss = f" pi={m['losses/policy']:+.3f} v={m['losses/value']:.3f} H={m['losses/entropy']:.2f}" if "losses/policy" in m else ""
-    return (
-        f"v{m.get('learner_version', 0):>4}  steps {steps:>9,}  {rate:7.0f} steps/s  games {games:>7,}  "
-        f"Elo(latest) {elo:7.1f}  lag {stale}  reuse {m.get('sample_reuse', 0):.2f}  busy {m.get('learner_busy', 0):.2f}{loss}"
-    )
-
-
 def run_training(
-    cfg: Config, run_dir: Path | None = None, log: Callable[[str], None] = print, resume: bool = False
+    cfg: Config,
+    run_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+    resume: bool = False,
+    observers: Sequence[Observer] = (),
 ) -> TrainResult:
     """Train until run.total_env_steps or run.max_versions. With resume, continue the run in run_dir
-    from its newest checkpoint and its league in Redis; everything is checked before anything is written."""
+    from its newest checkpoint and its league in Redis; everything is checked before anything is written.
+    `log` receives the console lines; `observers` the run's events (cluster/events.py), after the
+    console and the metrics have."""
     make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native)  # an unknown game fails here, before anything starts
     check_model_fits(cfg, spec)
     if resume and not (run_dir or cfg.run.run_dir):
@@ -161,186 +156,67 @@ def run_training(
                 state = initial_league(cfg, references_for(cfg.game.name))
                 store.save(state)
             (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-            meta = (store.meta() or {}) if start is not None else {"run_id": run_id, "game": spec.name, "started_at": time.time()}
-            store.set_meta({**meta, "running": True, "config": cfg.to_dict(), **({"resumed_at": time.time()} if start else {})})
+            new = RunMeta(run_id, spec.name, time.time())
+            meta = RunMeta.from_doc({**new.to_doc(), **(store.meta() or {})}) if start is not None else new
+            store.set_meta(dataclasses.replace(meta, running=True, config=cfg.to_dict(), resumed_at=time.time() if start else meta.resumed_at).to_doc())
+            events = Observers([ConsoleLog(log, cfg.run.log_every_s), MetricsObserver(MetricsSink(run_dir / "tb", run_id)), *observers])
+            run = _Run(cfg, spec, make_slot, run_id, run_dir, url, params, store, state, log, ckpts, start or StartPoint(), events)
             try:
-                return _train_loop(cfg, spec, make_slot, run_id, run_dir, url, params, store, state, log, ckpts, start or StartPoint())
+                return _train(run)
             finally:
-                meta = store.meta() or {}
-                store.set_meta({**meta, "running": False, "finished_at": time.time()})
+                events.close()
+                meta = RunMeta.from_doc({**new.to_doc(), **(store.meta() or {})})
+                store.set_meta(dataclasses.replace(meta, running=False, finished_at=time.time()).to_doc())
     finally:
         if started_ray:
             ray.shutdown()
 
 
-def _start_learner(cfg: Config, url: str, run_id: str, start: StartPoint, log: Callable[[str], None]):
-    """Start the learner (restoring the checkpoint, if any) and publish its weights. Returns (handle, name)."""
-    name = f"selfplay-learner-{run_id}-{secrets.token_hex(4)}"  # rollout actors look it up by name
-    learner = (
-        ray.remote(LearnerService)
-        .options(
-            name=name,
-            num_cpus=cfg.learner.num_cpus,
-            num_gpus=cfg.learner.num_gpus,
-            max_concurrency=cfg.rollout.num_actors * cfg.rollout.max_inflight + 4,
-        )  # no max_restarts: a restarted learner would have lost its state; the run stops and is resumed
-        .remote(cfg.to_dict(), url, run_id, initial_version=start.version, checkpoint=start.checkpoint)
+@dataclass
+class _Run:
+    """Everything run_training has set up before the driver's loop starts."""
+
+    cfg: Config
+    spec: GameSpec
+    make_slot: Callable
+    run_id: str
+    run_dir: Path
+    url: str
+    params: ParamStore
+    store: LeagueStore
+    state: LeagueState
+    log: Callable[[str], None]
+    ckpts: CheckpointDir
+    start: StartPoint
+    events: Observers
+
+
+def _train(run: _Run) -> TrainResult:
+    """Start the learner and the actors, drive them (cluster/run/driver.py), then the final policy
+    and the final matches."""
+    cfg, start, events = run.cfg, run.start, run.events
+    resumed_from = start.checkpoint_version if start.checkpoint is not None else None
+    events.run_started(RunStarted(run.run_id, run.run_dir, run.url, resumed_from, start.version, tuple(start.config_changes)))
+    learner = RayLearner.start(cfg, run.url, run.run_id, start.version, start.checkpoint)
+    events.learner_started(LearnerStarted(learner.device(), learner.pid(), start.version))
+    manager = LeagueManager(run.store, run.params, cfg.league, run.state)
+    parts = DriverParts(
+        cfg, learner, RolloutFleet(cfg, run.url, run.run_id, learner.name, events), EvaluatorPool(cfg, run.url, run.run_id, run.log),
+        manager, run.store, events, run.log, ckpts=run.ckpts, run_dir=run.run_dir, start=start, tick_s=DRIVER_TICK_S, league_every_versions=0,
     )
-    ray.get(learner.publish.remote())
-    learner.start_training.remote()
-    log(f"learner on {ray.get(learner.device.remote())} (pid {ray.get(learner.pid.remote())}), published version {start.version}")
-    return learner, name
-
-
-def _resume_hint(run_dir: Path) -> str:
-    return f"selfplay train --config {run_dir / 'config.yaml'} --run-dir {run_dir} --resume"
-
-
-def _learner_call(ref, run_dir: Path, last_checkpoint: int):
-    """The result of a call to the learner (progress(), stop_training()), with the failures of its
-    training thread or process turned into a message that says how to continue."""
-    try:
-        return ray.get(ref)
-    except NonFiniteLossError as exc:
-        raise RunError(f"{exc} The last checkpoint (v{last_checkpoint}) predates them: after fixing the cause, {_resume_hint(run_dir)}") from exc
-    except RayActorError as exc:
-        raise RunError(
-            f"learner died ({str(exc).strip().splitlines()[0]}); continue from the last checkpoint "
-            f"(v{last_checkpoint}) with: {_resume_hint(run_dir)}"
-        ) from exc
-
-
-# The driver's loop runs at this period. The learner trains on its own thread meanwhile, so the
-# period only sets how fresh the league, checkpoints and metrics are, never the learning speed.
-DRIVER_TICK_S = 0.5
-
-
-def _sigterm_as_interrupt() -> Callable[[], None]:
-    """`ray job stop` sends SIGTERM, then SIGKILL after RAY_JOB_STOP_WAIT_TIME_S (3 s by default):
-    treat SIGTERM as Ctrl-C so the run writes its checkpoint first. Returns the undo."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    return lambda: signal.signal(signal.SIGTERM, previous)
-
-
-def _train_loop(cfg, spec, make_slot, run_id, run_dir, url, params, store, state, log, ckpts: CheckpointDir, start: StartPoint) -> TrainResult:
-    learner, learner_name = _start_learner(cfg, url, run_id, start, log)
-    fleet = RolloutFleet(cfg, url, run_id, learner_name, log)
-    manager = LeagueManager(store, params, cfg.league, state)
-    evaluators, sink = EvaluatorPool(cfg, url, run_id, log), MetricsSink(run_dir / "tb", run_id)
-    t0 = last_log = time.monotonic()
-    metrics: dict = {}
-    lag_sum, lag_n, lag_max = 0.0, 0, 0.0
-    steps, games, last_ckpt, interrupted = start.env_steps, start.games, start.checkpoint_version, False
-    base_samples: int | None = None
-
-    def checkpoint() -> int:
-        trained = start.train_seconds + time.monotonic() - t0
-        version, data = ray.get(learner.checkpoint.remote({"env_steps": steps, "games": games, "train_seconds": trained}))
-        ckpts.save(data, version)
-        return version
-
-    restore_sigterm = _sigterm_as_interrupt()
-    try:
-        try:
-            while True:
-                tick_started = time.monotonic()
-                report = _learner_call(learner.progress.remote(), run_dir, last_ckpt)
-                for u in report["updates"]:
-                    lag_sum, lag_n = lag_sum + u["system/staleness_mean"], lag_n + 1
-                    lag_max = max(lag_max, u["system/staleness_max"])
-                    if u.get("losses/nonfinite_skipped"):
-                        log(f"v{u['system/learner_version']:.0f}: skipped {u['losses/nonfinite_skipped']:.0f} minibatches with a NaN/inf loss")
-                m = {**(report["updates"][-1] if report["updates"] else {}), **report["status"]}
-                metrics = {**metrics, **m}  # the newest update's losses stay until the next update
-                try:
-                    fleet.check()
-                except FleetError as exc:
-                    raise RunError(f"{exc}. Continue from the last checkpoint with: {_resume_hint(run_dir)}") from exc
-                run_steps, run_games = fleet.poll()
-                steps, games = start.env_steps + run_steps, start.games + run_games
-                for pid in manager.step(m["learner_version"]):
-                    log(f"snapshot {pid} joined the league")
-                if m["learner_version"] >= last_ckpt + cfg.checkpoint.every_versions:
-                    last_ckpt = checkpoint()
-                now = time.monotonic()
-                rate = run_steps / max(now - t0, 1e-9)
-                if base_samples is None:
-                    base_samples = m["samples_used"]  # a resumed learner's counters start above 0
-                samples_rate = (m["samples_used"] - base_samples) / max(now - t0, 1e-9)
-                store.set_health(_health(metrics, steps, rate, games, samples_rate))
-                evaluators.check()
-                progress = {"env_steps": steps, "env_steps_per_s": rate, "games": games, "eval_games": evaluators.games()}
-                sink.record(run_scalars(m, progress, manager.state), steps)
-                if now - last_log >= cfg.run.log_every_s:
-                    last_log = now
-                    log(_format_progress(metrics, steps, rate, games, manager.state.players[LEARNER_ID].elo))
-                if _budget_spent(cfg, steps, m["learner_version"], start.train_seconds + now - t0):
-                    break
-                time.sleep(max(0.0, DRIVER_TICK_S - (time.monotonic() - tick_started)))
-        except KeyboardInterrupt:
-            interrupted = True
-            log("interrupted: writing a checkpoint, then stopping actors")
-        # Stop updates first: the checkpoint and the final policy are then the same weights.
-        _learner_call(learner.stop_training.remote(), run_dir, last_ckpt)
-        last_ckpt = checkpoint()  # a clean stop always leaves a checkpoint of the final state
-        log(f"checkpoint {ckpts.file(last_ckpt)} (learner version {last_ckpt}); continue with: {_resume_hint(run_dir)}")
-    finally:
-        restore_sigterm()
-        stuck = fleet.stop()
-        if stuck:
-            log(f"{stuck} rollout actor(s) did not stop within 30 s; Ray ends them with the run")
-        evaluators.stop()
-        sink.close()
-    elapsed = time.monotonic() - t0
-    summary = {
-        "env_steps_per_s": (steps - start.env_steps) / elapsed,
-        "learner_samples_per_s": metrics.get("samples_used", 0) / elapsed,
-        "staleness_mean": lag_sum / max(lag_n, 1),
-        "staleness_max": lag_max,
-        "sample_reuse": metrics.get("sample_reuse", 0.0),
-        "dropped_stale": metrics.get("dropped_stale", 0),
-        "samples_in": metrics.get("samples_in", 0),
-        "actor_restarts": fleet.restarts,
-        "lost_segments": fleet.lost_segments,
-        "duplicate_games": manager.duplicate_games,
-        "checkpoint_version": last_ckpt,
-        "interrupted": interrupted,
-    }
-    version, weights = ray.get(learner.weights.remote())
-    save_policy(run_dir / "final_policy.msgpack", weights, version, policy_meta(spec.name, cfg.model, spec.obs_shape, spec.num_actions))
-    finals = {} if interrupted else _final_eval(cfg, spec, make_slot, version, weights, store)
+    outcome = drive(parts)
+    version, weights = learner.weights()
+    spec = run.spec
+    save_policy(run.run_dir / "final_policy.msgpack", weights, version, policy_meta(spec.name, cfg.model, spec.obs_shape, spec.num_actions))
+    finals = {} if outcome.interrupted else _final_eval(cfg, spec, run.make_slot, version, weights, run.store)
     manager.step(version)
     for name, r in finals.items():
         lo, hi = r.confidence_interval()
-        log(f"final: latest (v{version}, greedy) vs {name} over {r.games} games: "
-            f"W {r.wins} D {r.draws} L {r.losses}, score {r.score:.3f} (95% CI {lo:.3f}-{hi:.3f})")
-    return TrainResult(run_id, run_dir, version, steps, games, finals.get(RANDOM_ID), manager.state.table(), summary, finals)
-
-
-def _budget_spent(cfg: Config, env_steps: int, version: int, seconds: float) -> bool:
-    """Whichever of the run's budgets (env steps, learner versions, wall time) runs out first ends it."""
-    r = cfg.run
-    return env_steps >= r.total_env_steps or bool(r.max_versions and version >= r.max_versions) or bool(r.max_seconds and seconds >= r.max_seconds)
-
-
-def _health(m: dict, steps: int, rate: float, games: int, samples_rate: float) -> dict:
-    return {
-        "learner_version": int(m.get("learner_version", 0)),
-        "env_steps": steps,
-        "env_steps_per_s": rate,
-        "samples_per_s": samples_rate,
-        "games": games,
-        "staleness": {k: m.get(f"system/staleness_{k}") for k in ("min", "mean", "max")},
-        "sample_reuse": m.get("sample_reuse"),
-        "dropped_stale": m.get("dropped_stale", 0),
-        "updated_at": time.time(),
-    }
+        run.log(f"final: latest (v{version}, greedy) vs {name} over {r.games} games: "
+                f"W {r.wins} D {r.draws} L {r.losses}, score {r.score:.3f} (95% CI {lo:.3f}-{hi:.3f})")
+    return TrainResult(
+        run.run_id, run.run_dir, version, outcome.env_steps, outcome.games, finals.get(RANDOM_ID), manager.state.table(), outcome.summary, finals
+    )
 
 
 def _final_eval(cfg, spec, make_slot, version, weights, store: LeagueStore) -> dict[str, MatchResult]:

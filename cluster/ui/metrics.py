@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cluster.events import Observer, Progress
 from league.league import SNAPSHOT, LeagueState
 from league.records import LEARNER_ID
 
@@ -44,8 +45,8 @@ def _number(v: Any) -> float | None:
 
 
 def run_scalars(learner: Mapping[str, Any], progress: Mapping[str, Any], state: LeagueState | None) -> dict[str, float]:
-    """Every scalar of one driver tick. `learner`: LearnerService.train()'s metrics (losses only on
-    ticks with an update); `progress`: env_steps, env_steps_per_s, games, eval_games."""
+    """Every scalar of one driver tick. `learner`: the newest update's scalars (on ticks with an update)
+    and the learner's counters (LearnerStatus.scalars()); `progress`: env_steps, env_steps_per_s, games, eval_games."""
     out: dict[str, float] = {}
     for k, v in learner.items():
         if k.startswith(("losses/", "system/")) and _number(v) is not None:
@@ -140,3 +141,18 @@ class MetricsSink:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+class MetricsObserver(Observer):
+    """The run's observer that feeds a MetricsSink: every driver tick's scalars, stepped by env steps."""
+
+    def __init__(self, sink: MetricsSink) -> None:
+        self.sink = sink
+
+    def progress(self, e: Progress) -> None:
+        learner = {**(e.update.scalars if e.update is not None else {}), **e.learner.scalars()}
+        counts = {"env_steps": e.env_steps, "env_steps_per_s": e.env_steps_per_s, "games": e.games, "eval_games": e.eval_games}
+        self.sink.record(run_scalars(learner, counts, e.league), e.env_steps)
+
+    def close(self) -> None:
+        self.sink.close()
