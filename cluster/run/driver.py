@@ -5,8 +5,9 @@ and a Ray one (cluster/remote/handles.py, fleet.py, evaluator_service.py), as Sa
 serial and parallel runners do; the two modes differ only in how the parts are started, so they
 cannot drift apart. Every tick:
 
-    rollouts.check(); rollouts.poll()   actors alive? env steps and games so far
+    rollouts.poll()                     env steps and games so far (in-process: one round of moves)
     learner.progress()                  the updates since the last tick (in-process: they run now)
+    rollouts.check()                    actors alive? (after the learner: a dead learner says so)
     league step                         claim games, refit, snapshot (every tick, or every N versions)
     checkpoint                          every checkpoint.every_versions versions
     health, evaluators, Progress event  console, metrics and tests are observers of the events
@@ -180,6 +181,7 @@ class _Loop:
         update = report.updates[-1] if report.updates else None
         self.latest, self.status = update or self.latest, report.status
         version = report.status.learner_version
+        self.check_rollouts()
         self._league_step(version)
         if p.ckpts is not None and version >= self.last_ckpt + p.cfg.checkpoint.every_versions:
             self.checkpoint(final=False)
@@ -198,14 +200,19 @@ class _Loop:
         return budget_spent(p.cfg, self.steps, version, p.start.train_seconds + now - self.t0)
 
     def poll_rollouts(self) -> None:
+        """Env steps and games so far (in-process: the actors play one round now)."""
+        self.run_steps, run_games = self.p.rollouts.poll()
+        self.steps, self.games = self.p.start.env_steps + self.run_steps, self.p.start.games + run_games
+
+    def check_rollouts(self) -> None:
+        """After the learner's progress, so that a dead learner (which also ends the actors that
+        were sending to it) is reported as such."""
         from cluster.remote.fleet import FleetError  # the in-process rollouts never raise it
 
         try:
             self.p.rollouts.check()
         except FleetError as exc:
             raise RunError(f"{exc}. Continue from the last checkpoint with: {resume_hint(self.p.run_dir)}") from exc
-        self.run_steps, run_games = self.p.rollouts.poll()
-        self.steps, self.games = self.p.start.env_steps + self.run_steps, self.p.start.games + run_games
 
     def _league_step(self, version: int) -> None:
         p, every = self.p, self.p.league_every_versions
