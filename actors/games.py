@@ -204,13 +204,17 @@ class GameSlot:
             return extra
 
     def scores(self) -> tuple[float, float]:
-        """Win/draw/loss per seat from the game's total rewards (higher total wins)."""
-        a, b = self.returns
-        if a > b:
-            return (1.0, 0.0)
-        if b > a:
-            return (0.0, 1.0)
-        return (0.5, 0.5)
+        return scores_from_returns(self.returns)
+
+
+def scores_from_returns(returns: list[float]) -> tuple[float, float]:
+    """Win/draw/loss per seat from a game's total rewards (higher total wins)."""
+    a, b = returns
+    if a > b:
+        return (1.0, 0.0)
+    if b > a:
+        return (0.0, 1.0)
+    return (0.5, 0.5)
 
 
 def load_game(name: str, kwargs: dict | None = None, native: bool = True) -> tuple[Callable[[], GameSlot], GameSpec]:

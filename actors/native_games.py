@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from actors.games import GameError, GameSpec
+from actors.games import GameError, GameSpec, scores_from_returns
 
 ROWS, COLS = 6, 7
 
@@ -114,12 +114,7 @@ class ConnectFourSlot:
         self.mask = np.array([h < ROWS for h in self._heights], bool)
 
     def scores(self) -> tuple[float, float]:
-        a, b = self.returns
-        if a > b:
-            return (1.0, 0.0)
-        if b > a:
-            return (0.0, 1.0)
-        return (0.5, 0.5)
+        return scores_from_returns(self.returns)
 
 
 NATIVE_GAMES = {"connect_four_v3": ConnectFourSlot}
