@@ -14,6 +14,8 @@ seed) and cluster/remote/evaluator_service.py wraps `run()` in a Ray actor.
 
 from __future__ import annotations
 
+import heapq
+
 import secrets
 import time
 from dataclasses import dataclass
@@ -24,9 +26,10 @@ import numpy as np
 from actors.config import EvalSettings
 from actors.evaluate import Agent, MatchResult, play_match
 from actors.games import GameSlot, GameSpec
-from actors.rollout import LeagueView, ParamSource, ResultSink
+from actors.rollout import LeagueSource, ParamSource, ResultSink
 from actors.scripted import ScriptedFn
 from league.league import SNAPSHOT, LeagueState
+from league.pool import LeagueView
 from league.records import LEARNER_ID, RANDOM_ID, GameResult
 from learner.model import InferencePolicy
 
@@ -46,19 +49,20 @@ def initial_league(cfg: EvalSettings, available: dict[str, ScriptedFn]) -> Leagu
     return LeagueState.new(train, evals, payoff_decay=cfg.league.payoff_decay)
 
 
-def pick_snapshots(state: LeagueState | None, n: int, how: str) -> list[str]:
+def pick_snapshots(state: LeagueView | LeagueState | None, n: int, how: str) -> list[str]:
     """Snapshot ids to rate this round. "uncertain": never-rated first, then the largest Elo
-    standard error (ratings converge where evidence is thinnest); "newest": highest version first."""
+    standard error (ratings converge where evidence is thinnest); "newest": highest version first.
+    O(N) per round (a partial selection, not a sort): rounds are seconds apart."""
     if state is None or n <= 0:
         return []
-    snaps = [p for p in state.players.values() if p.kind == SNAPSHOT]
+    snaps = (p for p in state.players.values() if p.kind == SNAPSHOT)
     if how == "newest":
-        snaps.sort(key=lambda p: -p.version)
+        best = heapq.nsmallest(n, snaps, key=lambda p: -p.version)
     elif how == "uncertain":
-        snaps.sort(key=lambda p: (p.elo_stderr is not None, -(p.elo_stderr or 0.0), -p.version))
+        best = heapq.nsmallest(n, snaps, key=lambda p: (p.elo_stderr is not None, -(p.elo_stderr or 0.0), -p.version))
     else:
         raise ValueError(f"unknown snapshot pick {how!r}; use uncertain or newest")
-    return [p.id for p in snaps[:n]]
+    return [p.id for p in best]
 
 
 def match_games(
@@ -110,7 +114,7 @@ class Evaluator:
         make_slot: Callable[[], GameSlot],
         spec: GameSpec,
         params: ParamSource,
-        league: LeagueView,
+        league: LeagueSource,
         results: ResultSink,
         references: dict[str, ScriptedFn],
     ) -> None:

@@ -21,9 +21,8 @@ import numpy as np
 
 from actors.config import RolloutSettings
 from actors.games import GameSlot, GameSpec
-from league.league import LeagueState
+from league.pool import LeagueView
 from league.records import LEARNER_ID, GameResult
-from league.sampling import choose_opponent
 from learner.model import InferencePolicy
 from learner.segment import Segment
 
@@ -35,8 +34,9 @@ class ParamSource(Protocol):
     def fetch_snapshot(self, player_id: str) -> tuple[int, dict[str, np.ndarray]]: ...
 
 
-class LeagueView(Protocol):
-    def state(self) -> LeagueState | None: ...
+class LeagueSource(Protocol):
+    def state(self) -> LeagueView | None:
+        """The league as last read (league/pool.py), or None before it exists."""
 
 
 class SegmentSink(Protocol):
@@ -142,7 +142,7 @@ class RolloutWorker:
         make_slot: Callable[[], GameSlot],
         spec: GameSpec,
         params: ParamSource,
-        league: LeagueView,
+        league: LeagueSource,
         sink: SegmentSink,
         results: ResultSink,
         references: dict[str, ScriptedFn],
@@ -209,8 +209,7 @@ class RolloutWorker:
         if state is None:
             opponent, prob = LEARNER_ID, 1.0
         else:
-            lc = self.cfg.league
-            choice = choose_opponent(lc.sampler, LEARNER_ID, state.past_pool(), self.rng, lc.latest_prob)
+            choice = state.choose(LEARNER_ID, self.rng, self.cfg.league.latest_prob)
             opponent, prob = choice.player_id, choice.prob
         if opponent != LEARNER_ID and opponent not in self.references:
             try:

@@ -1,8 +1,9 @@
 """The league as plain data plus pure update rules: players, ratings, quality scores, snapshots.
 
 One writer (the league manager) applies reported games to a LeagueState; actors only read it to
-sample opponents. Keeping it plain data (to_dict/from_dict) lets it live in Redis as one msgpack
-document and be unit-tested without Redis.
+sample opponents. It is plain data, unit-tested without Redis; a store keeps it as one record per
+player and per pair (cluster/stores/league_store.py) and, since the state remembers what changed,
+writes only that: a league of thousands costs per game what a league of ten does.
 
 Ratings are not online Elo updates (whose value depends on the order games arrive in) but a
 Bradley-Terry fit in Elo units over all head-to-head results, anchored at the random player = 0,
@@ -21,13 +22,15 @@ whose Elo is fitted like anyone's, and evaluation-only references are never trai
 
 from __future__ import annotations
 
+import bisect
+import secrets
 from dataclasses import asdict, dataclass, field
 
 from league.config import LeagueConfig
 from league.payoff import Payoff
-from league.rating_fit import fit_elo
+from league.ratings import EloFit
 from league.records import LEARNER_ID, RANDOM_ID, GameResult
-from league.sampling import PoolEntry, initial_quality, update_quality
+from league.sampling import PoolEntry, initial_quality, quality_after_win
 
 LEARNER, SNAPSHOT, REFERENCE = "learner", "snapshot", "reference"
 ANCHORS: dict[str, float] = {RANDOM_ID: 0.0}
@@ -49,6 +52,15 @@ class Player:
     vs_random: list = field(default_factory=lambda: [0, 0, 0])  # W, D, L against the random player
     vs_learner: list = field(default_factory=lambda: [0, 0, 0])  # the learner's W, D, L against this player
     training_opponent: bool = True  # training games may draw it; False for evaluation-only references
+    payoff_win_rate: float = 0.5  # the learner's decayed payoff win rate against it: what PFSP weighs
+
+    def pool_entry(self) -> PoolEntry:
+        return PoolEntry(quality=self.quality, win_rate=self.payoff_win_rate)
+
+    @property
+    def in_pool(self) -> bool:
+        """A past opponent training games may draw (snapshots, training references)."""
+        return self.kind != LEARNER and self.training_opponent
 
     @property
     def pinned(self) -> bool:
@@ -70,42 +82,80 @@ def snapshot_id(version: int) -> str:
     return f"v{version:06d}"
 
 
-@dataclass
 class LeagueState:
-    players: dict[str, Player] = field(default_factory=dict)
-    learner_version: int = 0
-    last_snapshot_version: int = -1  # -1: none yet; version 0 (the initial policy) is the first
-    games_total: int = 0
-    results: dict = field(default_factory=dict)  # "a\tb" (a < b) -> [score of a, games]
-    revision: int = 0  # bumps on every save so readers can skip unchanged state
-    payoff: Payoff = field(default_factory=Payoff)  # AlphaStar: decayed W/D/L per pair of player ids
+    """Players, rating evidence and payoff; every update is O(1) or O(log N) in the league's size
+    (snapshot-taking O(N) once per snapshot), and what changed is remembered (`changed`, and the
+    rating fit's and the payoff's touched pairs) so that a store writes only that."""
+
+    def __init__(
+        self,
+        players: dict[str, Player] | None = None,
+        learner_version: int = 0,
+        last_snapshot_version: int = -1,  # -1: none yet; version 0 (the initial policy) is the first
+        games_total: int = 0,
+        revision: int = 0,  # bumps on every save so readers fetch only what changed since theirs
+        payoff: Payoff | None = None,  # AlphaStar: decayed W/D/L per pair of player ids
+        results: dict | None = None,  # "a\tb" (a < b) -> [score of a, games]: the rating evidence
+        epoch: str = "",  # names this league: a reader whose epoch differs reads everything again
+    ) -> None:
+        self.epoch = epoch
+        self.players: dict[str, Player] = players if players is not None else {}
+        self.learner_version = learner_version
+        self.last_snapshot_version = last_snapshot_version
+        self.games_total = games_total
+        self.revision = revision
+        self.payoff = payoff if payoff is not None else Payoff()
+        self.elo = EloFit(ANCHORS)
+        for key, (score, games) in (results or {}).items():
+            a, b = key.split("\t")
+            if games > 0:
+                self.elo.add(a, b, float(score), float(games))
+        self.elo.take_touched()
+        self._snapshots = sorted((p.version, p.id) for p in self.players.values() if p.kind == SNAPSHOT)
+        self._pool_size = sum(p.in_pool for p in self.players.values())
+        self.changed: set[str] = set()  # players whose record changed since the store last saved
 
     @classmethod
     def new(
         cls, reference_ids: tuple[str, ...] = (RANDOM_ID,), eval_references: tuple[str, ...] = (), payoff_decay: float = 0.99
     ) -> "LeagueState":
         """`reference_ids` are training opponents too; `eval_references` only play rating games."""
-        state = cls(payoff=Payoff(decay=payoff_decay))
-        state.players[LEARNER_ID] = Player(LEARNER_ID, LEARNER, 0)
+        state = cls(payoff=Payoff(decay=payoff_decay), epoch=secrets.token_hex(6))
+        state._join(Player(LEARNER_ID, LEARNER, 0))
         for ref in reference_ids:
-            state.players[ref] = Player(ref, REFERENCE, -1, elo=ANCHORS.get(ref, 0.0))
+            state._join(Player(ref, REFERENCE, -1, elo=ANCHORS.get(ref, 0.0)))
         for ref in eval_references:
             if ref not in state.players:
-                state.players[ref] = Player(ref, REFERENCE, -1, elo=ANCHORS.get(ref, 0.0), training_opponent=False)
+                state._join(Player(ref, REFERENCE, -1, elo=ANCHORS.get(ref, 0.0), training_opponent=False))
         return state
 
+    def mark_all_changed(self) -> None:
+        """Everything counts as changed (a store that must write the whole state, e.g. a new Redis)."""
+        self.changed.update(self.players)
+        self.elo.touch_all()
+        self.payoff.touch_all()
+
+    def _join(self, player: Player) -> None:
+        self.players[player.id] = player
+        self._pool_size += player.in_pool
+        if player.kind == SNAPSHOT:
+            bisect.insort(self._snapshots, (player.version, player.id))
+        self.changed.add(player.id)
+
     # --- reading ---------------------------------------------------------------------------
+    @property
+    def results(self) -> dict[str, list[float]]:
+        """The rating evidence as "a\tb" (a < b) -> [score of a, games] (a copy; O(pairs))."""
+        return {f"{a}\t{b}": [s, n] for a, b, s, n in self.elo.pairs()}
+
     def past_pool(self) -> dict[str, PoolEntry]:
-        """Opponents other than the latest policy: snapshots and references, as sampler input.
+        """Opponents other than the latest policy: snapshots and training references, as sampler
+        input (O(N): for tests and views; actors keep a league/pool.py PoolIndex instead).
 
         The win rate PFSP weighs is the learner's against each one from the decayed payoff table,
         as in AlphaStar: it follows the learner's current strength, where lifetime counts would
         remember a pairing long after the learner outgrew it (0.5 before any game)."""
-        return {
-            p.id: PoolEntry(quality=p.quality, win_rate=self.payoff.win_rate(LEARNER_ID, p.id))
-            for p in self.players.values()
-            if p.kind != LEARNER and p.training_opponent
-        }
+        return {p.id: p.pool_entry() for p in self.players.values() if p.in_pool}
 
     # --- updates ---------------------------------------------------------------------------
     def record(self, g: GameResult, cfg: LeagueConfig) -> None:
@@ -116,6 +166,7 @@ class LeagueState:
             return  # a player retired or unknown to this league: count nothing rather than guess
         self.games_total += 1
         pa, pb = self.players[a], self.players[b]
+        self.changed.update((a, b))
         for p, s in ((pa, g.scores[0]), (pb, g.scores[1])):
             p.games += 1
             p.wins += s == 1.0
@@ -130,55 +181,36 @@ class LeagueState:
             if p.id == LEARNER_ID:
                 q.vs_learner[idx] += 1
         self.payoff.update(a, b, g.scores[0])
+        if LEARNER_ID in (a, b):
+            other = pb if a == LEARNER_ID else pa
+            other.payoff_win_rate = self.payoff.win_rate(LEARNER_ID, other.id)
         ra, rb = self.rating_identity(a, g.versions[0]), self.rating_identity(b, g.versions[1])
         if ra != rb and (g.kind == "eval" or cfg.rate_training_games):
-            self._add_result(ra, rb, g.scores[0])
+            self.elo.add(ra, rb, g.scores[0])
         # OpenAI Five: when the current agent beats past opponent i, q_i -= eta / (N p_i).
         # A loss or draw changes nothing.
         if g.kind == "train" and LEARNER_ID in g.players:
             seat = g.players.index(LEARNER_ID)
-            opponent = g.players[1 - seat]
-            if g.scores[seat] == 1.0 and opponent != LEARNER_ID:
-                qualities = {pid: e.quality for pid, e in self.past_pool().items()}
-                new_q = update_quality(qualities, opponent, g.opponent_prob, eta=cfg.quality_eta)
-                self.players[opponent].quality = new_q[opponent]
+            opponent = self.players[g.players[1 - seat]]
+            if g.scores[seat] == 1.0 and opponent.id != LEARNER_ID and opponent.in_pool:
+                opponent.quality = quality_after_win(opponent.quality, self._pool_size, g.opponent_prob, cfg.quality_eta)
 
     def rating_identity(self, player_id: str, version: int) -> str:
-        """Which rated identity a game played by (player_id, version) counts for."""
+        """Which rated identity a game played by (player_id, version) counts for: the learner's
+        games at versions before the newest snapshot count for the newest snapshot at or below."""
         if player_id != LEARNER_ID or version >= self.last_snapshot_version:
             return player_id
-        best = None
-        for p in self.players.values():
-            if p.kind == SNAPSHOT and p.version <= version and (best is None or p.version > best.version):
-                best = p
-        return best.id if best else player_id
+        i = bisect.bisect_right(self._snapshots, (version, "\uffff"))
+        return self._snapshots[i - 1][1] if i else player_id
 
-    def _add_result(self, a: str, b: str, score_a: float, games: float = 1.0) -> None:
-        if a > b:
-            a, b, score_a = b, a, games - score_a
-        row = self.results.setdefault(f"{a}\t{b}", [0.0, 0.0])
-        row[0] += score_a
-        row[1] += games
-
-    def _move_results(self, src: str, dst: str) -> None:
-        """Credit every result of `src` to `dst` instead (games between the two are dropped)."""
-        for key in [k for k in self.results if src in k.split("\t")]:
-            a, b = key.split("\t")
-            score_a, games = self.results.pop(key)
-            other, score_src = (b, score_a) if a == src else (a, games - score_a)
-            if other != dst:
-                self._add_result(dst, other, score_src, games)
-
-    def refit(self) -> None:
-        """Refit every rating from all head-to-head results (references stay pinned)."""
-        rows = [(*k.split("\t"), v[0], v[1]) for k, v in self.results.items() if v[1] > 0]
-        if not rows:
-            return
-        anchors = {p.id: p.elo for p in self.players.values() if p.pinned}
-        for pid, est in fit_elo(rows, anchors).items():
-            if pid in self.players and not self.players[pid].pinned:
-                self.players[pid].elo = est.elo
-                self.players[pid].elo_stderr = est.stderr
+    def refit(self) -> list[str]:
+        """Refit the ratings (references stay pinned); return the players whose Elo or its
+        standard error moved (a player with no rating games keeps the Elo it joined with)."""
+        moved = [pid for pid in self.elo.fit() if pid in self.players and not self.players[pid].pinned]
+        for pid in moved:
+            self.players[pid].elo, self.players[pid].elo_stderr = self.elo.rating(pid)
+        self.changed.update(moved)
+        return moved
 
     def due_snapshot(self, learner_version: int, every: int) -> bool:
         return self.last_snapshot_version < 0 or learner_version >= self.last_snapshot_version + every
@@ -188,29 +220,45 @@ class LeagueState:
         pid = snapshot_id(version)
         if pid in self.players:
             raise ValueError(f"snapshot {pid} already in the league")
-        # The max over the past pool only: evaluation-only references never play training games,
-        # so their score never moves from 0 and would set every newcomer's entry at 0.
-        qualities = {pid: e.quality for pid, e in self.past_pool().items()}
+        # The max over the past pool only (O(N), once per snapshot): evaluation-only references
+        # never play training games, so their score never moves from 0 and would set every
+        # newcomer's entry at 0.
+        quality = initial_quality({p.id: p.quality for p in self.players.values() if p.in_pool})
         latest = self.players[LEARNER_ID]
         previous = snapshot_id(self.last_snapshot_version)
         # The games "latest" played since the previous snapshot were played at versions that belong
         # to that snapshot; credit them there before "latest" starts afresh.
         if previous in self.players:
-            self._move_results(LEARNER_ID, previous)
-        player = Player(pid, SNAPSHOT, version, elo=latest.elo, elo_stderr=latest.elo_stderr, quality=initial_quality(qualities))
-        self.players[pid] = player
+            for other, score, games in self.elo.pop_pairs_of(LEARNER_ID):
+                if other != previous:
+                    self.elo.add(previous, other, score, games)
+        player = Player(pid, SNAPSHOT, version, elo=latest.elo, elo_stderr=latest.elo_stderr, quality=quality)
+        self._join(player)
         self.last_snapshot_version = version
         return player
 
     # --- storage ---------------------------------------------------------------------------
+    def meta(self) -> dict:
+        """The scalars of the state (what a store keeps beside players, results and payoff)."""
+        return {
+            "learner_version": self.learner_version,
+            "last_snapshot_version": self.last_snapshot_version,
+            "games_total": self.games_total,
+            "revision": self.revision,
+            "epoch": self.epoch,
+            "payoff_decay": self.payoff.decay,
+            "payoff_min_games": self.payoff.min_games,
+        }
+
     def to_dict(self) -> dict:
         return {
             "players": [asdict(p) for p in self.players.values()],
             "learner_version": self.learner_version,
             "last_snapshot_version": self.last_snapshot_version,
             "games_total": self.games_total,
-            "results": {k: list(v) for k, v in self.results.items()},
+            "results": self.results,
             "revision": self.revision,
+            "epoch": self.epoch,
             "payoff": self.payoff.to_dict(),
         }
 
@@ -225,6 +273,7 @@ class LeagueState:
             last_snapshot_version=int(d["last_snapshot_version"]),
             games_total=int(d["games_total"]),
             revision=int(d["revision"]),
+            epoch=str(d.get("epoch", "")),
             results={str(k): [float(v[0]), float(v[1])] for k, v in d.get("results", {}).items()},
             payoff=Payoff.from_dict(d["payoff"]) if "payoff" in d else Payoff(),
         )

@@ -1,19 +1,31 @@
-"""The league manager: the single writer that turns reported games into ratings and snapshots."""
+"""The league manager: the single writer that turns reported games into ratings and snapshots.
+
+Every step costs per game reported and per player changed, never per player in the league: games
+update their players in O(1), the store writes only what changed, and the rating fit (sparse and
+warm-started, league/ratings.py) runs on its own cadence (league.rating_every_s) rather than on
+every step. Duplicate reports are caught within a window of recent game ids, so memory stays
+bounded over a run of days.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+import time
+from collections import OrderedDict
+from typing import Callable, Protocol
 
 from league.config import LeagueConfig
-from league.league import LeagueState, snapshot_id
+from league.league import LeagueState, Player, snapshot_id
 from league.records import LEARNER_ID, GameResult
+
+DEDUPE_WINDOW = 200_000
+"""Game ids remembered to count a game reported twice once. A duplicate comes from a push retried
+after a lost reply or a claim re-read after a crash, seconds apart, never hours."""
 
 
 class GameSource(Protocol):
     def pop_games(self, max_n: int = ...) -> list[GameResult]: ...
-    def load(self) -> LeagueState | None: ...
     def save(self, state: LeagueState) -> None: ...
-    def append_history(self, state: LeagueState) -> None: ...
+    def record_ratings(self, players: list[Player], learner_version: int) -> None: ...
 
 
 class SnapshotWriter(Protocol):
@@ -21,27 +33,70 @@ class SnapshotWriter(Protocol):
     def snapshot_from_published(self, player_id: str, version: int) -> None: ...
 
 
+class RecentIds:
+    """A set of the last `capacity` ids added (oldest forgotten first)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, game_id: str) -> bool:
+        """Remember game_id; False if it was already remembered."""
+        if game_id in self._ids:
+            return False
+        self._ids[game_id] = None
+        if len(self._ids) > self.capacity:
+            self._ids.popitem(last=False)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
 class LeagueManager:
-    def __init__(self, store: GameSource, params: SnapshotWriter, cfg: LeagueConfig, state: LeagueState) -> None:
+    def __init__(
+        self,
+        store: GameSource,
+        params: SnapshotWriter,
+        cfg: LeagueConfig,
+        state: LeagueState,
+        clock: Callable[[], float] = time.monotonic,
+        dedupe_window: int = DEDUPE_WINDOW,
+    ) -> None:
         self.store = store
         self.params = params
         self.cfg = cfg
         self.state = state
-        self.seen_game_ids: set[str] = set()
+        self.clock = clock
+        self.seen_game_ids = RecentIds(dedupe_window)
         self.duplicate_games = 0  # reported more than once and counted once
+        self._fitted_at = -float("inf")
+        self._history_started = False
+        self._new_evidence = True
+        self.fit_seconds = 0.0  # time spent in rating fits so far
 
-    def step(self, learner_version: int) -> list[str]:
-        """Apply queued games, add a snapshot if one is due, save. Returns new snapshot ids."""
+    def step(self, learner_version: int, refit: bool = False) -> list[str]:
+        """Apply queued games, refit the ratings if due (or `refit`), add a snapshot if one is due,
+        save. Returns new snapshot ids."""
+        st = self.state
         for g in self.store.pop_games():
-            if g.game_id in self.seen_game_ids:
+            if not self.seen_game_ids.add(g.game_id):
                 self.duplicate_games += 1
                 continue  # reported twice (e.g. an actor retried a push): count once
-            self.seen_game_ids.add(g.game_id)
-            self.state.record(g, self.cfg)
-        st = self.state
-        st.refit()
-        st.learner_version = learner_version
-        st.players[LEARNER_ID].version = learner_version
+            st.record(g, self.cfg)
+            self._new_evidence = True
+        now = self.clock()
+        if refit or (self._new_evidence and now - self._fitted_at >= self.cfg.rating_every_s):
+            self._fitted_at, self._new_evidence = now, False
+            moved = st.refit()
+            self.fit_seconds += self.clock() - now
+            if not self._history_started:  # every player's first point, anchors included (once per start)
+                moved, self._history_started = list(st.players), True
+            self.store.record_ratings([st.players[pid] for pid in moved], learner_version)
+        if st.learner_version != learner_version:
+            st.learner_version = learner_version
+            st.players[LEARNER_ID].version = learner_version
+            st.changed.add(LEARNER_ID)
         added = []
         published = self.params.latest_version()
         if published >= 0 and st.due_snapshot(published, self.cfg.snapshot_every):
@@ -49,8 +104,7 @@ class LeagueManager:
             # weights), then list the player: the league never names a snapshot without weights.
             pid = snapshot_id(published)
             self.params.snapshot_from_published(pid, published)
-            st.add_snapshot(published)
+            self.store.record_ratings([st.add_snapshot(published)], learner_version)  # its first point
             added.append(pid)
         self.store.save(st)
-        self.store.append_history(st)
         return added

@@ -34,6 +34,7 @@ class Payoff:
         # Insertion-ordered, so players() lists them in the order they first played.
         self._players: dict[str, None] = {}
         self._records: dict[tuple[str, str], list[float]] = {}
+        self._touched: set[tuple[str, str]] = set()  # pairs (a < b) changed since take_touched()
 
     def update(self, a: str, b: str, score_a: float) -> None:
         """Record one game a vs b in which a scored ``score_a`` (1 win, 0.5 draw, 0 loss)."""
@@ -47,6 +48,30 @@ class Payoff:
             self._players.setdefault(pid, None)
         self._add(a, b, score_a)
         self._add(b, a, 1.0 - score_a)
+        self._touched.add((a, b) if a < b else (b, a))
+
+    def take_touched(self) -> dict[tuple[str, str], list[float]]:
+        """The pairs (a < b) changed since the last call, with a's record now; clears them."""
+        out = {key: list(self._records[key]) for key in self._touched}
+        self._touched.clear()
+        return out
+
+    def touch_all(self) -> None:
+        self._touched.update((a, b) for a, b in self._records if a < b)
+
+    def touch(self, pairs) -> None:
+        """Mark pairs changed again (a store whose write failed)."""
+        self._touched.update(pairs)
+
+    def set_pair(self, a: str, b: str, record: Sequence[float]) -> None:
+        """Restore a pair from a store: a's (wins, draws, losses, games) against b, and the mirror."""
+        if len(record) != 4:
+            raise ValueError(f"record {a!r} vs {b!r} must be [wins, draws, losses, games]; got {record!r}")
+        w, d, l, g = (float(x) for x in record)
+        for pid in (a, b):
+            self._players.setdefault(pid, None)
+        self._records[(a, b)] = [w, d, l, g]
+        self._records[(b, a)] = [l, d, w, g]
 
     def _add(self, a: str, b: str, score_a: float) -> None:
         rec = self._records.setdefault((a, b), [0.0, 0.0, 0.0, 0.0])

@@ -133,8 +133,17 @@ def update_quality(
     if eta < 0.0:
         raise ValueError(f"eta must be non-negative; got {eta!r}")
     updated = dict(qualities)
-    updated[beaten_id] = qualities[beaten_id] - eta / (len(qualities) * prob)
+    updated[beaten_id] = quality_after_win(qualities[beaten_id], len(qualities), prob, eta)
     return updated
+
+
+def quality_after_win(quality: float, pool_size: int, prob: float, eta: float = 0.01) -> float:
+    """update_quality for one player, given the pool's size N: q - eta / (N p). O(1)."""
+    if not 0.0 < prob <= 1.0:
+        raise ValueError(f"prob must be in (0, 1] (the probability the beaten player was sampled with); got {prob!r}")
+    if pool_size < 1:
+        raise ValueError(f"pool_size must be at least 1; got {pool_size!r}")
+    return quality - eta / (pool_size * prob)
 
 
 def initial_quality(qualities: Mapping[str, float]) -> float:

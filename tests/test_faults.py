@@ -105,6 +105,10 @@ def test_only_a_restarted_incarnation_gets_a_restart_salt(local_ray):
 # --- Redis restarts mid-run ------------------------------------------------------------------
 
 
+def _history_points(store: LeagueStore) -> int:
+    return sum(len(points) for points in store.elo_history(list(store.load().players)).values())
+
+
 def test_redis_restart_mid_run_loses_nothing(local_ray, tmp_path):
     server = EmbeddedRedis(tmp_path / "redis-ext").start()  # appendonly, like a production Redis with AOF
     run_dir = tmp_path / "run"
@@ -115,7 +119,7 @@ def test_redis_restart_mid_run_loses_nothing(local_ray, tmp_path):
     def restart_redis() -> None:
         client = connect(server.url)
         before["state"] = LeagueStore(client, keys).load()
-        before["history"] = len(LeagueStore(client, keys).history())
+        before["history"] = _history_points(LeagueStore(client, keys))
         before["version"] = ParamStore(client, keys).latest_version()
         client.close()
         server.stop()  # SIGTERM: redis-server writes its append-only file and exits
@@ -129,7 +133,7 @@ def test_redis_restart_mid_run_loses_nothing(local_ray, tmp_path):
         result = run_training(small_config(f"redis.url={server.url}", "run.max_versions=40"), run_dir, log=lambda line: None, observers=[watch])
         client = connect(server.url)
         after = LeagueStore(client, keys).load()
-        history = LeagueStore(client, keys).history()
+        history = _history_points(LeagueStore(client, keys))
         params = ParamStore(client, keys)
         assert restarted.is_set()
         assert result.learner_version >= before["version"] + 3 and result.learner_version < 40
@@ -141,7 +145,7 @@ def test_redis_restart_mid_run_loses_nothing(local_ray, tmp_path):
             assert after.players[pid].games >= p.games
             if p.kind == "snapshot":
                 assert params.fetch_snapshot(pid)[0] == p.version
-        assert after.games_total >= old.games_total and len(history) > before["history"]
+        assert after.games_total >= old.games_total and history >= before["history"]  # no Elo history lost
         # A push whose reply was lost in the restart is retried, so a game can arrive twice; the
         # league counts it once (summary["duplicate_games"] says how often that happened).
     finally:
@@ -228,8 +232,8 @@ def test_wrong_redis_password_is_one_clear_error(local_ray, redis_server, tmp_pa
 
 
 def test_payload_error_names_the_key(redis_client, run_keys):
-    redis_client.set(run_keys.league_state, b"\x85truncated")
-    with pytest.raises(PayloadError, match=r"league state in Redis \(test:run-1:league:state\).*corrupt or truncated"):
+    redis_client.set(run_keys.league_meta, b"\x85truncated")
+    with pytest.raises(PayloadError, match=r"league in Redis \(test:run-1:league:meta and its hashes\).*corrupt or truncated"):
         LeagueStore(redis_client, run_keys).load()
     redis_client.set(run_keys.param_version, b"3")
     redis_client.set(run_keys.weights(3), b"\x92\x01")
@@ -289,7 +293,7 @@ def test_learner_republishes_weights_that_a_restarted_redis_lost(redis_server, r
 @pytest.mark.parametrize(
     "damage,error,message",
     [
-        ("corrupt league", PayloadError, r"league state in Redis \(selfplay:run:league:state\) cannot be read"),
+        ("corrupt league", PayloadError, r"league in Redis \(selfplay:run:league:meta and its hashes\) cannot be read"),
         ("truncated weights", PayloadError, r"weights v0 in Redis \(selfplay:run:params:w:0\) cannot be read"),
         ("weights of another shape", RunError, r"weights of run 'run' in Redis \(v1\) do not fit this config"),
         ("no league", RunError, r"run 'run' has no league in this Redis"),
@@ -314,14 +318,14 @@ def test_resume_refuses_bad_redis_content_and_changes_nothing(local_ray, redis_s
     params = ParamStore(redis_client, keys)
     params.publish(0, learner.weights())
     if damage == "corrupt league":
-        redis_client.set(keys.league_state, b"\x85\xa6schema")
+        redis_client.set(keys.league_meta, b"\x85\xa6schema")
     elif damage == "truncated weights":
         blob = redis_client.get(keys.weights(0))
         redis_client.set(keys.weights(0), blob[: len(blob) // 2])
     elif damage == "weights of another shape":
         params.publish(1, state_dict_numpy(PolicyNet(18, 9, (32,))))
     else:
-        redis_client.delete(keys.league_state)
+        redis_client.delete(keys.league_meta)
     redis_before = {k: redis_client.dump(k) for k in redis_client.keys("*")}
     files_before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
 

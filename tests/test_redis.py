@@ -14,7 +14,8 @@ import pytest
 
 from cluster.stores.connection import RedisUnavailable, connect, redact
 from cluster.stores.embedded_redis import EmbeddedRedis
-from cluster.stores.league_store import LeagueStore
+from cluster.stores.league_store import LeagueReader, LeagueStore
+from league.config import LeagueConfig
 from league.league import LeagueState
 from league.records import LEARNER_ID, RANDOM_ID, GameResult
 
@@ -200,7 +201,8 @@ def _state() -> LeagueState:
     state.players[LEARNER_ID].elo_stderr = 20.5
     state.players["v000000"].quality = -0.25
     state.players[RANDOM_ID].vs_learner = [3, 1, 2]
-    state.results = {f"{RANDOM_ID}\tv000000": [1.5, 4.0]}
+    state.elo.add(RANDOM_ID, "v000000", 1.5, 4.0)
+    state.payoff.update(LEARNER_ID, "v000000", 1.0)
     state.games_total = 6
     return state
 
@@ -209,19 +211,59 @@ def test_league_state_save_load_round_trip(league_store):
     assert league_store.load() is None
     state = _state()
     league_store.save(state)
-    assert state.revision == 1
+    assert state.revision == 1 and not state.changed
     loaded = league_store.load()
     assert loaded.to_dict() == state.to_dict()
     assert loaded.players["v000000"].kind == "snapshot" and loaded.players[LEARNER_ID].elo_stderr == 20.5
+    assert loaded.payoff.record("v000000", LEARNER_ID) == (0.0, 0.0, 1.0, 1.0)
     league_store.save(loaded)
     assert league_store.load().revision == 2
 
 
-def test_history_is_trimmed_to_max_history(league_store):
+def test_a_save_writes_only_what_changed_and_readers_fetch_only_that(league_store, redis_client, run_keys):
+    state = LeagueState.new()
+    for v in range(50):
+        state.add_snapshot(v)
+    league_store.save(state)
+    reader = LeagueReader(league_store, refresh_s=0.0, sampler="openai_five")
+    assert len(reader.state().players) == 52 and reader.players_read == 52  # the first read is everyone
+    game = GameResult("g1", (LEARNER_ID, "v000007"), (60, 7), (1.0, 0.0), 9, "train", 0.02, 0.0)
+    state.record(game, LeagueConfig())
+    assert state.changed == {LEARNER_ID, "v000007"}
+    league_store.save(state)
+    view = reader.state()
+    assert reader.players_read == 54  # the two players the game changed, not the 52
+    assert view.revision == 2 and view.players["v000007"].losses == 1
+    assert view.players["v000007"].quality == pytest.approx(-0.01 / (51 * 0.02))  # 50 snapshots + random
+    assert view.pool.prob("quality", "v000007") < view.pool.prob("quality", "v000008")
+    assert redis_client.hlen(run_keys.league_players) == 52
+    reader.state()
+    assert reader.players_read == 54  # nothing changed: nothing fetched
+
+
+def test_a_reader_ahead_of_the_store_reads_everything_again(league_store):
+    state = LeagueState.new()
+    league_store.save(state)
+    reader = LeagueReader(league_store, refresh_s=0.0, sampler="uniform")
+    reader.state()
+    league_store.r.delete(league_store.keys.league_meta)  # the league was rewritten from scratch ...
+    fresh = LeagueState.new()
+    fresh.add_snapshot(0)
+    league_store.save(fresh)  # ... at revision 1 again, with other players
+    reader.state()
+    league_store.save(fresh)
+    assert "v000000" in reader.state().players and reader.state().revision == 2
+
+
+def test_each_players_elo_history_is_thinned_not_cut(league_store):
     state = _state()
-    for v in range(8):
-        state.learner_version = v
-        league_store.append_history(state)
-    history = league_store.history()
-    assert [p["learner_version"] for p in history] == [3, 4, 5, 6, 7]
-    assert history[-1]["ratings"][LEARNER_ID][0] == 150.0
+    for v in range(12):
+        state.players[LEARNER_ID].elo = float(v)
+        league_store.record_ratings([state.players[LEARNER_ID]], learner_version=v, t=float(v))
+    history = league_store.elo_history([LEARNER_ID, RANDOM_ID])
+    assert history[RANDOM_ID] == []
+    versions = [point[1] for point in history[LEARNER_ID]]
+    # max_history 5: past it, the first point and every other one back from the newest are kept
+    assert len(versions) <= 5 and versions[0] == 0 and versions[-1] == 11
+    assert versions == sorted(versions)
+    assert history[LEARNER_ID][-1][2:] == [11.0, 20.5]

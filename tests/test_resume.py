@@ -189,7 +189,8 @@ def _league(run_dir: Path, run_id: str):
         store, params = LeagueStore(client, keys), ParamStore(client, keys)
         state = store.load()
         snapshots = {pid: params.fetch_snapshot(pid)[0] for pid, p in state.players.items() if p.kind == "snapshot"}
-        return state, len(store.history()), params.latest_version(), snapshots
+        history = sum(len(points) for points in store.elo_history(list(state.players)).values())
+        return state, history, params.latest_version(), snapshots
 
 
 def _assert_league_continued(before, after) -> None:

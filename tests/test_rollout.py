@@ -13,6 +13,7 @@ from actors.games import load_game
 from actors.rollout import Lane, RolloutWorker, rows_to_segment
 from actors.scripted import random_legal
 from cluster.config import Config
+from league.pool import LeagueView
 from league.league import LeagueState
 from league.records import LEARNER_ID, RANDOM_ID, GameResult
 from learner.model import InferencePolicy, PolicyNet, state_dict_numpy
@@ -54,11 +55,16 @@ class FakeParams:
 
 
 class FakeLeague:
-    def __init__(self, state: LeagueState | None) -> None:
-        self._state = state
+    """The league as an actor's reader would see it, read once from a LeagueState."""
 
-    def state(self) -> LeagueState | None:
-        return self._state
+    def __init__(self, state: LeagueState | None, sampler: str) -> None:
+        self._view = None
+        if state is not None:
+            self._view = LeagueView(sampler)
+            self._view.apply(state.players.values(), revision=1, learner_version=state.learner_version)
+
+    def state(self) -> LeagueView | None:
+        return self._view
 
 
 class ListSink:
@@ -99,7 +105,7 @@ def _worker(tictactoe, league_state=None, sampler="uniform", envs=4, segment_len
     params.publish(0, seed=100)
     sink, results = ListSink(), ListResults()
     worker = RolloutWorker(
-        0, cfg, make_slot, spec, params, FakeLeague(league_state), sink, results, {RANDOM_ID: random_legal},
+        0, cfg, make_slot, spec, params, FakeLeague(league_state, sampler), sink, results, {RANDOM_ID: random_legal},
         game_kind=kind, restart_salt=restart_salt,
     )
     return worker, params, sink, results

@@ -118,7 +118,7 @@ class RolloutService:
             make_slot,
             spec,
             params=params,
-            league=LeagueReader(store, cfg.rollout.league_refresh_s),
+            league=LeagueReader(store, cfg.rollout.league_refresh_s, sampler=cfg.league.sampler),
             sink=self.sink,
             results=RedisResultSink(store),
             references=references_for(cfg.game.name),

@@ -11,6 +11,8 @@ TensorBoard scalars there as a distributed run does.
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 from typing import Callable
 
@@ -135,9 +137,10 @@ def run_inline(
     service = LearnerService(cfg.to_dict(), redis_url, run_id, own_process=False)
     service.publish()
     learner = LocalLearner(service, on_update)
-    manager = LeagueManager(store, params, cfg.league, state)
+    # Steps come every LEAGUE_EVERY_VERSIONS versions here, not every half second: fit at each one.
+    manager = LeagueManager(store, params, dataclasses.replace(cfg.league, rating_every_s=0.0), state)
     manager.step(service.learner.version)
-    readers = [LeagueReader(store, refresh_s=float("inf")) for _ in range(cfg.rollout.num_actors)]
+    readers = [LeagueReader(store, refresh_s=float("inf"), sampler=cfg.league.sampler) for _ in range(cfg.rollout.num_actors)]
     sink = RedisResultSink(store)
     workers = [RolloutWorker(i, cfg, make_slot, spec, params, readers[i], learner, sink, refs) for i in range(cfg.rollout.num_actors)]
     evaluator = None
@@ -159,5 +162,5 @@ def run_inline(
         if params.latest_version() < version:  # rate the final weights, however publish_every falls
             service.publish()
         evaluator.round()
-    manager.step(version)
+    manager.step(version, refit=True)
     return service.learner, manager, outcome.env_steps

@@ -13,8 +13,12 @@ take keys as arguments, are here too, so that this file is the whole layout.
 | {p}:{run}:params:versions     | sorted set | published versions, score = version     | learner (PUBLISH_WEIGHTS, trims)         | PUBLISH_WEIGHTS only                               |
 | {p}:{run}:params:w:{version}  | string     | weights payload; newest keep_versions   | learner (PUBLISH_WEIGHTS, deletes old)   | actors, evaluators, league manager, driver, CLI    |
 | {p}:{run}:snap:{player_id}    | string     | weights payload, written once (SET NX)  | league manager (snapshot_from_published) | actors (past opponents), evaluators, CLI           |
-| {p}:{run}:league:state        | string     | league_state doc (players, Elo, payoff) | league manager (LeagueStore.save)        | actors, evaluators (LeagueReader), CLI, dashboard  |
-| {p}:{run}:league:history      | list       | elo_point docs, last league.max_history | league manager (append_history)          | dashboard                                          |
+| {p}:{run}:league:meta         | string     | league_meta doc (revision, versions...) | league manager (LeagueStore.save)        | actors, evaluators (LeagueReader), CLI, dashboard  |
+| {p}:{run}:league:players      | hash       | player id -> league_player doc          | league manager (save: changed ones only) | LeagueReader (changed ones), CLI, dashboard        |
+| {p}:{run}:league:changes      | sorted set | player id, score = revision it changed  | league manager (save)                    | LeagueReader (ZRANGEBYSCORE since its revision)    |
+| {p}:{run}:league:results      | hash       | "a\tb" -> [score of a, games] (ratings) | league manager (save: changed pairs)     | league manager on resume, CLI                      |
+| {p}:{run}:league:payoff       | hash       | "a\tb" -> a's decayed [W, D, L, games]  | league manager (save: changed pairs)     | league manager on resume, dashboard                |
+| {p}:{run}:league:elo:{player} | list       | [t, version, Elo, stderr], thinned      | league manager (record_ratings)          | dashboard                                          |
 | {p}:{run}:games               | list       | game payloads, a queue                  | actors, evaluators, driver (push_games)  | league manager (CLAIM_GAMES)                       |
 | {p}:{run}:games:claimed       | list       | games claimed, not yet acknowledged     | league manager (CLAIM_GAMES; save empties it) | league manager                                |
 | {p}:{run}:health              | string     | health doc (rates, lag, actor stats)    | driver (set_health)                      | dashboard, benchmarks                              |
@@ -52,8 +56,11 @@ class RunKeys:
     meta = property(lambda s: f"{s.base}:meta")
     param_version = property(lambda s: f"{s.base}:params:version")
     param_versions = property(lambda s: f"{s.base}:params:versions")
-    league_state = property(lambda s: f"{s.base}:league:state")
-    league_history = property(lambda s: f"{s.base}:league:history")
+    league_meta = property(lambda s: f"{s.base}:league:meta")
+    league_players = property(lambda s: f"{s.base}:league:players")
+    league_changes = property(lambda s: f"{s.base}:league:changes")
+    league_results = property(lambda s: f"{s.base}:league:results")
+    league_payoff = property(lambda s: f"{s.base}:league:payoff")
     games = property(lambda s: f"{s.base}:games")
     games_claimed = property(lambda s: f"{s.base}:games:claimed")
     health = property(lambda s: f"{s.base}:health")
@@ -62,6 +69,9 @@ class RunKeys:
 
     def weights(self, version: int) -> str:
         return f"{self.weights_prefix}{version}"
+
+    def elo_history(self, player_id: str) -> str:
+        return f"{self.base}:league:elo:{player_id}"
 
     def snapshot(self, player_id: str) -> str:
         return f"{self.base}:snap:{player_id}"
@@ -101,4 +111,24 @@ if redis.call('EXISTS', KEYS[2]) == 0 then
   end
 end
 return redis.call('LRANGE', KEYS[2], 0, -1)
+"""
+
+# Append a point to a bounded history (KEYS: the list; ARGV: point, max length). Past the max, keep
+# the first point and every other one counting back from the newest: the history still spans the
+# whole run, older stretches at coarser resolution, and appends stay amortised O(1). Rewritten in chunks (Lua's unpack has a limit).
+PUSH_THINNED = """
+local n = redis.call('RPUSH', KEYS[1], ARGV[1])
+if n > tonumber(ARGV[2]) then
+  local all = redis.call('LRANGE', KEYS[1], 0, -1)
+  local keep = {}
+  for i = n, 2, -2 do keep[#keep + 1] = all[i] end
+  keep[#keep + 1] = all[1]
+  redis.call('DEL', KEYS[1])
+  for i = #keep, 1, -500 do
+    local chunk = {}
+    for j = i, math.max(1, i - 499), -1 do chunk[#chunk + 1] = keep[j] end
+    redis.call('RPUSH', KEYS[1], unpack(chunk))
+  end
+end
+return n
 """

@@ -7,49 +7,150 @@ evaluators) for the game queue; any number of readers (actors, `selfplay league`
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 
 import redis
 
 from cluster.stores.connection import connect
-from cluster.stores.keys import CLAIM_GAMES, RunKeys, runs_index
+import msgpack
+
+from cluster.stores.keys import CLAIM_GAMES, PUSH_THINNED, RunKeys, runs_index
 from cluster.stores.param_store import ParamStore
 from cluster.stores.payloads import decode_doc, decode_game, encode_doc, encode_game
-from league.league import LeagueState
+from league.league import LEARNER, REFERENCE, SNAPSHOT, LeagueState, Player
+from league.payoff import Payoff
+from league.pool import LeagueView
 from league.records import GameResult
 from learner.wire import PayloadError
 
-STATE_SCHEMA, STATE_V = "league_state", 1
-POINT_SCHEMA, POINT_V = "elo_point", 1
+LEAGUE_SCHEMA, LEAGUE_V = "league_meta", 1
+PLAYER_SCHEMA, PLAYER_V = "league_player", 1
 HEALTH_SCHEMA, HEALTH_V = "health", 1
 META_SCHEMA, META_V = "run_meta", 1
 
+
+def _encode_player(p: Player) -> bytes:
+    return encode_doc(PLAYER_SCHEMA, PLAYER_V, asdict(p))
+
+
+def _floats(raw: bytes, n: int, key: bytes) -> list[float]:
+    v = msgpack.unpackb(raw)
+    if not isinstance(v, list) or len(v) != n or not all(isinstance(x, (int, float)) for x in v):
+        raise PayloadError(f"league record {key!r}: expected {n} numbers, got {v!r}")
+    return [float(x) for x in v]
+
+
+class RunFormatError(PayloadError):
+    """The run in Redis was written in a layout this version does not read."""
+
+
 class LeagueStore:
-    def __init__(self, client: redis.Redis, keys: RunKeys, max_history: int = 2000) -> None:
+    def __init__(self, client: redis.Redis, keys: RunKeys, max_history: int = 500) -> None:
         self.r = client
         self.keys = keys
         self.max_history = max_history
         self.corrupt_games = 0
         self._claim = client.register_script(CLAIM_GAMES)
+        self._push_point = client.register_script(PUSH_THINNED)
 
     # --- league state ----------------------------------------------------------------------
     def load(self) -> LeagueState | None:
-        raw = self.r.get(self.keys.league_state)
-        if raw is None:
-            return None
+        """The whole league (O(players + pairs)): for the manager at start-up and for views."""
+        k = self.keys
         try:
-            return LeagueState.from_dict(decode_doc(raw, STATE_SCHEMA, STATE_V))
+            meta = self._meta()
+            if meta is None:
+                if self.r.exists(f"{k.base}:league:state"):
+                    raise RunFormatError(
+                        f"run {k.run_id!r} keeps its league in one document ({k.base}:league:state), as versions before "
+                        "the per-player league did: finish that run with the version that started it, or start a new run"
+                    )
+                return None
+            rank = {LEARNER: 0, REFERENCE: 1, SNAPSHOT: 2}  # the order a league adds them in
+            found = sorted(self._decode_players(self.r.hvals(k.league_players)), key=lambda p: (rank.get(p.kind, 3), p.version, p.id))
+            players = {p.id: p for p in found}
+            results = {key.decode(): _floats(v, 2, key) for key, v in self.r.hgetall(k.league_results).items()}
+            payoff = Payoff(decay=float(meta["payoff_decay"]), min_games=float(meta["payoff_min_games"]))
+            for key, v in self.r.hgetall(k.league_payoff).items():
+                a, b = key.decode().split("\t")
+                payoff.set_pair(a, b, _floats(v, 4, key))
+            return LeagueState(
+                players=players,
+                learner_version=int(meta["learner_version"]),
+                last_snapshot_version=int(meta["last_snapshot_version"]),
+                games_total=int(meta["games_total"]),
+                revision=int(meta["revision"]),
+                epoch=str(meta.get("epoch", "")),
+                payoff=payoff,
+                results=results,
+            )
         except PayloadError as exc:
-            raise PayloadError(f"league state in Redis ({self.keys.league_state}) cannot be read: {exc}") from exc
+            raise PayloadError(f"league in Redis ({k.league_meta} and its hashes) cannot be read: {exc}") from exc
         except (KeyError, TypeError, ValueError) as exc:
-            raise PayloadError(f"league state in Redis ({self.keys.league_state}) is malformed: {exc}") from exc
+            raise PayloadError(f"league in Redis ({k.league_meta} and its hashes) is malformed: {exc}") from exc
 
     def save(self, state: LeagueState) -> None:
-        """Write the state and, in the same transaction, acknowledge the games claimed by pop_games()."""
-        state.revision += 1
+        """Write what changed since the last save (players, rating pairs, payoff pairs) and the
+        scalars, and acknowledge the games claimed by pop_games(), in one transaction. Readers
+        find the changed players through the revision log (changes_since)."""
+        k, revision = self.keys, state.revision + 1
+        changed = sorted(state.changed)
+        results, payoff = state.elo.take_touched(), state.payoff.take_touched()
         pipe = self.r.pipeline(transaction=True)
-        pipe.set(self.keys.league_state, encode_doc(STATE_SCHEMA, STATE_V, state.to_dict()))
-        pipe.delete(self.keys.games_claimed)
-        pipe.execute()
+        if changed:
+            pipe.hset(k.league_players, mapping={pid: _encode_player(state.players[pid]) for pid in changed})
+            pipe.zadd(k.league_changes, {pid: revision for pid in changed})
+        if results:
+            pipe.hset(k.league_results, mapping={f"{a}\t{b}": msgpack.packb(list(v)) for (a, b), v in results.items()})
+        if payoff:
+            pipe.hset(k.league_payoff, mapping={f"{a}\t{b}": msgpack.packb(v) for (a, b), v in payoff.items()})
+        meta = {**state.meta(), "revision": revision}
+        pipe.set(k.league_meta, encode_doc(LEAGUE_SCHEMA, LEAGUE_V, meta))
+        pipe.delete(k.games_claimed)
+        try:
+            pipe.execute()
+        except BaseException:
+            state.elo.touch(results)  # nothing was written: the next save writes it all again
+            state.payoff.touch(payoff)
+            raise
+        state.revision = revision
+        state.changed.clear()
+
+    def changes_since(self, epoch: str, revision: int) -> tuple[str, int, int, list[Player], bool] | None:
+        """(epoch, revision now, learner version, players changed since `revision`, whether that is
+        every player) or None before the league exists. A reader behind by a few saves gets the few
+        players those saves changed; a reader with no revision, or one of another league (another
+        epoch: a new run under the same id) or of a league restored to an older revision, gets everyone."""
+        meta = self._meta()
+        if meta is None:
+            return None
+        now, version, current = int(meta["revision"]), int(meta["learner_version"]), str(meta.get("epoch", ""))
+        if current != epoch or revision < 0 or now < revision:
+            return current, now, version, self._decode_players(self.r.hvals(self.keys.league_players)), True
+        if now == revision:
+            return current, now, version, [], False
+        ids = self.r.zrangebyscore(self.keys.league_changes, f"({revision}", now)
+        raw = self.r.hmget(self.keys.league_players, ids) if ids else []
+        return current, now, version, self._decode_players([x for x in raw if x is not None]), False
+
+    def revision(self) -> int:
+        meta = self._meta()
+        return -1 if meta is None else int(meta["revision"])
+
+    def _meta(self) -> dict | None:
+        raw = self.r.get(self.keys.league_meta)
+        return None if raw is None else decode_doc(raw, LEAGUE_SCHEMA, LEAGUE_V)
+
+    @staticmethod
+    def _decode_players(raw: list[bytes]) -> list[Player]:
+        out = []
+        for item in raw:
+            body = decode_doc(item, PLAYER_SCHEMA, PLAYER_V)
+            try:
+                out.append(Player(**body))
+            except TypeError as exc:
+                raise PayloadError(f"league player record has unexpected fields: {exc}") from exc
+        return out
 
     # --- game results ----------------------------------------------------------------------
     def push_games(self, results: list[GameResult]) -> None:
@@ -70,20 +171,29 @@ class LeagueStore:
                 self.corrupt_games += 1
         return out
 
-    # --- history ---------------------------------------------------------------------------
-    def append_history(self, state: LeagueState) -> None:
-        point = {
-            "t": time.time(),
-            "learner_version": state.learner_version,
-            "ratings": {p.id: [p.elo, p.elo_stderr] for p in state.players.values()},
-        }
+    # --- Elo history ---------------------------------------------------------------------
+    def record_ratings(self, players: list[Player], learner_version: int, t: float | None = None) -> None:
+        """Append a point (t, learner version, Elo, stderr) to each player's own history. A history
+        at max_history points is thinned to every other point (the newest kept), so it covers the
+        whole run at a resolution that halves as the run doubles, in bounded memory."""
+        if not players:
+            return
+        t = time.time() if t is None else t
         pipe = self.r.pipeline(transaction=False)
-        pipe.rpush(self.keys.league_history, encode_doc(POINT_SCHEMA, POINT_V, point))
-        pipe.ltrim(self.keys.league_history, -self.max_history, -1)
+        for p in players:
+            point = msgpack.packb([t, learner_version, p.elo, p.elo_stderr])
+            self._push_point(keys=[self.keys.elo_history(p.id)], args=[point, self.max_history], client=pipe)
         pipe.execute()
 
-    def history(self) -> list[dict]:
-        return [decode_doc(x, POINT_SCHEMA, POINT_V) for x in self.r.lrange(self.keys.league_history, 0, -1)]
+    def elo_history(self, player_ids: list[str]) -> dict[str, list[list]]:
+        """Each player's points [t, learner version, Elo, stderr or None], oldest first."""
+        pipe = self.r.pipeline(transaction=False)
+        for pid in player_ids:
+            pipe.lrange(self.keys.elo_history(pid), 0, -1)
+        out = {}
+        for pid, raw in zip(player_ids, pipe.execute()):
+            out[pid] = [list(msgpack.unpackb(x)) for x in raw]
+        return out
 
     # --- run health and metadata ------------------------------------------------------------
     def set_health(self, health: dict) -> None:
@@ -108,30 +218,39 @@ def list_runs(client: redis.Redis, prefix: str) -> list[str]:
 
 
 class LeagueReader:
-    """Actor-side cached view of the league for opponent sampling; reloads at most every refresh_s."""
+    """Actor-side view of the league (league/pool.py LeagueView): at most every refresh_s it asks
+    the store for the players changed since its revision, so a refresh costs per change, not per
+    player. `sampler`: the opponent sampler the view indexes the pool for (None: no drawing)."""
 
-    def __init__(self, store: LeagueStore, refresh_s: float = 1.0) -> None:
+    def __init__(self, store: LeagueStore, refresh_s: float = 1.0, sampler: str | None = None) -> None:
         self.store = store
         self.refresh_s = refresh_s
-        self._state: LeagueState | None = None
+        self.sampler = sampler
+        self._view = LeagueView(sampler)
         self._loaded_at = -1e9
         self._stale = True
+        self.players_read = 0  # player records fetched so far: what refreshes cost
 
     def invalidate(self) -> None:
         """Reload on the next call (used by the in-process runner right after a league step)."""
         self._stale = True
 
-    def state(self) -> LeagueState | None:
+    def state(self) -> LeagueView | None:
         now = time.monotonic()
         if self._stale or now - self._loaded_at >= self.refresh_s:
             self._loaded_at, self._stale = now, False
             try:
-                fresh = self.store.load()
+                got = self.store.changes_since(self._view.epoch, self._view.revision)
             except (redis.ConnectionError, redis.TimeoutError):
-                fresh = None  # keep sampling from the last view while Redis is away
-            if fresh is not None:
-                self._state = fresh
-        return self._state
+                got = None  # keep sampling from the last view while Redis is away
+            if got is not None:
+                epoch, revision, learner_version, players, everyone = got
+                if everyone:
+                    self._view = LeagueView(self.sampler)
+                    self._view.epoch = epoch
+                self._view.apply(players, revision, learner_version)
+                self.players_read += len(players)
+        return self._view if self._view.revision >= 0 else None
 
 
 class RedisResultSink:

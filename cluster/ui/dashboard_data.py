@@ -11,6 +11,16 @@ import time
 from cluster.stores.league_store import LeagueStore
 
 
+def elo_points(histories: dict[str, list[list]]) -> list[dict]:
+    """Per-player histories as the page's points (one player each), ordered by time."""
+    points = [
+        {"t": t, "learner_version": version, "ratings": {pid: [elo, se]}}
+        for pid, series in histories.items()
+        for t, version, elo, se in series
+    ]
+    return sorted(points, key=lambda p: p["t"])
+
+
 def dashboard_state(store: LeagueStore) -> dict:
     state = store.load()
     if state is None:
@@ -39,7 +49,7 @@ def dashboard_state(store: LeagueStore) -> dict:
             }
             for p in table
         ],
-        "elo_history": store.history(),
+        "elo_history": elo_points(store.elo_history(ids)),
         "payoff": {"players": ids, "win_rate": win_rate, "games": games},
         "health": {
             "learner_version": state.learner_version,
