@@ -41,7 +41,14 @@ class RolloutConfig:
     max_inflight: int = 4
     """Segment batches an actor may have in flight to the learner before it waits (backpressure)."""
     opponent_cache: int = 8
-    """Past-opponent policies kept in memory per actor (LRU); the league may be larger."""
+    """Idle past-opponent policies kept in memory per actor, beyond those in play (at least 1). A
+    past opponent seated in one of the actor's games is always held (never evicted mid-game, never
+    fetched twice while it plays), so the cache grows with the opponents in play. When an
+    opponent's last game ends its policy stays idle, and at most this many idle ones are kept,
+    least recently played dropped first, for the sampler to draw again. A miss loads the new
+    weights into the least recently played idle policy's network rather than building one.
+    Memory: the distinct opponents in play (at most envs_per_actor) + this many networks, however
+    big the league grows (actors/opponents.py)."""
     league_refresh_s: float = 1.0
     """How often actors reload the league's opponent pool."""
     opening_random_moves: int = 0

@@ -43,6 +43,10 @@ class ActorStats:
     """Time spent waiting for room in the learner's queue."""
     dropped_at_stop: int
     opponent_fallbacks: int
+    opponent_cache_hits: int
+    """Games against a past opponent whose policy the actor held (rollout.opponent_cache)."""
+    opponent_cache_misses: int
+    """Games against a past opponent whose weights it fetched from the parameter store."""
 
 
 class RaySegmentSink:
@@ -170,4 +174,6 @@ class RolloutService:
             backpressure_s=self.sink.wait_s,
             dropped_at_stop=self.sink.dropped_at_stop,
             opponent_fallbacks=s.opponent_fallbacks,
+            opponent_cache_hits=s.opponent_cache_hits,
+            opponent_cache_misses=s.opponent_cache_misses,
         )
