@@ -40,6 +40,17 @@ class RolloutConfig:
     """How often actors poll the cheap version key in the parameter store."""
     max_inflight: int = 4
     """Segment batches an actor may have in flight to the learner before it waits (backpressure)."""
+    send_segments: int = 8
+    """Segments an actor gathers, over several ticks, before sending them to the learner in one
+    call: each call has a fixed cost (about 1 ms on each side, measured by
+    benchmarks/hot_paths.py --ray) that a tick's one or two segments would pay alone. Capped at
+    half the learner's queue (learner.queue_segments), so a call still fits the queue and
+    backpressure acts as before; a tick's segments are never split, so a call may hold a tick's
+    worth more. 1: send every tick's segments as they are cut."""
+    send_max_age_s: float = 0.25
+    """A gathered segment is sent after at most this long (checked as new segments arrive, every
+    tick in practice), so gathering adds little staleness. Segments gathered and not yet sent when
+    an actor crashes are lost with it unannounced, like the decisions its lanes hold."""
     opponent_cache: int = 8
     """Idle past-opponent policies kept in memory per actor, beyond those in play (at least 1). A
     past opponent seated in one of the actor's games is always held (never evicted mid-game, never

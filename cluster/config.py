@@ -200,6 +200,8 @@ def validate(cfg: Config) -> None:
         (cfg.rollout.envs_per_actor >= 1, "rollout.envs_per_actor must be >= 1"),
         (cfg.rollout.segment_length >= 1, "rollout.segment_length must be >= 1"),
         (cfg.rollout.max_inflight >= 1, "rollout.max_inflight must be >= 1"),
+        (cfg.rollout.send_segments >= 1, "rollout.send_segments must be >= 1 (1: every tick's segments sent as they are cut)"),
+        (cfg.rollout.send_max_age_s >= 0, "rollout.send_max_age_s must be >= 0"),
         (cfg.rollout.opponent_cache >= 1, "rollout.opponent_cache must be >= 1 (idle opponents kept besides those in play)"),
         (cfg.rollout.opening_random_moves >= 0, "rollout.opening_random_moves must be >= 0 (0: off)"),
         (cfg.learner.device in ("auto", "cpu", "cuda"), "learner.device must be auto, cpu or cuda"),
