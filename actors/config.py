@@ -45,7 +45,8 @@ class RolloutConfig:
     call: each call has a fixed cost (about 1 ms on each side, measured by
     benchmarks/hot_paths.py --ray) that a tick's one or two segments would pay alone. Capped at
     half the learner's queue (learner.queue_segments), so a call still fits the queue and
-    backpressure acts as before; a tick's segments are never split, so a call may hold a tick's
+    backpressure acts as before, and at about 90 KiB, past which Ray passes a call through its
+    object store at a higher cost. A tick's segments are never split, so a call may hold a tick's
     worth more. 1: send every tick's segments as they are cut."""
     send_max_age_s: float = 0.25
     """A gathered segment is sent after at most this long (checked as new segments arrive, every

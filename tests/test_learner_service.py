@@ -51,6 +51,8 @@ def test_send_buffer_gathers_ticks_until_enough_segments_or_the_oldest_is_old_en
     assert buf.add([], now=99.0) == []
     buf.add([d], now=30.0)
     assert buf.take() == [d] and buf.take() == []  # what a stopping actor flushes
+    small = SendBuffer(max_segments=100, max_age_s=10.0, max_bytes=3 * (a.obs.nbytes + a.masks.nbytes))
+    assert small.add([a, b], now=0.0) == [] and small.add([c], now=0.0) == [a, b, c]  # full by size
     every_tick = SendBuffer(max_segments=1, max_age_s=0.0)
     assert every_tick.add([a], now=0.0) == [a] and every_tick.add([b, c], now=0.0) == [b, c]
 

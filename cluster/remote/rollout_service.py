@@ -53,13 +53,21 @@ class ActorStats:
     """Calls that carried segments to the learner (each gathers several ticks', rollout.send_segments)."""
 
 
-class SendBuffer:
-    """Segments gathered over ticks until there are `max_segments` of them or the oldest has waited
-    `max_age_s`: fewer, larger calls to the learner. Plain Python, so it is tested without Ray."""
+# Ray passes call arguments up to 100 KiB inline with the call and larger ones through its object
+# store, which costs more per segment (benchmarks/hot_paths.py --ray: 16 segments in 191 KiB cost
+# more per segment than 8 in 96 KiB): a call is sent before it outgrows that.
+INLINE_BYTES = 90 * 1024
 
-    def __init__(self, max_segments: int, max_age_s: float) -> None:
-        self.max_segments, self.max_age_s = max_segments, max_age_s
+
+class SendBuffer:
+    """Segments gathered over ticks until there are `max_segments` of them, they fill `max_bytes`,
+    or the oldest has waited `max_age_s`: fewer, larger calls to the learner. Plain Python, so it
+    is tested without Ray."""
+
+    def __init__(self, max_segments: int, max_age_s: float, max_bytes: int = INLINE_BYTES) -> None:
+        self.max_segments, self.max_age_s, self.max_bytes = max_segments, max_age_s, max_bytes
         self._held: list[Segment] = []
+        self._bytes = 0
         self._since = 0.0
 
     def add(self, segments: list[Segment], now: float) -> list[Segment]:
@@ -67,12 +75,12 @@ class SendBuffer:
         if segments and not self._held:
             self._since = now
         self._held.extend(segments)
-        if self._held and (len(self._held) >= self.max_segments or now - self._since >= self.max_age_s):
-            return self.take()
-        return []
+        self._bytes += sum(s.obs.nbytes + s.masks.nbytes + 29 * len(s) for s in segments)  # 29: the per-step fields
+        due = len(self._held) >= self.max_segments or self._bytes >= self.max_bytes or now - self._since >= self.max_age_s
+        return self.take() if self._held and due else []
 
     def take(self) -> list[Segment]:
-        held, self._held = self._held, []
+        held, self._held, self._bytes = self._held, [], 0
         return held
 
     def __len__(self) -> int:
