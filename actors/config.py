@@ -40,8 +40,27 @@ class RolloutConfig:
     """How often actors poll the cheap version key in the parameter store."""
     max_inflight: int = 4
     """Segment batches an actor may have in flight to the learner before it waits (backpressure)."""
+    send_segments: int = 8
+    """Segments an actor gathers, over several ticks, before sending them to the learner in one
+    call: each call has a fixed cost (about 1 ms on each side, measured by
+    benchmarks/hot_paths.py --ray) that a tick's one or two segments would pay alone. Capped at
+    half the learner's queue (learner.queue_segments), so a call still fits the queue and
+    backpressure acts as before, and at about 90 KiB, past which Ray passes a call through its
+    object store at a higher cost. A tick's segments are never split, so a call may hold a tick's
+    worth more. 1: send every tick's segments as they are cut."""
+    send_max_age_s: float = 0.25
+    """A gathered segment is sent after at most this long (checked as new segments arrive, every
+    tick in practice), so gathering adds little staleness. Segments gathered and not yet sent when
+    an actor crashes are lost with it unannounced, like the decisions its lanes hold."""
     opponent_cache: int = 8
-    """Past-opponent policies kept in memory per actor (LRU); the league may be larger."""
+    """Idle past-opponent policies kept in memory per actor, beyond those in play (at least 1). A
+    past opponent seated in one of the actor's games is always held (never evicted mid-game, never
+    fetched twice while it plays), so the cache grows with the opponents in play. When an
+    opponent's last game ends its policy stays idle, and at most this many idle ones are kept,
+    least recently played dropped first, for the sampler to draw again. A miss loads the new
+    weights into the least recently played idle policy's network rather than building one.
+    Memory: the distinct opponents in play (at most envs_per_actor) + this many networks, however
+    big the league grows (actors/opponents.py)."""
     league_refresh_s: float = 1.0
     """How often actors reload the league's opponent pool."""
     opening_random_moves: int = 0

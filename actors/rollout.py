@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -21,6 +20,7 @@ import numpy as np
 
 from actors.config import RolloutSettings
 from actors.games import GameSlot, GameSpec
+from actors.opponents import OpponentCache
 from league.pool import LeagueView
 from league.records import LEARNER_ID, GameResult
 from learner.model import InferencePolicy
@@ -131,6 +131,10 @@ class RolloutStats:
     samples: int = 0
     weight_updates: int = 0
     opponent_fallbacks: int = 0
+    opponent_cache_hits: int = 0
+    """Games against a past opponent whose policy the actor already held."""
+    opponent_cache_misses: int = 0
+    """Games against a past opponent whose weights had to be fetched from the store."""
     ticks: int = 0
 
 
@@ -161,7 +165,11 @@ class RolloutWorker:
         self._seed_key = [cfg.run.seed, actor_id] + ([] if restart_salt is None else [restart_salt])
         self.rng = np.random.default_rng(self._seed_key)
         self.latest = InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model)
-        self._snapshots: OrderedDict[str, InferencePolicy] = OrderedDict()
+        self._opponents = OpponentCache(
+            params.fetch_snapshot,
+            lambda: InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model),
+            cfg.rollout.opponent_cache,
+        )
         self.stats = RolloutStats()
         self._last_poll = -1e9
         self._segment_counter = 0
@@ -187,18 +195,19 @@ class RolloutWorker:
         return True
 
     def _policy(self, player_id: str) -> InferencePolicy:
-        if player_id == LEARNER_ID:
-            return self.latest
-        if player_id in self._snapshots:
-            self._snapshots.move_to_end(player_id)
-            return self._snapshots[player_id]
-        version, tensors = self.params.fetch_snapshot(player_id)
-        pol = InferencePolicy(self.spec.obs_shape, self.spec.num_actions, self.cfg.model)
-        pol.load(tensors, version)
-        self._snapshots[player_id] = pol
-        while len(self._snapshots) > self.cfg.rollout.opponent_cache:
-            self._snapshots.popitem(last=False)  # LRU: memory stays bounded however big the league grows
-        return pol
+        """The latest policy, or a past opponent seated in some game slot (always held)."""
+        return self.latest if player_id == LEARNER_ID else self._opponents[player_id]
+
+    def _seat_opponent(self, player_id: str) -> None:
+        """Hold `player_id`'s policy for as long as a game slot seats it (KeyError: not in the store)."""
+        self._opponents.seat(player_id)
+        self.stats.opponent_cache_hits = self._opponents.hits
+        self.stats.opponent_cache_misses = self._opponents.misses
+
+    def _release_opponents(self, seating: Seating) -> None:
+        for player_id in set(seating.players):
+            if player_id != LEARNER_ID and player_id not in self.references:
+                self._opponents.release(player_id)
 
     # --- games -----------------------------------------------------------------------------
     def _seed(self, env_idx: int, episode: int) -> int:
@@ -213,7 +222,7 @@ class RolloutWorker:
             opponent, prob = choice.player_id, choice.prob
         if opponent != LEARNER_ID and opponent not in self.references:
             try:
-                self._policy(opponent)
+                self._seat_opponent(opponent)
             except KeyError:
                 opponent, prob = LEARNER_ID, 1.0  # snapshot missing from the store: play self, count it
                 self.stats.opponent_fallbacks += 1
@@ -331,6 +340,7 @@ class RolloutWorker:
             finished_at=time.time(),
         )
         self.stats.games += 1
+        self._release_opponents(seating)  # before the next draw, so that its network can be reused
         self._new_game(i, seating.episode + 1)
         return result
 

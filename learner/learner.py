@@ -8,6 +8,7 @@ it back on every sample, so staleness = version now - version that acted.
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import torch
 from learner.arch import ModelConfig
 from learner.config import LearnerConfig, PPOConfig
 from learner.model import PolicyNet, load_numpy_state, state_dict_numpy
-from learner.ppo import explained_variance, gae, linear_schedule, minibatch_slices, ppo_loss
+from learner.ppo import explained_variance, gae_segments, linear_schedule, minibatch_slices, ppo_loss
 from learner.segment import Segment
 
 
@@ -80,7 +81,13 @@ class Learner:
         self.opt = torch.optim.Adam(self.model.parameters(), lr=ppo_cfg.lr, betas=(0.9, 0.999), eps=1e-5)
         self.version = 0
         self.stats = LearnerStats()
-        self._pending: deque[Segment] = deque()
+        # Pending segments, in arrival order (the order update() takes them in), by arrival number.
+        # A min-heap of (policy version, arrival number) finds the stale ones without a scan: a
+        # segment dropped from the heap leaves its arrival number behind in the queue, skipped there.
+        self._pending: dict[int, Segment] = {}
+        self._arrivals: deque[int] = deque()
+        self._by_version: list[tuple[int, int]] = []
+        self._arrived = 0
         self._pending_samples = 0
         self._consecutive_nonfinite = 0
         self._rng = np.random.default_rng(seed)
@@ -93,21 +100,29 @@ class Learner:
                     f"segment shapes obs {s.obs.shape[1:]} / mask {s.masks.shape[1:]} do not fit the policy "
                     f"({self.obs_dim} / {self.spec.num_actions})"
                 )
-            self._pending.append(s)
+            self._pending[self._arrived] = s
+            self._arrivals.append(self._arrived)
+            heapq.heappush(self._by_version, (s.policy_version, self._arrived))
+            self._arrived += 1
             self._pending_samples += len(s)
             self.stats.samples_in += len(s)
         self._drop_stale()
 
     def _drop_stale(self) -> None:
-        """Drop whole segments whose oldest sample is over the lag limit (GAE needs them whole)."""
-        keep: deque[Segment] = deque()
-        for s in self._pending:
-            if self.version - s.policy_version > self.cfg.max_policy_lag:
+        """Drop whole segments whose oldest sample is over the lag limit (GAE needs them whole).
+        O(1) when nothing is stale; each segment is dropped or taken once, at O(log n)."""
+        oldest_allowed = self.version - self.cfg.max_policy_lag
+        heap = self._by_version
+        while heap and heap[0][0] < oldest_allowed:
+            _, arrival = heapq.heappop(heap)
+            s = self._pending.pop(arrival, None)
+            if s is not None:  # None: update() took it already
                 self.stats.dropped_stale += len(s)
                 self._pending_samples -= len(s)
-            else:
-                keep.append(s)
-        self._pending = keep
+        while self._arrivals and self._arrivals[0] not in self._pending:
+            self._arrivals.popleft()  # dropped ones at the front: keeps the queue as short as the data
+        if not self._pending:
+            heap.clear()  # what is left only names segments update() took
 
     def ready(self) -> bool:
         # Drop what went stale since the last add() first: after an update bumps the version, a
@@ -123,8 +138,10 @@ class Learner:
     def _take_batch(self) -> list[Segment]:
         self._drop_stale()
         batch, n = [], 0
-        while self._pending and n < self.cfg.batch_size:
-            s = self._pending.popleft()
+        while self._arrivals and n < self.cfg.batch_size:
+            s = self._pending.pop(self._arrivals.popleft(), None)
+            if s is None:
+                continue  # dropped as stale after it arrived
             batch.append(s)
             n += len(s)
             self._pending_samples -= len(s)
@@ -136,7 +153,10 @@ class Learner:
         if not batch:
             raise RuntimeError("update() called without pending samples")
         c = self.cfg
-        advs, rets = zip(*(gae(s.rewards, s.values, s.dones, s.bootstrap_value, c.gamma, c.gae_lambda) for s in batch))
+        adv_np, ret_np = gae_segments(
+            [s.rewards for s in batch], [s.values for s in batch], [s.dones for s in batch],
+            [s.bootstrap_value for s in batch], c.gamma, c.gae_lambda,
+        )
         lags = np.concatenate([self.version - s.versions for s in batch])
         cat = lambda name: np.concatenate([getattr(s, name) for s in batch])  # noqa: E731
         dev = self.device
@@ -144,7 +164,7 @@ class Learner:
         masks = torch.from_numpy(cat("masks")).to(dev)
         actions = torch.from_numpy(cat("actions")).to(dev)
         old_logp = torch.from_numpy(cat("logp")).to(dev)
-        adv_np, ret_np, val_np = np.concatenate(advs), np.concatenate(rets), cat("values")
+        val_np = cat("values")
         adv_all = torch.from_numpy(adv_np).to(dev)
         ret_all = torch.from_numpy(ret_np).to(dev)
         n = len(adv_np)

@@ -14,27 +14,58 @@ def gae(
     rewards: np.ndarray,
     values: np.ndarray,
     dones: np.ndarray,
-    bootstrap_value: float,
+    bootstrap_value: float | np.ndarray,
     gamma: float,
     lam: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Generalised advantage estimation over one segment of a single agent's decisions.
+    """Generalised advantage estimation over segments of single agents' decisions.
 
-    dones[t] = the game ended after decision t, so nothing flows back across it. The value after
-    the last decision is `bootstrap_value` (0 if that decision ended a game). Returns
-    (advantages, returns) with returns = advantages + values (the value targets).
+    dones[..., t] = the game ended after decision t, so nothing flows back across it. The value
+    after the last decision is `bootstrap_value` (0 if that decision ended a game). Returns
+    (advantages, returns) with returns = advantages + values (the value targets), float32.
+    Arrays are [T] with a float bootstrap, or [B, T] with a [B] bootstrap: the recursion runs
+    over time steps only, every row of the batch at once.
     """
-    T = len(rewards)
-    adv = np.zeros(T, dtype=np.float32)
-    last = 0.0
-    next_value = float(bootstrap_value)
-    for t in reversed(range(T)):
-        nonterminal = 0.0 if dones[t] else 1.0
-        delta = rewards[t] + gamma * next_value * nonterminal - values[t]
-        last = delta + gamma * lam * nonterminal * last
-        adv[t] = last
-        next_value = values[t]
-    return adv, (adv + values).astype(np.float32)
+    rewards = np.asarray(rewards, np.float64)
+    values64 = np.asarray(values, np.float64)
+    nonterminal = 1.0 - np.asarray(dones, np.float64)
+    bootstrap = np.asarray(bootstrap_value, np.float64)[..., None]
+    next_values = np.concatenate([values64[..., 1:], bootstrap], axis=-1)
+    deltas = rewards + gamma * next_values * nonterminal - values64
+    carry = gamma * lam * nonterminal
+    adv = np.empty_like(deltas)
+    last = np.zeros(deltas.shape[:-1])
+    for t in range(deltas.shape[-1] - 1, -1, -1):
+        last = deltas[..., t] + carry[..., t] * last
+        adv[..., t] = last
+    return adv.astype(np.float32), (adv + values64).astype(np.float32)
+
+
+def gae_segments(
+    rewards: list[np.ndarray],
+    values: list[np.ndarray],
+    dones: list[np.ndarray],
+    bootstrap_values: list[float],
+    gamma: float,
+    lam: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """gae() of many segments in one pass; (advantages, returns) of all of them, concatenated.
+
+    Segments may differ in length (a flushed segment is short). Each is right-aligned in a
+    [B, T_max] array and padded on the left with done steps: the recursion runs from the end
+    backwards, so a segment's last step still meets its own bootstrap, and the padding, which
+    comes before the segment's first step, can never flow into it.
+    """
+    lengths = [len(r) for r in rewards]
+    width = max(lengths)
+    r = np.zeros((len(lengths), width))
+    v = np.zeros((len(lengths), width))
+    d = np.ones((len(lengths), width), bool)
+    for i, n in enumerate(lengths):
+        r[i, width - n :], v[i, width - n :], d[i, width - n :] = rewards[i], values[i], dones[i]
+    adv, ret = gae(r, v, d, np.asarray(bootstrap_values, np.float64), gamma, lam)
+    keep = np.arange(width)[None, :] >= (width - np.asarray(lengths))[:, None]
+    return adv[keep], ret[keep]
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from cluster.remote.learner_service import LearnerService, SegmentQueue
+from cluster.remote.rollout_service import SendBuffer, send_buffer
 from learner.learner import Learner, NonFiniteLossError
 from learner.wire import encode_segments
 from tests.fault_support import make_segment, small_config
@@ -35,6 +36,34 @@ def test_segment_queue_is_bounded_by_segments_not_payloads():
     assert q.qsize() == 50
     with pytest.raises(queue.Full):
         q.put(b"d", 1, timeout=0.0)
+
+
+def test_send_buffer_gathers_ticks_until_enough_segments_or_the_oldest_is_old_enough():
+    buf = SendBuffer(max_segments=4, max_age_s=0.5)
+    a, b, c, d, e = (make_segment(seed=i) for i in range(5))
+    assert buf.add([a, b], now=10.0) == [] and len(buf) == 2
+    assert buf.add([], now=10.2) == []  # a tick without segments sends nothing
+    assert buf.add([c, d, e], now=10.3) == [a, b, c, d, e]  # enough: all of it, the tick not split
+    assert len(buf) == 0
+    assert buf.add([a], now=20.0) == []  # the age counts from the oldest segment held...
+    assert buf.add([b], now=20.4) == []
+    assert buf.add([c], now=20.5) == [a, b, c]  # ...not from the newest
+    assert buf.add([], now=99.0) == []
+    buf.add([d], now=30.0)
+    assert buf.take() == [d] and buf.take() == []  # what a stopping actor flushes
+    small = SendBuffer(max_segments=100, max_age_s=10.0, max_bytes=3 * (a.obs.nbytes + a.masks.nbytes))
+    assert small.add([a, b], now=0.0) == [] and small.add([c], now=0.0) == [a, b, c]  # full by size
+    every_tick = SendBuffer(max_segments=1, max_age_s=0.0)
+    assert every_tick.add([a], now=0.0) == [a] and every_tick.add([b, c], now=0.0) == [b, c]
+
+
+def test_an_actor_never_sends_more_than_half_the_learners_queue_in_one_call():
+    cfg = small_config("ppo.batch_size=2048", "rollout.segment_length=32", "learner.queue_segments=0", "rollout.send_segments=8")
+    assert send_buffer(cfg).max_segments == 8  # queue: 2048 / 32 = 64 segments
+    cfg = small_config("ppo.batch_size=64", "ppo.minibatch_size=32", "rollout.segment_length=32", "learner.queue_segments=0", "rollout.send_segments=8")
+    assert send_buffer(cfg).max_segments == 1  # queue: 2 segments, so every tick's are sent
+    cfg = small_config("learner.queue_segments=10", "rollout.send_segments=8")
+    assert send_buffer(cfg).max_segments == 5
 
 
 def _service(redis_server, run_id: str, *overrides: str) -> LearnerService:

@@ -13,7 +13,7 @@ from learner.arch import ModelConfig
 from learner.config import LearnerConfig, PPOConfig
 from learner.learner import Learner
 from learner.model import MASKED_LOGIT, InferencePolicy, PolicyNet, masked_entropy, masked_log_probs
-from learner.ppo import gae, ppo_loss
+from learner.ppo import gae, gae_segments, ppo_loss
 from learner.segment import Segment
 
 
@@ -49,6 +49,66 @@ def test_gae_with_lambda_one_is_discounted_return_minus_value():
     # returns = r0 + .5 r1 + .25 r2 + .125 * 2 etc.
     np.testing.assert_allclose(ret, [0.25 + 0.25, 0.5 + 0.5, 1.0 + 1.0], atol=1e-6)
     np.testing.assert_allclose(adv, ret - values, atol=1e-6)
+
+
+def _gae_reference(rewards, values, dones, bootstrap_value, gamma, lam):
+    """The straightforward loop, one step at a time: the definition the vectorised gae() must match."""
+    adv = np.zeros(len(rewards), np.float64)
+    last, next_value = 0.0, float(bootstrap_value)
+    for t in reversed(range(len(rewards))):
+        nonterminal = 0.0 if dones[t] else 1.0
+        delta = float(rewards[t]) + gamma * next_value * nonterminal - float(values[t])
+        last = delta + gamma * lam * nonterminal * last
+        adv[t] = last
+        next_value = float(values[t])
+    return adv, adv + values
+
+
+def test_gae_of_a_batch_is_each_rows_gae():
+    rng = np.random.default_rng(0)
+    rewards = rng.choice([0.0, 0.0, 0.0, 1.0, -1.0, 0.5], size=(6, 32)).astype(np.float32)
+    values = rng.uniform(-1, 1, size=(6, 32)).astype(np.float32)
+    dones = rng.random((6, 32)) < 0.15
+    dones[1, -1] = True  # a segment ending in a game end: its bootstrap must be ignored
+    dones[2, :] = True  # every decision ends a game (nothing flows back at all)
+    boot = rng.uniform(-1, 1, size=6)
+    boot[1] = 50.0
+    adv, ret = gae(rewards, values, dones, boot, gamma=0.97, lam=0.9)
+    assert adv.shape == (6, 32) and adv.dtype == np.float32 and ret.dtype == np.float32
+    for i in range(6):
+        ref_adv, ref_ret = _gae_reference(rewards[i], values[i], dones[i], boot[i], 0.97, 0.9)
+        np.testing.assert_allclose(adv[i], ref_adv, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(ret[i], ref_ret, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ret[2], rewards[2], atol=1e-6)  # all-terminal: the return is the reward
+
+
+def test_gae_of_segments_of_different_lengths_matches_the_loop_segment_by_segment():
+    """Short (flushed) segments are padded inside gae_segments; the padding must not leak into
+    them, and every segment must still meet its own bootstrap value."""
+    # Golden values for the first two by hand (gamma 0.9, lam 0.8, as the test above):
+    #   [1.0, 0.0, 2.0, 0.5] / done after step 1 / bootstrap 1.5 -> A = [0.68, -1.0, 3.204, 1.45]
+    #   [0.5] / values [0.4] / not done / bootstrap 1.5        -> A = 0.5 + 0.9 * 1.5 - 0.4 = 1.45
+    rewards = [np.array([1.0, 0.0, 2.0, 0.5], np.float32), np.array([0.5], np.float32)]
+    values = [np.array([0.5, 1.0, 0.2, 0.4], np.float32), np.array([0.4], np.float32)]
+    dones = [np.array([False, True, False, False]), np.array([False])]
+    boots = [1.5, 1.5]
+    rng = np.random.default_rng(1)
+    for n in (32, 7, 32, 1, 13):
+        rewards.append(rng.choice([0.0, 1.0, -1.0], size=n).astype(np.float32))
+        values.append(rng.uniform(-1, 1, size=n).astype(np.float32))
+        d = rng.random(n) < 0.2
+        d[-1] = n == 7  # one short segment ends in a done (as flushed ones do), the others bootstrap
+        dones.append(d)
+        boots.append(float(rng.uniform(-1, 1)))
+    adv, ret = gae_segments(rewards, values, dones, boots, gamma=0.9, lam=0.8)
+    assert adv.shape == ret.shape == (sum(len(r) for r in rewards),)
+    np.testing.assert_allclose(adv[:5], [0.68, -1.0, 3.204, 1.45, 1.45], atol=1e-5)
+    at = 0
+    for r, v, d, b in zip(rewards, values, dones, boots):
+        ref_adv, ref_ret = _gae_reference(r, v, d, b, 0.9, 0.8)
+        np.testing.assert_allclose(adv[at : at + len(r)], ref_adv, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(ret[at : at + len(r)], ref_ret, rtol=1e-5, atol=1e-6)
+        at += len(r)
 
 
 # --- PPO loss ----------------------------------------------------------------------------
@@ -273,3 +333,36 @@ def test_ready_does_not_count_samples_that_went_stale_since_they_arrived():
     learner.version = 2  # as if two updates ran on other data meanwhile
     assert not learner.ready()
     assert learner.stats.dropped_stale == 5 and learner.pending_samples == 0
+
+
+def test_stale_segments_are_dropped_wherever_they_wait_and_the_rest_keep_their_arrival_order():
+    learner = _learner(batch_size=100, max_policy_lag=3)
+    learner.version = 7
+    # Arrival order is not version order (several actors, segments spanning versions).
+    learner.add([_segment([5, 6], seg_id=1), _segment([4, 4], seg_id=2), _segment([7], seg_id=3), _segment([3, 7], seg_id=4)])
+    assert learner.stats.dropped_stale == 2 and learner.pending_samples == 5  # [3, 7]: lag 4 > 3
+    learner.version = 8  # [4, 4] is now one version too old
+    learner.add([_segment([6, 8], seg_id=5)])
+    assert learner.stats.dropped_stale == 4 and learner.pending_samples == 5
+    assert [s.segment_id for s in learner._take_batch()] == [1, 3, 5]
+    assert learner.pending_samples == 0
+    learner.version = 100  # everything still referenced only by the bookkeeping is long stale: no double count
+    learner.add([_segment([100], seg_id=6)])
+    assert learner.stats.dropped_stale == 4 and learner.pending_samples == 1
+
+
+def test_the_stale_check_does_not_rescan_pending_segments(monkeypatch):
+    """With 1,000 segments waiting, checking for stale ones must not look at each of them again:
+    a segment's version is read once, when it arrives."""
+    learner = _learner(batch_size=10**6, max_policy_lag=5)
+    learner.version = 10
+    learner.add([_segment([10, 10], seg_id=i) for i in range(1000)])
+    reads = []
+    real = Segment.policy_version
+    monkeypatch.setattr(Segment, "policy_version", property(lambda s: reads.append(1) or real.fget(s)))
+    for _ in range(50):
+        learner.add([_segment([10])])
+        assert not learner.ready()
+    assert len(reads) == 50  # one per new segment, none for the 1,000 waiting
+    learner.version = 16
+    assert not learner.ready() and learner.pending_samples == 0 and learner.stats.dropped_stale == 2050

@@ -13,8 +13,8 @@ from actors.games import load_game
 from actors.rollout import Lane, RolloutWorker, rows_to_segment
 from actors.scripted import random_legal
 from cluster.config import Config
+from league.league import LeagueState, snapshot_id
 from league.pool import LeagueView
-from league.league import LeagueState
 from league.records import LEARNER_ID, RANDOM_ID, GameResult
 from learner.model import InferencePolicy, PolicyNet, state_dict_numpy
 from learner.segment import Segment
@@ -92,11 +92,13 @@ def tictactoe():
     return load_game("tictactoe_v3")
 
 
-def _worker(tictactoe, league_state=None, sampler="uniform", envs=4, segment_length=5, seed=0, restart_salt=None, opening=0, kind="train"):
+def _worker(tictactoe, league_state=None, sampler="uniform", envs=4, segment_length=5, seed=0, restart_salt=None, opening=0, kind="train",
+            opponent_cache=8):
     make_slot, spec = tictactoe
     cfg = (
         Config()
-        .replace("rollout", envs_per_actor=envs, segment_length=segment_length, weight_poll_s=0.0, opening_random_moves=opening)
+        .replace("rollout", envs_per_actor=envs, segment_length=segment_length, weight_poll_s=0.0, opening_random_moves=opening,
+                 opponent_cache=opponent_cache)
         .replace("model", hidden_sizes=HIDDEN)
         .replace("league", sampler=sampler)
         .replace("run", seed=seed)
@@ -307,6 +309,40 @@ def test_missing_snapshot_falls_back_to_self_play_and_is_counted(tictactoe):
     worker.run(lambda: False, max_ticks=30)
     assert worker.stats.opponent_fallbacks >= 2
     assert results.games and all(g.players == (LEARNER_ID, LEARNER_ID) for g in results.games)
+
+
+def test_past_opponents_in_play_are_held_for_their_whole_game_and_fetched_once(tictactoe):
+    """More distinct snapshots in play than rollout.opponent_cache: none is evicted mid-game (an LRU
+    of that size refetched them every tick), and each game start costs at most one fetch."""
+    state = LeagueState.new(reference_ids=())
+    for v in range(40):
+        state.add_snapshot(v)
+    worker, params, sink, results = _worker(tictactoe, state, sampler="uniform", envs=12, opponent_cache=2)
+    for v in range(40):
+        params.snapshots[snapshot_id(v)] = (v, params.make_weights(seed=1000 + v))
+    fetched: list[str] = []
+
+    class CountingStore(dict):
+        def __getitem__(self, pid):
+            fetched.append(pid)
+            return super().__getitem__(pid)
+
+    params.snapshots = CountingStore(params.snapshots)
+    worker.start()
+    most_in_play = 0
+    for _ in range(150):
+        in_play = {p for s in worker.seatings for p in s.players if p != LEARNER_ID}
+        most_in_play = max(most_in_play, len(in_play))
+        assert all(pid in worker._opponents for pid in in_play)
+        assert worker._opponents.networks <= len(in_play) + 2
+        worker.tick()
+    s = worker.stats
+    starts = len(results.games) + len(worker.seatings)  # every game played against a snapshot here
+    assert most_in_play > 2 + 1 and len(results.games) >= 100
+    assert s.opponent_cache_hits + s.opponent_cache_misses == starts
+    assert len(fetched) == s.opponent_cache_misses and s.opponent_cache_hits > 0
+    # The samples are the learner's own: opponents' decisions never enter its segments.
+    assert all(set(seg.versions.tolist()) == {0} for seg in sink.segments)
 
 
 def test_rollouts_are_reproducible_from_the_seed(tictactoe):

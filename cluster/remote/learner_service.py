@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from actors.games import load_game
-from cluster.config import config_from_dict
+from cluster.config import Config, config_from_dict
 from cluster.remote.process import set_torch_threads
 from cluster.stores.connection import connect
 from cluster.stores.keys import RunKeys
@@ -30,6 +30,11 @@ from learner.checkpoint import Checkpoint, decode_checkpoint, encode_checkpoint,
 from learner.learner import Learner
 from learner.report import IterationReport, LearnerProgress, LearnerStatus
 from learner.wire import PayloadError, decode_segments
+
+
+def queue_bound(cfg: Config) -> int:
+    """Segments the learner's inbound queue holds (learner.queue_segments; 0: one batch)."""
+    return cfg.learner.queue_segments or -(-cfg.ppo.batch_size // cfg.rollout.segment_length)
 
 
 class LearnerService:
@@ -60,7 +65,7 @@ class LearnerService:
             self.learner.load_weights(initial_weights)
         self.learner.version = initial_version
         self.params = ParamStore(connect(redis_url), RunKeys(cfg.redis.key_prefix, run_id), cfg.redis.keep_versions)
-        self.inbox = SegmentQueue(cfg.learner.queue_segments or -(-cfg.ppo.batch_size // cfg.rollout.segment_length))
+        self.inbox = SegmentQueue(queue_bound(cfg))
         self.corrupt_payloads = 0
         self.rejected_full = 0
         self.republished = 0

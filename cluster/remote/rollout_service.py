@@ -1,9 +1,10 @@
 """Thin Ray adapter around the plain-Python rollout worker (actors/rollout.py).
 
-RolloutService owns a RolloutWorker whose sink (RaySegmentSink) sends msgpack batches to the
-learner with at most `max_inflight` calls outstanding; when the learner's queue is full it retries
-with backoff, and the time spent waiting is counted. A game that raises ends the process so that
-Ray restarts the actor (cluster/remote/fleet.py supervises the restarts).
+RolloutService owns a RolloutWorker whose sink (RaySegmentSink) gathers the segments of several
+ticks (SendBuffer: rollout.send_segments, rollout.send_max_age_s) and sends them to the learner as
+one msgpack batch, with at most `max_inflight` calls outstanding; when the learner's queue is full
+it retries with backoff, and the time spent waiting is counted. A game that raises ends the
+process so that Ray restarts the actor (cluster/remote/fleet.py supervises the restarts).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from actors.games import load_game
 from actors.rollout import RolloutWorker
 from actors.scripted import references_for
 from cluster.config import Config, config_from_dict
+from cluster.remote.learner_service import queue_bound
 from cluster.remote.process import restart_salt, set_torch_threads
 from cluster.stores.league_store import LeagueReader, RedisResultSink, run_stores
 from learner.segment import Segment
@@ -43,17 +45,67 @@ class ActorStats:
     """Time spent waiting for room in the learner's queue."""
     dropped_at_stop: int
     opponent_fallbacks: int
+    opponent_cache_hits: int
+    """Games against a past opponent whose policy the actor held (rollout.opponent_cache)."""
+    opponent_cache_misses: int
+    """Games against a past opponent whose weights it fetched from the parameter store."""
+    sends: int
+    """Calls that carried segments to the learner (each gathers several ticks', rollout.send_segments)."""
+
+
+# Ray passes call arguments up to 100 KiB inline with the call and larger ones through its object
+# store, which costs more per segment (benchmarks/hot_paths.py --ray: 16 segments in 191 KiB cost
+# more per segment than 8 in 96 KiB): a call is sent before it outgrows that.
+INLINE_BYTES = 90 * 1024
+
+
+class SendBuffer:
+    """Segments gathered over ticks until there are `max_segments` of them, they fill `max_bytes`,
+    or the oldest has waited `max_age_s`: fewer, larger calls to the learner. Plain Python, so it
+    is tested without Ray."""
+
+    def __init__(self, max_segments: int, max_age_s: float, max_bytes: int = INLINE_BYTES) -> None:
+        self.max_segments, self.max_age_s, self.max_bytes = max_segments, max_age_s, max_bytes
+        self._held: list[Segment] = []
+        self._bytes = 0
+        self._since = 0.0
+
+    def add(self, segments: list[Segment], now: float) -> list[Segment]:
+        """What to send now: everything held once it is due, else nothing."""
+        if segments and not self._held:
+            self._since = now
+        self._held.extend(segments)
+        self._bytes += sum(s.obs.nbytes + s.masks.nbytes + 29 * len(s) for s in segments)  # 29: the per-step fields
+        due = len(self._held) >= self.max_segments or self._bytes >= self.max_bytes or now - self._since >= self.max_age_s
+        return self.take() if self._held and due else []
+
+    def take(self) -> list[Segment]:
+        held, self._held, self._bytes = self._held, [], 0
+        return held
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+
+def send_buffer(cfg: Config) -> SendBuffer:
+    """rollout.send_segments, capped at half the learner's queue: one call can enter the queue while
+    another waits there, and a call never outgrows the queue (which would take it only when empty)."""
+    return SendBuffer(max(1, min(cfg.rollout.send_segments, queue_bound(cfg) // 2)), cfg.rollout.send_max_age_s)
 
 
 class RaySegmentSink:
     """Sends encoded segment batches to the learner; at most max_inflight outstanding calls."""
 
-    def __init__(self, learner: "ray.actor.ActorHandle", max_inflight: int, source: str = "") -> None:
+    def __init__(
+        self, learner: "ray.actor.ActorHandle", max_inflight: int, source: str = "", buffer: SendBuffer | None = None
+    ) -> None:
         self.learner = learner
         self.max_inflight = max_inflight
         self.source = source  # this actor incarnation, so the learner can count what a crash lost
-        self.produced = 0
+        self.buffer = buffer or SendBuffer(max_segments=1, max_age_s=0.0)
+        self.produced = 0  # segments in the calls made so far (the learner counts what reached it)
         self.inflight: dict = {}  # ObjectRef -> (payload, segments in it), kept until accepted
+        self.calls = 0
         self.wait_s = 0.0
         self.retries = 0
         self.dropped_at_stop = 0  # segments refused by a full queue after the run began to stop
@@ -62,8 +114,14 @@ class RaySegmentSink:
     def _submit(self, payload: bytes, count: int) -> None:
         ref = self.learner.submit.remote(payload, source=self.source, produced=self.produced, count=count)
         self.inflight[ref] = (payload, count)
+        self.calls += 1
 
     def send(self, segments: list[Segment]) -> None:
+        due = self.buffer.add(segments, time.monotonic())
+        if due:
+            self._send_now(due)
+
+    def _send_now(self, segments: list[Segment]) -> None:
         payload = encode_segments(segments)
         self.produced += len(segments)
         self._settle(limit=self.max_inflight)
@@ -97,6 +155,10 @@ class RaySegmentSink:
             self._submit(payload, count)
 
     def flush(self) -> None:
+        """Send what is gathered, then wait for every call to be answered."""
+        held = self.buffer.take()
+        if held:
+            self._send_now(held)
         self._settle(limit=1)
 
 
@@ -111,7 +173,7 @@ class RolloutService:
         make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native)
         self.actor_id = actor_id
         self.learner = learner
-        self.sink = RaySegmentSink(learner, cfg.rollout.max_inflight)
+        self.sink = RaySegmentSink(learner, cfg.rollout.max_inflight, buffer=send_buffer(cfg))
         self.worker = RolloutWorker(
             actor_id,
             cfg,
@@ -170,4 +232,7 @@ class RolloutService:
             backpressure_s=self.sink.wait_s,
             dropped_at_stop=self.sink.dropped_at_stop,
             opponent_fallbacks=s.opponent_fallbacks,
+            opponent_cache_hits=s.opponent_cache_hits,
+            opponent_cache_misses=s.opponent_cache_misses,
+            sends=self.sink.calls,
         )
