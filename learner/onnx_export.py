@@ -85,6 +85,7 @@ def export_onnx(policy: "InferencePolicy", path: str | Path, obs: np.ndarray, ma
         # on the symmetry group's size, a constant of the model).
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
         warnings.filterwarnings("ignore", message=".*Converting a tensor to a Python boolean.*")
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
         torch.onnx.export(
             graph, example, str(path), dynamo=False, opset_version=OPSET,
             input_names=["obs", "mask"], output_names=["probs", "value"],
