@@ -49,7 +49,7 @@ function render(game) {
   const board = $("board");
   board.replaceChildren();
   board.className = `board ${game.drop ? "drops" : "cells"}`;
-  board.style.gridTemplateColumns = `repeat(${game.cols}, auto)`;
+  board.style.gridTemplateColumns = `repeat(${game.cols}, 56px)`;
   board.dataset.moves = String(game.moves.length);
   const legal = new Set(game.legal);
   for (let r = 0; r < game.rows; r++) {
@@ -59,7 +59,7 @@ function render(game) {
       const playable = piece === 0 && legal.has(action);
       const cell = document.createElement("button");
       cell.type = "button";
-      cell.className = `cell${piece ? ` p${piece}` : ""}${playable ? " legal" : ""}`;
+      cell.className = `square${piece ? ` p${piece}` : ""}${playable ? " legal" : ""}`;
       cell.dataset.row = String(r);
       cell.dataset.col = String(c);
       cell.dataset.piece = String(piece);
