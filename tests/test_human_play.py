@@ -231,3 +231,12 @@ def test_you_lose_to_a_policy_that_stacks_one_column(tmp_path, monkeypatch, caps
     assert main(["play", str(policy_file), "--second"]) == 0
     out = capsys.readouterr().out
     assert out.count("policy plays column 1") == 4 and out.rstrip().endswith("you lose")
+
+
+def test_a_policy_file_without_its_game_asks_for_one(tmp_path, monkeypatch, capsys):
+    policy = load_policy(write_policy(tmp_path / "p.msgpack", "tictactoe_v3"))
+    save_policy(tmp_path / "nogame.msgpack", state_dict_numpy(policy.net), 5, {**policy.meta, "game": ""})
+    assert main(["play", str(tmp_path / "nogame.msgpack")]) == 2
+    assert "does not say which game it plays; pass --game NAME" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert main(["play", str(tmp_path / "nogame.msgpack"), "--game", "tictactoe_v3"]) == 0

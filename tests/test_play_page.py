@@ -204,3 +204,30 @@ def test_clicks_play_a_game_to_its_end(start, tmp_path, driver, game, seat):
     assert driver.find_element(By.ID, "banner").get_attribute("hidden") is not None
     severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert severe == [], severe
+
+
+def test_selfplay_play_web_serves_the_page_for_a_policy_file(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    policy_file = write_policy(tmp_path / "p.msgpack", "connect_four_v3")
+    entry = Path(sys.executable).parent / "selfplay"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([str(entry), "play", str(policy_file), "--web", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith(f"play {policy_file} (connect_four_v3): http://127.0.0.1:"), (line, proc.stderr.read() if proc.poll() is not None else "")
+        url = line.split(": ", 1)[1].split()[0]
+        assert url.endswith("/play")
+        base = url[: -len("play")]
+        assert call(base + "api/play/options")[1]["players"] == [str(policy_file)]
+        status, game = call(base + "api/play/new", {"player": str(policy_file)})
+        assert status == 200 and game["your_turn"] and game["moves"] == []
+        status, body = call(base + "api/state")
+        assert status == 503 and "open /play" in body["error"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0

@@ -148,12 +148,19 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _game_of(args: argparse.Namespace, policy) -> str:
+    game = args.game or policy.meta.get("game", "")
+    if not game:
+        raise ConfigError(f"{args.policy} does not say which game it plays; pass --game NAME (e.g. connect_four_v3)")
+    return game
+
+
 def _play(args: argparse.Namespace) -> int:
     from actors.human import HumanMatch, board_for, play_in_terminal
     from cluster.run.policies import load_named_policy
 
     policy = load_named_policy(args)
-    game = args.game or policy.meta.get("game", "")
+    game = _game_of(args, policy)
     if args.web:
         from cluster.ui.play import FixedPolicies, serve_play
 
@@ -177,7 +184,7 @@ def _export(args: argparse.Namespace) -> int:
 
     require_onnx()  # before any loading: a missing extra is the first thing to hear about
     policy = load_named_policy(args)
-    game = args.game or policy.meta.get("game", "")
+    game = _game_of(args, policy)
     make_slot, _ = load_game(game)
     obs, mask = sample_positions(make_slot, args.positions, seed=args.seed)
     parity = export_checked(policy, args.out, obs, mask, tolerance=args.tolerance)
@@ -254,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--sample", action="store_true", help="the policy samples its moves instead of playing its most likely one")
     pl.add_argument("--seed", type=int, default=0, help="seed of the policy's sampling (with --sample)")
     pl.add_argument("--game", default="", help="game name (default: the one stored with the policy)")
-    pl.add_argument("--web", action="store_true", help="serve a page to play it in the browser instead (see --host, --port)")
+    pl.add_argument("--web", action="store_true", help="serve a page to play it in the browser instead (--host, --port); the page chooses side and sampling")
     pl.add_argument("--host", default="127.0.0.1")
     pl.add_argument("--port", type=int, default=8765)
     _add_run_args(pl)
