@@ -32,6 +32,9 @@ def load_named_policy(args: argparse.Namespace) -> InferencePolicy:
 
 
 def _league_policy_of_args(args: argparse.Namespace) -> InferencePolicy:
+    # The CLI's helpers that find a run (--redis-url / --run-dir); imported here, late, as cli.py
+    # imports this module late too. Moving them here would be tidier, and is left for when cli.py's
+    # league commands are not being reworked.
     from cluster.run.cli import _pick_run, open_run_redis
     from cluster.stores.connection import connect
 
