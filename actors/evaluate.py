@@ -161,3 +161,20 @@ def best_moves(scripted_values: Callable[[np.ndarray, np.ndarray], dict[int, flo
         return [(a, 1.0 / len(best)) for a in best]
 
     return moves
+
+
+def sample_positions(make_slot: Callable[[], GameSlot], count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(obs float32 [count, obs_dim], mask bool [count, A]): the decisions of games played with
+    uniformly random legal moves, seeded, every position of a game from its start to its end."""
+    rng = np.random.default_rng(seed)
+    obs, masks = [], []
+    slot = make_slot()
+    game = 0
+    while len(obs) < count:
+        slot.reset(seed=seed * 100_003 + game)
+        game += 1
+        while not slot.over and len(obs) < count:
+            obs.append(slot.obs.copy())
+            masks.append(slot.mask.copy())
+            slot.step(int(rng.choice(np.flatnonzero(slot.mask))))
+    return np.stack(obs).astype(np.float32), np.stack(masks)

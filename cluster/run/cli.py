@@ -13,9 +13,10 @@ from actors.games import GameError
 from cluster.config import ConfigError, load_config
 from cluster.stores.connection import RedisUnavailable, resolve_url
 from learner.checkpoint import CheckpointError
+from learner.onnx_export import ExportError
 from learner.wire import PayloadError
 
-USER_ERRORS = (ConfigError, GameError, RedisUnavailable, PayloadError, CheckpointError, FileNotFoundError)
+USER_ERRORS = (ConfigError, GameError, RedisUnavailable, PayloadError, CheckpointError, FileNotFoundError, ExportError)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -109,14 +110,17 @@ def _dashboard(args: argparse.Namespace) -> int:
     from cluster.stores.connection import connect
     from cluster.stores.keys import RunKeys
     from cluster.stores.league_store import LeagueStore
+    from cluster.run.policies import LeaguePolicies
     from cluster.ui.dashboard import run_dashboard
+    from cluster.ui.play import PlayRoom
     from cluster.ui.dashboard_data import dashboard_state
 
     with open_run_redis(args.redis_url, args.run_dir) as url:
         client = connect(url)
         run_id = _pick_run(client, args.prefix, args.run)
-        store = LeagueStore(client, RunKeys(args.prefix, run_id))
-        run_dashboard(lambda: dashboard_state(store), args.host, args.port)
+        keys = RunKeys(args.prefix, run_id)
+        store = LeagueStore(client, keys)
+        run_dashboard(lambda: dashboard_state(store), args.host, args.port, play=PlayRoom(LeaguePolicies(client, keys)))
     return 0
 
 
@@ -124,17 +128,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     from actors.evaluate import Agent, play_match
     from actors.games import load_game
     from actors.scripted import references_for
+    from cluster.run.policies import load_named_policy
     from learner.export import load_policy
 
-    if Path(args.policy).is_file():
-        policy = load_policy(args.policy)
-    elif args.run_dir or args.redis_url or resolve_url(""):
-        policy = _league_policy(args)
-    else:
-        raise ConfigError(
-            f"{args.policy!r} is not a file; to rate a league player (e.g. v000040 or latest), say which run "
-            "holds it with --run-dir DIR or --redis-url URL"
-        )
+    policy = load_named_policy(args)
     game = args.game or policy.meta.get("game", "")
     make_slot, _ = load_game(game)
     refs = references_for(game)
@@ -151,39 +148,51 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _league_policy(args: argparse.Namespace):
-    """A league player's weights (a snapshot id, or `latest`) from a run's Redis."""
-    from actors.games import load_game
-    from cluster.stores.connection import connect
-    from cluster.stores.keys import RunKeys
-    from cluster.stores.league_store import LeagueStore
-    from cluster.stores.param_store import ParamStore
-    from learner.arch import model_from_meta
-    from learner.export import build_policy, policy_meta
+def _game_of(args: argparse.Namespace, policy) -> str:
+    game = args.game or policy.meta.get("game", "")
+    if not game:
+        raise ConfigError(f"{args.policy} does not say which game it plays; pass --game NAME (e.g. connect_four_v3)")
+    return game
 
-    with open_run_redis(args.redis_url, args.run_dir) as url:
-        client = connect(url)
-        run_id = _pick_run(client, args.prefix, args.run)
-        keys = RunKeys(args.prefix, run_id)
-        meta = LeagueStore(client, keys).meta() or {}
-        params = ParamStore(client, keys)
-        if args.policy == "latest":
-            got = params.fetch()
-            if got is None:
-                raise ConfigError(f"run {run_id!r} has no published weights")
-        else:
-            try:
-                got = params.fetch_snapshot(args.policy)
-            except KeyError as exc:
-                raise ConfigError(f"{exc.args[0]}; `selfplay league` lists the run's players") from exc
-    version, tensors = got
-    cfg = meta.get("config") or {}
-    game = meta.get("game") or cfg.get("game", {}).get("name", "")
-    model = cfg.get("model") or {}
-    if not game or not model.get("hidden_sizes"):
-        raise ConfigError(f"run {run_id!r} does not record its game and network shape; evaluate a policy file instead")
-    _, spec = load_game(game, cfg.get("game", {}).get("kwargs") or {})
-    return build_policy(tensors, version, policy_meta(game, model_from_meta({"model": model}), spec.obs_shape, spec.num_actions))
+
+def _play(args: argparse.Namespace) -> int:
+    from actors.human import HumanMatch, board_for, play_in_terminal
+    from cluster.run.policies import load_named_policy
+
+    policy = load_named_policy(args)
+    game = _game_of(args, policy)
+    if args.web:
+        from cluster.ui.play import FixedPolicies, serve_play
+
+        serve_play(FixedPolicies(game, {args.policy: policy}), args.host, args.port)
+        return 0
+    make_slot, board = board_for(game)
+    match = HumanMatch(make_slot, policy, human_seat=1 if args.second else 0, greedy=not args.sample, seed=args.seed)
+    try:
+        play_in_terminal(match, board, input, lambda text: print(text, flush=True))
+    except KeyboardInterrupt:
+        print("\ninterrupted: game abandoned")
+        return 130
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from actors.evaluate import sample_positions
+    from actors.games import load_game
+    from cluster.run.policies import load_named_policy
+    from learner.onnx_export import export_checked, require_onnx
+
+    require_onnx()  # before any loading: a missing extra is the first thing to hear about
+    policy = load_named_policy(args)
+    game = _game_of(args, policy)
+    make_slot, _ = load_game(game)
+    obs, mask = sample_positions(make_slot, args.positions, seed=args.seed)
+    parity = export_checked(policy, args.out, obs, mask, tolerance=args.tolerance)
+    print(f"wrote {args.out}: inputs obs float32 [batch, {policy.net.obs_dim}], mask bool [batch, {policy.net.num_actions}]; "
+          f"outputs probs, value")
+    print(f"onnxruntime vs torch on {parity.positions} positions of {game}: max abs difference "
+          f"probs {parity.max_abs_diff_probs:.3g}, value {parity.max_abs_diff_value:.3g} (tolerance {args.tolerance:g})")
+    return 0
 
 
 def _submit(args: argparse.Namespace) -> int:
@@ -200,6 +209,12 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", default="", help="a local run's directory (reads its embedded Redis data)")
     p.add_argument("--run", default="", help="run id (default: the newest run in that Redis)")
     p.add_argument("--prefix", default="selfplay", help="redis.key_prefix of the run")
+
+
+POLICY_HELP = (
+    "a policy file (runs/<run>/final_policy.msgpack), a learner checkpoint (runs/<run>/checkpoints/ckpt-v*.pt), "
+    "or a league player of a run (v000040, latest) with --run-dir or --redis-url"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -229,11 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_dashboard)
 
     e = sub.add_parser("evaluate", help="play a saved policy against a reference or another policy")
-    e.add_argument(
-        "policy",
-        help="a policy file (runs/<run>/final_policy.msgpack), a learner checkpoint (runs/<run>/checkpoints/ckpt-v*.pt), "
-        "or a league player of a run (v000040, latest) with --run-dir or --redis-url",
-    )
+    e.add_argument("policy", help=POLICY_HELP)
     e.add_argument("--opponent", default="random", help="a reference name (random, minimax, tactical) or a policy file")
     e.add_argument("--games", type=int, default=200)
     e.add_argument("--game", default="", help="game name (default: the one stored in the policy file)")
@@ -241,6 +252,31 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     _add_run_args(e)
     e.set_defaults(func=_evaluate)
+
+    pl = sub.add_parser("play", help="play a policy yourself, in the terminal or (--web) in the browser")
+    pl.add_argument("policy", help=POLICY_HELP)
+    side = pl.add_mutually_exclusive_group()
+    side.add_argument("--first", action="store_true", help="you move first (the default)")
+    side.add_argument("--second", action="store_true", help="the policy moves first")
+    pl.add_argument("--sample", action="store_true", help="the policy samples its moves instead of playing its most likely one")
+    pl.add_argument("--seed", type=int, default=0, help="seed of the policy's sampling (with --sample)")
+    pl.add_argument("--game", default="", help="game name (default: the one stored with the policy)")
+    pl.add_argument("--web", action="store_true", help="serve a page to play it in the browser instead (--host, --port); the page chooses side and sampling")
+    pl.add_argument("--host", default="127.0.0.1")
+    pl.add_argument("--port", type=int, default=8765)
+    _add_run_args(pl)
+    pl.set_defaults(func=_play)
+
+    x = sub.add_parser("export", help="export a policy to ONNX, checked against torch with onnxruntime")
+    x.add_argument("policy", help=POLICY_HELP)
+    x.add_argument("--format", choices=["onnx"], default="onnx", help="the only format so far")
+    x.add_argument("--out", required=True, help="the file to write, e.g. policy.onnx")
+    x.add_argument("--game", default="", help="game name (default: the one stored with the policy)")
+    x.add_argument("--positions", type=int, default=256, help="positions of random games the check runs both models on")
+    x.add_argument("--tolerance", type=float, default=1e-5, help="largest allowed abs difference of probabilities and values")
+    x.add_argument("--seed", type=int, default=0, help="seed of the random games")
+    _add_run_args(x)
+    x.set_defaults(func=_export)
 
     sb = sub.add_parser("submit", help="submit `selfplay train` to a Ray cluster through the Job Submission API")
     sb.add_argument("--address", required=True, help="Ray dashboard address, e.g. http://HEAD:8265")

@@ -11,8 +11,8 @@ take keys as arguments, are here too, so that this file is the whole layout.
 | {p}:{run}:meta                | string     | run_meta doc (game, config, running...) | driver (set_meta)                        | CLI, dashboard, `--resume`                         |
 | {p}:{run}:params:version      | string     | newest published version (integer)      | learner (PUBLISH_WEIGHTS)                | rollout actors, evaluators (poll), league manager  |
 | {p}:{run}:params:versions     | sorted set | published versions, score = version     | learner (PUBLISH_WEIGHTS, trims)         | PUBLISH_WEIGHTS only                               |
-| {p}:{run}:params:w:{version}  | string     | weights payload; newest keep_versions   | learner (PUBLISH_WEIGHTS, deletes old)   | actors, evaluators, league manager, driver, CLI    |
-| {p}:{run}:snap:{player_id}    | string     | weights payload, written once (SET NX)  | league manager (snapshot_from_published) | actors (past opponents), evaluators, CLI           |
+| {p}:{run}:params:w:{version}  | string     | weights payload; newest keep_versions   | learner (PUBLISH_WEIGHTS, deletes old)   | actors, evaluators, league manager, driver, CLI, play page |
+| {p}:{run}:snap:{player_id}    | string     | weights payload, written once (SET NX)  | league manager (snapshot_from_published) | actors (past opponents), evaluators, CLI, play page (lists them: SCAN snap:*) |
 | {p}:{run}:league:meta         | string     | league_meta doc (revision, versions...) | league manager (LeagueStore.save)        | actors, evaluators (LeagueReader), CLI, dashboard  |
 | {p}:{run}:league:players      | hash       | player id -> league_player doc          | league manager (save: changed ones only) | LeagueReader (changed ones), CLI, dashboard        |
 | {p}:{run}:league:changes      | sorted set | player id, score = revision it changed  | league manager (save)                    | LeagueReader (ZRANGEBYSCORE since its revision)    |

@@ -1,10 +1,11 @@
 """Live dashboard: a tiny HTTP server for the page in ``cluster/ui/web``.
 
-The server knows nothing about Redis, Ray or the league. It serves three
+The server knows nothing about Redis, Ray or the league. It serves its
 static files and one JSON endpoint whose body is whatever ``data_fn()``
 returns (the shape is documented in ``cluster/ui/web/app.js``). Keeping the data
 source a plain callable lets the CLI plug in the real stores and lets tests
-plug in a dict.
+plug in a dict. The play page's API (/api/play/...) is forwarded to a
+``PlayRoom`` (cluster/ui/play.py) when one is given.
 
 Standard library only, so the dashboard runs anywhere the package imports.
 """
@@ -27,7 +28,11 @@ STATIC_ROUTES: dict[str, tuple[str, str]] = {
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
+    "/play": ("play.html", "text/html; charset=utf-8"),
+    "/play.js": ("play.js", "text/javascript; charset=utf-8"),
 }
+PLAY_API = "/api/play/"  # answered by cluster/ui/play.py's play_api
+MAX_BODY = 4096  # the play page's requests are a few dozen bytes
 
 DataFn = Callable[[], dict[str, Any]]
 
@@ -41,8 +46,9 @@ class DashboardServer(ThreadingHTTPServer):
 
     daemon_threads = True  # a hung browser connection must not block exit
 
-    def __init__(self, data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765) -> None:
+    def __init__(self, data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, play: Any = None) -> None:
         self.data_fn = data_fn
+        self.play = play  # a cluster.ui.play.PlayRoom, or None: the play page then says how to get one
         super().__init__((host, port), _Handler)
 
     @property
@@ -64,11 +70,29 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0].split("#", 1)[0]
         if path == "/api/state":
             self._send_state()
+        elif path.startswith(PLAY_API):
+            self._send_play("GET", path, b"")
         elif path in STATIC_ROUTES:
             name, content_type = STATIC_ROUTES[path]
             self._send(HTTPStatus.OK, (WEB_DIR / name).read_bytes(), content_type)
         else:
             self._send_json(HTTPStatus.NOT_FOUND, {"error": f"not found: {path}"})
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+        path = self.path.split("?", 1)[0].split("#", 1)[0]
+        length = int(self.headers.get("Content-Length") or 0)
+        if not path.startswith(PLAY_API):
+            self._send_json(HTTPStatus.NOT_FOUND, {"error": f"not found: POST {path}"})
+        elif length > MAX_BODY:
+            self._send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"request body over {MAX_BODY} bytes"})
+        else:
+            self._send_play("POST", path, self.rfile.read(length))
+
+    def _send_play(self, method: str, path: str, body: bytes) -> None:
+        from cluster.ui.play import play_api
+
+        status, payload = play_api(self.server.play, method, path, body)
+        self._send_json(HTTPStatus(status), payload)
 
     def _send_state(self) -> None:
         # Any failure of the data source (Redis down, a half-written key) is
@@ -114,21 +138,21 @@ def _describe(exc: Exception) -> str:
     return text
 
 
-def serve(data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765) -> DashboardServer:
+def serve(data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, play: Any = None) -> DashboardServer:
     """Start the dashboard in a background thread and return the server.
 
     ``port=0`` picks a free port (read it back from ``server.port``). Stop it
     with ``server.shutdown(); server.server_close()``.
     """
-    server = DashboardServer(data_fn, host, port)
+    server = DashboardServer(data_fn, host, port, play)
     thread = threading.Thread(target=server.serve_forever, name="dashboard", daemon=True)
     thread.start()
     return server
 
 
-def run_dashboard(data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765) -> None:
-    """Serve the dashboard in the foreground until Ctrl-C."""
-    server = DashboardServer(data_fn, host, port)
+def run_dashboard(data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, play: Any = None) -> None:
+    """Serve the dashboard (and, given a PlayRoom, its play page) in the foreground until Ctrl-C."""
+    server = DashboardServer(data_fn, host, port, play)
     print(f"dashboard: {server.url}  (Ctrl-C to stop)", flush=True)
     try:
         server.serve_forever()
