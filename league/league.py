@@ -113,6 +113,7 @@ class LeagueState:
         self.elo.take_touched()
         self._snapshots = sorted((p.version, p.id) for p in self.players.values() if p.kind == SNAPSHOT)
         self._pool_size = sum(p.in_pool for p in self.players.values())
+        self._references = {pid: p for pid, p in self.players.items() if p.kind == REFERENCE}
         self.changed: set[str] = set()  # players whose record changed since the store last saved
 
     @classmethod
@@ -138,6 +139,8 @@ class LeagueState:
     def _join(self, player: Player) -> None:
         self.players[player.id] = player
         self._pool_size += player.in_pool
+        if player.kind == REFERENCE:
+            self._references[player.id] = player
         if player.kind == SNAPSHOT:
             bisect.insort(self._snapshots, (player.version, player.id))
         self.changed.add(player.id)
@@ -147,6 +150,15 @@ class LeagueState:
     def results(self) -> dict[str, list[float]]:
         """The rating evidence as "a\tb" (a < b) -> [score of a, games] (a copy; O(pairs))."""
         return {f"{a}\t{b}": [s, n] for a, b, s, n in self.elo.pairs()}
+
+    @property
+    def snapshot_count(self) -> int:
+        return len(self._snapshots)
+
+    def charted_ids(self) -> list[str]:
+        """The learner and the references: the players worth a chart of their own in a league of
+        thousands, whose ids do not change as it grows (O(references))."""
+        return [LEARNER_ID, *self._references]
 
     def past_pool(self) -> dict[str, PoolEntry]:
         """Opponents other than the latest policy: snapshots and training references, as sampler

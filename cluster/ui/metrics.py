@@ -6,7 +6,8 @@ One pure function, `run_scalars`, names every number the driver watches, under f
     losses/   the learner's PPO losses, as the learner reports them
     system/   the plumbing: staleness, sample reuse, drops, queue, learner version
     charts/   progress: env steps, env steps/s, training games, rating games
-    league/   ratings: league/elo/<player>, league/elo_stderr/<player>, games, snapshots
+    league/   ratings: league/elo/<player> and league/elo_stderr/<player> for the learner and the
+              references (and the newest snapshot's), games, snapshots
 
 `MetricsSink` writes them to TensorBoard (RUN_DIR/tb; the global step is the env-step count, as in
 CleanRL) and, while Ray is initialised, sets one `ray.util.metrics.Gauge` per scalar name, tagged
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.events import Observer, Progress
-from league.league import SNAPSHOT, LeagueState
+from league.league import LeagueState, snapshot_id
 from league.records import LEARNER_ID
 
 PLAYER_PREFIXES = ("league/elo/", "league/elo_stderr/")
@@ -58,12 +59,17 @@ def run_scalars(learner: Mapping[str, Any], progress: Mapping[str, Any], state: 
         if _number(progress.get(k)) is not None:
             out[f"charts/{k}"] = float(progress[k])
     if state is not None:
-        for p in state.players.values():
+        # The learner, the references and the newest snapshot (one tag): a scalar per player would
+        # grow with the league (thousands of tags); the dashboard and `selfplay league` show the rest.
+        newest = snapshot_id(state.last_snapshot_version)
+        for p in (p for p in (state.players.get(pid) for pid in state.charted_ids()) if p is not None):
             out[f"league/elo/{p.id}"] = p.elo
             if p.elo_stderr is not None:
                 out[f"league/elo_stderr/{p.id}"] = p.elo_stderr
+        if newest in state.players:
+            out["league/elo_newest_snapshot"] = state.players[newest].elo
         out["league/games_total"] = float(state.games_total)
-        out["league/snapshots"] = float(sum(p.kind == SNAPSHOT for p in state.players.values()))
+        out["league/snapshots"] = float(state.snapshot_count)
         score = state.players[LEARNER_ID].win_rate_vs_random() if LEARNER_ID in state.players else None
         if score is not None:
             out["league/latest_score_vs_random"] = score
