@@ -210,6 +210,7 @@ def validate(cfg: Config) -> None:
         (cfg.checkpoint.every_versions >= 1, "checkpoint.every_versions must be >= 1"),
         (cfg.checkpoint.keep >= 1, "checkpoint.keep must be >= 1"),
         (cfg.rollout.max_restarts >= 0, "rollout.max_restarts must be >= 0"),
+        (cfg.learner.max_restarts >= 0, "learner.max_restarts must be >= 0"),
         (cfg.checkpoint.dir_name not in ("", ".", "..", "redis") and "/" not in cfg.checkpoint.dir_name,
          "checkpoint.dir_name must be a plain directory name other than 'redis'"),
         (math.isfinite(cfg.ppo.lr) and cfg.ppo.lr > 0, "ppo.lr must be a finite number > 0"),

@@ -163,6 +163,13 @@ class CheckpointDir:
         versions = self.versions()
         return self.file(versions[-1]) if versions else None
 
+    def latest_version(self) -> int | None:
+        versions = self.versions()
+        return versions[-1] if versions else None
+
+    def read(self, version: int) -> bytes:
+        return self.file(version).read_bytes()
+
     def save(self, data: bytes, version: int) -> Path:
         """Write atomically, then delete all but the newest `keep` (only after the new one is durable)."""
         self.path.mkdir(parents=True, exist_ok=True)

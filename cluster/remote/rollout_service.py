@@ -2,8 +2,9 @@
 
 RolloutService owns a RolloutWorker whose sink (RaySegmentSink) sends msgpack batches to the
 learner with at most `max_inflight` calls outstanding; when the learner's queue is full it retries
-with backoff, and the time spent waiting is counted. A game that raises ends the process so that
-Ray restarts the actor (cluster/remote/fleet.py supervises the restarts).
+with backoff, and the time spent waiting is counted; when the learner dies it waits for the new one
+the driver starts and sends to it. A game that raises ends the process so that Ray restarts the
+actor (cluster/remote/fleet.py supervises the restarts).
 """
 
 from __future__ import annotations
@@ -46,14 +47,20 @@ class ActorStats:
 
 
 class RaySegmentSink:
-    """Sends encoded segment batches to the learner; at most max_inflight outstanding calls."""
+    """Sends encoded segment batches to the learner; at most max_inflight outstanding calls.
 
-    def __init__(self, learner: "ray.actor.ActorHandle", max_inflight: int, source: str = "") -> None:
+    When the learner dies, the driver starts a new one under the same Ray name (learner.max_restarts):
+    the sink looks the name up again until it answers, then sends the batches the dead one never
+    answered to the new one. It waits for as long as that takes, or until the run stops."""
+
+    def __init__(self, learner: "ray.actor.ActorHandle | None", max_inflight: int, source: str = "", learner_name: str = "") -> None:
         self.learner = learner
+        self.learner_name = learner_name  # to find a new learner that replaced a dead one
+        self.generation = 0  # learners replaced so far, as this sink has seen
         self.max_inflight = max_inflight
         self.source = source  # this actor incarnation, so the learner can count what a crash lost
-        self.produced = 0
-        self.inflight: dict = {}  # ObjectRef -> (payload, segments in it), kept until accepted
+        self.produced = 0  # segments produced for the current learner (what it can count as lost)
+        self.inflight: dict = {}  # ObjectRef -> (payload, segments in it, generation), kept until accepted
         self.wait_s = 0.0
         self.retries = 0
         self.dropped_at_stop = 0  # segments refused by a full queue after the run began to stop
@@ -61,12 +68,15 @@ class RaySegmentSink:
 
     def _submit(self, payload: bytes, count: int) -> None:
         ref = self.learner.submit.remote(payload, source=self.source, produced=self.produced, count=count)
-        self.inflight[ref] = (payload, count)
+        self.inflight[ref] = (payload, count, self.generation)
 
     def send(self, segments: list[Segment]) -> None:
         payload = encode_segments(segments)
-        self.produced += len(segments)
         self._settle(limit=self.max_inflight)
+        if self.learner is None and not self._learner_back(self.generation):
+            self.dropped_at_stop += len(segments)
+            return
+        self.produced += len(segments)
         self._submit(payload, len(segments))
 
     def _settle(self, limit: int) -> None:
@@ -82,8 +92,17 @@ class RaySegmentSink:
 
     def _resolve(self, refs: list) -> None:
         for ref in refs:
-            payload, count = self.inflight.pop(ref)
-            if ray.get(ref):
+            payload, count, generation = self.inflight.pop(ref)
+            try:
+                accepted = ray.get(ref)
+            except ray.exceptions.RayActorError:
+                if not self._learner_back(generation):
+                    self.dropped_at_stop += count
+                    continue
+                self.produced += count  # produced for the new learner, as far as it can tell
+                self._submit(payload, count)
+                continue
+            if accepted:
                 self.retries = 0
                 continue
             if self.stopping.is_set():
@@ -96,6 +115,26 @@ class RaySegmentSink:
             time.sleep(min(0.05 * self.retries, 0.5))
             self._submit(payload, count)
 
+    def _learner_back(self, generation: int) -> bool:
+        """After a call to the learner of `generation` failed because it died: True once a learner
+        answers under its name (at once if a newer one already did), False if the run stops first."""
+        if generation < self.generation:
+            return True
+        if not self.learner_name:
+            raise RuntimeError("the learner died and this sink was not told its name, so cannot find a new one")
+        pause = 0.1
+        while not self.stopping.is_set():
+            try:
+                learner = ray.get_actor(self.learner_name)
+                ray.get(learner.pid.remote(), timeout=30)
+            except (ValueError, ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+                time.sleep(pause)  # not started yet, or still the dead one: the driver is on it
+                pause = min(pause * 2, 2.0)
+                continue
+            self.learner, self.generation, self.produced = learner, self.generation + 1, 0
+            return True
+        return False
+
     def flush(self) -> None:
         self._settle(limit=1)
 
@@ -105,13 +144,15 @@ class RolloutService:
         """`learner_name`: the learner's Ray actor name. A name, not a handle: Ray keeps a handle
         argument in the object store, where it could be gone by the time it restarts this actor."""
         cfg: Config = config_from_dict(cfg_dict)
-        learner = ray.get_actor(learner_name)
+        try:
+            learner = ray.get_actor(learner_name)
+        except ValueError:
+            learner = None  # restarted while the learner is being replaced: the sink finds the new one
         set_torch_threads(1)
         params, store = run_stores(cfg, redis_url, run_id)
         make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native)
         self.actor_id = actor_id
-        self.learner = learner
-        self.sink = RaySegmentSink(learner, cfg.rollout.max_inflight)
+        self.sink = RaySegmentSink(learner, cfg.rollout.max_inflight, learner_name=learner_name)
         self.worker = RolloutWorker(
             actor_id,
             cfg,
@@ -136,7 +177,7 @@ class RolloutService:
         try:
             self.worker.run(self._stop.is_set)
         except ray.exceptions.RayError:
-            raise  # the learner is gone: the driver stops the run, and a restart would not help
+            raise  # Ray itself failed us (the sink outlives a dead learner): a restart would not help
         except Exception as exc:  # noqa: BLE001 - an exception in a game: crash, so that Ray restarts us
             self._exit_for_restart(exc)
         self.sink.flush()
@@ -148,7 +189,7 @@ class RolloutService:
         killed processes and exceptions alike, and rollout.max_restarts bounds both."""
         traceback.print_exc()
         try:
-            ray.get(self.learner.report_failure.remote(self.source, f"{type(exc).__name__}: {exc}"), timeout=10)
+            ray.get(self.sink.learner.report_failure.remote(self.source, f"{type(exc).__name__}: {exc}"), timeout=10)
         finally:
             os._exit(1)
 

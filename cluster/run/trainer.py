@@ -13,8 +13,9 @@ Stops and faults: the driver writes a learner checkpoint (learner/checkpoint.py)
 checkpoint.every_versions versions and on every clean stop (the end, Ctrl-C, SIGTERM from
 `ray job stop`); `resume=True` continues from the newest one with the league kept in Redis
 (cluster/run/resume.py checks everything before anything is written). Rollout actors are
-supervised by cluster/remote/fleet.py (restarted by Ray, lost work counted); a dead learner or repeated NaN losses stop the run with a
-RunError that says how to resume.
+supervised by cluster/remote/fleet.py (restarted by Ray, lost work counted); a dead learner is
+replaced by a new one from the newest checkpoint (learner.max_restarts, cluster/run/driver.py); when
+those are used up, or on repeated NaN losses, the run stops with a RunError that says how to resume.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from cluster.remote.fleet import RolloutFleet
 from cluster.remote.learner_handle import RayLearner
 from cluster.remote.preflight import PreflightError, check_joined_cluster
 from cluster.run.console import ConsoleLog
-from cluster.run.driver import DRIVER_TICK_S, DriverParts, drive
+from cluster.run.driver import DRIVER_TICK_S, DriverParts, Relaunched, drive
 from cluster.run.resume import RunError, StartPoint, checkpoint_to_resume, league_to_resume
 from cluster.stores.connection import redact, resolve_url
 from cluster.stores.embedded_redis import EmbeddedRedis
@@ -198,14 +199,15 @@ def _train(run: _Run) -> TrainResult:
     resumed_from = start.checkpoint_version if start.checkpoint is not None else None
     events.run_started(RunStarted(run.run_id, run.run_dir, run.url, resumed_from, start.version, tuple(start.config_changes)))
     learner = RayLearner.start(cfg, run.url, run.run_id, start.version, start.checkpoint)
-    events.learner_started(LearnerStarted(learner.device(), learner.pid(), start.version))
+    events.learner_started(LearnerStarted(learner.device(), learner.pid(), start.version, learner.name))
     manager = LeagueManager(run.store, run.params, cfg.league, run.state)
     parts = DriverParts(
         cfg, learner, RolloutFleet(cfg, run.url, run.run_id, learner.name, events), EvaluatorPool(cfg, run.url, run.run_id, run.log),
         manager, run.store, events, run.log, ckpts=run.ckpts, run_dir=run.run_dir, start=start, tick_s=DRIVER_TICK_S, league_every_versions=0,
+        relaunch=lambda dead: _relaunch(run, dead),
     )
     outcome = drive(parts)
-    version, weights = learner.weights()
+    version, weights = parts.learner.weights()  # the learner that finished the run (a restarted one, perhaps)
     spec = run.spec
     save_policy(run.run_dir / "final_policy.msgpack", weights, version, policy_meta(spec.name, cfg.model, spec.obs_shape, spec.num_actions))
     finals = {} if outcome.interrupted else _final_eval(cfg, spec, run.make_slot, version, weights, run.store)
@@ -217,6 +219,18 @@ def _train(run: _Run) -> TrainResult:
     return TrainResult(
         run.run_id, run.run_dir, version, outcome.env_steps, outcome.games, finals.get(RANDOM_ID), manager.state.table(), outcome.summary, finals
     )
+
+
+def _relaunch(run: _Run, dead: RayLearner) -> Relaunched:
+    """A new learner in place of a dead one: from the newest checkpoint (fresh weights if there is
+    none yet), numbering its versions past every published one, so that actors notice it and no
+    version number ever names two sets of weights."""
+    died_at = run.params.latest_version()
+    ckpt_version = run.ckpts.latest_version()
+    data = run.ckpts.read(ckpt_version) if ckpt_version is not None else None
+    version = max(ckpt_version or 0, died_at + 1)
+    new = dead.replace(run.cfg, run.url, run.run_id, version, data)
+    return Relaunched(new, ckpt_version, died_at, version, new.device(), new.pid())
 
 
 def _final_eval(cfg, spec, make_slot, version, weights, store: LeagueStore) -> dict[str, MatchResult]:
