@@ -212,8 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--redis-url", default="", help="use this Redis (redis:// or rediss://) instead of an embedded one")
     t.add_argument("--run-dir", default="", help="directory for this run's files (default runs/<game>-<time>)")
     t.add_argument(
-        "--resume", action="store_true",
-        help="continue the run in --run-dir from its newest checkpoint: same versions, league and ratings",
+        "--resume", nargs="?", const=True, default=False, metavar="auto",
+        help="continue the run in --run-dir from its newest checkpoint: same versions, league and ratings. "
+        "`--resume auto`: continue it if it exists, start it otherwise (for jobs that are retried)",
     )
     t.set_defaults(func=_train)
 

@@ -1,4 +1,5 @@
-"""Where a run starts: fresh, or from its newest checkpoint with the league kept in Redis.
+"""Where a run starts: fresh, or from its newest checkpoint with the league kept in Redis, or
+(`--resume auto`) whichever of the two the run directory and Redis call for.
 
 Everything is checked before anything is written: a refused resume changes nothing. The checkpoint
 must fit this config's network, Redis must still hold the run's league and weights that fit, and
@@ -36,10 +37,14 @@ class StartPoint:
     config_changes: tuple[str, ...] = ()  # "key: old -> new" against the checkpoint's config
 
 
-def checkpoint_to_resume(cfg: Config, spec, run_dir: Path, ckpts: CheckpointDir, resume: bool) -> StartPoint | None:
+def checkpoint_to_resume(cfg: Config, spec, run_dir: Path, ckpts: CheckpointDir, resume: bool | str) -> StartPoint | None:
     """The newest checkpoint when resuming, checked against this config; refuses to start a fresh
-    run over an existing one. Reads only: a refused resume changes nothing."""
+    run over an existing one. `resume="auto"`: the newest checkpoint if there is one, else None (a
+    fresh start, or a league without a checkpoint: see league_without_checkpoint). Reads only: a
+    refused resume changes nothing."""
     latest = ckpts.latest()
+    if resume == "auto":
+        resume = latest is not None
     if not resume:
         if latest is not None:
             raise RunError(f"{run_dir} already holds a run (checkpoint {latest}); continue it with --resume, or choose another --run-dir")
@@ -74,12 +79,7 @@ def league_to_resume(cfg, spec, run_id, run_dir, params: ParamStore, existing, s
             f"run {run_id!r} has no league in this Redis: resume with the Redis the run used "
             f"(its embedded data in {run_dir / 'redis'}, or the same --redis-url)"
         )
-    published = params.fetch()  # corrupt weights raise PayloadError; nothing is overwritten
-    if published is not None:
-        try:
-            InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model).load(published[1], published[0])
-        except ValueError as exc:
-            raise RunError(f"weights of run {run_id!r} in Redis (v{published[0]}) do not fit this config: {exc}") from exc
+    _check_published(cfg, spec, run_id, params)
     version = resume_version(start.checkpoint_version, params.latest_version())
     log(
         f"resuming run {run_id} from checkpoint {checkpoint_name(start)} at learner version {start.checkpoint_version} "
@@ -94,6 +94,28 @@ def league_to_resume(cfg, spec, run_id, run_dir, params: ParamStore, existing, s
             f"were trained after the last checkpoint and are lost; continuing as v{version}"
         )
     return existing, dataclasses.replace(start, version=version)
+
+
+def league_without_checkpoint(cfg, spec, run_id, params: ParamStore, existing: LeagueState, log) -> tuple[LeagueState, StartPoint]:
+    """`--resume auto` for a run that stopped before its first checkpoint: its league goes on with a
+    learner started afresh, numbered past every published version (their weights are lost)."""
+    _check_published(cfg, spec, run_id, params)
+    version = params.latest_version() + 1
+    log(
+        f"run {run_id} has a league ({len(existing.players)} players, {existing.games_total:,} games) but no checkpoint "
+        f"yet: it stopped before its first. Its league goes on; its learner starts afresh as v{version}"
+    )
+    return existing, StartPoint(version=version)
+
+
+def _check_published(cfg, spec, run_id, params: ParamStore) -> None:
+    """Refuse a run whose weights in Redis do not fit this config (corrupt ones raise PayloadError)."""
+    published = params.fetch()
+    if published is not None:
+        try:
+            InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model).load(published[1], published[0])
+        except ValueError as exc:
+            raise RunError(f"weights of run {run_id!r} in Redis (v{published[0]}) do not fit this config: {exc}") from exc
 
 
 def checkpoint_name(start: StartPoint) -> str:

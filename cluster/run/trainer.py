@@ -43,7 +43,7 @@ from cluster.remote.learner_handle import RayLearner
 from cluster.remote.preflight import PreflightError, check_joined_cluster
 from cluster.run.console import ConsoleLog
 from cluster.run.driver import DRIVER_TICK_S, DriverParts, Relaunched, drive
-from cluster.run.resume import RunError, StartPoint, checkpoint_to_resume, league_to_resume
+from cluster.run.resume import RunError, StartPoint, checkpoint_to_resume, league_to_resume, league_without_checkpoint
 from cluster.stores.connection import redact, resolve_url
 from cluster.stores.embedded_redis import EmbeddedRedis
 from cluster.stores.league_store import LeagueStore, run_stores
@@ -122,17 +122,22 @@ def run_training(
     cfg: Config,
     run_dir: Path | None = None,
     log: Callable[[str], None] = print,
-    resume: bool = False,
+    resume: bool | str = False,
     observers: Sequence[Observer] = (),
 ) -> TrainResult:
     """Train until run.total_env_steps or run.max_versions. With resume, continue the run in run_dir
     from its newest checkpoint and its league in Redis; everything is checked before anything is written.
+    resume="auto" continues the run if it exists (a checkpoint, or a league that stopped before its
+    first checkpoint) and starts it otherwise: what a retried job wants.
     `log` receives the console lines; `observers` the run's events (cluster/events.py), after the
     console and the metrics have."""
     make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native)  # an unknown game fails here, before anything starts
     check_model_fits(cfg, spec)
+    if resume not in (False, True, "auto"):
+        raise RunError(f"--resume takes no value, or 'auto' (continue the run if it exists, else start it); got {resume!r}")
     if resume and not (run_dir or cfg.run.run_dir):
-        raise RunError("--resume continues an existing run: say which with --run-dir DIR")
+        what = "--resume auto needs a run directory that stays the same across tries" if resume == "auto" else "--resume continues an existing run"
+        raise RunError(f"{what}: say which with --run-dir DIR")
     run_dir = Path(run_dir or default_run_dir(cfg))
     run_id = cfg.run.run_id or run_dir.name
     ckpts = CheckpointDir(run_dir / cfg.checkpoint.dir_name, cfg.checkpoint.keep)
@@ -148,6 +153,8 @@ def run_training(
             existing = store.load()  # a corrupt league document raises PayloadError here, and stays as it is
             if start is not None:
                 state, start = league_to_resume(cfg, spec, run_id, run_dir, params, existing, start, log)
+            elif existing is not None and resume == "auto":
+                state, start = league_without_checkpoint(cfg, spec, run_id, params, existing, log)
             elif existing is not None:
                 raise RunError(
                     f"run {run_id!r} already exists in this Redis; continue it with --resume, "
