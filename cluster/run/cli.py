@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from contextlib import contextmanager
@@ -109,14 +110,19 @@ def _dashboard(args: argparse.Namespace) -> int:
     from cluster.stores.connection import connect
     from cluster.stores.keys import RunKeys
     from cluster.stores.league_store import LeagueStore
-    from cluster.ui.dashboard import run_dashboard
+    from cluster.ui.dashboard import DashboardAuthError, DashboardServer, run_dashboard
     from cluster.ui.dashboard_data import dashboard_state
 
+    token = args.token or os.environ.get("SELFPLAY_DASHBOARD_TOKEN", "")
+    try:  # a bad token is refused before the run's Redis is opened
+        DashboardServer.check_token(token)
+    except DashboardAuthError as exc:
+        raise ConfigError(str(exc)) from exc
     with open_run_redis(args.redis_url, args.run_dir) as url:
         client = connect(url)
         run_id = _pick_run(client, args.prefix, args.run)
         store = LeagueStore(client, RunKeys(args.prefix, run_id))
-        run_dashboard(lambda: dashboard_state(store), args.host, args.port)
+        run_dashboard(lambda: dashboard_state(store), args.host, args.port, token)
     return 0
 
 
@@ -225,8 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("dashboard", help="serve a live web page of a run's league on localhost")
     _add_run_args(d)
-    d.add_argument("--host", default="127.0.0.1")
+    d.add_argument("--host", default="127.0.0.1", help="address to serve on; any but loopback needs a token")
     d.add_argument("--port", type=int, default=8765)
+    d.add_argument(
+        "--token", default="",
+        help="secret every request must carry (default SELFPLAY_DASHBOARD_TOKEN; off loopback one is generated "
+        "and printed in the address to open); on loopback the page is open without one",
+    )
     d.set_defaults(func=_dashboard)
 
     e = sub.add_parser("evaluate", help="play a saved policy against a reference or another policy")
