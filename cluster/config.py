@@ -89,6 +89,14 @@ class CheckpointConfig:
     """Checkpoints kept in the run directory; older ones are deleted once a newer one is safely written."""
     dir_name: str = "checkpoints"
     """Sub-directory of the run directory holding them (`selfplay train --resume` reads the newest)."""
+    uri: str = ""
+    """Where checkpoints go instead: a local directory, or an object store or other fsspec URI
+    (s3://bucket/path, gs://bucket/path, az://..., memory://...; needs `pip install -e ".[s3]"` or
+    the fsspec backend of that store). Empty: RUN_DIR/dir_name. In an object store each checkpoint is
+    written under a name of its own, then a small pointer (latest.json) to it; readers follow the pointer."""
+    storage_options: dict = field(default_factory=dict)
+    """Options for the fsspec filesystem of `uri` (e.g. {endpoint_url: http://minio:9000} for s3fs);
+    credentials are better left to the store's own environment variables (AWS_ACCESS_KEY_ID, ...)."""
 
 
 @dataclass(frozen=True)

@@ -161,7 +161,8 @@ class SnapshotAdded:
 
 @dataclass(frozen=True)
 class CheckpointWritten:
-    path: Path
+    path: Path | str
+    """The file, or the object's URI (checkpoint.uri)."""
     version: int
     final: bool
     """The checkpoint of a stop (the end, Ctrl-C, SIGTERM), as opposed to a periodic one."""

@@ -27,9 +27,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.redis_url:
         overrides.append(f"redis.url={args.redis_url}")
     cfg = load_config(args.config, overrides)
-    run_dir = Path(args.run_dir) if args.run_dir else None
-    try:
-        result = run_training(cfg, run_dir, resume=args.resume)
+    try:  # the run dir as given: a URI must reach run_training intact (Path() would fold its "//")
+        result = run_training(cfg, args.run_dir or None, resume=args.resume)
     except RunError as exc:
         raise ConfigError(str(exc)) from exc
     print()

@@ -39,7 +39,7 @@ from cluster.events import CheckpointWritten, Health, LearnerRestarted, Observer
 from cluster.run.resume import RunError, StartPoint
 from cluster.stores.league_store import LeagueStore
 from league.manager import LeagueManager
-from learner.checkpoint import CheckpointDir
+from learner.checkpoint_store import CheckpointStore
 from learner.learner import NonFiniteLossError
 from learner.report import IterationReport, LearnerProgress, LearnerStatus
 
@@ -110,7 +110,7 @@ class DriverParts:
     store: LeagueStore
     events: Observer
     log: Callable[[str], None]
-    ckpts: CheckpointDir | None = None
+    ckpts: CheckpointStore | None = None
     """None: no checkpoints (an in-process run without a run directory)."""
     run_dir: Path | None = None
     start: StartPoint = field(default_factory=StartPoint)
@@ -243,9 +243,9 @@ class _Loop:
         trained = p.start.train_seconds + time.monotonic() - self.t0
         progress = {"env_steps": self.steps, "games": self.games, "train_seconds": trained}
         version, data = self.call(lambda learner: learner.checkpoint(progress))
-        p.ckpts.save(data, version)
+        where = p.ckpts.save(data, version)
         self.last_ckpt = version
-        p.events.checkpoint(CheckpointWritten(p.ckpts.file(version), version, final, resume_hint(p.run_dir)))
+        p.events.checkpoint(CheckpointWritten(where, version, final, resume_hint(p.run_dir)))
 
     def tick(self) -> bool:
         """One round of the loop; True when a budget is spent."""

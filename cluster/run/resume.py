@@ -16,7 +16,8 @@ from pathlib import Path
 from cluster.config import Config
 from cluster.stores.param_store import ParamStore
 from league.league import LeagueState
-from learner.checkpoint import CheckpointDir, check_compatible, decode_checkpoint, model_spec, resume_version
+from learner.checkpoint import check_compatible, decode_checkpoint, model_spec, resume_version
+from learner.checkpoint_store import CheckpointStore
 from learner.model import InferencePolicy
 
 
@@ -37,23 +38,26 @@ class StartPoint:
     config_changes: tuple[str, ...] = ()  # "key: old -> new" against the checkpoint's config
 
 
-def checkpoint_to_resume(cfg: Config, spec, run_dir: Path, ckpts: CheckpointDir, resume: bool | str) -> StartPoint | None:
+def checkpoint_to_resume(cfg: Config, spec, run_dir: Path, ckpts: CheckpointStore, resume: bool | str) -> StartPoint | None:
     """The newest checkpoint when resuming, checked against this config; refuses to start a fresh
     run over an existing one. `resume="auto"`: the newest checkpoint if there is one, else None (a
     fresh start, or a league without a checkpoint: see league_without_checkpoint). Reads only: a
     refused resume changes nothing."""
-    latest = ckpts.latest()
+    latest = ckpts.latest_version()
     if resume == "auto":
         resume = latest is not None
     if not resume:
         if latest is not None:
-            raise RunError(f"{run_dir} already holds a run (checkpoint {latest}); continue it with --resume, or choose another --run-dir")
+            raise RunError(
+                f"{run_dir} already holds a run (checkpoint {ckpts.location(latest)}); continue it with --resume, or choose another --run-dir"
+            )
         return None
     if latest is None:
-        raise RunError(f"--resume: no checkpoint in {ckpts.path}; start the run without --resume, or name the right --run-dir")
-    data = latest.read_bytes()
-    ckpt = decode_checkpoint(data, f"checkpoint {latest}")
-    check_compatible(ckpt, model_spec(spec.name, spec.obs_shape, spec.num_actions, cfg.model), f"checkpoint {latest}")
+        raise RunError(f"--resume: no checkpoint in {ckpts.where}; start the run without --resume, or name the right --run-dir")
+    source = f"checkpoint {ckpts.location(latest)}"
+    data = ckpts.read(latest)
+    ckpt = decode_checkpoint(data, source)
+    check_compatible(ckpt, model_spec(spec.name, spec.obs_shape, spec.num_actions, cfg.model), source)
     p = ckpt.progress
     changes = config_changes(ckpt.config, cfg.to_dict())
     return StartPoint(

@@ -52,7 +52,7 @@ from cluster.ui.metrics import MetricsObserver, MetricsSink
 from league.league import LeagueState, Player
 from league.manager import LeagueManager
 from league.records import LEARNER_ID, RANDOM_ID
-from learner.checkpoint import CheckpointDir
+from learner.checkpoint_store import CheckpointStore, is_uri, open_checkpoints
 from learner.export import policy_meta, save_policy
 from learner.model import InferencePolicy
 
@@ -120,7 +120,7 @@ def init_ray(cfg: Config, log: Callable[[str], None]) -> bool:
 
 def run_training(
     cfg: Config,
-    run_dir: Path | None = None,
+    run_dir: Path | str | None = None,
     log: Callable[[str], None] = print,
     resume: bool | str = False,
     observers: Sequence[Observer] = (),
@@ -138,9 +138,15 @@ def run_training(
     if resume and not (run_dir or cfg.run.run_dir):
         what = "--resume auto needs a run directory that stays the same across tries" if resume == "auto" else "--resume continues an existing run"
         raise RunError(f"{what}: say which with --run-dir DIR")
+    if is_uri(str(run_dir or cfg.run.run_dir)):
+        raise RunError(
+            f"the run directory {run_dir or cfg.run.run_dir} must be local (TensorBoard files, the embedded Redis' data, the final "
+            "policy); to keep checkpoints in object storage, add --set checkpoint.uri=s3://BUCKET/PATH (or gs://, ...)"
+        )
     run_dir = Path(run_dir or default_run_dir(cfg))
     run_id = cfg.run.run_id or run_dir.name
-    ckpts = CheckpointDir(run_dir / cfg.checkpoint.dir_name, cfg.checkpoint.keep)
+    c = cfg.checkpoint
+    ckpts = open_checkpoints(c.uri or run_dir / c.dir_name, c.keep, c.storage_options)
     start = checkpoint_to_resume(cfg, spec, run_dir, ckpts, resume)
     run_dir.mkdir(parents=True, exist_ok=True)
     log(f"run {run_id}: game {spec.name}, run dir {run_dir}")
@@ -194,7 +200,7 @@ class _Run:
     store: LeagueStore
     state: LeagueState
     log: Callable[[str], None]
-    ckpts: CheckpointDir
+    ckpts: CheckpointStore
     start: StartPoint
     events: Observers
 
