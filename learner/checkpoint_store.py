@@ -136,6 +136,8 @@ class ObjectCheckpoints:
         """Delete objects of versions older than the newest `keep`, and orphans of crashed saves."""
         objects = self._objects()
         kept = sorted({v for v in objects.values() if v <= newest})[-self.keep :]
-        stale = [n for n, v in objects.items() if n != current and (v not in kept or v > newest or (v == newest and n != current))]
+        # Besides old versions: objects of this version or later that the pointer does not name
+        # (orphans of a save that crashed before its pointer, or an earlier save of this version).
+        stale = [n for n, v in objects.items() if n != current and (v not in kept or v >= newest)]
         if stale:
             self.fs.rm([self._path(n) for n in stale])
