@@ -89,6 +89,14 @@ class CheckpointConfig:
     """Checkpoints kept in the run directory; older ones are deleted once a newer one is safely written."""
     dir_name: str = "checkpoints"
     """Sub-directory of the run directory holding them (`selfplay train --resume` reads the newest)."""
+    uri: str = ""
+    """Where checkpoints go instead: a local directory, or an object store or other fsspec URI
+    (s3://bucket/path, gs://bucket/path, az://..., memory://...; needs `pip install -e ".[s3]"` or
+    the fsspec backend of that store). Empty: RUN_DIR/dir_name. In an object store each checkpoint is
+    written under a name of its own, then a small pointer (latest.json) to it; readers follow the pointer."""
+    storage_options: dict = field(default_factory=dict)
+    """Options for the fsspec filesystem of `uri` (e.g. {endpoint_url: http://minio:9000} for s3fs);
+    credentials are better left to the store's own environment variables (AWS_ACCESS_KEY_ID, ...)."""
 
 
 @dataclass(frozen=True)
@@ -213,6 +221,7 @@ def validate(cfg: Config) -> None:
         (cfg.checkpoint.every_versions >= 1, "checkpoint.every_versions must be >= 1"),
         (cfg.checkpoint.keep >= 1, "checkpoint.keep must be >= 1"),
         (cfg.rollout.max_restarts >= 0, "rollout.max_restarts must be >= 0"),
+        (cfg.learner.max_restarts >= 0, "learner.max_restarts must be >= 0"),
         (cfg.checkpoint.dir_name not in ("", ".", "..", "redis") and "/" not in cfg.checkpoint.dir_name,
          "checkpoint.dir_name must be a plain directory name other than 'redis'"),
         (math.isfinite(cfg.ppo.lr) and cfg.ppo.lr > 0, "ppo.lr must be a finite number > 0"),

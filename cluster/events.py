@@ -84,6 +84,26 @@ class LearnerStarted:
     pid: int
     version: int
     """The version it published first."""
+    name: str = ""
+    """The learner's Ray actor name (rollout actors find it by name; empty in-process)."""
+
+
+@dataclass(frozen=True)
+class LearnerRestarted:
+    """The learner died and the driver started a new one (learner.max_restarts)."""
+
+    reason: str
+    """Why the old one ended (the first line of Ray's error)."""
+    restarts: int
+    """Restarts so far in this session, this one included."""
+    checkpoint_version: int | None
+    """The checkpoint the new learner restored; None when the run had none yet (fresh weights)."""
+    died_at: int
+    """The newest version published when it died: versions after the checkpoint up to this one were lost."""
+    version: int
+    """The version the new learner published first: past every published one."""
+    device: str
+    pid: int
 
 
 @dataclass(frozen=True)
@@ -141,7 +161,8 @@ class SnapshotAdded:
 
 @dataclass(frozen=True)
 class CheckpointWritten:
-    path: Path
+    path: Path | str
+    """The file, or the object's URI (checkpoint.uri)."""
     version: int
     final: bool
     """The checkpoint of a stop (the end, Ctrl-C, SIGTERM), as opposed to a periodic one."""
@@ -167,6 +188,7 @@ class Observer:
 
     def run_started(self, e: RunStarted) -> None: ...
     def learner_started(self, e: LearnerStarted) -> None: ...
+    def learner_restarted(self, e: LearnerRestarted) -> None: ...
     def actor_started(self, e: ActorStarted) -> None: ...
     def actor_restarted(self, e: ActorRestarted) -> None: ...
     def update(self, e: IterationReport) -> None:
@@ -198,6 +220,10 @@ class Observers(Observer):
     def learner_started(self, e: LearnerStarted) -> None:
         for o in self.observers:
             o.learner_started(e)
+
+    def learner_restarted(self, e: LearnerRestarted) -> None:
+        for o in self.observers:
+            o.learner_restarted(e)
 
     def actor_started(self, e: ActorStarted) -> None:
         for o in self.observers:

@@ -11,7 +11,8 @@ complete one, never a broken newest one. The newest checkpoint is found by listi
 temporary files never match the checkpoint name pattern.
 
 The learner builds the payload and the driver writes it into the run directory, so checkpoints live
-with the run even when the learner runs on another node of a cluster.
+with the run even when the learner runs on another node of a cluster; or into an object store
+(checkpoint.uri: learner/checkpoint_store.py), where they outlive the cluster.
 """
 
 from __future__ import annotations
@@ -150,6 +151,13 @@ class CheckpointDir:
         self.path = Path(path)
         self.keep = keep
 
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
+    def location(self, version: int) -> str:
+        return str(self.file(version))
+
     def versions(self) -> list[int]:
         if not self.path.is_dir():
             return []
@@ -162,6 +170,13 @@ class CheckpointDir:
     def latest(self) -> Path | None:
         versions = self.versions()
         return self.file(versions[-1]) if versions else None
+
+    def latest_version(self) -> int | None:
+        versions = self.versions()
+        return versions[-1] if versions else None
+
+    def read(self, version: int) -> bytes:
+        return self.file(version).read_bytes()
 
     def save(self, data: bytes, version: int) -> Path:
         """Write atomically, then delete all but the newest `keep` (only after the new one is durable)."""

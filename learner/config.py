@@ -58,6 +58,11 @@ class LearnerConfig:
     """CPUs the learner actor asks Ray for."""
     torch_threads: int = 1
     """torch intra-op threads. 1 avoids 25-40x slowdowns from oversubscription on shared cores."""
+    max_restarts: int = 3
+    """Times the driver starts a new learner after the learner dies (its process killed, its node
+    lost), each from the newest checkpoint, numbering its versions past every published one; the
+    tries wait 1, 2, 4, ... (at most 30) seconds apart. Once they are used up the run stops with the
+    `--resume` command to type. 0: the first death stops the run."""
     publish_every: int = 1
     """Publish weights to the parameter store every this many learner versions."""
     queue_segments: int = 0

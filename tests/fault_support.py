@@ -17,6 +17,7 @@ from cluster.events import (
     ActorRestarted,
     ActorStarted,
     CheckpointWritten,
+    LearnerRestarted,
     LearnerStarted,
     Observer,
     Progress,
@@ -96,6 +97,7 @@ class EventWatch(Observer):
     def __init__(self) -> None:
         self.events: list = []
         self.pids: dict[str, int] = {}
+        self.learner_name = ""
         self._actions: list[list] = []
         self.stop_when: Callable[["EventWatch"], bool] | None = None
         self._stop = False
@@ -109,6 +111,11 @@ class EventWatch(Observer):
         self.events.append(e)
 
     def learner_started(self, e: LearnerStarted) -> None:
+        self.events.append(e)
+        self.pids["learner"] = e.pid
+        self.learner_name = e.name
+
+    def learner_restarted(self, e: LearnerRestarted) -> None:
         self.events.append(e)
         self.pids["learner"] = e.pid
 

@@ -77,7 +77,8 @@ def test_dockerfile_copies_every_package_and_installs_project():
     for package in packages + ["configs"]:
         assert re.search(rf"^COPY .*\b{package} \./{package}$", text, re.MULTILINE), package
     # torch is installed before the project so the variant's wheel is the one kept.
-    assert text.index("torch==${TORCH_VERSION}") < text.index("pip install --no-cache-dir .")
+    assert text.index("torch==${TORCH_VERSION}") < text.index('pip install --no-cache-dir ".[s3]"')  # s3: checkpoint.uri
+    assert "s3" in _pyproject()["project"]["optional-dependencies"]
 
 
 def test_dockerignore_keeps_venv_git_and_runs_out_of_the_context():
@@ -209,7 +210,7 @@ def test_rayjob_required_fields():
     job = _one("RayJob")
     assert job["apiVersion"] == "ray.io/v1"
     spec = job["spec"]
-    assert spec["entrypoint"] == f"selfplay train --config {ENTRYPOINT_CONFIG}"
+    assert spec["entrypoint"].startswith(f"selfplay train --config {ENTRYPOINT_CONFIG} ")
     cluster = spec["rayClusterSpec"]
     assert Version(cluster["rayVersion"]) in _pinned_spec("ray")
     head = cluster["headGroupSpec"]
@@ -221,6 +222,26 @@ def test_rayjob_required_fields():
         assert isinstance(group["rayStartParams"], dict), group["groupName"]
         assert group["minReplicas"] <= group["replicas"] <= group["maxReplicas"], group["groupName"]
         assert group["template"]["spec"]["containers"][0]["image"], group["groupName"]
+
+
+def test_rayjob_retries_and_each_attempt_continues_the_run():
+    """A retried attempt runs on a new Ray cluster: it must name the same run, find its checkpoints
+    off the cluster and continue (--resume auto), as the real CLI parses the entrypoint."""
+    import shlex
+
+    from cluster.config import load_config
+    from cluster.run.cli import build_parser
+
+    spec = _one("RayJob")["spec"]
+    assert spec["backoffLimit"] >= 1
+    args = build_parser().parse_args(shlex.split(spec["entrypoint"])[1:])
+    assert args.resume == "auto" and args.run_dir.startswith("/")
+    cfg = load_config(REPO / args.config, args.set)
+    assert cfg.checkpoint.uri.startswith("s3://")
+    head = spec["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    assert {"secretRef": {"name": "selfplay-s3", "optional": True}} in head["envFrom"]  # the driver writes the checkpoints
+    secrets = {d["metadata"]["name"]: d for d in yaml.safe_load_all((KUBERAY / "examples" / "secrets.example.yaml").read_text()) if d}
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(secrets["selfplay-s3"]["stringData"])
 
 
 def test_rayjob_gpu_learner_and_cpu_rollout_groups():

@@ -62,7 +62,7 @@ class _Rollouts:
     restarts = lost_segments = 0
 
     def __init__(self) -> None:
-        self.steps, self.league_changes, self.stopped = 0, 0, False
+        self.steps, self.league_changes, self.stopped, self.learners_replaced = 0, 0, False, 0
 
     def check(self) -> None:
         pass
@@ -73,6 +73,9 @@ class _Rollouts:
 
     def league_changed(self) -> None:
         self.league_changes += 1
+
+    def learner_replaced(self) -> None:
+        self.learners_replaced += 1
 
     def stop(self) -> int:
         self.stopped = True

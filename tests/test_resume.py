@@ -246,13 +246,14 @@ def test_stop_resume_learner_death_resume_keeps_versions_pool_and_ratings(tmp_pa
     request.getfixturevalue("local_ray")  # after the subprocess: one Ray at a time on a 2-core machine
     watch = EventWatch()
     watch.at_version(stopped_at + 3, lambda w: os.kill(w.pids["learner"], signal.SIGKILL), needs="learner")
+    no_restarts = small_config("run.max_versions=60", "learner.max_restarts=0")  # the run stops (tests/test_learner_recovery.py: it goes on)
     with pytest.raises(RunError, match=r"learner died .*continue from the last checkpoint \(v\d+\) with: selfplay train") as e:
-        run_training(small_config("run.max_versions=60"), run_dir, log=lambda line: None, resume=True, observers=[watch])
+        run_training(no_restarts, run_dir, log=lambda line: None, resume=True, observers=[watch])
     assert f"--run-dir {run_dir} --resume" in str(e.value)
     [started] = watch.of(RunStarted)
     assert started.resumed_from == stopped_at and (run_dir / "checkpoints" / f"ckpt-v{stopped_at:08d}.pt").is_file()
     assert [e.version for e in watch.of(LearnerStarted)] == [stopped_at]  # it published that version first
-    assert started.config_changes == ("run.max_versions: 0 -> 60",)
+    assert started.config_changes == ("learner.max_restarts: 3 -> 0", "run.max_versions: 0 -> 60")
     assert min(_versions(watch)) >= stopped_at  # numbering went on, never restarted at 0
     second = _league(run_dir, "run")
     _assert_league_continued(first, second)

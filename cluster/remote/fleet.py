@@ -33,7 +33,8 @@ class RolloutFleet:
     incarnation that starts and every restart."""
 
     def __init__(self, cfg: Config, redis_url: str, run_id: str, learner_name: str, events: Observer) -> None:
-        self.cfg, self.learner, self.events = cfg, ray.get_actor(learner_name), events
+        self.cfg, self.learner_name, self.events = cfg, learner_name, events
+        self.learner = ray.get_actor(learner_name)
         cfg_dict = cfg.to_dict()
         self.actors = [
             ray.remote(RolloutService)
@@ -65,7 +66,7 @@ class RolloutFleet:
             try:
                 ray.get(ref)
             except RayActorError as exc:
-                errors = [e for src, e in ray.get(self.learner.failures.remote()).items() if src.startswith(f"a{i}-")]
+                errors = [e for src, e in self._learner_failures().items() if src.startswith(f"a{i}-")]
                 last = f"; last error: {errors[-1]}" if errors else ""
                 raise FleetError(
                     f"rollout actor {i} died and was restarted {self.cfg.rollout.max_restarts} times "
@@ -100,7 +101,10 @@ class RolloutFleet:
                 self.restarts += 1
                 self._dead_totals[i][0] += last.env_steps
                 self._dead_totals[i][1] += last.games
-                lost, error = ray.get(self.learner.incarnation_ended.remote(last.source))
+                try:
+                    lost, error = ray.get(self.learner.incarnation_ended.remote(last.source))
+                except RayActorError:  # the learner that counted its segments died too: the driver replaces it
+                    lost, error = 0, ""
                 self.lost_segments += lost
                 self.events.actor_restarted(
                     ActorRestarted(i, last.source, stats.source, error or "its process died", lost, self.restarts)
@@ -110,6 +114,17 @@ class RolloutFleet:
 
     def league_changed(self) -> None:
         pass  # the actors re-read the league themselves (LeagueReader's refresh period)
+
+    def learner_replaced(self) -> None:
+        """A new learner took the dead one's name: ask it from now on. (The actors find it
+        themselves: their sends to the dead one fail, and they look the name up again.)"""
+        self.learner = ray.get_actor(self.learner_name)
+
+    def _learner_failures(self) -> dict[str, str]:
+        try:
+            return ray.get(self.learner.failures.remote())
+        except RayActorError:
+            return {}  # the learner that heard them died
 
     def stop(self, timeout_s: float = 30.0) -> int:
         """Ask every actor to stop and wait for their run() calls; returns how many had not ended

@@ -4,13 +4,18 @@
 from __future__ import annotations
 
 import secrets
+import time
 
 import numpy as np
 import ray
+from ray.exceptions import ActorAlreadyExistsError
 
 from cluster.config import Config
 from cluster.remote.learner_service import LearnerService
 from learner.report import LearnerProgress
+
+# How long a new learner waits for a dead one's name to be released.
+NAME_RELEASE_S = 60.0
 
 
 class RayLearner:
@@ -18,23 +23,39 @@ class RayLearner:
         self.actor, self.name = actor, name
 
     @classmethod
-    def start(cls, cfg: Config, url: str, run_id: str, version: int, checkpoint: bytes | None) -> "RayLearner":
+    def start(cls, cfg: Config, url: str, run_id: str, version: int, checkpoint: bytes | None, name: str = "") -> "RayLearner":
         """Start the learner actor (restoring the checkpoint, if any), publish its weights and
-        start its training thread."""
-        name = f"selfplay-learner-{run_id}-{secrets.token_hex(4)}"  # rollout actors look it up by name
-        actor = (
-            ray.remote(LearnerService)
-            .options(
-                name=name,
-                num_cpus=cfg.learner.num_cpus,
-                num_gpus=cfg.learner.num_gpus,
-                max_concurrency=cfg.rollout.num_actors * cfg.rollout.max_inflight + 4,
-            )  # no max_restarts: a restarted learner would have lost its state; the run stops and is resumed
-            .remote(cfg.to_dict(), url, run_id, initial_version=version, checkpoint=checkpoint)
-        )
+        start its training thread. `name`: the Ray actor name, by which rollout actors find it
+        (a new learner that replaces a dead one takes the dead one's name)."""
+        name = name or f"selfplay-learner-{run_id}-{secrets.token_hex(4)}"
+        options = dict(
+            name=name,
+            num_cpus=cfg.learner.num_cpus,
+            num_gpus=cfg.learner.num_gpus,
+            max_concurrency=cfg.rollout.num_actors * cfg.rollout.max_inflight + 4,
+        )  # no max_restarts: Ray would restart it with its first arguments; the driver starts a new one from the newest checkpoint
+        deadline = time.monotonic() + NAME_RELEASE_S
+        while True:
+            try:
+                actor = ray.remote(LearnerService).options(**options).remote(
+                    cfg.to_dict(), url, run_id, initial_version=version, checkpoint=checkpoint
+                )
+                break
+            except ActorAlreadyExistsError:  # the dead learner's name is released once Ray has seen it die
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
         ray.get(actor.publish.remote())
         actor.start_training.remote()
         return cls(actor, name)
+
+    def replace(self, cfg: Config, url: str, run_id: str, version: int, checkpoint: bytes | None) -> "RayLearner":
+        """A new learner under this (dead) one's name; this one is killed first, should it linger."""
+        try:
+            ray.kill(self.actor, no_restart=True)
+        except ValueError:
+            pass  # not an actor handle Ray still knows: already gone
+        return RayLearner.start(cfg, url, run_id, version, checkpoint, name=self.name)
 
     def device(self) -> str:
         return ray.get(self.actor.device.remote())

@@ -2,9 +2,10 @@
 
 RolloutService owns a RolloutWorker whose sink (RaySegmentSink) gathers the segments of several
 ticks (SendBuffer: rollout.send_segments, rollout.send_max_age_s) and sends them to the learner as
-one msgpack batch, with at most `max_inflight` calls outstanding; when the learner's queue is full
-it retries with backoff, and the time spent waiting is counted. A game that raises ends the
-process so that Ray restarts the actor (cluster/remote/fleet.py supervises the restarts).
+one msgpack batch, with at most `max_inflight` calls outstanding; when the learner's queue is full it retries
+with backoff, and the time spent waiting is counted; when the learner dies it waits for the new one
+the driver starts and sends to it. A game that raises ends the process so that Ray restarts the
+actor (cluster/remote/fleet.py supervises the restarts).
 """
 
 from __future__ import annotations
@@ -94,17 +95,28 @@ def send_buffer(cfg: Config) -> SendBuffer:
 
 
 class RaySegmentSink:
-    """Sends encoded segment batches to the learner; at most max_inflight outstanding calls."""
+    """Sends encoded segment batches to the learner; at most max_inflight outstanding calls.
+
+    When the learner dies, the driver starts a new one under the same Ray name (learner.max_restarts):
+    the sink looks the name up again until it answers, then sends the batches the dead one never
+    answered to the new one. It waits for as long as that takes, or until the run stops."""
 
     def __init__(
-        self, learner: "ray.actor.ActorHandle", max_inflight: int, source: str = "", buffer: SendBuffer | None = None
+        self,
+        learner: "ray.actor.ActorHandle | None",
+        max_inflight: int,
+        source: str = "",
+        learner_name: str = "",
+        buffer: SendBuffer | None = None,
     ) -> None:
         self.learner = learner
+        self.learner_name = learner_name  # to find a new learner that replaced a dead one
+        self.generation = 0  # learners replaced so far, as this sink has seen
         self.max_inflight = max_inflight
         self.source = source  # this actor incarnation, so the learner can count what a crash lost
+        self.produced = 0  # segments produced for the current learner (what it can count as lost)
+        self.inflight: dict = {}  # ObjectRef -> (payload, segments in it, generation), kept until accepted
         self.buffer = buffer or SendBuffer(max_segments=1, max_age_s=0.0)
-        self.produced = 0  # segments in the calls made so far (the learner counts what reached it)
-        self.inflight: dict = {}  # ObjectRef -> (payload, segments in it), kept until accepted
         self.calls = 0
         self.wait_s = 0.0
         self.retries = 0
@@ -113,7 +125,7 @@ class RaySegmentSink:
 
     def _submit(self, payload: bytes, count: int) -> None:
         ref = self.learner.submit.remote(payload, source=self.source, produced=self.produced, count=count)
-        self.inflight[ref] = (payload, count)
+        self.inflight[ref] = (payload, count, self.generation)
         self.calls += 1
 
     def send(self, segments: list[Segment]) -> None:
@@ -123,8 +135,11 @@ class RaySegmentSink:
 
     def _send_now(self, segments: list[Segment]) -> None:
         payload = encode_segments(segments)
-        self.produced += len(segments)
         self._settle(limit=self.max_inflight)
+        if self.learner is None and not self._learner_back(self.generation):
+            self.dropped_at_stop += len(segments)
+            return
+        self.produced += len(segments)
         self._submit(payload, len(segments))
 
     def _settle(self, limit: int) -> None:
@@ -140,8 +155,17 @@ class RaySegmentSink:
 
     def _resolve(self, refs: list) -> None:
         for ref in refs:
-            payload, count = self.inflight.pop(ref)
-            if ray.get(ref):
+            payload, count, generation = self.inflight.pop(ref)
+            try:
+                accepted = ray.get(ref)
+            except ray.exceptions.RayActorError:
+                if not self._learner_back(generation):
+                    self.dropped_at_stop += count
+                    continue
+                self.produced += count  # produced for the new learner, as far as it can tell
+                self._submit(payload, count)
+                continue
+            if accepted:
                 self.retries = 0
                 continue
             if self.stopping.is_set():
@@ -153,6 +177,26 @@ class RaySegmentSink:
             self.retries += 1
             time.sleep(min(0.05 * self.retries, 0.5))
             self._submit(payload, count)
+
+    def _learner_back(self, generation: int) -> bool:
+        """After a call to the learner of `generation` failed because it died: True once a learner
+        answers under its name (at once if a newer one already did), False if the run stops first."""
+        if generation < self.generation:
+            return True
+        if not self.learner_name:
+            raise RuntimeError("the learner died and this sink was not told its name, so cannot find a new one")
+        pause = 0.1
+        while not self.stopping.is_set():
+            try:
+                learner = ray.get_actor(self.learner_name)
+                ray.get(learner.pid.remote(), timeout=30)
+            except (ValueError, ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+                time.sleep(pause)  # not started yet, or still the dead one: the driver is on it
+                pause = min(pause * 2, 2.0)
+                continue
+            self.learner, self.generation, self.produced = learner, self.generation + 1, 0
+            return True
+        return False
 
     def flush(self) -> None:
         """Send what is gathered, then wait for every call to be answered."""
@@ -167,13 +211,15 @@ class RolloutService:
         """`learner_name`: the learner's Ray actor name. A name, not a handle: Ray keeps a handle
         argument in the object store, where it could be gone by the time it restarts this actor."""
         cfg: Config = config_from_dict(cfg_dict)
-        learner = ray.get_actor(learner_name)
+        try:
+            learner = ray.get_actor(learner_name)
+        except ValueError:
+            learner = None  # restarted while the learner is being replaced: the sink finds the new one
         set_torch_threads(1)
         params, store = run_stores(cfg, redis_url, run_id)
         make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native)
         self.actor_id = actor_id
-        self.learner = learner
-        self.sink = RaySegmentSink(learner, cfg.rollout.max_inflight, buffer=send_buffer(cfg))
+        self.sink = RaySegmentSink(learner, cfg.rollout.max_inflight, learner_name=learner_name, buffer=send_buffer(cfg))
         self.worker = RolloutWorker(
             actor_id,
             cfg,
@@ -198,7 +244,7 @@ class RolloutService:
         try:
             self.worker.run(self._stop.is_set)
         except ray.exceptions.RayError:
-            raise  # the learner is gone: the driver stops the run, and a restart would not help
+            raise  # Ray itself failed us (the sink outlives a dead learner): a restart would not help
         except Exception as exc:  # noqa: BLE001 - an exception in a game: crash, so that Ray restarts us
             self._exit_for_restart(exc)
         self.sink.flush()
@@ -210,7 +256,7 @@ class RolloutService:
         killed processes and exceptions alike, and rollout.max_restarts bounds both."""
         traceback.print_exc()
         try:
-            ray.get(self.learner.report_failure.remote(self.source, f"{type(exc).__name__}: {exc}"), timeout=10)
+            ray.get(self.sink.learner.report_failure.remote(self.source, f"{type(exc).__name__}: {exc}"), timeout=10)
         finally:
             os._exit(1)
 

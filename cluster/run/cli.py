@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from contextlib import contextmanager
@@ -27,9 +28,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.redis_url:
         overrides.append(f"redis.url={args.redis_url}")
     cfg = load_config(args.config, overrides)
-    run_dir = Path(args.run_dir) if args.run_dir else None
-    try:
-        result = run_training(cfg, run_dir, resume=args.resume)
+    try:  # the run dir as given: a URI must reach run_training intact (Path() would fold its "//")
+        result = run_training(cfg, args.run_dir or None, resume=args.resume)
     except RunError as exc:
         raise ConfigError(str(exc)) from exc
     print()
@@ -111,16 +111,21 @@ def _dashboard(args: argparse.Namespace) -> int:
     from cluster.stores.keys import RunKeys
     from cluster.stores.league_store import LeagueStore
     from cluster.run.policies import LeaguePolicies
-    from cluster.ui.dashboard import run_dashboard
+    from cluster.ui.dashboard import DashboardAuthError, DashboardServer, run_dashboard
     from cluster.ui.play import PlayRoom
     from cluster.ui.dashboard_data import dashboard_state
 
+    token = args.token or os.environ.get("SELFPLAY_DASHBOARD_TOKEN", "")
+    try:  # a bad token is refused before the run's Redis is opened
+        DashboardServer.check_token(token)
+    except DashboardAuthError as exc:
+        raise ConfigError(str(exc)) from exc
     with open_run_redis(args.redis_url, args.run_dir) as url:
         client = connect(url)
         run_id = _pick_run(client, args.prefix, args.run)
         keys = RunKeys(args.prefix, run_id)
         store = LeagueStore(client, keys)
-        run_dashboard(lambda: dashboard_state(store), args.host, args.port, play=PlayRoom(LeaguePolicies(client, keys)))
+        run_dashboard(lambda: dashboard_state(store), args.host, args.port, token, play=PlayRoom(LeaguePolicies(client, keys)))
     return 0
 
 
@@ -227,8 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--redis-url", default="", help="use this Redis (redis:// or rediss://) instead of an embedded one")
     t.add_argument("--run-dir", default="", help="directory for this run's files (default runs/<game>-<time>)")
     t.add_argument(
-        "--resume", action="store_true",
-        help="continue the run in --run-dir from its newest checkpoint: same versions, league and ratings",
+        "--resume", nargs="?", const=True, default=False, metavar="auto",
+        help="continue the run in --run-dir from its newest checkpoint: same versions, league and ratings. "
+        "`--resume auto`: continue it if it exists, start it otherwise (for jobs that are retried)",
     )
     t.set_defaults(func=_train)
 
@@ -239,8 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("dashboard", help="serve a live web page of a run's league on localhost")
     _add_run_args(d)
-    d.add_argument("--host", default="127.0.0.1")
+    d.add_argument("--host", default="127.0.0.1", help="address to serve on; any but loopback needs a token")
     d.add_argument("--port", type=int, default=8765)
+    d.add_argument(
+        "--token", default="",
+        help="secret every request must carry (default SELFPLAY_DASHBOARD_TOKEN; off loopback one is generated "
+        "and printed in the address to open); on loopback the page is open without one",
+    )
     d.set_defaults(func=_dashboard)
 
     e = sub.add_parser("evaluate", help="play a saved policy against a reference or another policy")

@@ -9,6 +9,7 @@ from cluster.events import (
     ActorRestarted,
     ActorStarted,
     CheckpointWritten,
+    LearnerRestarted,
     LearnerStarted,
     Observer,
     Progress,
@@ -29,6 +30,14 @@ class ConsoleLog(Observer):
 
     def learner_started(self, e: LearnerStarted) -> None:
         self.log(f"learner on {e.device} (pid {e.pid}), published version {e.version}")
+
+    def learner_restarted(self, e: LearnerRestarted) -> None:
+        origin = f"checkpoint v{e.checkpoint_version}" if e.checkpoint_version is not None else "fresh weights (no checkpoint yet)"
+        lost = f"; versions {e.checkpoint_version + 1}..{e.died_at} were lost" if e.checkpoint_version is not None and e.died_at > e.checkpoint_version else ""
+        self.log(
+            f"learner died ({e.reason}); restart {e.restarts} (learner.max_restarts): a new learner on {e.device} "
+            f"(pid {e.pid}) restored {origin}{lost} and continues as v{e.version}"
+        )
 
     def actor_started(self, e: ActorStarted) -> None:
         self.log(f"rollout actor {e.actor}: incarnation {e.source} (pid {e.pid})")

@@ -14,6 +14,12 @@ cannot drift apart. Every tick:
 
 and at the end (the budget, Ctrl-C, SIGTERM, or an observer's stop request): stop the learner, write
 a final checkpoint, stop the actors. What follows (the final policy and matches) is each mode's own.
+
+A learner that dies (its process or node gone: Ray's RayActorError from any call) is replaced, when the
+parts say how (`relaunch`), by a new one from the newest checkpoint, at most learner.max_restarts times
+with a growing pause between tries; the call it died in is made again on the new one. The actors keep
+their games and send to the new learner (found under the same Ray name). Only when the tries are used
+up does the run stop, with the command that resumes it.
 """
 
 from __future__ import annotations
@@ -23,17 +29,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Protocol, TypeVar
 
 import numpy as np
 from ray.exceptions import RayActorError
 
 from cluster.config import Config
-from cluster.events import CheckpointWritten, Health, Observer, Progress, RunStopped, SnapshotAdded
+from cluster.events import CheckpointWritten, Health, LearnerRestarted, Observer, Progress, RunStopped, SnapshotAdded
 from cluster.run.resume import RunError, StartPoint
 from cluster.stores.league_store import LeagueStore
 from league.manager import LeagueManager
-from learner.checkpoint import CheckpointDir
+from learner.checkpoint_store import CheckpointStore
 from learner.learner import NonFiniteLossError
 from learner.report import IterationReport, LearnerProgress, LearnerStatus
 
@@ -56,6 +62,9 @@ class RolloutsHandle(Protocol):
         """(env steps, games) of this session so far."""
 
     def league_changed(self) -> None: ...
+    def learner_replaced(self) -> None:
+        """A new learner took over from a dead one (actors find it under the same name)."""
+
     def stop(self) -> int:
         """Returns how many actors did not stop in time."""
 
@@ -66,6 +75,23 @@ class EvaluatorsHandle(Protocol):
     def league_changed(self) -> None: ...
     def stop(self) -> None: ...
 
+
+@dataclass(frozen=True)
+class Relaunched:
+    """A new learner started in place of a dead one (DriverParts.relaunch)."""
+
+    learner: LearnerHandle
+    checkpoint_version: int | None
+    """The checkpoint it restored; None when there was none yet."""
+    died_at: int
+    """The newest published version when the old one died."""
+    version: int
+    """The version it published first (past every published one)."""
+    device: str
+    pid: int
+
+
+T = TypeVar("T")
 
 # The Ray driver's loop runs at this period. The learner trains on its own thread meanwhile, so the
 # period only sets how fresh the league, checkpoints and metrics are, never the learning speed.
@@ -84,13 +110,18 @@ class DriverParts:
     store: LeagueStore
     events: Observer
     log: Callable[[str], None]
-    ckpts: CheckpointDir | None = None
+    ckpts: CheckpointStore | None = None
     """None: no checkpoints (an in-process run without a run directory)."""
     run_dir: Path | None = None
     start: StartPoint = field(default_factory=StartPoint)
     tick_s: float = DRIVER_TICK_S
     league_every_versions: int = 0
     """0: a league step every tick; N: only when the learner version passes a multiple of N."""
+    relaunch: "Callable[[LearnerHandle], Relaunched] | None" = None
+    """Start a new learner from the newest checkpoint in place of the dead one given (Ray runs);
+    None: a dead learner stops the run."""
+    restart_backoff_s: float = 1.0
+    """Pause before the first restart of the learner; doubled for each further one, at most 30 s."""
 
 
 @dataclass
@@ -107,7 +138,7 @@ def resume_hint(run_dir: Path | None) -> str:
     return f"selfplay train --config {run_dir / 'config.yaml'} --run-dir {run_dir} --resume"
 
 
-def learner_call(call: Callable, run_dir: Path | None, last_checkpoint: int):
+def learner_call(call: Callable[[], T], run_dir: Path | None, last_checkpoint: int) -> T:
     """call()'s result, with the failures of the learner (its training thread or its process)
     turned into a message that says how to continue."""
     try:
@@ -115,10 +146,21 @@ def learner_call(call: Callable, run_dir: Path | None, last_checkpoint: int):
     except NonFiniteLossError as exc:
         raise RunError(f"{exc} The last checkpoint (v{last_checkpoint}) predates them: after fixing the cause, {resume_hint(run_dir)}") from exc
     except RayActorError as exc:
-        raise RunError(
-            f"learner died ({str(exc).strip().splitlines()[0]}); continue from the last checkpoint "
-            f"(v{last_checkpoint}) with: {resume_hint(run_dir)}"
-        ) from exc
+        raise learner_died(exc, run_dir, last_checkpoint) from exc
+
+
+def learner_died(exc: BaseException, run_dir: Path | None, last_checkpoint: int, restarts: int = 0) -> RunError:
+    """The error that stops a run whose learner died (`restarts`: learners already replaced this session)."""
+    after = f" after {restarts} restart{'s' if restarts != 1 else ''} (learner.max_restarts)" if restarts else ""
+    return RunError(
+        f"learner died ({_first_line(exc)}){after}; continue from the last checkpoint "
+        f"(v{last_checkpoint}) with: {resume_hint(run_dir)}"
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def sigterm_as_interrupt() -> Callable[[], None]:
@@ -158,6 +200,41 @@ class _Loop:
         self.latest: IterationReport | None = None
         self.status: LearnerStatus | None = None
         self.run_steps = 0
+        self.learner_restarts = 0
+
+    def call(self, what: Callable[[LearnerHandle], T]) -> T:
+        """what(the learner); when the learner has died, a new one replaces it (learner.max_restarts)
+        and the call is made again on the new one."""
+        while True:
+            try:
+                return learner_call(lambda: what(self.p.learner), self.p.run_dir, self.last_ckpt)
+            except RunError as exc:
+                if not isinstance(exc.__cause__, RayActorError):
+                    raise
+                self._replace_learner(exc.__cause__)
+
+    def _replace_learner(self, cause: RayActorError) -> None:
+        """Start a new learner, trying until one starts or the restarts are used up (then the run stops)."""
+        p, reason = self.p, _first_line(cause)
+        while True:
+            if p.relaunch is None or self.learner_restarts >= p.cfg.learner.max_restarts:
+                raise learner_died(cause, p.run_dir, self.last_ckpt, self.learner_restarts) from cause
+            # Wait before each try, longer each time: what killed the learner (a node going away,
+            # memory) may take a moment to clear, and a learner that dies at once must not spin.
+            time.sleep(min(p.restart_backoff_s * 2**self.learner_restarts, 30.0))
+            self.learner_restarts += 1
+            try:
+                new = p.relaunch(p.learner)
+            except RayActorError as exc:  # the new one died while starting: that was one try
+                cause = exc
+                continue
+            p.learner = new.learner
+            p.rollouts.learner_replaced()
+            self.base_samples = None  # the restored learner's counters are the checkpoint's
+            p.events.learner_restarted(
+                LearnerRestarted(reason, self.learner_restarts, new.checkpoint_version, new.died_at, new.version, new.device, new.pid)
+            )
+            return
 
     def checkpoint(self, final: bool) -> None:
         p = self.p
@@ -165,15 +242,15 @@ class _Loop:
             return
         trained = p.start.train_seconds + time.monotonic() - self.t0
         progress = {"env_steps": self.steps, "games": self.games, "train_seconds": trained}
-        version, data = learner_call(lambda: p.learner.checkpoint(progress), p.run_dir, self.last_ckpt)
-        p.ckpts.save(data, version)
+        version, data = self.call(lambda learner: learner.checkpoint(progress))
+        where = p.ckpts.save(data, version)
         self.last_ckpt = version
-        p.events.checkpoint(CheckpointWritten(p.ckpts.file(version), version, final, resume_hint(p.run_dir)))
+        p.events.checkpoint(CheckpointWritten(where, version, final, resume_hint(p.run_dir)))
 
     def tick(self) -> bool:
         """One round of the loop; True when a budget is spent."""
         p = self.p
-        report = learner_call(p.learner.progress, p.run_dir, self.last_ckpt)
+        report = self.call(lambda learner: learner.progress())
         for u in report.updates:
             self.lag_sum, self.lag_n = self.lag_sum + u.staleness_mean, self.lag_n + 1
             self.lag_max = max(self.lag_max, u.staleness_max)
@@ -249,6 +326,7 @@ class _Loop:
             "dropped_stale": s.dropped_stale if s else 0,
             "samples_in": s.samples_in if s else 0,
             "actor_restarts": p.rollouts.restarts,
+            "learner_restarts": self.learner_restarts,
             "lost_segments": p.rollouts.lost_segments,
             "duplicate_games": p.manager.duplicate_games,
             "checkpoint_version": self.last_ckpt,
@@ -273,7 +351,7 @@ def drive(p: DriverParts) -> DriveOutcome:
             interrupted = True
             p.log("interrupted: writing a checkpoint, then stopping actors")
         # Stop updates first: the checkpoint and the final policy are then the same weights.
-        learner_call(p.learner.stop, p.run_dir, loop.last_ckpt)
+        loop.call(lambda learner: learner.stop())
         loop.checkpoint(final=True)  # a clean stop always leaves a checkpoint of the final state
     except BaseException as exc:
         error = f"{type(exc).__name__}: {exc}"

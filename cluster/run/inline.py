@@ -85,6 +85,9 @@ class LocalRollouts:
             w.tick()
         return sum(w.stats.env_steps for w in self.workers), sum(w.stats.games for w in self.workers)
 
+    def learner_replaced(self) -> None:
+        pass  # an in-process learner is never replaced
+
     def league_changed(self) -> None:
         # Readers reload only when told to: no wall clock, so a run is deterministic, and the
         # league document is not re-read on every new game.

@@ -1,4 +1,5 @@
-"""Where a run starts: fresh, or from its newest checkpoint with the league kept in Redis.
+"""Where a run starts: fresh, or from its newest checkpoint with the league kept in Redis, or
+(`--resume auto`) whichever of the two the run directory and Redis call for.
 
 Everything is checked before anything is written: a refused resume changes nothing. The checkpoint
 must fit this config's network, Redis must still hold the run's league and weights that fit, and
@@ -15,7 +16,8 @@ from pathlib import Path
 from cluster.config import Config
 from cluster.stores.param_store import ParamStore
 from league.league import LeagueState
-from learner.checkpoint import CheckpointDir, check_compatible, decode_checkpoint, model_spec, resume_version
+from learner.checkpoint import check_compatible, decode_checkpoint, model_spec, resume_version
+from learner.checkpoint_store import CheckpointStore
 from learner.model import InferencePolicy
 
 
@@ -36,19 +38,26 @@ class StartPoint:
     config_changes: tuple[str, ...] = ()  # "key: old -> new" against the checkpoint's config
 
 
-def checkpoint_to_resume(cfg: Config, spec, run_dir: Path, ckpts: CheckpointDir, resume: bool) -> StartPoint | None:
+def checkpoint_to_resume(cfg: Config, spec, run_dir: Path, ckpts: CheckpointStore, resume: bool | str) -> StartPoint | None:
     """The newest checkpoint when resuming, checked against this config; refuses to start a fresh
-    run over an existing one. Reads only: a refused resume changes nothing."""
-    latest = ckpts.latest()
+    run over an existing one. `resume="auto"`: the newest checkpoint if there is one, else None (a
+    fresh start, or a league without a checkpoint: see league_without_checkpoint). Reads only: a
+    refused resume changes nothing."""
+    latest = ckpts.latest_version()
+    if resume == "auto":
+        resume = latest is not None
     if not resume:
         if latest is not None:
-            raise RunError(f"{run_dir} already holds a run (checkpoint {latest}); continue it with --resume, or choose another --run-dir")
+            raise RunError(
+                f"{run_dir} already holds a run (checkpoint {ckpts.location(latest)}); continue it with --resume, or choose another --run-dir"
+            )
         return None
     if latest is None:
-        raise RunError(f"--resume: no checkpoint in {ckpts.path}; start the run without --resume, or name the right --run-dir")
-    data = latest.read_bytes()
-    ckpt = decode_checkpoint(data, f"checkpoint {latest}")
-    check_compatible(ckpt, model_spec(spec.name, spec.obs_shape, spec.num_actions, cfg.model), f"checkpoint {latest}")
+        raise RunError(f"--resume: no checkpoint in {ckpts.where}; start the run without --resume, or name the right --run-dir")
+    source = f"checkpoint {ckpts.location(latest)}"
+    data = ckpts.read(latest)
+    ckpt = decode_checkpoint(data, source)
+    check_compatible(ckpt, model_spec(spec.name, spec.obs_shape, spec.num_actions, cfg.model), source)
     p = ckpt.progress
     changes = config_changes(ckpt.config, cfg.to_dict())
     return StartPoint(
@@ -74,12 +83,7 @@ def league_to_resume(cfg, spec, run_id, run_dir, params: ParamStore, existing, s
             f"run {run_id!r} has no league in this Redis: resume with the Redis the run used "
             f"(its embedded data in {run_dir / 'redis'}, or the same --redis-url)"
         )
-    published = params.fetch()  # corrupt weights raise PayloadError; nothing is overwritten
-    if published is not None:
-        try:
-            InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model).load(published[1], published[0])
-        except ValueError as exc:
-            raise RunError(f"weights of run {run_id!r} in Redis (v{published[0]}) do not fit this config: {exc}") from exc
+    _check_published(cfg, spec, run_id, params)
     version = resume_version(start.checkpoint_version, params.latest_version())
     log(
         f"resuming run {run_id} from checkpoint {checkpoint_name(start)} at learner version {start.checkpoint_version} "
@@ -94,6 +98,28 @@ def league_to_resume(cfg, spec, run_id, run_dir, params: ParamStore, existing, s
             f"were trained after the last checkpoint and are lost; continuing as v{version}"
         )
     return existing, dataclasses.replace(start, version=version)
+
+
+def league_without_checkpoint(cfg, spec, run_id, params: ParamStore, existing: LeagueState, log) -> tuple[LeagueState, StartPoint]:
+    """`--resume auto` for a run that stopped before its first checkpoint: its league goes on with a
+    learner started afresh, numbered past every published version (their weights are lost)."""
+    _check_published(cfg, spec, run_id, params)
+    version = params.latest_version() + 1
+    log(
+        f"run {run_id} has a league ({len(existing.players)} players, {existing.games_total:,} games) but no checkpoint "
+        f"yet: it stopped before its first. Its league goes on; its learner starts afresh as v{version}"
+    )
+    return existing, StartPoint(version=version)
+
+
+def _check_published(cfg, spec, run_id, params: ParamStore) -> None:
+    """Refuse a run whose weights in Redis do not fit this config (corrupt ones raise PayloadError)."""
+    published = params.fetch()
+    if published is not None:
+        try:
+            InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model).load(published[1], published[0])
+        except ValueError as exc:
+            raise RunError(f"weights of run {run_id!r} in Redis (v{published[0]}) do not fit this config: {exc}") from exc
 
 
 def checkpoint_name(start: StartPoint) -> str:

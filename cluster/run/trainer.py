@@ -13,8 +13,9 @@ Stops and faults: the driver writes a learner checkpoint (learner/checkpoint.py)
 checkpoint.every_versions versions and on every clean stop (the end, Ctrl-C, SIGTERM from
 `ray job stop`); `resume=True` continues from the newest one with the league kept in Redis
 (cluster/run/resume.py checks everything before anything is written). Rollout actors are
-supervised by cluster/remote/fleet.py (restarted by Ray, lost work counted); a dead learner or repeated NaN losses stop the run with a
-RunError that says how to resume.
+supervised by cluster/remote/fleet.py (restarted by Ray, lost work counted); a dead learner is
+replaced by a new one from the newest checkpoint (learner.max_restarts, cluster/run/driver.py); when
+those are used up, or on repeated NaN losses, the run stops with a RunError that says how to resume.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ from cluster.remote.fleet import RolloutFleet
 from cluster.remote.learner_handle import RayLearner
 from cluster.remote.preflight import PreflightError, check_joined_cluster
 from cluster.run.console import ConsoleLog
-from cluster.run.driver import DRIVER_TICK_S, DriverParts, drive
-from cluster.run.resume import RunError, StartPoint, checkpoint_to_resume, league_to_resume
+from cluster.run.driver import DRIVER_TICK_S, DriverParts, Relaunched, drive
+from cluster.run.resume import RunError, StartPoint, checkpoint_to_resume, league_to_resume, league_without_checkpoint
 from cluster.stores.connection import redact, resolve_url
 from cluster.stores.embedded_redis import EmbeddedRedis
 from cluster.stores.league_store import LeagueStore, run_stores
@@ -51,7 +52,7 @@ from cluster.ui.metrics import MetricsObserver, MetricsSink
 from league.league import LeagueState, Player
 from league.manager import LeagueManager
 from league.records import LEARNER_ID, RANDOM_ID
-from learner.checkpoint import CheckpointDir
+from learner.checkpoint_store import CheckpointStore, is_uri, open_checkpoints
 from learner.export import policy_meta, save_policy
 from learner.model import InferencePolicy
 
@@ -119,22 +120,33 @@ def init_ray(cfg: Config, log: Callable[[str], None]) -> bool:
 
 def run_training(
     cfg: Config,
-    run_dir: Path | None = None,
+    run_dir: Path | str | None = None,
     log: Callable[[str], None] = print,
-    resume: bool = False,
+    resume: bool | str = False,
     observers: Sequence[Observer] = (),
 ) -> TrainResult:
     """Train until run.total_env_steps or run.max_versions. With resume, continue the run in run_dir
     from its newest checkpoint and its league in Redis; everything is checked before anything is written.
+    resume="auto" continues the run if it exists (a checkpoint, or a league that stopped before its
+    first checkpoint) and starts it otherwise: what a retried job wants.
     `log` receives the console lines; `observers` the run's events (cluster/events.py), after the
     console and the metrics have."""
     make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native)  # an unknown game fails here, before anything starts
     check_model_fits(cfg, spec)
+    if resume not in (False, True, "auto"):
+        raise RunError(f"--resume takes no value, or 'auto' (continue the run if it exists, else start it); got {resume!r}")
     if resume and not (run_dir or cfg.run.run_dir):
-        raise RunError("--resume continues an existing run: say which with --run-dir DIR")
+        what = "--resume auto needs a run directory that stays the same across tries" if resume == "auto" else "--resume continues an existing run"
+        raise RunError(f"{what}: say which with --run-dir DIR")
+    if is_uri(str(run_dir or cfg.run.run_dir)):
+        raise RunError(
+            f"the run directory {run_dir or cfg.run.run_dir} must be local (TensorBoard files, the embedded Redis' data, the final "
+            "policy); to keep checkpoints in object storage, add --set checkpoint.uri=s3://BUCKET/PATH (or gs://, ...)"
+        )
     run_dir = Path(run_dir or default_run_dir(cfg))
     run_id = cfg.run.run_id or run_dir.name
-    ckpts = CheckpointDir(run_dir / cfg.checkpoint.dir_name, cfg.checkpoint.keep)
+    c = cfg.checkpoint
+    ckpts = open_checkpoints(c.uri or run_dir / c.dir_name, c.keep, c.storage_options)
     start = checkpoint_to_resume(cfg, spec, run_dir, ckpts, resume)
     run_dir.mkdir(parents=True, exist_ok=True)
     log(f"run {run_id}: game {spec.name}, run dir {run_dir}")
@@ -147,6 +159,8 @@ def run_training(
             existing = store.load()  # a corrupt league document raises PayloadError here, and stays as it is
             if start is not None:
                 state, start = league_to_resume(cfg, spec, run_id, run_dir, params, existing, start, log)
+            elif existing is not None and resume == "auto":
+                state, start = league_without_checkpoint(cfg, spec, run_id, params, existing, log)
             elif existing is not None:
                 raise RunError(
                     f"run {run_id!r} already exists in this Redis; continue it with --resume, "
@@ -186,7 +200,7 @@ class _Run:
     store: LeagueStore
     state: LeagueState
     log: Callable[[str], None]
-    ckpts: CheckpointDir
+    ckpts: CheckpointStore
     start: StartPoint
     events: Observers
 
@@ -198,14 +212,15 @@ def _train(run: _Run) -> TrainResult:
     resumed_from = start.checkpoint_version if start.checkpoint is not None else None
     events.run_started(RunStarted(run.run_id, run.run_dir, run.url, resumed_from, start.version, tuple(start.config_changes)))
     learner = RayLearner.start(cfg, run.url, run.run_id, start.version, start.checkpoint)
-    events.learner_started(LearnerStarted(learner.device(), learner.pid(), start.version))
+    events.learner_started(LearnerStarted(learner.device(), learner.pid(), start.version, learner.name))
     manager = LeagueManager(run.store, run.params, cfg.league, run.state)
     parts = DriverParts(
         cfg, learner, RolloutFleet(cfg, run.url, run.run_id, learner.name, events), EvaluatorPool(cfg, run.url, run.run_id, run.log),
         manager, run.store, events, run.log, ckpts=run.ckpts, run_dir=run.run_dir, start=start, tick_s=DRIVER_TICK_S, league_every_versions=0,
+        relaunch=lambda dead: _relaunch(run, dead),
     )
     outcome = drive(parts)
-    version, weights = learner.weights()
+    version, weights = parts.learner.weights()  # the learner that finished the run (a restarted one, perhaps)
     spec = run.spec
     save_policy(run.run_dir / "final_policy.msgpack", weights, version, policy_meta(spec.name, cfg.model, spec.obs_shape, spec.num_actions))
     finals = {} if outcome.interrupted else _final_eval(cfg, spec, run.make_slot, version, weights, run.store)
@@ -217,6 +232,18 @@ def _train(run: _Run) -> TrainResult:
     return TrainResult(
         run.run_id, run.run_dir, version, outcome.env_steps, outcome.games, finals.get(RANDOM_ID), manager.state.table(), outcome.summary, finals
     )
+
+
+def _relaunch(run: _Run, dead: RayLearner) -> Relaunched:
+    """A new learner in place of a dead one: from the newest checkpoint (fresh weights if there is
+    none yet), numbering its versions past every published one, so that actors notice it and no
+    version number ever names two sets of weights."""
+    died_at = run.params.latest_version()
+    ckpt_version = run.ckpts.latest_version()
+    data = run.ckpts.read(ckpt_version) if ckpt_version is not None else None
+    version = max(ckpt_version or 0, died_at + 1)
+    new = dead.replace(run.cfg, run.url, run.run_id, version, data)
+    return Relaunched(new, ckpt_version, died_at, version, new.device(), new.pid())
 
 
 def _final_eval(cfg, spec, make_slot, version, weights, store: LeagueStore) -> dict[str, MatchResult]:

@@ -7,17 +7,30 @@ source a plain callable lets the CLI plug in the real stores and lets tests
 plug in a dict. The play page's API (/api/play/...) is forwarded to a
 ``PlayRoom`` (cluster/ui/play.py) when one is given.
 
+Off loopback the page needs a secret: a server bound to any other address is given a token and
+answers 401 to every request without it. The browser brings it once in the URL (``/?token=...``,
+the address ``selfplay dashboard`` prints) and keeps it in an HttpOnly cookie; scripts may send
+``Authorization: Bearer TOKEN``. On loopback the page stays open, as only local users can reach it,
+unless a token is given anyway. The token travels as plain HTTP: across networks you do not trust,
+reach the dashboard through an SSH tunnel or a TLS proxy.
+
 Standard library only, so the dashboard runs anywhere the package imports.
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
+import re
+import secrets
 import threading
+from http.cookies import CookieError, SimpleCookie
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import parse_qs
 
 WEB_DIR = Path(__file__).parent / "web"
 
@@ -36,6 +49,27 @@ MAX_BODY = 4096  # the play page's requests are a few dozen bytes
 
 DataFn = Callable[[], dict[str, Any]]
 
+COOKIE = "selfplay_dashboard_token"
+_TOKEN = re.compile(r"[A-Za-z0-9._~-]{16,}")
+
+
+class DashboardAuthError(ValueError):
+    """A dashboard off loopback without a token; the message says what to do."""
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name, or "" (every interface): others may reach it
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
 
 class DashboardServer(ThreadingHTTPServer):
     """A ThreadingHTTPServer that answers ``/api/state`` from ``data_fn``.
@@ -46,10 +80,22 @@ class DashboardServer(ThreadingHTTPServer):
 
     daemon_threads = True  # a hung browser connection must not block exit
 
-    def __init__(self, data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, play: Any = None) -> None:
-        self.data_fn = data_fn
-        self.play = play  # a cluster.ui.play.PlayRoom, or None: the play page then says how to get one
+    def __init__(self, data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, token: str = "", play: Any = None) -> None:
+        """`token`: the secret every request must carry; required unless `host` is loopback. `play`: a
+        cluster.ui.play.PlayRoom, or None: the play page then says how to get one."""
+        if not token and not is_loopback(host):
+            raise DashboardAuthError(
+                f"a dashboard on {host or 'every interface'} is reachable from other machines: give it a token "
+                "(selfplay dashboard generates one unless you pass --token), or serve it on 127.0.0.1"
+            )
+        self.check_token(token)
+        self.data_fn, self.token, self.play = data_fn, token, play
         super().__init__((host, port), _Handler)
+
+    @staticmethod
+    def check_token(token: str) -> None:
+        if token and not _TOKEN.fullmatch(token):
+            raise DashboardAuthError("a dashboard token is at least 16 characters of A-Z a-z 0-9 . _ ~ - (it goes into URLs and a cookie)")
 
     @property
     def port(self) -> int:
@@ -60,14 +106,16 @@ class DashboardServer(ThreadingHTTPServer):
         host = self.server_address[0]
         if ":" in host:  # IPv6 literal
             host = f"[{host}]"
-        return f"http://{host}:{self.port}/"
+        return f"http://{host}:{self.port}/" + (f"?token={self.token}" if self.token else "")
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: DashboardServer
 
     def do_GET(self) -> None:  # noqa: N802 (http.server naming)
-        path = self.path.split("?", 1)[0].split("#", 1)[0]
+        path, _, query = self.path.split("#", 1)[0].partition("?")
+        if not self._authorised(query):
+            return
         if path == "/api/state":
             self._send_state()
         elif path.startswith(PLAY_API):
@@ -79,7 +127,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(HTTPStatus.NOT_FOUND, {"error": f"not found: {path}"})
 
     def do_POST(self) -> None:  # noqa: N802 (http.server naming)
-        path = self.path.split("?", 1)[0].split("#", 1)[0]
+        path, _, query = self.path.split("#", 1)[0].partition("?")
+        if not self._authorised(query):
+            return
         length = int(self.headers.get("Content-Length") or 0)
         if not path.startswith(PLAY_API):
             self._send_json(HTTPStatus.NOT_FOUND, {"error": f"not found: POST {path}"})
@@ -93,6 +143,35 @@ class _Handler(BaseHTTPRequestHandler):
 
         status, payload = play_api(self.server.play, method, path, body)
         self._send_json(HTTPStatus(status), payload)
+
+    def _authorised(self, query: str) -> bool:
+        """True if the request may go on; else it has been answered with 401."""
+        self._cookie = ""
+        given = self._token_given(query)
+        if self.server.token and not hmac.compare_digest(given.encode(), self.server.token.encode()):
+            self._send_json(
+                HTTPStatus.UNAUTHORIZED,
+                {"error": "this dashboard needs its token: open the address `selfplay dashboard` printed (.../?token=...), "
+                 "or send the header Authorization: Bearer TOKEN"},
+                {"WWW-Authenticate": 'Bearer realm="selfplay dashboard"'},
+            )
+            return False
+        self._cookie = self.server.token and given and f"{COOKIE}={given}; HttpOnly; SameSite=Strict; Path=/"
+        return True
+
+    def _token_given(self, query: str) -> str:
+        """The token in the URL, the Authorization header or the cookie ('' if none)."""
+        in_url = parse_qs(query).get("token")
+        if in_url:
+            return in_url[-1]
+        auth = self.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            return auth[len("Bearer "):].strip()
+        try:
+            jar = SimpleCookie(self.headers.get("Cookie", ""))
+        except CookieError:
+            return ""
+        return jar[COOKIE].value if COOKIE in jar else ""
 
     def _send_state(self) -> None:
         # Any failure of the data source (Redis down, a half-written key) is
@@ -112,11 +191,15 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(HTTPStatus.OK, body.encode(), "application/json")
 
-    def _send_json(self, status: HTTPStatus, payload: dict[str, Any]) -> None:
-        self._send(status, json.dumps(payload).encode(), "application/json")
+    def _send_json(self, status: HTTPStatus, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(payload).encode(), "application/json", headers)
 
-    def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+    def _send(self, status: HTTPStatus, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if getattr(self, "_cookie", ""):  # the browser keeps the token for the page's own requests
+            self.send_header("Set-Cookie", self._cookie)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
@@ -138,22 +221,26 @@ def _describe(exc: Exception) -> str:
     return text
 
 
-def serve(data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, play: Any = None) -> DashboardServer:
+def serve(data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, token: str = "", play: Any = None) -> DashboardServer:
     """Start the dashboard in a background thread and return the server.
 
     ``port=0`` picks a free port (read it back from ``server.port``). Stop it
     with ``server.shutdown(); server.server_close()``.
     """
-    server = DashboardServer(data_fn, host, port, play)
+    server = DashboardServer(data_fn, host, port, token, play)
     thread = threading.Thread(target=server.serve_forever, name="dashboard", daemon=True)
     thread.start()
     return server
 
 
-def run_dashboard(data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, play: Any = None) -> None:
-    """Serve the dashboard (and, given a PlayRoom, its play page) in the foreground until Ctrl-C."""
-    server = DashboardServer(data_fn, host, port, play)
-    print(f"dashboard: {server.url}  (Ctrl-C to stop)", flush=True)
+def run_dashboard(data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, token: str = "", play: Any = None) -> None:
+    """Serve the dashboard (and, given a PlayRoom, its play page) in the foreground until Ctrl-C. Off loopback without a token, one is
+    generated; the printed address carries it."""
+    if not token and not is_loopback(host):
+        token = new_token()
+    server = DashboardServer(data_fn, host, port, token, play)
+    note = "  (open it with the token; Authorization: Bearer TOKEN for scripts)" if token else ""
+    print(f"dashboard: {server.url}{note}  (Ctrl-C to stop)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -1,0 +1,143 @@
+"""Where checkpoints live: a local directory (learner/checkpoint.py's CheckpointDir) or an object
+store reached through fsspec (s3://, gs://, az://, memory://, ...).
+
+An object store has no atomic rename, so the promise "a crash never leaves a broken latest
+checkpoint" is kept another way: each checkpoint is written under a name of its own
+(ckpt-v<version>-<random>.pt), and only once that write has completed is a small pointer object,
+latest.json, written to name it. Readers follow the pointer. A crash before the pointer is written
+leaves the previous pointer, naming the previous complete checkpoint; the orphaned object is deleted
+by a later save. Old checkpoints are deleted only after the pointer has moved past them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from pathlib import Path
+from typing import Protocol
+
+from learner.checkpoint import CheckpointDir, CheckpointError
+
+POINTER = "latest.json"
+_OBJECT = re.compile(r"^ckpt-v(\d{8})-([0-9a-f]+)\.pt$")
+
+
+class CheckpointStore(Protocol):
+    """What the driver and `--resume` need of the place checkpoints live."""
+
+    where: str
+    """The directory or URI, for messages."""
+
+    def latest_version(self) -> int | None: ...
+    def read(self, version: int) -> bytes: ...
+    def save(self, data: bytes, version: int) -> str:
+        """Write durably, then drop all but the newest `keep`; returns where it went."""
+
+    def location(self, version: int) -> str:
+        """Where the checkpoint of `version` is, for messages."""
+
+
+def is_uri(where: str | Path) -> bool:
+    return isinstance(where, str) and "://" in where and not where.startswith("file://")
+
+
+def open_checkpoints(where: str | Path, keep: int = 3, storage_options: dict | None = None) -> "CheckpointStore":
+    """Checkpoints in a local directory (a path or file://) or under an fsspec URI."""
+    if is_uri(where):
+        return ObjectCheckpoints(str(where), keep, storage_options or {})
+    return CheckpointDir(str(where).removeprefix("file://"), keep)
+
+
+class ObjectCheckpoints:
+    """The checkpoints of one run under an fsspec URI: ckpt-v<version>-<random>.pt objects and the
+    latest.json pointer to the newest complete one; the newest `keep` versions are kept."""
+
+    def __init__(self, uri: str, keep: int = 3, storage_options: dict | None = None) -> None:
+        try:
+            import fsspec
+        except ImportError as exc:
+            raise CheckpointError(f"checkpoints in {uri} need fsspec and the store's backend: pip install -e '.[s3]' (or gcsfs, adlfs, ...)") from exc
+        self.where, self.keep = uri.rstrip("/"), keep
+        protocol = fsspec.utils.get_protocol(uri)
+        try:
+            # A fresh instance: fsspec caches them by options, and env settings (endpoint) may have changed.
+            self.fs = fsspec.filesystem(protocol, skip_instance_cache=True, **(storage_options or {}))
+        except (ImportError, ValueError) as exc:
+            raise CheckpointError(f"cannot open {uri}: {exc}. Install the fsspec backend for {protocol}:// (s3: pip install -e '.[s3]')") from exc
+        self.root = self.fs._strip_protocol(self.where)
+
+    def _path(self, name: str) -> str:
+        return f"{self.root}/{name}"
+
+    def _pointer(self) -> dict | None:
+        try:
+            raw = self.fs.cat_file(self._path(POINTER))
+        except FileNotFoundError:
+            return None
+        try:
+            doc = json.loads(raw)
+            if not (isinstance(doc.get("version"), int) and _OBJECT.match(doc.get("object", ""))):
+                raise ValueError("missing version or object")
+        except (ValueError, AttributeError) as exc:
+            raise CheckpointError(
+                f"the checkpoint pointer {self.where}/{POINTER} is unreadable ({exc}); delete it and write "
+                f'{{"version": V, "object": "ckpt-v...pt"}} naming the newest complete checkpoint there'
+            ) from exc
+        return doc
+
+    def _objects(self) -> dict[str, int]:
+        """Checkpoint object name -> version, of everything stored (complete or orphaned)."""
+        try:
+            names = [p.rsplit("/", 1)[-1] for p in self.fs.ls(self.root, detail=False)]
+        except FileNotFoundError:
+            return {}
+        return {n: int(m.group(1)) for n in names if (m := _OBJECT.match(n))}
+
+    def latest_version(self) -> int | None:
+        doc = self._pointer()
+        return None if doc is None else doc["version"]
+
+    def versions(self) -> list[int]:
+        """Versions stored, up to the pointer's (an object past it was never completed)."""
+        newest = self.latest_version()
+        return [] if newest is None else sorted({v for v in self._objects().values() if v <= newest})
+
+    def location(self, version: int) -> str:
+        return f"{self.where}/{self._name(version)}"
+
+    def _name(self, version: int) -> str:
+        doc = self._pointer()
+        if doc is not None and doc["version"] == version:
+            return doc["object"]
+        names = sorted(n for n, v in self._objects().items() if v == version)
+        if not names:
+            raise CheckpointError(f"no checkpoint of version {version} in {self.where}")
+        return names[-1]
+
+    def read(self, version: int) -> bytes:
+        name = self._name(version)
+        try:
+            return self.fs.cat_file(self._path(name))
+        except FileNotFoundError as exc:
+            raise CheckpointError(
+                f"{self.where}/{POINTER} names {name}, which is gone; point it at an older checkpoint that exists, or delete it to start afresh"
+            ) from exc
+
+    def save(self, data: bytes, version: int) -> str:
+        name = f"ckpt-v{version:08d}-{secrets.token_hex(4)}.pt"
+        self.fs.pipe_file(self._path(name), data)  # complete (or absent) before the pointer names it
+        self.fs.pipe_file(self._path(POINTER), json.dumps({"version": version, "object": name, "saved_at": time.time()}).encode())
+        self._prune(version, name)
+        return f"{self.where}/{name}"
+
+    def _prune(self, newest: int, current: str) -> None:
+        """Delete objects of versions older than the newest `keep`, and orphans of crashed saves."""
+        objects = self._objects()
+        kept = sorted({v for v in objects.values() if v <= newest})[-self.keep :]
+        # Besides old versions: objects of this version or later that the pointer does not name
+        # (orphans of a save that crashed before its pointer, or an earlier save of this version).
+        stale = [n for n, v in objects.items() if n != current and (v not in kept or v >= newest)]
+        if stale:
+            self.fs.rm([self._path(n) for n in stale])
