@@ -30,6 +30,8 @@ STATIC_ROUTES: dict[str, tuple[str, str]] = {
     "/style.css": ("style.css", "text/css; charset=utf-8"),
     "/play": ("play.html", "text/html; charset=utf-8"),
     "/play.js": ("play.js", "text/javascript; charset=utf-8"),
+    "/board.js": ("board.js", "text/javascript; charset=utf-8"),
+    "/board.css": ("board.css", "text/css; charset=utf-8"),
 }
 PLAY_API = "/api/play/"  # answered by cluster/ui/play.py's play_api
 MAX_BODY = 4096  # the play page's requests are a few dozen bytes
