@@ -25,6 +25,10 @@ class ReplayError(ValueError):
     """A stored replay cannot be shown: corrupt, of an unknown game, or not there; the message says which."""
 
 
+class ReplayNotFound(ReplayError, LookupError):
+    """No replay is kept for that pair, or none at that index."""
+
+
 @dataclass(frozen=True)
 class Replay:
     """One rating game: who sat where, every move, and how it ended."""

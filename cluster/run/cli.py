@@ -115,13 +115,16 @@ def _dashboard(args: argparse.Namespace) -> int:
     from cluster.ui.dashboard import run_dashboard
     from cluster.ui.play import PlayRoom
     from cluster.ui.dashboard_data import dashboard_state
+    from cluster.ui.replay import ReplayViewer
+    from cluster.stores.replay_store import ReplayStore
 
     with open_run_redis(args.redis_url, args.run_dir) as url:
         client = connect(url)
         run_id = _pick_run(client, args.prefix, args.run)
         keys = RunKeys(args.prefix, run_id)
         store = LeagueStore(client, keys)
-        run_dashboard(lambda: dashboard_state(store), args.host, args.port, play=PlayRoom(LeaguePolicies(client, keys)))
+        run_dashboard(lambda: dashboard_state(store), args.host, args.port, play=PlayRoom(LeaguePolicies(client, keys)),
+                      replays=ReplayViewer(ReplayStore(client, keys)))
     return 0
 
 
@@ -214,8 +217,8 @@ def _replay(args: argparse.Namespace) -> int:
             return 0
         opponent = args.opponent or _only_opponent(pairs, args.player, run_id)
         replay = store.game(args.player, opponent, args.index)
-        n = next((k for p, r, k in pairs if (p, r) == (args.player, opponent)), 0)
-        print(f"run {run_id}: replay {args.index % max(n, 1)} of {n} kept of {args.player} against {opponent} (0 the oldest)")
+        n = store.count(args.player, opponent)
+        print(f"run {run_id}: replay {args.index % n} of {n} kept of {args.player} against {opponent} (0 the oldest)")
         print(format_replay(replay))
     return 0
 

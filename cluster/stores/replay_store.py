@@ -8,7 +8,7 @@ envelope), never pickle, and decoding checks every field: a corrupt record raise
 
 from __future__ import annotations
 
-from actors.replay import Replay, ReplayError
+from actors.replay import Replay, ReplayNotFound
 from cluster.stores.keys import RunKeys
 from learner.wire import PayloadError, pack_payload, typed_field, unpack_payload
 
@@ -96,14 +96,17 @@ class ReplayStore:
             out.append(self._decode(payload, player, reference, i))
         return out
 
+    def count(self, player: str, reference: str) -> int:
+        return int(self.client.llen(self.keys.replays(player, reference)))
+
     def game(self, player: str, reference: str, index: int = -1) -> Replay:
-        """One replay of the pair by position (0 the oldest kept, -1 the newest); ReplayError if there is none."""
+        """One replay of the pair by position (0 the oldest kept, -1 the newest); ReplayNotFound if there is none."""
         key = self.keys.replays(player, reference)
-        n = int(self.client.llen(key))
+        n = self.count(player, reference)
         if n == 0:
-            raise ReplayError(f"no replays of {player} against {reference} in this run{self._choices()}")
+            raise ReplayNotFound(f"no replays of {player} against {reference} in this run{self._choices()}")
         if not -n <= index < n:
-            raise ReplayError(f"there are {n} replays of {player} against {reference}: the index goes from {-n} to {n - 1}")
+            raise ReplayNotFound(f"there are {n} replays of {player} against {reference}: the index goes from {-n} to {n - 1}")
         return self._decode(self.client.lindex(key, index), player, reference, index % n)
 
     def _decode(self, payload: bytes, player: str, reference: str, position: int) -> Replay:
