@@ -264,6 +264,9 @@ def test_selfplay_replay_prints_a_real_runs_games(redis_client, redis_server, ca
     listed = capsys.readouterr().out.splitlines()
     assert listed[0] == "run replay-run: replays kept per (player, reference) pair"
     assert len(listed) == 1 + len(pairs) and all(line.endswith(" 3 games") for line in listed[1:])
+    assert main([*base, "--list", "--opponent", "minimax"]) == 0
+    listed = capsys.readouterr().out.splitlines()[1:]
+    assert [line.split()[1] for line in listed] == ["latest", *snapshots]  # then the snapshots, oldest first
 
     for player in ("latest", snapshots[0]):
         assert main([*base, "--player", player, "--opponent", "minimax"]) == 0

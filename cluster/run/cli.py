@@ -213,7 +213,8 @@ def _replay(args: argparse.Namespace) -> int:
         if args.list:
             print(f"run {run_id}: replays kept per (player, reference) pair")
             for player, ref, n in pairs:
-                print(f"  --player {player:<10} --opponent {ref:<10} {n} games")
+                if args.opponent in ("", ref):
+                    print(f"  --player {player:<10} --opponent {ref:<10} {n} games")
             return 0
         opponent = args.opponent or _only_opponent(pairs, args.player, run_id)
         replay = store.game(args.player, opponent, args.index)
@@ -320,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--player", default="latest", help="the rated player: latest (the learner as it was then) or a snapshot id (v000120)")
     rp.add_argument("--opponent", default="", help="the reference it played (random, minimax, tactical...); needed when there are several")
     rp.add_argument("--index", type=int, default=-1, help="which kept game: 0 the oldest, -1 the newest (the default)")
-    rp.add_argument("--list", action="store_true", help="list the pairs with kept games instead")
+    rp.add_argument("--list", action="store_true", help="list the pairs with kept games instead (only those against --opponent, if given)")
     _add_run_args(rp)
     rp.set_defaults(func=_replay)
 
