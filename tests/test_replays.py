@@ -26,7 +26,7 @@ from cluster.stores.keys import RunKeys
 from cluster.stores.league_store import LeagueReader, LeagueStore, RedisResultSink
 from cluster.stores.param_store import ParamStore
 from cluster.stores.payloads import encode_game
-from cluster.stores.replay_store import ReplayStore, encode_replay
+from cluster.stores.replay_store import ReplayStore
 from league.records import GameResult
 from learner.model import PolicyNet, state_dict_numpy
 from learner.wire import PayloadError, pack_payload
