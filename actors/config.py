@@ -94,6 +94,11 @@ class EvalConfig:
     describes the same policy that training games and opponents see."""
     interval_s: float = 5.0
     """Seconds from one round's start to the next; each round reloads the latest weights and the league."""
+    replays_per_pair: int = 5
+    """Rating games kept for replays (`selfplay replay`, the dashboard's replay page) per (rated
+    player, reference) pair: the newest ones, in Redis, the rated player being `latest` or a
+    snapshot id. A round records the moves of the last this many games of each match. 0: no moves
+    are recorded. Training games never record theirs."""
 
 
 class Seeded(Protocol):

@@ -35,12 +35,22 @@ class Agent:
 
 
 @dataclass(frozen=True)
+class PlayedGame:
+    """One game's record, for replays: the seed its environment was reset with and every move, in order."""
+
+    seed: int
+    moves: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class MatchResult:
     wins: int
     draws: int
     losses: int
     outcomes: tuple = field(default=(), compare=False, repr=False)
     """Per game, in the order games finished: (A's seat, A's score, game length in moves)."""
+    played: tuple[PlayedGame, ...] = field(default=(), compare=False, repr=False)
+    """Per game, in the order of `outcomes`: its seed and moves. Only with play_match(record=True)."""
 
     @property
     def games(self) -> int:
@@ -70,19 +80,28 @@ def play_match(
     games: int,
     seed: int = 0,
     parallel: int = 32,
+    record: bool = False,
 ) -> MatchResult:
-    """Play `games` games of A against B; A takes seat 0 in even-numbered games, seat 1 in odd ones."""
+    """Play `games` games of A against B; A takes seat 0 in even-numbered games, seat 1 in odd ones.
+
+    With `record`, the result keeps every game's moves (`played`), for the evaluators' replays; off
+    by default, as most matches only want the score."""
     rng = np.random.default_rng(seed)
     w = d = l = 0
     outcomes: list[tuple[int, float, int]] = []
+    played: list[PlayedGame] = []
     started = 0
     slots: list[GameSlot] = []
     a_seat: list[int] = []
+    seeds: list[int] = []
+    moves: list[list[int]] = []
     for _ in range(min(parallel, games)):
         slot = make_slot()
-        slot.reset(seed=seed * 100_003 + started)
+        seeds.append(seed * 100_003 + started)
+        slot.reset(seed=seeds[-1])
         slots.append(slot)
         a_seat.append(started % 2)
+        moves.append([])
         started += 1
     live = list(range(len(slots)))
     while live:
@@ -92,6 +111,8 @@ def play_match(
                 continue
             for i, action in zip(idxs, agent.act([slots[i] for i in idxs], rng)):
                 slots[i].step(action)
+                if record:
+                    moves[i].append(action)
         still = []
         for i in live:
             if not slots[i].over:
@@ -100,13 +121,17 @@ def play_match(
             s = slots[i].scores()[a_seat[i]]
             w, d, l = w + (s == 1.0), d + (s == 0.5), l + (s == 0.0)
             outcomes.append((a_seat[i], float(s), int(slots[i].length)))
+            if record:
+                played.append(PlayedGame(seeds[i], tuple(moves[i])))
+                moves[i] = []
             if started < games:
-                slots[i].reset(seed=seed * 100_003 + started)
+                seeds[i] = seed * 100_003 + started
+                slots[i].reset(seed=seeds[i])
                 a_seat[i] = started % 2
                 started += 1
                 still.append(i)
         live = still
-    return MatchResult(w, d, l, tuple(outcomes))
+    return MatchResult(w, d, l, tuple(outcomes), tuple(played))
 
 
 def exact_outcomes(

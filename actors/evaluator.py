@@ -26,6 +26,7 @@ import numpy as np
 from actors.config import EvalSettings
 from actors.evaluate import Agent, MatchResult, play_match
 from actors.games import GameSlot, GameSpec
+from actors.replay import Replay, ReplaySink, match_replays
 from actors.rollout import LeagueSource, ParamSource, ResultSink
 from actors.scripted import ScriptedFn
 from league.league import SNAPSHOT, LeagueState
@@ -117,11 +118,13 @@ class Evaluator:
         league: LeagueSource,
         results: ResultSink,
         references: dict[str, ScriptedFn],
+        replays: ReplaySink | None = None,
     ) -> None:
         self.evaluator_id = evaluator_id
         self.cfg = cfg
         self.make_slot, self.spec = make_slot, spec
         self.params, self.league, self.results = params, league, results
+        self.replays = replays  # where the last games of each match are kept for replays; None: nowhere
         self.references = {r: references[r] for r in eval_reference_ids(cfg, references)}
         self.latest = InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model)
         self.stats = EvalStats()
@@ -156,14 +159,25 @@ class Evaluator:
         r = self.stats.rounds
         candidates = self._candidates()
         games: list[GameResult] = []
+        replays: list[Replay] = []
+        keep = self.cfg.eval.replays_per_pair if self.replays is not None else 0
         for c, (pid, policy) in enumerate(candidates):
             agent = Agent(policy=policy, greedy=self.cfg.eval.greedy)
             for k, (ref, fn) in enumerate(self.references.items()):
-                match = play_match(self.make_slot, agent, Agent(scripted=fn), self.cfg.eval.games_per_pair, seed=self._seed(r, c, k))
+                match = play_match(
+                    self.make_slot, agent, Agent(scripted=fn), self.cfg.eval.games_per_pair, seed=self._seed(r, c, k), record=keep > 0
+                )
                 prefix = f"eval{self.evaluator_id}-{self.incarnation}-r{r}-{pid}-{ref}"
-                games += match_games(prefix, pid, policy.version, ref, match, time.time())
+                now = time.time()
+                pair_games = match_games(prefix, pid, policy.version, ref, match, now)
+                games += pair_games
+                if keep > 0:
+                    ids = [g.game_id for g in pair_games]
+                    replays += match_replays(self.spec.name, ids, pid, policy.version, ref, match, now, keep)
         if games:
             self.results.report(games)
+        if replays:
+            self.replays.keep(replays, keep)
         self.stats.rounds += 1
         self.stats.games += len(games)
         self.stats.latest_version = self.latest.version

@@ -21,8 +21,10 @@ from actors.games import load_game
 from actors.scripted import references_for
 from cluster.config import load_config
 from cluster.remote.evaluator_service import EvaluatorPool
+from cluster.stores.keys import RunKeys
 from cluster.stores.league_store import LeagueStore
 from cluster.stores.param_store import ParamStore
+from cluster.stores.replay_store import ReplayStore
 from cluster.ui.metrics import MetricsSink, run_scalars
 from league.records import LEARNER_ID, RANDOM_ID
 from learner.model import PolicyNet, state_dict_numpy
@@ -122,6 +124,10 @@ def test_evaluator_actors_report_rating_games_until_stopped(metrics_port, redis_
         pool.stop()
     assert ray.wait(pool.runs, num_returns=2, timeout=0)[0] and all(r["rounds"] >= 1 for r in ray.get(pool.runs))
     assert pool.replacements == [0, 0]
+    # Both evaluators kept their last games for replays, bounded per pair: latest against each reference.
+    replays = ReplayStore(redis_client, RunKeys("test", run_id))
+    assert replays.pairs() == [(LEARNER_ID, "minimax", 5), (LEARNER_ID, RANDOM_ID, 5)]  # eval.replays_per_pair
+    assert {r.game_id for r in replays.games(LEARNER_ID, "minimax")} <= set(seen) | {g.game_id for g in store.pop_games()}
 
 
 def test_a_failing_evaluator_is_replaced_then_given_up_on(metrics_port, redis_server, redis_client):

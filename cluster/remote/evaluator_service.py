@@ -1,8 +1,8 @@
 """Thin Ray adapter around the plain-Python evaluator (actors/evaluator.py).
 
 EvaluatorService owns an Evaluator wired to the run's Redis: weights and snapshots from the
-parameter store, the league document for picking snapshots, and the league's game queue for its
-rating games. `run()` plays rounds until `stop()`; `stats()` answers while it runs.
+parameter store, the league document for picking snapshots, the league's game queue for its
+rating games, and the replay store for the last few of them. `run()` plays rounds until `stop()`; `stats()` answers while it runs.
 EvaluatorPool is the driver's handle on all of them (cluster/run/trainer.py).
 """
 
@@ -21,6 +21,7 @@ from cluster.config import Config, config_from_dict
 from cluster.remote.process import set_torch_threads
 from cluster.stores.league_store import LeagueReader, run_stores
 from cluster.stores.league_store import RedisResultSink
+from cluster.stores.replay_store import ReplayStore
 
 
 class EvaluatorService:
@@ -38,6 +39,7 @@ class EvaluatorService:
             league=LeagueReader(store, refresh_s=0.0),  # rounds are seconds apart: always read afresh
             results=RedisResultSink(store),
             references=references_for(cfg.game.name),
+            replays=ReplayStore(store.r, store.keys),
         )
         self._stop = threading.Event()
 

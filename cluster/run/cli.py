@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Iterator
 
 from actors.games import GameError
+from actors.replay import ReplayError
 from cluster.config import ConfigError, load_config
 from cluster.stores.connection import RedisUnavailable, resolve_url
 from learner.checkpoint import CheckpointError
 from learner.onnx_export import ExportError
 from learner.wire import PayloadError
 
-USER_ERRORS = (ConfigError, GameError, RedisUnavailable, PayloadError, CheckpointError, FileNotFoundError, ExportError)
+USER_ERRORS = (ConfigError, GameError, RedisUnavailable, PayloadError, CheckpointError, FileNotFoundError, ExportError, ReplayError)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -114,6 +115,8 @@ def _dashboard(args: argparse.Namespace) -> int:
     from cluster.ui.dashboard import DashboardAuthError, DashboardServer, run_dashboard
     from cluster.ui.play import PlayRoom
     from cluster.ui.dashboard_data import dashboard_state
+    from cluster.ui.replay import ReplayViewer
+    from cluster.stores.replay_store import ReplayStore
 
     token = args.token or os.environ.get("SELFPLAY_DASHBOARD_TOKEN", "")
     try:  # a bad token is refused before the run's Redis is opened
@@ -125,7 +128,8 @@ def _dashboard(args: argparse.Namespace) -> int:
         run_id = _pick_run(client, args.prefix, args.run)
         keys = RunKeys(args.prefix, run_id)
         store = LeagueStore(client, keys)
-        run_dashboard(lambda: dashboard_state(store), args.host, args.port, token, play=PlayRoom(LeaguePolicies(client, keys)))
+        run_dashboard(lambda: dashboard_state(store), args.host, args.port, token, play=PlayRoom(LeaguePolicies(client, keys)),
+                      replays=ReplayViewer(ReplayStore(client, keys)))
     return 0
 
 
@@ -198,6 +202,41 @@ def _export(args: argparse.Namespace) -> int:
     print(f"onnxruntime vs torch on {parity.positions} positions of {game}: max abs difference "
           f"probs {parity.max_abs_diff_probs:.3g}, value {parity.max_abs_diff_value:.3g} (tolerance {args.tolerance:g})")
     return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from actors.replay import format_replay
+    from cluster.stores.connection import connect
+    from cluster.stores.keys import RunKeys
+    from cluster.stores.replay_store import ReplayStore
+
+    with open_run_redis(args.redis_url, args.run_dir) as url:
+        client = connect(url)
+        run_id = _pick_run(client, args.prefix, args.run)
+        store = ReplayStore(client, RunKeys(args.prefix, run_id))
+        pairs = store.pairs()
+        if args.list:
+            print(f"run {run_id}: replays kept per (player, reference) pair")
+            for player, ref, n in pairs:
+                if args.opponent in ("", ref):
+                    print(f"  --player {player:<10} --opponent {ref:<10} {n} games")
+            return 0
+        opponent = args.opponent or _only_opponent(pairs, args.player, run_id)
+        replay = store.game(args.player, opponent, args.index)
+        n = store.count(args.player, opponent)
+        print(f"run {run_id}: replay {args.index % n} of {n} kept of {args.player} against {opponent} (0 the oldest)")
+        print(format_replay(replay))
+    return 0
+
+
+def _only_opponent(pairs: list[tuple[str, str, int]], player: str, run_id: str) -> str:
+    refs = [r for p, r, _ in pairs if p == player]
+    if len(refs) == 1:
+        return refs[0]
+    if not refs:
+        stored = ", ".join(sorted({p for p, _, _ in pairs})) or "none"
+        raise ConfigError(f"run {run_id} keeps no replays of {player!r}; players with replays: {stored}")
+    raise ConfigError(f"{player} has replays against {', '.join(refs)}: choose one with --opponent")
 
 
 def _submit(args: argparse.Namespace) -> int:
@@ -288,6 +327,14 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--seed", type=int, default=0, help="seed of the random games")
     _add_run_args(x)
     x.set_defaults(func=_export)
+
+    rp = sub.add_parser("replay", help="print a kept rating game of a run move by move (evaluators keep the last few per pair)")
+    rp.add_argument("--player", default="latest", help="the rated player: latest (the learner as it was then) or a snapshot id (v000120)")
+    rp.add_argument("--opponent", default="", help="the reference it played (random, minimax, tactical...); needed when there are several")
+    rp.add_argument("--index", type=int, default=-1, help="which kept game: 0 the oldest, -1 the newest (the default)")
+    rp.add_argument("--list", action="store_true", help="list the pairs with kept games instead (only those against --opponent, if given)")
+    _add_run_args(rp)
+    rp.set_defaults(func=_replay)
 
     sb = sub.add_parser("submit", help="submit `selfplay train` to a Ray cluster through the Job Submission API")
     sb.add_argument("--address", required=True, help="Ray dashboard address, e.g. http://HEAD:8265")

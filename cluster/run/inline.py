@@ -26,6 +26,7 @@ from cluster.remote.learner_service import LearnerService
 from cluster.run.console import ConsoleLog
 from cluster.run.driver import DriverParts, drive
 from cluster.stores.league_store import LeagueReader, RedisResultSink, run_stores
+from cluster.stores.replay_store import ReplayStore
 from cluster.ui.metrics import MetricsObserver, MetricsSink
 from league.manager import LeagueManager
 from learner.checkpoint import CheckpointDir
@@ -148,7 +149,8 @@ def run_inline(
     workers = [RolloutWorker(i, cfg, make_slot, spec, params, readers[i], learner, sink, refs) for i in range(cfg.rollout.num_actors)]
     evaluator = None
     if cfg.eval.num_evaluators > 0:
-        evaluator = Evaluator(0, cfg, make_slot, spec, params, LeagueReader(store, refresh_s=0.0), sink, refs)
+        replays = ReplayStore(store.r, store.keys)
+        evaluator = Evaluator(0, cfg, make_slot, spec, params, LeagueReader(store, refresh_s=0.0), sink, refs, replays)
     tb = Path(run_dir) / "tb" if run_dir is not None else None
     events = Observers([ConsoleLog(log, cfg.run.log_every_s), MetricsObserver(MetricsSink(tb, run_id)), *observers])
     try:

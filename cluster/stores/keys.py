@@ -22,6 +22,10 @@ take keys as arguments, are here too, so that this file is the whole layout.
 | {p}:{run}:games               | list       | game payloads, a queue                  | actors, evaluators, driver (push_games)  | league manager (CLAIM_GAMES)                       |
 | {p}:{run}:games:claimed       | list       | games claimed, not yet acknowledged     | league manager (CLAIM_GAMES; save empties it) | league manager                                |
 | {p}:{run}:health              | string     | health doc (rates, lag, actor stats)    | driver (set_health)                      | dashboard, benchmarks                              |
+| {p}:{run}:replays             | set        | "player\treference" pairs with replays   | evaluators (ReplayStore.keep)            | `selfplay replay`, dashboard replay page           |
+| {p}:{run}:replays:{a}:{ref}   | list       | replay payloads, oldest first, trimmed to eval.replays_per_pair | evaluators (ReplayStore.keep: RPUSH, LTRIM) | `selfplay replay`, dashboard replay page |
+
+`{a}` in replays:{a}:{ref} is the rated player's id (`latest` or a snapshot id) and `{ref}` the reference's.
 
 "Driver" is the process running `selfplay train` (cluster/run/trainer.py, or cluster/run/inline.py
 in-process); the league manager runs in it. "Learner" is the learner's Ray actor
@@ -75,6 +79,11 @@ class RunKeys:
 
     def snapshot(self, player_id: str) -> str:
         return f"{self.base}:snap:{player_id}"
+
+    replay_pairs = property(lambda s: f"{s.base}:replays")
+
+    def replays(self, player_id: str, reference: str) -> str:
+        return f"{self.base}:replays:{player_id}:{reference}"
 
 
 # Publish weights (KEYS: params:version, params:w: prefix, params:versions; ARGV: version, blob,

@@ -5,7 +5,8 @@ static files and one JSON endpoint whose body is whatever ``data_fn()``
 returns (the shape is documented in ``cluster/ui/web/app.js``). Keeping the data
 source a plain callable lets the CLI plug in the real stores and lets tests
 plug in a dict. The play page's API (/api/play/...) is forwarded to a
-``PlayRoom`` (cluster/ui/play.py) when one is given.
+``PlayRoom`` (cluster/ui/play.py) when one is given, and the replay page's
+(/api/replays...) to a ``ReplayViewer`` (cluster/ui/replay.py).
 
 Off loopback the page needs a secret: a server bound to any other address is given a token and
 answers 401 to every request without it. The browser brings it once in the URL (``/?token=...``,
@@ -43,8 +44,13 @@ STATIC_ROUTES: dict[str, tuple[str, str]] = {
     "/style.css": ("style.css", "text/css; charset=utf-8"),
     "/play": ("play.html", "text/html; charset=utf-8"),
     "/play.js": ("play.js", "text/javascript; charset=utf-8"),
+    "/board.js": ("board.js", "text/javascript; charset=utf-8"),
+    "/board.css": ("board.css", "text/css; charset=utf-8"),
+    "/replay": ("replay.html", "text/html; charset=utf-8"),
+    "/replay.js": ("replay.js", "text/javascript; charset=utf-8"),
 }
 PLAY_API = "/api/play/"  # answered by cluster/ui/play.py's play_api
+REPLAY_API = "/api/replays"  # answered by cluster/ui/replay.py's replay_api
 MAX_BODY = 4096  # the play page's requests are a few dozen bytes
 
 DataFn = Callable[[], dict[str, Any]]
@@ -80,7 +86,7 @@ class DashboardServer(ThreadingHTTPServer):
 
     daemon_threads = True  # a hung browser connection must not block exit
 
-    def __init__(self, data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, token: str = "", play: Any = None) -> None:
+    def __init__(self, data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, token: str = "", play: Any = None, replays: Any = None) -> None:
         """`token`: the secret every request must carry; required unless `host` is loopback. `play`: a
         cluster.ui.play.PlayRoom, or None: the play page then says how to get one."""
         if not token and not is_loopback(host):
@@ -90,6 +96,7 @@ class DashboardServer(ThreadingHTTPServer):
             )
         self.check_token(token)
         self.data_fn, self.token, self.play = data_fn, token, play
+        self.replays = replays  # a cluster.ui.replay.ReplayViewer, or None: the replay page says how to get one
         super().__init__((host, port), _Handler)
 
     @staticmethod
@@ -120,6 +127,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_state()
         elif path.startswith(PLAY_API):
             self._send_play("GET", path, b"")
+        elif path == REPLAY_API or path.startswith(REPLAY_API + "/"):
+            from cluster.ui.replay import replay_api
+
+            status, payload = replay_api(self.server.replays, self.path)
+            self._send_json(HTTPStatus(status), payload)
         elif path in STATIC_ROUTES:
             name, content_type = STATIC_ROUTES[path]
             self._send(HTTPStatus.OK, (WEB_DIR / name).read_bytes(), content_type)
@@ -221,24 +233,25 @@ def _describe(exc: Exception) -> str:
     return text
 
 
-def serve(data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, token: str = "", play: Any = None) -> DashboardServer:
+def serve(data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, token: str = "", play: Any = None, replays: Any = None) -> DashboardServer:
     """Start the dashboard in a background thread and return the server.
 
     ``port=0`` picks a free port (read it back from ``server.port``). Stop it
     with ``server.shutdown(); server.server_close()``.
     """
-    server = DashboardServer(data_fn, host, port, token, play)
+    server = DashboardServer(data_fn, host, port, token, play, replays)
     thread = threading.Thread(target=server.serve_forever, name="dashboard", daemon=True)
     thread.start()
     return server
 
 
-def run_dashboard(data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, token: str = "", play: Any = None) -> None:
-    """Serve the dashboard (and, given a PlayRoom, its play page) in the foreground until Ctrl-C. Off loopback without a token, one is
+def run_dashboard(data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, token: str = "", play: Any = None, replays: Any = None) -> None:
+    """Serve the dashboard (and, given a PlayRoom, its play page; given a ReplayViewer, its replay page)
+    in the foreground until Ctrl-C. Off loopback without a token, one is
     generated; the printed address carries it."""
     if not token and not is_loopback(host):
         token = new_token()
-    server = DashboardServer(data_fn, host, port, token, play)
+    server = DashboardServer(data_fn, host, port, token, play, replays)
     note = "  (open it with the token; Authorization: Bearer TOKEN for scripts)" if token else ""
     print(f"dashboard: {server.url}{note}  (Ctrl-C to stop)", flush=True)
     try:

@@ -6,6 +6,7 @@
 // game: {id, game, player, version, rows, cols, drop, grid: [[0|1|2]], moves, human_piece: 1|2,
 //        your_turn, legal: [action], outcome: win|loss|draw|null, result: text|null}
 // Cells are grid[row][col], row 0 the top; an action is a column (drop) or row * cols + col.
+// The board is drawn by board.js (shared with the replay page), loaded before this file.
 // A non-200 answer carries {"error": message}, shown in the banner.
 "use strict";
 
@@ -19,7 +20,6 @@ window.onerror = (message, source, line) => recordError(`${message} (${source}:$
 window.addEventListener("unhandledrejection", (ev) => recordError(`unhandled rejection: ${ev.reason}`));
 
 const $ = (id) => document.getElementById(id);
-const PIECE_TEXT = ["", "X", "O"];
 let current = null; // the game being shown
 let busy = false; // a move is on its way: further clicks wait
 
@@ -40,36 +40,11 @@ async function api(method, path, body) {
   return data;
 }
 
-function actionOf(game, row, col) {
-  return game.drop ? col : row * game.cols + col;
-}
-
 function render(game) {
   current = game;
   const board = $("board");
-  board.replaceChildren();
-  board.className = `board ${game.drop ? "drops" : "cells"}`;
-  board.style.gridTemplateColumns = `repeat(${game.cols}, 56px)`;
+  drawBoard(board, game, game.grid, new Set(game.legal), move); // board.js
   board.dataset.moves = String(game.moves.length);
-  const legal = new Set(game.legal);
-  for (let r = 0; r < game.rows; r++) {
-    for (let c = 0; c < game.cols; c++) {
-      const piece = game.grid[r][c];
-      const action = actionOf(game, r, c);
-      const playable = piece === 0 && legal.has(action);
-      const cell = document.createElement("button");
-      cell.type = "button";
-      cell.className = `square${piece ? ` p${piece}` : ""}${playable ? " legal" : ""}`;
-      cell.dataset.row = String(r);
-      cell.dataset.col = String(c);
-      cell.dataset.piece = String(piece);
-      cell.dataset.action = String(action);
-      cell.textContent = game.drop ? "" : PIECE_TEXT[piece];
-      cell.disabled = !(game.drop ? legal.has(action) : playable);
-      cell.addEventListener("click", () => move(action));
-      board.appendChild(cell);
-    }
-  }
   const status = $("status");
   status.dataset.outcome = game.outcome || "";
   status.textContent = game.result ? game.result : game.your_turn ? "your move" : "the policy is thinking";
