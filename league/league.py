@@ -155,6 +155,9 @@ class LeagueState:
     def snapshot_count(self) -> int:
         return len(self._snapshots)
 
+    def snapshot_ids(self) -> set[str]:
+        return {pid for _, pid in self._snapshots}
+
     def charted_ids(self) -> list[str]:
         """The learner and the references: the players worth a chart of their own in a league of
         thousands, whose ids do not change as it grows (O(references))."""

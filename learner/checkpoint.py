@@ -45,6 +45,10 @@ class Checkpoint:
     progress: dict
     """The driver's counters when it was written: env_steps, games."""
     saved_at: float = 0.0
+    league: dict | None = None
+    """The league when it was written (LeagueState.to_dict(): players, ratings, quality, payoff), so
+    a run whose Redis lost everything resumes from the checkpoint alone; the snapshots' weights are
+    kept beside the checkpoints (CheckpointStore.save_blob), written once each."""
 
 
 def model_spec(game: str, obs_shape, num_actions: int, model) -> dict:
@@ -69,6 +73,7 @@ def encode_checkpoint(ckpt: Checkpoint) -> bytes:
             "config": ckpt.config,
             "progress": ckpt.progress,
             "saved_at": float(ckpt.saved_at or time.time()),
+            **({"league": ckpt.league} if ckpt.league is not None else {}),
         },
         buf,
     )
@@ -96,7 +101,10 @@ def decode_checkpoint(data: bytes, source: str = "checkpoint") -> Checkpoint:
     missing = [k for k in _SPEC_KEYS if k not in obj["spec"]]
     if missing:
         raise CheckpointError(f"{source}: spec lacks {missing}")
-    return Checkpoint(obj["version"], obj["learner"], obj["spec"], obj["config"], obj["progress"], float(obj.get("saved_at", 0.0)))
+    league = obj.get("league")
+    if league is not None and not isinstance(league, dict):
+        raise CheckpointError(f"{source}: field 'league' is not a dict")
+    return Checkpoint(obj["version"], obj["learner"], obj["spec"], obj["config"], obj["progress"], float(obj.get("saved_at", 0.0)), league)
 
 
 def check_compatible(ckpt: Checkpoint, spec: dict, source: str = "checkpoint") -> None:
@@ -144,6 +152,16 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
+BLOBS = "snapshots"
+"""The folder (or prefix) beside the checkpoints where snapshot weights are kept, one file each."""
+
+
+def _blob_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith("."):
+        raise ValueError(f"blob name {name!r} must be letters, digits, _ . - (a league player id)")
+    return f"{name}.msgpack"
+
+
 class CheckpointDir:
     """The checkpoints of one run: ckpt-v<version>.pt files, the newest `keep` kept."""
 
@@ -177,6 +195,16 @@ class CheckpointDir:
 
     def read(self, version: int) -> bytes:
         return self.file(version).read_bytes()
+
+    def save_blob(self, name: str, data: bytes) -> None:
+        """Keep a named blob beside the checkpoints (a snapshot's weights), atomically; never pruned."""
+        folder = self.path / BLOBS
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(folder / _blob_name(name), data)
+
+    def read_blob(self, name: str) -> bytes | None:
+        path = self.path / BLOBS / _blob_name(name)
+        return path.read_bytes() if path.is_file() else None
 
     def save(self, data: bytes, version: int) -> Path:
         """Write atomically, then delete all but the newest `keep` (only after the new one is durable)."""

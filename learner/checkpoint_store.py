@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from learner.checkpoint import CheckpointDir, CheckpointError
+from learner.checkpoint import BLOBS, CheckpointDir, CheckpointError, _blob_name
 
 POINTER = "latest.json"
 _OBJECT = re.compile(r"^ckpt-v(\d{8})-([0-9a-f]+)\.pt$")
@@ -37,6 +37,11 @@ class CheckpointStore(Protocol):
 
     def location(self, version: int) -> str:
         """Where the checkpoint of `version` is, for messages."""
+
+    def save_blob(self, name: str, data: bytes) -> None:
+        """Keep a named blob (a snapshot's weights) beside the checkpoints; never pruned."""
+
+    def read_blob(self, name: str) -> bytes | None: ...
 
 
 def is_uri(where: str | Path) -> bool:
@@ -124,6 +129,15 @@ class ObjectCheckpoints:
             raise CheckpointError(
                 f"{self.where}/{POINTER} names {name}, which is gone; point it at an older checkpoint that exists, or delete it to start afresh"
             ) from exc
+
+    def save_blob(self, name: str, data: bytes) -> None:
+        self.fs.pipe_file(self._path(f"{BLOBS}/{_blob_name(name)}"), data)  # an object write is whole or absent
+
+    def read_blob(self, name: str) -> bytes | None:
+        try:
+            return self.fs.cat_file(self._path(f"{BLOBS}/{_blob_name(name)}"))
+        except FileNotFoundError:
+            return None
 
     def save(self, data: bytes, version: int) -> str:
         name = f"ckpt-v{version:08d}-{secrets.token_hex(4)}.pt"

@@ -47,7 +47,7 @@ class _Learner:
         self.params.publish(self.version, {"w": np.zeros(2, np.float32)})
         return LearnerProgress((_report(self.version, skipped=int(self.version == 2)),), _status(self.version))
 
-    def checkpoint(self, progress: dict) -> tuple[int, bytes]:
+    def checkpoint(self, progress: dict, league: dict | None = None) -> tuple[int, bytes]:
         return self.version, b"checkpoint"
 
     def stop(self) -> int:

@@ -273,3 +273,38 @@ def test_stop_resume_learner_death_resume_keeps_versions_pool_and_ratings(tmp_pa
     third = _league(run_dir, "run")
     _assert_league_continued(second, third)
     assert third[2] == result.learner_version == ckpts.versions()[-1]
+
+
+def test_a_redis_that_lost_everything_is_refilled_from_the_checkpoint(local_ray, tmp_path):
+    """The league travels in every checkpoint and the snapshots' weights are kept beside them: with
+    the run's Redis gone (its data directory deleted), --resume restores players, ratings, payoff and
+    snapshot weights from the checkpoint alone, says so, and training goes on."""
+    run_dir = tmp_path / "run"
+    cfg = small_config("run.max_versions=12", "checkpoint.every_versions=4", "league.snapshot_every=3")
+    run_training(cfg, run_dir, log=lambda line: None)
+    before = _league(run_dir, "run")
+    kept = {p.name for p in (run_dir / "checkpoints" / "snapshots").iterdir()}
+    assert kept == {f"{pid}.msgpack" for pid in before[3]}  # every snapshot's weights, once each
+    for path in (run_dir / "redis").iterdir():
+        path.unlink()  # Redis lost everything
+    lines: list[str] = []
+    run_training(small_config("run.max_versions=16", "league.snapshot_every=3"), run_dir, log=lines.append, resume=True)
+    assert any("restored it from checkpoint" in line for line in lines), lines
+    after = _league(run_dir, "run")
+    old, new = before[0], after[0]
+    assert set(old.players) <= set(new.players)
+    assert before[3].items() <= after[3].items()  # the same frozen weights per snapshot
+    for pid, p in old.players.items():
+        assert new.players[pid].games >= p.games and new.players[pid].kind == p.kind
+    assert new.learner_version >= 16 and new.games_total > old.games_total
+
+
+def test_a_checkpoint_league_naming_snapshots_without_kept_weights_is_refused(local_ray, tmp_path):
+    run_dir = tmp_path / "run"
+    run_training(small_config("run.max_versions=6", "checkpoint.every_versions=3", "league.snapshot_every=2"), run_dir, log=lambda line: None)
+    for path in (run_dir / "redis").iterdir():
+        path.unlink()
+    victim = sorted((run_dir / "checkpoints" / "snapshots").iterdir())[-1]
+    victim.unlink()
+    with pytest.raises(RunError, match=rf"have no kept weights .*{victim.stem}"):
+        run_training(small_config("run.max_versions=8"), run_dir, log=lambda line: None, resume=True)

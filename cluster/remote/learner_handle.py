@@ -66,8 +66,8 @@ class RayLearner:
     def progress(self) -> LearnerProgress:
         return ray.get(self.actor.progress.remote())
 
-    def checkpoint(self, progress: dict) -> tuple[int, bytes]:
-        return ray.get(self.actor.checkpoint.remote(progress))
+    def checkpoint(self, progress: dict, league: dict | None = None) -> tuple[int, bytes]:
+        return ray.get(self.actor.checkpoint.remote(progress, league))
 
     def stop(self) -> int:
         return ray.get(self.actor.stop_training.remote())

@@ -103,13 +103,14 @@ class LearnerService:
             self.publish()
             self.republished += 1
 
-    def checkpoint(self, progress: dict) -> tuple[int, bytes]:
-        """(version, the learner's complete state as a checkpoint payload); the driver writes it to disk."""
+    def checkpoint(self, progress: dict, league: dict | None = None) -> tuple[int, bytes]:
+        """(version, the learner's complete state, and the driver's `league`, as a checkpoint payload);
+        the driver writes it where checkpoints live."""
         c = self.cfg
         spec = model_spec(c.game.name, self.spec.obs_shape, self.spec.num_actions, c.model)
         with self._update_lock:
             v, state = self.learner.version, self.learner.state_dict()
-        return v, encode_checkpoint(Checkpoint(v, state, spec, c.to_dict(), progress, time.time()))
+        return v, encode_checkpoint(Checkpoint(v, state, spec, c.to_dict(), progress, time.time(), league))
 
     def submit(self, payload: bytes, timeout_s: float = 0.5, source: str = "", produced: int = 0, count: int = 0) -> bool:
         """Called by actors. False = the queue stayed full for timeout_s; the caller retries later.

@@ -46,7 +46,7 @@ from learner.report import IterationReport, LearnerProgress, LearnerStatus
 
 class LearnerHandle(Protocol):
     def progress(self) -> LearnerProgress: ...
-    def checkpoint(self, progress: dict) -> tuple[int, bytes]: ...
+    def checkpoint(self, progress: dict, league: dict | None = None) -> tuple[int, bytes]: ...
     def stop(self) -> int: ...
     def weights(self) -> tuple[int, dict[str, np.ndarray]]: ...
 
@@ -194,6 +194,10 @@ class _Loop:
         self.t0 = time.monotonic()
         self.steps, self.games = p.start.env_steps, p.start.games
         self.last_ckpt = p.start.checkpoint_version
+        # Snapshots whose weights are already kept beside the checkpoints: those the start
+        # checkpoint's league names (kept before it was written).
+        league = p.start.league or {}
+        self.kept_snapshots: set[str] = {d["id"] for d in league.get("players", []) if d.get("kind") == "snapshot"}
         self.league_version = p.start.version  # the league stepped at the start (see drive())
         self.lag_sum, self.lag_n, self.lag_max = 0.0, 0, 0.0
         self.base_samples: int | None = None
@@ -242,10 +246,23 @@ class _Loop:
             return
         trained = p.start.train_seconds + time.monotonic() - self.t0
         progress = {"env_steps": self.steps, "games": self.games, "train_seconds": trained}
-        version, data = self.call(lambda learner: learner.checkpoint(progress))
+        self._keep_snapshots()
+        league = p.manager.state.to_dict()
+        version, data = self.call(lambda learner: learner.checkpoint(progress, league))
         where = p.ckpts.save(data, version)
         self.last_ckpt = version
         p.events.checkpoint(CheckpointWritten(where, version, final, resume_hint(p.run_dir)))
+
+    def _keep_snapshots(self) -> None:
+        """Copy the weights of snapshots not yet kept beside the checkpoints (each once): the league a
+        checkpoint carries then never names a snapshot whose weights only Redis holds."""
+        p = self.p
+        params = p.manager.params  # the run's ParamStore (the manager's snapshot writer)
+        for pid in sorted(p.manager.state.snapshot_ids() - self.kept_snapshots):
+            payload = params.snapshot_payload(pid)
+            if payload is not None:
+                p.ckpts.save_blob(pid, payload)
+                self.kept_snapshots.add(pid)
 
     def tick(self) -> bool:
         """One round of the loop; True when a budget is spent."""

@@ -55,8 +55,8 @@ class LocalLearner:
     def progress(self) -> LearnerProgress:
         return self.service.train_ready(self.on_update)
 
-    def checkpoint(self, progress: dict) -> tuple[int, bytes]:
-        return self.service.checkpoint(progress)
+    def checkpoint(self, progress: dict, league: dict | None = None) -> tuple[int, bytes]:
+        return self.service.checkpoint(progress, league)
 
     def stop(self) -> int:
         return self.service.stop_training()

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from cluster.config import Config
 from cluster.stores.param_store import ParamStore
-from league.league import LeagueState
+from league.league import SNAPSHOT, LeagueState
+from learner.wire import PayloadError
 from learner.checkpoint import check_compatible, decode_checkpoint, model_spec, resume_version
 from learner.checkpoint_store import CheckpointStore
 from learner.model import InferencePolicy
@@ -36,6 +37,7 @@ class StartPoint:
     games: int = 0
     train_seconds: float = 0.0  # wall time trained before this start (run.max_seconds counts it)
     config_changes: tuple[str, ...] = ()  # "key: old -> new" against the checkpoint's config
+    league: dict | None = None  # the league the checkpoint carries (LeagueState.to_dict()), if any
 
 
 def checkpoint_to_resume(cfg: Config, spec, run_dir: Path, ckpts: CheckpointStore, resume: bool | str) -> StartPoint | None:
@@ -61,7 +63,8 @@ def checkpoint_to_resume(cfg: Config, spec, run_dir: Path, ckpts: CheckpointStor
     p = ckpt.progress
     changes = config_changes(ckpt.config, cfg.to_dict())
     return StartPoint(
-        ckpt.version, data, ckpt.version, int(p.get("env_steps", 0)), int(p.get("games", 0)), float(p.get("train_seconds", 0.0)), changes
+        ckpt.version, data, ckpt.version, int(p.get("env_steps", 0)), int(p.get("games", 0)), float(p.get("train_seconds", 0.0)), changes,
+        ckpt.league,
     )
 
 
@@ -76,12 +79,18 @@ def config_changes(old: dict, new: dict, prefix: str = "") -> tuple[str, ...]:
     return tuple(out)
 
 
-def league_to_resume(cfg, spec, run_id, run_dir, params: ParamStore, existing, start: StartPoint, log) -> tuple[LeagueState, StartPoint]:
-    """Check that Redis still holds the run's league and weights that fit, and pick the version to continue from."""
-    if existing is None:
+def league_to_resume(
+    cfg, spec, run_id, run_dir, params: ParamStore, existing, start: StartPoint, log, ckpts: CheckpointStore | None = None
+) -> tuple[LeagueState, StartPoint]:
+    """Check that Redis still holds the run's league and weights that fit, and pick the version to
+    continue from. A Redis that lost the run (no persistence, a new instance) is refilled from the
+    checkpoint's league and the snapshot weights kept beside it, if the checkpoint carries one."""
+    if existing is None and start.league is not None and ckpts is not None:
+        existing = league_from_checkpoint(run_id, params, ckpts, start, log)
+    elif existing is None:
         raise RunError(
-            f"run {run_id!r} has no league in this Redis: resume with the Redis the run used "
-            f"(its embedded data in {run_dir / 'redis'}, or the same --redis-url)"
+            f"run {run_id!r} has no league in this Redis, and its checkpoint carries none (written by an older version): "
+            f"resume with the Redis the run used (its embedded data in {run_dir / 'redis'}, or the same --redis-url)"
         )
     _check_published(cfg, spec, run_id, params)
     version = resume_version(start.checkpoint_version, params.latest_version())
@@ -98,6 +107,36 @@ def league_to_resume(cfg, spec, run_id, run_dir, params: ParamStore, existing, s
             f"were trained after the last checkpoint and are lost; continuing as v{version}"
         )
     return existing, dataclasses.replace(start, version=version)
+
+
+def league_from_checkpoint(run_id: str, params: ParamStore, ckpts: CheckpointStore, start: StartPoint, log) -> LeagueState:
+    """The checkpoint's league, its snapshots' weights put back into Redis from the copies kept
+    beside the checkpoints. Returned unsaved (the caller saves it). Writes only snapshot keys, once
+    each (SET NX): a refused or repeated restore loses nothing."""
+    state = LeagueState.from_dict(start.league)
+    snapshots = [p.id for p in state.players.values() if p.kind == SNAPSHOT]
+    missing = []
+    for pid in snapshots:
+        payload = ckpts.read_blob(pid)
+        if payload is None:
+            missing.append(pid)
+            continue
+        try:
+            params.restore_snapshot(pid, payload)
+        except PayloadError as exc:
+            raise RunError(f"the kept weights of snapshot {pid} in {ckpts.where} are damaged ({exc}); the league cannot be restored") from exc
+    if missing:
+        raise RunError(
+            f"{len(missing)} snapshots named by the checkpoint's league have no kept weights in {ckpts.where} "
+            f"(e.g. {', '.join(missing[:3])}); restore them there, or resume with the Redis the run used"
+        )
+    state.mark_all_changed()
+    log(
+        f"Redis holds no league for run {run_id}: restored it from checkpoint {checkpoint_name(start)} "
+        f"({len(state.players)} players, {state.games_total:,} games, {len(snapshots)} snapshots' weights); "
+        "games reported after that checkpoint are lost"
+    )
+    return state
 
 
 def league_without_checkpoint(cfg, spec, run_id, params: ParamStore, existing: LeagueState, log) -> tuple[LeagueState, StartPoint]:

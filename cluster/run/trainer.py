@@ -158,7 +158,9 @@ def run_training(
             log(f"redis {redact(url)}")
             existing = store.load()  # a corrupt league document raises PayloadError here, and stays as it is
             if start is not None:
-                state, start = league_to_resume(cfg, spec, run_id, run_dir, params, existing, start, log)
+                state, start = league_to_resume(cfg, spec, run_id, run_dir, params, existing, start, log, ckpts)
+                if existing is None:
+                    store.save(state)  # restored from the checkpoint: Redis holds it again
             elif existing is not None and resume == "auto":
                 state, start = league_without_checkpoint(cfg, spec, run_id, params, existing, log)
             elif existing is not None:

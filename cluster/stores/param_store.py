@@ -96,6 +96,15 @@ class ParamStore:
             raise KeyError(f"version {version} is no longer in the parameter store (keeps {self.keep_versions})")
         self.write_snapshot(player_id, got[0], got[1])
 
+    def snapshot_payload(self, player_id: str) -> bytes | None:
+        """A snapshot's weights as stored (to keep a copy beside the checkpoints)."""
+        return self.r.get(self.keys.snapshot(player_id))
+
+    def restore_snapshot(self, player_id: str, payload: bytes) -> None:
+        """Put back a snapshot's weights from a kept copy; checked first, written once (SET NX)."""
+        decode_weights(payload)  # a damaged copy raises PayloadError here, before Redis holds it
+        self.r.set(self.keys.snapshot(player_id), payload, nx=True)
+
     def fetch_snapshot(self, player_id: str) -> tuple[int, dict[str, np.ndarray]]:
         raw = self.r.get(self.keys.snapshot(player_id))
         if raw is None:
