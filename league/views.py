@@ -68,9 +68,10 @@ def select_players(players: Iterable[Player], sel: Selection) -> Shown:
     return Shown(sorted(chosen, key=by_elo), len(matching), total)
 
 
-def default_curves(shown: list[Player], top: int = 3) -> list[str]:
-    """The Elo curves a view draws unless told otherwise: latest, the references and the best `top`
-    other players among those shown (`shown` best first)."""
-    fixed = [p.id for p in shown if p.kind in (LEARNER, REFERENCE)]
+def default_curves(shown: list[Player], everyone: Iterable[Player], top: int = 3) -> list[str]:
+    """The Elo curves a view draws unless told otherwise: latest and the references (whatever the
+    filter: they are what the others are read against) and the best `top` others shown (`shown`
+    best first)."""
+    fixed = sorted((p for p in everyone if p.kind in (LEARNER, REFERENCE)), key=lambda p: (p.kind != LEARNER, p.id))
     best = [p.id for p in shown if p.kind not in (LEARNER, REFERENCE)][:top]
-    return fixed + best
+    return [p.id for p in fixed] + best

@@ -73,7 +73,9 @@ def test_default_selection_is_latest_references_top_and_newest():
     # Top 3 by Elo: tactical (500), v000039 (390), v000038 (380); newest 2 are v000039, v000038.
     assert ids == ["tactical", "v000039", "v000038", LEARNER_ID, RANDOM_ID]
     assert (shown.matched, shown.total) == (43, 43)
-    assert default_curves(shown.players, top=1) == ["tactical", LEARNER_ID, RANDOM_ID, "v000039"]
+    assert default_curves(shown.players, _players(), top=1) == [LEARNER_ID, RANDOM_ID, "tactical", "v000039"]
+    narrowed = select_players(_players(), Selection(filter="v00001"))
+    assert default_curves(narrowed.players, _players()) == [LEARNER_ID, RANDOM_ID, "tactical", "v000019", "v000018", "v000017"]
 
 
 def test_filter_narrows_everything_and_all_shows_every_match():
@@ -142,7 +144,7 @@ def test_dashboard_document_stays_small_for_a_big_league(league):
     assert doc["league"] == {"players": SNAPSHOTS + 3, "matched": SNAPSHOTS + 3, "shown": 18, "truncated": False}
     ids = [p["id"] for p in doc["players"]]
     assert doc["payoff"]["players"] == ids
-    assert doc["selection"]["curves"] == default_curves([state.players[i] for i in ids])
+    assert doc["selection"]["curves"] == default_curves([state.players[i] for i in ids], state.players.values())
     assert set(doc["elo_history"]) == set(doc["selection"]["curves"])
     assert doc["elo_history"][LEARNER_ID] == [[1000.0 + k, k, 950.0, 18.0] for k in range(3)]
     # The payoff cells are the stored pairs', read pair by pair.

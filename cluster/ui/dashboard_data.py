@@ -127,7 +127,7 @@ class DashboardData:
         if "curves" in query:
             curves = [pid for pid in _ids(query["curves"], MAX_CURVES) if pid in known]
         else:
-            curves = default_curves(rows)[:MAX_CURVES]
+            curves = default_curves(rows, players)[:MAX_CURVES]
         if "payoff" in query:
             in_payoff = [pid for pid in _ids(query["payoff"], MAX_PAYOFF) if pid in known]
         else:
