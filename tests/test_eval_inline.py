@@ -141,7 +141,7 @@ def test_dashboard_page_shows_the_players_of_the_real_run(trained, tmp_path):
             assert any("strength-line" in c for c in classes) and any("strength-band" in c for c in classes), (ref, classes)
         if os.environ.get("SELFPLAY_UPDATE_SCREENSHOT") == "1":  # docs/dashboard.png comes from this run
             out = tmp_path / "dashboard.png"
-            run_chromium(server.url, tmp_path, f"--screenshot={out}", "--window-size=1400,960", "--hide-scrollbars")
+            run_chromium(server.url, tmp_path, f"--screenshot={out}", "--window-size=1400,1400", "--hide-scrollbars")
             SCREENSHOT.write_bytes(out.read_bytes())
     finally:
         server.shutdown()
