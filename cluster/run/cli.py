@@ -118,6 +118,7 @@ def _league(args: argparse.Namespace) -> int:
         while True:
             league, meta = store.league_meta(), store.meta() or {}
             if league is None:
+                store.load()  # says so if the run keeps its league in an older layout
                 raise ConfigError(f"run {run_id!r} has no league state yet")
             status = "running" if meta.get("running") else "finished"
             print(f"run {run_id} ({meta.get('game', '?')}, {status}) learner v{league['learner_version']}, {league['games_total']} games")
