@@ -16,6 +16,7 @@ from typing import Callable, Protocol
 from league.config import LeagueConfig
 from league.league import LeagueState, Player, snapshot_id
 from league.records import LEARNER_ID, GameResult
+from league.strength import StrengthPoint, StrengthTracker
 
 DEDUPE_WINDOW = 200_000
 """Game ids remembered to count a game reported twice once. A duplicate comes from a push retried
@@ -26,6 +27,7 @@ class GameSource(Protocol):
     def pop_games(self, max_n: int = ...) -> list[GameResult]: ...
     def save(self, state: LeagueState) -> None: ...
     def record_ratings(self, players: list[Player], learner_version: int) -> None: ...
+    def record_strength(self, points: dict[str, StrengthPoint], env_steps: int) -> None: ...
 
 
 class SnapshotWriter(Protocol):
@@ -74,17 +76,23 @@ class LeagueManager:
         self._history_started = False
         self._new_evidence = True
         self.fit_seconds = 0.0  # time spent in rating fits so far
+        self.strength = StrengthTracker()
 
-    def step(self, learner_version: int, refit: bool = False) -> list[str]:
-        """Apply queued games, refit the ratings if due (or `refit`), add a snapshot if one is due,
-        save. Returns new snapshot ids."""
+    def step(self, learner_version: int, refit: bool = False, env_steps: int = -1) -> list[str]:
+        """Apply queued games, append the latest's score against each reference it played
+        (league/strength.py; stamped with `env_steps`, -1 when unknown), refit the ratings if due
+        (or `refit`), add a snapshot if one is due, save. Returns new snapshot ids."""
         st = self.state
         for g in self.store.pop_games():
             if not self.seen_game_ids.add(g.game_id):
                 self.duplicate_games += 1
                 continue  # reported twice (e.g. an actor retried a push): count once
             st.record(g, self.cfg)
+            self.strength.add(g, st)
             self._new_evidence = True
+        points = self.strength.take()
+        if points:
+            self.store.record_strength(points, env_steps)
         now = self.clock()
         if refit or (self._new_evidence and now - self._fitted_at >= self.cfg.rating_every_s):
             self._fitted_at, self._new_evidence = now, False

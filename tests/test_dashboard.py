@@ -42,10 +42,11 @@ T0 = 1732200000.0
 
 
 def sample_state(running: bool = True) -> dict:
-    """A realistic mid-run state: learner, three snapshots, two references, 50 history points."""
-    history = []
+    """A realistic mid-run state: learner, three snapshots, two references, 50 history points, the
+    latest's score against both references at 10 rating rounds."""
+    history: dict[str, list] = {}
     for i in range(50):
-        version = 1 + i // 2
+        t, version = T0 + 30.0 * i, 1 + i // 2
         ratings: dict = {
             "latest": [40.0 + 330.0 * (1 - math.exp(-i / 15)) + 8 * math.sin(i / 3), 60.0 - 0.8 * i],
             "random": [0.0, 0.0],
@@ -55,7 +56,13 @@ def sample_state(running: bool = True) -> dict:
             if i >= born:
                 base = 40.0 + 330.0 * (1 - math.exp(-born / 15))
                 ratings[snap] = [base + 3 * math.sin(i + born), 70.0 - 0.9 * (i - born)]
-        history.append({"t": T0 + 30.0 * i, "learner_version": version, "ratings": ratings})
+        for pid, (elo, se) in ratings.items():
+            history.setdefault(pid, []).append([t, version, elo, se])
+    strength = {
+        ref: [[T0 + 150.0 * k, 100_000 * (k + 1), 2 * k + 1, w, 0, 20 - w, w / 20, max(0.0, w / 20 - 0.2), min(1.0, w / 20 + 0.2)]
+              for k, w in enumerate(wins)]
+        for ref, wins in (("random", [8, 11, 14, 17, 18, 19, 20, 20, 19, 20]), ("greedy", [0, 1, 2, 4, 5, 8, 9, 12, 11, 13]))
+    }
     players = [
         {"id": "latest", "kind": "learner", "version": 25, "elo": 372.4, "elo_stderr": 21.0,
          "games": 1340, "win_rate_vs_random": 0.97},
@@ -76,7 +83,10 @@ def sample_state(running: bool = True) -> dict:
         "updated_at": T0 + 30.0 * 49,
         "running": running,
         "players": players,
+        "league": {"players": 6, "matched": 6, "shown": 6, "truncated": False},
+        "selection": {"top": 10, "newest": 5, "filter": "", "all": False, "curves": list(history), "payoff": ["latest", "v000010", "random"]},
         "elo_history": history,
+        "strength": strength,
         "payoff": {
             "players": ["latest", "v000010", "random"],
             "win_rate": [[None, 0.62, 0.97], [0.38, None, 0.88], [0.03, 0.12, None]],
@@ -97,7 +107,7 @@ def minimal_state() -> dict:
         "run_id": "fresh", "game": "connect_four_v3", "updated_at": None, "running": False,
         "players": [{"id": "latest", "kind": "learner", "version": None, "elo": 0.0,
                      "elo_stderr": None, "games": 0, "win_rate_vs_random": None}],
-        "elo_history": [],
+        "elo_history": {},
         "payoff": {"players": [], "win_rate": [], "games": []},
         "health": {"learner_version": None, "env_steps": 0, "env_steps_per_s": None, "games": 0,
                    "samples_per_s": None, "staleness": {"min": None, "mean": None, "max": None},
@@ -110,7 +120,8 @@ def start_server():
     servers: list[DashboardServer] = []
 
     def start(data_fn) -> DashboardServer:
-        server = serve(data_fn, port=0)
+        """Serve a data function of no arguments (these tests' documents ignore the query)."""
+        server = serve(lambda query: data_fn(), port=0)
         servers.append(server)
         return server
 
@@ -181,6 +192,19 @@ def test_unserialisable_state_is_503(start_server):
     server = start_server(lambda: {}["players"])
     status, _, body = get(server.url + "api/state")
     assert (status, json.loads(body)) == (503, {"error": "KeyError: 'players'"})
+
+
+def test_query_parameters_reach_data_fn():
+    seen: list = []
+    server = serve(lambda query: seen.append(query) or {"run_id": "r"}, port=0)
+    try:
+        assert get(server.url + "api/state?top=20&filter=v0001&curves=&top=30")[0] == 200
+        assert get(server.url + "api/state")[0] == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+    # The last value of a repeated parameter wins; an empty one is kept (curves= means none).
+    assert seen == [{"top": "30", "filter": "v0001", "curves": ""}, {}]
 
 
 def test_port_zero_picks_free_port(start_server):
@@ -290,6 +314,10 @@ def test_page_renders_full_state(start_server, tmp_path):
     assert len(cells) == 9
     assert sum("null" in a["class"] for a in cells) == 3
     assert "62%" in text and "300 g" in text
+    for ref in state["strength"]:  # the latest's score against each reference, with its interval
+        classes = [a["class"] for a in dom.find("path", data_player=ref)]
+        assert any("strength-line" in c for c in classes) and any("strength-band" in c for c in classes), (ref, classes)
+    assert "6 of 6 players" in text
 
 
 @pytest.mark.browser
@@ -313,12 +341,14 @@ def test_page_copes_with_minimal_finished_state(start_server, tmp_path):
     dom.one("tr", data_player="latest")
     text = " ".join(dom.text)
     assert "No rating history yet." in text and "No games played yet." in text
+    assert "No rating games of the latest policy yet." in text
 
 
 @pytest.mark.browser
 def test_page_copes_with_single_point_and_long_history(start_server, tmp_path):
     one_point = {**minimal_state(), "updated_at": T0,
-                 "elo_history": [{"t": T0, "learner_version": 0, "ratings": {"latest": [0.0, None]}}],
+                 "elo_history": {"latest": [[T0, 0, 0.0, None]]},
+                 "strength": {"random": [[T0, None, 0, 1, 0, 0, 1.0, 0.2, 1.0]]},
                  "payoff": {"players": ["latest"], "win_rate": [[None]], "games": [[0]]}}
     server = start_server(lambda: one_point)
     dom, console = load_page(server.url, tmp_path / "one")
@@ -328,9 +358,7 @@ def test_page_copes_with_single_point_and_long_history(start_server, tmp_path):
     # 2000 points x 40 players: the chart must not hit argument-count limits.
     long = sample_state()
     ids = [f"v{i:06d}" for i in range(40)]
-    long["elo_history"] = [{"t": T0 + i, "learner_version": i // 10,
-                            "ratings": {pid: [float(i + k), 10.0] for k, pid in enumerate(ids)}}
-                           for i in range(2000)]
+    long["elo_history"] = {pid: [[T0 + i, i // 10, float(i + k), 10.0] for i in range(2000)] for k, pid in enumerate(ids)}
     server = start_server(lambda: long)
     dom, console = load_page(server.url, tmp_path / "long")
     assert_no_page_errors(dom, console)

@@ -30,7 +30,7 @@ def server_on():
     servers = []
 
     def start(host: str, token: str = ""):
-        server = serve(lambda: {"ok": True}, host=host, port=0, token=token)
+        server = serve(lambda query: {"ok": True}, host=host, port=0, token=token)
         servers.append(server)
         return server, f"http://127.0.0.1:{server.port}"
 
@@ -43,9 +43,9 @@ def server_on():
 def test_every_address_but_loopback_needs_a_token():
     for host in ("0.0.0.0", "", "::", "192.168.1.10", "dashboard.example.com"):
         with pytest.raises(DashboardAuthError, match="give it a token .* or serve it on 127.0.0.1"):
-            serve(lambda: {}, host=host, port=0)
+            serve(lambda query: {}, host=host, port=0)
     with pytest.raises(DashboardAuthError, match="at least 16 characters"):
-        serve(lambda: {}, host="0.0.0.0", port=0, token="short; Path=/")
+        serve(lambda query: {}, host="0.0.0.0", port=0, token="short; Path=/")
 
 
 def test_off_loopback_requests_without_the_token_get_401(server_on):

@@ -16,7 +16,7 @@ from cluster.run.inline import run_inline
 from cluster.stores.connection import connect
 from cluster.stores.keys import RunKeys
 from cluster.stores.league_store import LeagueStore
-from cluster.ui.dashboard_data import dashboard_state
+from cluster.ui.dashboard_data import DashboardData, dashboard_state
 from league.records import LEARNER_ID, RANDOM_ID
 
 STEPS = 50_000
@@ -93,6 +93,26 @@ def test_dashboard_document_carries_the_payoff(trained):
     assert all(doc["payoff"]["win_rate"][k][k] is None for k in range(n))
 
 
+def test_strength_series_come_from_the_evaluators_rating_games(trained):
+    """Every evaluator round's games of latest against each reference became a point in Redis, with
+    the env steps the driver had reached; scores rise against random as the policy learns."""
+    _, _, manager, steps, store = trained
+    history = store.strength_history([RANDOM_ID, "minimax"])
+    assert set(history) == {RANDOM_ID, "minimax"}
+    for ref, points in history.items():
+        assert len(points) >= 3, (ref, points)
+        env_steps = [p[1] for p in points]
+        assert env_steps == sorted(env_steps) and 0 <= env_steps[0] and env_steps[-1] <= steps
+        assert all(sum(p[3:6]) > 0 for p in points)
+    counted = sum(sum(p[3:6]) for points in history.values() for p in points)
+    latest = manager.state.players[LEARNER_ID]
+    assert counted <= manager.state.players[RANDOM_ID].games + manager.state.players["minimax"].games
+    first, last = history[RANDOM_ID][0], history[RANDOM_ID][-1]
+    assert (last[3] + 0.5 * last[4]) / sum(last[3:6]) > (first[3] + 0.5 * first[4]) / sum(first[3:6]), (first, last, latest.elo)
+    doc = dashboard_state(store)
+    assert len(doc["strength"][RANDOM_ID]) == len(history[RANDOM_ID])
+
+
 @pytest.mark.browser
 def test_dashboard_page_shows_the_players_of_the_real_run(trained, tmp_path):
     """The page in a real headless Chromium, fed by this run's Redis through dashboard_state."""
@@ -102,21 +122,26 @@ def test_dashboard_page_shows_the_players_of_the_real_run(trained, tmp_path):
     from test_dashboard import SCREENSHOT, assert_no_page_errors, load_page, run_chromium
 
     _, _, manager, _, store = trained
-    server = serve(lambda: dashboard_state(store), port=0)
+    server = serve(DashboardData(store), port=0)
     try:
         dom, console = load_page(server.url, tmp_path)
         assert_no_page_errors(dom, console)
         assert dom.one("body").get("data-loaded") == "1"
         rows = {a["data-player"] for t, a in dom.elements if t == "tr" and "data-player" in a}
         players = set(manager.state.players)
-        assert len(players) >= 6 and players <= rows  # latest, random, minimax and the snapshots
-        for pid in players:  # an Elo curve for every player, with its uncertainty band where fitted
+        assert len(players) >= 6 and players <= rows  # latest, random, minimax and the snapshots: under 18, all shown
+        charted = dashboard_state(store)["selection"]["curves"]
+        assert {LEARNER_ID, RANDOM_ID, "minimax"} <= set(charted) and len(charted) == 6  # and the top 3 snapshots
+        for pid in charted:  # an Elo curve each, with its uncertainty band where fitted
             classes = [a["class"] for a in dom.find("path", data_player=pid)]
             assert any("elo-line" in c for c in classes), (pid, classes)
         assert any("elo-band" in a["class"] for a in dom.find("path", data_player=LEARNER_ID))
+        for ref in (RANDOM_ID, "minimax"):  # the evaluator's games: latest's score against each reference
+            classes = [a["class"] for a in dom.find("path", data_player=ref)]
+            assert any("strength-line" in c for c in classes) and any("strength-band" in c for c in classes), (ref, classes)
         if os.environ.get("SELFPLAY_UPDATE_SCREENSHOT") == "1":  # docs/dashboard.png comes from this run
             out = tmp_path / "dashboard.png"
-            run_chromium(server.url, tmp_path, f"--screenshot={out}", "--window-size=1400,960", "--hide-scrollbars")
+            run_chromium(server.url, tmp_path, f"--screenshot={out}", "--window-size=1400,1400", "--hide-scrollbars")
             SCREENSHOT.write_bytes(out.read_bytes())
     finally:
         server.shutdown()

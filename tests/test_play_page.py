@@ -35,7 +35,7 @@ def start():
     servers = []
 
     def start_server(room: PlayRoom | None):
-        servers.append(serve(lambda: {"run_id": "r"}, port=0, play=room))
+        servers.append(serve(lambda query: {"run_id": "r"}, port=0, play=room))
         return servers[-1]
 
     yield start_server

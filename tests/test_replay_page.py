@@ -20,7 +20,7 @@ def start():
     servers = []
 
     def start_server(viewer: ReplayViewer | None):
-        servers.append(serve(lambda: {"run_id": "r"}, port=0, replays=viewer))
+        servers.append(serve(lambda query: {"run_id": "r"}, port=0, replays=viewer))
         return servers[-1]
 
     yield start_server

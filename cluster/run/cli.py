@@ -34,7 +34,7 @@ def _train(args: argparse.Namespace) -> int:
     except RunError as exc:
         raise ConfigError(str(exc)) from exc
     print()
-    print(format_table(result.table))
+    print(format_league(result.table))
     return 0
 
 
@@ -73,34 +73,57 @@ def _pick_run(client, prefix: str, wanted: str) -> str:
     return runs[-1]
 
 
+def format_elo(p) -> str:
+    return f"{p.elo:.0f}" if p.elo_stderr is None else f"{p.elo:.0f} ± {p.elo_stderr:.0f}"
+
+
 def format_table(players) -> str:
-    rows = [f"{'player':<12} {'kind':<10} {'version':>7} {'Elo':>8} {'games':>7} {'win% vs random':>15}"]
+    """One row per player, in the order given; Elo with its standard error."""
+    rows = [f"{'player':<12} {'kind':<10} {'version':>7} {'Elo':>11} {'games':>7} {'win% vs random':>15}"]
     for p in players:
         wr = p.win_rate_vs_random()
         rows.append(
-            f"{p.id:<12} {p.kind:<10} {p.version if p.version >= 0 else '-':>7} {p.elo:8.1f} {p.games:7d} "
+            f"{p.id:<12} {p.kind:<10} {p.version if p.version >= 0 else '-':>7} {format_elo(p):>11} {p.games:7d} "
             f"{'-' if wr is None else f'{100 * wr:.1f}':>15}"
         )
     return "\n".join(rows)
+
+
+def format_league(players, sel=None) -> str:
+    """The table of the players `sel` shows (league/views.py; default: latest, the references, the
+    top 10 and the newest 5), under a line that says which these are out of how many."""
+    from league.views import Selection, select_players
+
+    sel = sel or Selection()
+    shown = select_players(players, sel)
+    head = f"{len(shown.players)} of {shown.total} players: {sel.describe()}"
+    if not sel.all and len(shown.players) < shown.matched:
+        head += " (--all for every one, --filter TEXT to narrow)"
+    return head + "\n" + format_table(shown.players)
 
 
 def _league(args: argparse.Namespace) -> int:
     from cluster.stores.connection import connect
     from cluster.stores.keys import RunKeys
     from cluster.stores.league_store import LeagueStore
+    from league.views import Selection
 
+    try:
+        sel = Selection(top=args.top, newest=args.newest, filter=args.filter, all=args.all)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     with open_run_redis(args.redis_url, args.run_dir) as url:
         client = connect(url)
         run_id = _pick_run(client, args.prefix, args.run)
         store = LeagueStore(client, RunKeys(args.prefix, run_id))
         while True:
-            state = store.load()
-            meta = store.meta() or {}
-            if state is None:
+            league, meta = store.league_meta(), store.meta() or {}
+            if league is None:
+                store.load()  # says so if the run keeps its league in an older layout
                 raise ConfigError(f"run {run_id!r} has no league state yet")
             status = "running" if meta.get("running") else "finished"
-            print(f"run {run_id} ({meta.get('game', '?')}, {status}) learner v{state.learner_version}, {state.games_total} games")
-            print(format_table(state.table()))
+            print(f"run {run_id} ({meta.get('game', '?')}, {status}) learner v{league['learner_version']}, {league['games_total']} games")
+            print(format_league(store.players(), sel))
             if not args.watch:
                 return 0
             time.sleep(args.watch)
@@ -114,7 +137,7 @@ def _dashboard(args: argparse.Namespace) -> int:
     from cluster.run.policies import LeaguePolicies
     from cluster.ui.dashboard import DashboardAuthError, DashboardServer, run_dashboard
     from cluster.ui.play import PlayRoom
-    from cluster.ui.dashboard_data import dashboard_state
+    from cluster.ui.dashboard_data import DashboardData
     from cluster.ui.replay import ReplayViewer
     from cluster.stores.replay_store import ReplayStore
 
@@ -128,7 +151,7 @@ def _dashboard(args: argparse.Namespace) -> int:
         run_id = _pick_run(client, args.prefix, args.run)
         keys = RunKeys(args.prefix, run_id)
         store = LeagueStore(client, keys)
-        run_dashboard(lambda: dashboard_state(store), args.host, args.port, token, play=PlayRoom(LeaguePolicies(client, keys)),
+        run_dashboard(DashboardData(store), args.host, args.port, token, play=PlayRoom(LeaguePolicies(client, keys)),
                       replays=ReplayViewer(ReplayStore(client, keys)))
     return 0
 
@@ -277,9 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.set_defaults(func=_train)
 
-    lg = sub.add_parser("league", help="print a run's league table from its Redis")
+    lg = sub.add_parser("league", help="print a run's league table from its Redis (Elo ± standard error)")
     _add_run_args(lg)
     lg.add_argument("--watch", type=float, default=0.0, metavar="SECONDS", help="refresh every SECONDS until Ctrl-C")
+    lg.add_argument("--top", type=int, default=10, metavar="K", help="show the best K players by Elo (default 10)")
+    lg.add_argument("--newest", type=int, default=5, metavar="N", help="and the newest N snapshots (default 5)")
+    lg.add_argument("--filter", default="", metavar="TEXT", help="only players whose id contains TEXT, e.g. v0001")
+    lg.add_argument("--all", action="store_true", help="every (matching) player, not only latest, the references, the top and the newest")
     lg.set_defaults(func=_league)
 
     d = sub.add_parser("dashboard", help="serve a live web page of a run's league on localhost")

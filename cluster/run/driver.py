@@ -313,7 +313,7 @@ class _Loop:
         if every and version // every <= self.league_version // every:
             return
         self.league_version = version
-        for pid in p.manager.step(version):
+        for pid in p.manager.step(version, env_steps=self.steps):
             p.events.snapshot(SnapshotAdded(pid, version))
         p.rollouts.league_changed()
         p.evaluators.league_changed()

@@ -167,5 +167,5 @@ def run_inline(
         if params.latest_version() < version:  # rate the final weights, however publish_every falls
             service.publish()
         evaluator.round()
-    manager.step(version, refit=True)
+    manager.step(version, refit=True, env_steps=outcome.env_steps)
     return service.learner, manager, outcome.env_steps

@@ -226,7 +226,7 @@ def _train(run: _Run) -> TrainResult:
     spec = run.spec
     save_policy(run.run_dir / "final_policy.msgpack", weights, version, policy_meta(spec.name, cfg.model, spec.obs_shape, spec.num_actions))
     finals = {} if outcome.interrupted else _final_eval(cfg, spec, run.make_slot, version, weights, run.store)
-    manager.step(version, refit=True)
+    manager.step(version, refit=True, env_steps=outcome.env_steps)
     for name, r in finals.items():
         lo, hi = r.confidence_interval()
         run.log(f"final: latest (v{version}, greedy) vs {name} over {r.games} games: "

@@ -137,6 +137,35 @@ class LeagueStore:
         meta = self._meta()
         return -1 if meta is None else int(meta["revision"])
 
+    def players(self) -> list[Player]:
+        """Every player's record (O(players)), without the rating evidence load() also reads."""
+        return self._decode_players(self.r.hvals(self.keys.league_players))
+
+    def payoff_matrix(self, ids: list[str], min_games: float) -> tuple[list[list[float | None]], list[list[float]]]:
+        """Payoff.matrix over `ids` read straight from Redis: O(len(ids)^2) pairs, whatever the
+        league's size. Win rate of the row player, None on the diagonal and under min_games."""
+        pairs = [(a, b) for i, a in enumerate(ids) for b in ids[i + 1:] if a != b]
+        ordered = [(a, b) if a < b else (b, a) for a, b in pairs]
+        raw = self.r.hmget(self.keys.league_payoff, [f"{a}\t{b}" for a, b in ordered]) if pairs else []
+        record: dict[tuple[str, str], list[float]] = {}
+        for (a, b), value in zip(ordered, raw):
+            if value is not None:
+                w, d, l, g = _floats(value, 4, f"{a}\t{b}".encode())
+                record[(a, b)], record[(b, a)] = [w, d, l, g], [l, d, w, g]
+        rates = [[None] * len(ids) for _ in ids]
+        games = [[0.0] * len(ids) for _ in ids]
+        for i, a in enumerate(ids):
+            for j, b in enumerate(ids):
+                w, d, _, g = record.get((a, b), (0.0, 0.0, 0.0, 0.0))
+                games[i][j] = g
+                if a != b and g >= min_games and g > 0:
+                    rates[i][j] = (w + 0.5 * d) / g
+        return rates, games
+
+    def league_meta(self) -> dict | None:
+        """The league's scalars (learner_version, games_total, revision, payoff settings...)."""
+        return self._meta()
+
     def _meta(self) -> dict | None:
         raw = self.r.get(self.keys.league_meta)
         return None if raw is None else decode_doc(raw, LEAGUE_SCHEMA, LEAGUE_V)
@@ -194,6 +223,28 @@ class LeagueStore:
         for pid, raw in zip(player_ids, pipe.execute()):
             out[pid] = [list(msgpack.unpackb(x)) for x in raw]
         return out
+
+    # --- strength over time ----------------------------------------------------------------
+    def record_strength(self, points: dict, env_steps: int, t: float | None = None) -> None:
+        """Append [t, env steps, learner version, wins, draws, losses] to each reference's history
+        of the latest policy's score against it (league/strength.py StrengthPoint by reference id),
+        thinned like the Elo histories."""
+        if not points:
+            return
+        t = time.time() if t is None else t
+        pipe = self.r.pipeline(transaction=False)
+        for ref, p in points.items():
+            point = msgpack.packb([t, int(env_steps), p.version, p.wins, p.draws, p.losses])
+            self._push_point(keys=[self.keys.strength(ref)], args=[point, self.max_history], client=pipe)
+        pipe.execute()
+
+    def strength_history(self, reference_ids: list[str]) -> dict[str, list[list]]:
+        """Each reference's points [t, env steps, version, wins, draws, losses], oldest first
+        (references the latest has not played yet are left out)."""
+        pipe = self.r.pipeline(transaction=False)
+        for ref in reference_ids:
+            pipe.lrange(self.keys.strength(ref), 0, -1)
+        return {ref: [list(msgpack.unpackb(x)) for x in raw] for ref, raw in zip(reference_ids, pipe.execute()) if raw}
 
     # --- run health and metadata ------------------------------------------------------------
     def set_health(self, health: dict) -> None:

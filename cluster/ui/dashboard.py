@@ -1,8 +1,9 @@
 """Live dashboard: a tiny HTTP server for the page in ``cluster/ui/web``.
 
 The server knows nothing about Redis, Ray or the league. It serves its
-static files and one JSON endpoint whose body is whatever ``data_fn()``
-returns (the shape is documented in ``cluster/ui/web/app.js``). Keeping the data
+static files and one JSON endpoint whose body is whatever ``data_fn(query)``
+returns for the request's query parameters (the shape and the parameters are
+documented in ``cluster/ui/web/app.js``). Keeping the data
 source a plain callable lets the CLI plug in the real stores and lets tests
 plug in a dict. The play page's API (/api/play/...) is forwarded to a
 ``PlayRoom`` (cluster/ui/play.py) when one is given, and the replay page's
@@ -30,8 +31,8 @@ from http.cookies import CookieError, SimpleCookie
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
-from urllib.parse import parse_qs
+from typing import Any, Callable, Mapping
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 WEB_DIR = Path(__file__).parent / "web"
 
@@ -41,6 +42,7 @@ STATIC_ROUTES: dict[str, tuple[str, str]] = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/charts.js": ("charts.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
     "/play": ("play.html", "text/html; charset=utf-8"),
     "/play.js": ("play.js", "text/javascript; charset=utf-8"),
@@ -53,7 +55,8 @@ PLAY_API = "/api/play/"  # answered by cluster/ui/play.py's play_api
 REPLAY_API = "/api/replays"  # answered by cluster/ui/replay.py's replay_api
 MAX_BODY = 4096  # the play page's requests are a few dozen bytes
 
-DataFn = Callable[[], dict[str, Any]]
+DataFn = Callable[[Mapping[str, str]], dict[str, Any]]
+"""Query parameters (the last value of each) -> the /api/state document."""
 
 COOKIE = "selfplay_dashboard_token"
 _TOKEN = re.compile(r"[A-Za-z0-9._~-]{16,}")
@@ -190,7 +193,9 @@ class _Handler(BaseHTTPRequestHandler):
         # reported to the page as 503 so it can show the message and retry,
         # instead of the browser seeing a dropped connection.
         try:
-            state = self.server.data_fn()
+            query = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
+            query.pop("token", None)  # the dashboard's secret, not a view parameter
+            state = self.server.data_fn(query)
         except Exception as exc:  # noqa: BLE001 -- forwarded to the page, not swallowed
             self._send_json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": _describe(exc)})
             return

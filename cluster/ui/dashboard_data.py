@@ -1,64 +1,166 @@
 """The dashboard's /api/state document, built from a run's Redis (live or finished).
 
-The shape is the contract documented at the top of cluster/ui/web/app.js. The payoff heat map shows the
-league's decayed payoff table (league/payoff.py): win rate of the row player, None where no games.
+The shape is the contract documented at the top of cluster/ui/web/app.js. Its size is bounded
+whatever the league's size: the players shown (league/views.py: latest, the references, the top by
+Elo and the newest snapshots, or a filter's matches, at most MAX_ROWS), the payoff heat map over at
+most MAX_PAYOFF of them, at most MAX_CURVES Elo curves and the strength series against each
+reference, each series at most MAX_POINTS points. The query string chooses:
+
+    top=K  newest=N  filter=TEXT  all=1      which players (league/views.py Selection)
+    curves=ID,ID,...                          whose Elo curves (absent: latest, references, the top 3)
+    payoff=ID,ID,...                          the heat map's players (absent: the players shown)
+
+Reading costs per player changed since the last request (the store's revision log), not per player
+in the league, apart from the O(N log K) selection over the cached records.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Mapping
 
 from cluster.stores.league_store import LeagueStore
+from league.league import REFERENCE, Player
+from league.strength import score_interval
+from league.views import Selection, default_curves, select_players
+
+MAX_ROWS = 200
+MAX_PAYOFF = 30
+MAX_CURVES = 12
+MAX_POINTS = 250
+MAX_FILTER = 100
 
 
-def elo_points(histories: dict[str, list[list]]) -> list[dict]:
-    """Per-player histories as the page's points (one player each), ordered by time."""
-    points = [
-        {"t": t, "learner_version": version, "ratings": {pid: [elo, se]}}
-        for pid, series in histories.items()
-        for t, version, elo, se in series
-    ]
-    return sorted(points, key=lambda p: p["t"])
+def thin(series: list, limit: int = MAX_POINTS) -> list:
+    """At most `limit` points, evenly spaced over the series, its first and last kept."""
+    n = len(series)
+    if n <= limit:
+        return series
+    step = (n - 1) / (limit - 1)
+    return [series[round(i * step)] for i in range(limit)]
 
 
-def dashboard_state(store: LeagueStore) -> dict:
-    state = store.load()
-    if state is None:
-        raise LookupError(f"run {store.keys.run_id!r} has no league state yet")
-    meta = store.meta() or {}
-    health = store.health() or {}
-    table = state.table()
-    ids = [p.id for p in table]
-    # The AlphaStar payoff (decayed, by player id): how each pair fares now, not over the whole run.
-    win_rate, decayed = state.payoff.matrix(ids)
-    games = [[round(n, 2) for n in row] for row in decayed]
+def _ids(text: str, limit: int) -> list[str]:
+    seen: dict[str, None] = {}
+    for pid in text.split(","):
+        if pid.strip():
+            seen.setdefault(pid.strip(), None)
+    return list(seen)[:limit]
+
+
+def _int(query: Mapping[str, str], name: str, default: int, high: int) -> int:
+    raw = query.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"query parameter {name}={raw!r} must be a whole number from 0 to {high}") from None
+    if not 0 <= value <= high:
+        raise ValueError(f"query parameter {name}={raw!r} must be a whole number from 0 to {high}")
+    return value
+
+
+def parse_selection(query: Mapping[str, str]) -> Selection:
+    """The player selection a query asks for (defaults as Selection's); bad numbers are errors
+    that say what is allowed."""
+    return Selection(
+        top=_int(query, "top", Selection.top, MAX_ROWS),
+        newest=_int(query, "newest", Selection.newest, MAX_ROWS),
+        filter=query.get("filter", "")[:MAX_FILTER],
+        all=query.get("all", "") in ("1", "true", "yes"),
+    )
+
+
+def _player_doc(p: Player) -> dict:
     return {
-        "run_id": store.keys.run_id,
-        "game": meta.get("game", ""),
-        "updated_at": health.get("updated_at", time.time()),
-        "running": bool(meta.get("running", False)),
-        "players": [
-            {
-                "id": p.id,
-                "kind": p.kind,
-                "version": p.version if p.version >= 0 else None,
-                "elo": p.elo,
-                "elo_stderr": p.elo_stderr,
-                "games": p.games,
-                "win_rate_vs_random": p.win_rate_vs_random(),
-            }
-            for p in table
-        ],
-        "elo_history": elo_points(store.elo_history(ids)),
-        "payoff": {"players": ids, "win_rate": win_rate, "games": games},
-        "health": {
-            "learner_version": state.learner_version,
-            "env_steps": health.get("env_steps", 0),
-            "env_steps_per_s": health.get("env_steps_per_s", 0.0),
-            "games": state.games_total,
-            "samples_per_s": health.get("samples_per_s"),
-            "staleness": health.get("staleness", {"min": None, "mean": None, "max": None}),
-            "sample_reuse": health.get("sample_reuse"),
-            "dropped_stale": health.get("dropped_stale", 0),
-        },
+        "id": p.id,
+        "kind": p.kind,
+        "version": p.version if p.version >= 0 else None,
+        "elo": p.elo,
+        "elo_stderr": p.elo_stderr,
+        "games": p.games,
+        "win_rate_vs_random": p.win_rate_vs_random(),
     }
+
+
+def _strength_doc(series: list[list]) -> list[list]:
+    out = []
+    for t, env_steps, version, w, d, l in thin(series):
+        score, lo, hi = score_interval(w, d, l)
+        out.append([t, env_steps if env_steps >= 0 else None, version, w, d, l, score, lo, hi])
+    return out
+
+
+class DashboardData:
+    """The data source of `selfplay dashboard`: call it with the request's query parameters.
+
+    It keeps every player's record and refreshes only those changed since its last call, as a
+    rollout actor's LeagueReader does, so a poll of a league of thousands reads a few records."""
+
+    def __init__(self, store: LeagueStore) -> None:
+        self.store = store
+        self._lock = threading.Lock()  # the server answers requests on several threads
+        self._epoch, self._revision = "", -1
+        self._players: dict[str, Player] = {}
+
+    def players(self) -> list[Player]:
+        with self._lock:
+            got = self.store.changes_since(self._epoch, self._revision)
+            if got is None:
+                raise LookupError(f"run {self.store.keys.run_id!r} has no league state yet")
+            epoch, revision, _, changed, everyone = got
+            if everyone:
+                self._players = {}
+            self._players.update((p.id, p) for p in changed)
+            self._epoch, self._revision = epoch, revision
+            return list(self._players.values())
+
+    def __call__(self, query: Mapping[str, str] | None = None) -> dict:
+        query = query or {}
+        sel = parse_selection(query)
+        players = self.players()
+        shown = select_players(players, sel)
+        rows = shown.players[:MAX_ROWS]
+        known = {p.id for p in players}
+        if "curves" in query:
+            curves = [pid for pid in _ids(query["curves"], MAX_CURVES) if pid in known]
+        else:
+            curves = default_curves(rows, players)[:MAX_CURVES]
+        if "payoff" in query:
+            in_payoff = [pid for pid in _ids(query["payoff"], MAX_PAYOFF) if pid in known]
+        else:
+            in_payoff = [p.id for p in rows[:MAX_PAYOFF]]
+        league = self.store.league_meta() or {}
+        win_rate, games = self.store.payoff_matrix(in_payoff, float(league.get("payoff_min_games", 1e-9)))
+        references = sorted(p.id for p in players if p.kind == REFERENCE)
+        meta = self.store.meta() or {}
+        health = self.store.health() or {}
+        return {
+            "run_id": self.store.keys.run_id,
+            "game": meta.get("game", ""),
+            "updated_at": health.get("updated_at", time.time()),
+            "running": bool(meta.get("running", False)),
+            "league": {"players": shown.total, "matched": shown.matched, "shown": len(rows), "truncated": len(rows) < len(shown.players)},
+            "selection": {"top": sel.top, "newest": sel.newest, "filter": sel.filter, "all": sel.all, "curves": curves, "payoff": in_payoff},
+            "players": [_player_doc(p) for p in rows],
+            "elo_history": {pid: thin(series) for pid, series in self.store.elo_history(curves).items()},
+            "strength": {ref: _strength_doc(series) for ref, series in self.store.strength_history(references).items()},
+            "payoff": {"players": in_payoff, "win_rate": win_rate, "games": [[round(n, 2) for n in row] for row in games]},
+            "health": {
+                "learner_version": league.get("learner_version"),
+                "env_steps": health.get("env_steps", 0),
+                "env_steps_per_s": health.get("env_steps_per_s", 0.0),
+                "games": league.get("games_total", 0),
+                "samples_per_s": health.get("samples_per_s"),
+                "staleness": health.get("staleness", {"min": None, "mean": None, "max": None}),
+                "sample_reuse": health.get("sample_reuse"),
+                "dropped_stale": health.get("dropped_stale", 0),
+            },
+        }
+
+
+def dashboard_state(store: LeagueStore, query: Mapping[str, str] | None = None) -> dict:
+    """One document, read afresh (tests, one-off reads); the server keeps a DashboardData instead."""
+    return DashboardData(store)(query)

@@ -153,7 +153,7 @@ def serve_play(source: PolicySource, host: str = "127.0.0.1", port: int = 8765) 
     """`selfplay play POLICY --web`: the dashboard server with only its play page, until Ctrl-C."""
     from cluster.ui.dashboard import DashboardServer
 
-    def no_run() -> dict:
+    def no_run(query) -> dict:
         raise LookupError("this server plays a policy file and shows no run: open /play")
 
     server = DashboardServer(no_run, host, port, play=PlayRoom(source))

@@ -1,20 +1,28 @@
-// selfplay live dashboard. No libraries: the DOM and SVG are built by hand.
+// selfplay live dashboard. No libraries: the DOM and SVG are built by hand (helpers in charts.js).
 //
-// GET /api/state returns:
+// GET /api/state?top=K&newest=N&filter=TEXT&all=1&curves=ID,ID&payoff=ID,ID returns a document
+// whose size is bounded whatever the league's size (cluster/ui/dashboard_data.py):
 // { run_id, game, updated_at (unix s), running (bool),
+//   league: {players: in the league, matched: by the filter, shown, truncated (bool)},
+//   selection: {top, newest, filter, all, curves: [id], payoff: [id]},   what the server applied
 //   players: [{id, kind: learner|snapshot|reference, version, elo, elo_stderr, games,
-//              win_rate_vs_random}],
-//   elo_history: [{t, learner_version, ratings: {id: [elo, stderr|null]}}],   ordered by t
-//   payoff: {players: [id], win_rate: [[p|null]], games: [[n]]},
+//              win_rate_vs_random}],     the shown ones: latest, references, top K, newest N (or
+//                                        every match with all=1, at most 200), best Elo first
+//   elo_history: {id: [[t, learner_version, elo, stderr|null], ...]},   selection.curves' curves
+//   strength: {reference: [[t, env_steps|null, learner_version, wins, draws, losses, score, lo, hi]]},
+//             the latest policy's rating games against each reference, score with its 95% interval
+//   payoff: {players: [id], win_rate: [[p|null]], games: [[n]]},   over selection.payoff
 //   health: {learner_version, env_steps, env_steps_per_s, games, samples_per_s,
 //            staleness: {min, mean, max}, sample_reuse, dropped_stale} }
-// Any field may be null or empty; the page must still draw. A non-200 answer carries
-// {"error": message}, which is shown in a banner while the last good state stays up.
+// Parameters left out take the server's defaults (top 10, newest 5; curves: latest, the references
+// and the top 3; payoff: the players shown, at most 30). Any field may be null or empty; the page
+// must still draw. A non-200 answer carries {"error": message}, shown in a banner while the last
+// good state stays up. The page keeps its view (x axes, selection, curves) in the URL's #fragment.
 "use strict";
 
 const REFRESH_MS = 2000;
-const SVG_NS = "http://www.w3.org/2000/svg";
 const Z95 = 1.96;
+const MAX_CURVES = 12;  // as cluster/ui/dashboard_data.py
 
 // ---- error capture (read by the headless browser test) --------------------------------
 
@@ -32,57 +40,34 @@ window.addEventListener("unhandledrejection", (ev) => {
   recordError(`unhandled rejection: ${ev.reason && ev.reason.stack ? ev.reason.stack : ev.reason}`);
 });
 
-// ---- small helpers ---------------------------------------------------------------------
+// ---- the view: what to ask the server for, kept in the URL's fragment -----------------------
 
-function el(tag, attrs, ...children) {
-  const node = document.createElement(tag);
-  setAttrs(node, attrs);
-  for (const c of children) {
-    if (c === null || c === undefined) continue;
-    node.appendChild(typeof c === "string" ? document.createTextNode(c) : c);
-  }
-  return node;
+const hashParams = new URLSearchParams(location.hash.slice(1));
+const view = {
+  x: hashParams.get("x") === "learner_version" ? "learner_version" : "t",    // Elo chart's x axis
+  sx: hashParams.get("sx") === "t" ? "t" : "env_steps",                     // strength chart's x axis
+  top: hashParams.get("top") || "",
+  newest: hashParams.get("newest") || "",
+  filter: hashParams.get("filter") || "",
+  all: hashParams.get("all") === "1",
+  curves: hashParams.has("curves") ? hashParams.get("curves").split(",").filter(Boolean) : null,  // null: the server's
+};
+
+function query() {
+  const q = new URLSearchParams();
+  if (view.top !== "") q.set("top", view.top);
+  if (view.newest !== "") q.set("newest", view.newest);
+  if (view.filter) q.set("filter", view.filter);
+  if (view.all) q.set("all", "1");
+  if (view.curves !== null) q.set("curves", view.curves.join(","));
+  return q;
 }
 
-function svg(tag, attrs, text) {
-  const node = document.createElementNS(SVG_NS, tag);
-  setAttrs(node, attrs);
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function setAttrs(node, attrs) {
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v !== null && v !== undefined) node.setAttribute(k, String(v));
-  }
-}
-
-const isNum = (x) => typeof x === "number" && Number.isFinite(x);
-const fmt = (x, digits = 0) => (isNum(x) ? x.toFixed(digits) : "—");
-const pct = (x) => (isNum(x) ? `${(100 * x).toFixed(0)}%` : "—");
-
-function compact(x) {
-  if (!isNum(x)) return "—";
-  const a = Math.abs(x);
-  if (a >= 1e9) return `${(x / 1e9).toFixed(2)}G`;
-  if (a >= 1e6) return `${(x / 1e6).toFixed(2)}M`;
-  if (a >= 1e4) return `${(x / 1e3).toFixed(1)}k`;
-  if (a >= 100) return Math.round(x).toLocaleString("en-US");
-  return Number.isInteger(x) ? String(x) : x.toFixed(1);
-}
-
-function clockTime(unixSeconds) {
-  if (!isNum(unixSeconds)) return "—";
-  return new Date(unixSeconds * 1000).toLocaleTimeString([], { hour12: false });
-}
-
-function duration(seconds) {
-  const s = Math.round(seconds);
-  if (s < 120) return `${s}s`;
-  if (s < 7200) return `${Math.round(s / 60)}m`;
-  const h = Math.floor(s / 3600);
-  const m = Math.round((s % 3600) / 60);
-  return m ? `${h}h${String(m).padStart(2, "0")}` : `${h}h`;
+function saveView() {
+  const q = query();
+  if (view.x !== "t") q.set("x", view.x);
+  if (view.sx !== "env_steps") q.set("sx", view.sx);
+  history.replaceState(null, "", q.toString() ? `#${q}` : location.pathname);
 }
 
 // Stable colours: the learner is the accent, references are grey, snapshots walk a
@@ -149,24 +134,67 @@ function renderHealth(health) {
        el("div", { class: "tile-label" }, label))));
 }
 
-// ---- league table ---------------------------------------------------------------------
+// ---- league table and its controls ----------------------------------------------------------
 
-function renderLeague(players, colours) {
-  const sorted = [...players].sort((a, b) => (isNum(b.elo) ? b.elo : -Infinity) - (isNum(a.elo) ? a.elo : -Infinity));
-  const rows = sorted.map((p, i) => {
+function renderLeague(state, colours) {
+  const players = state.players || [];
+  const charted = new Set(Object.keys(state.elo_history || {}));
+  const rows = players.map((p, i) => {
     const elo = isNum(p.elo_stderr) ? `${fmt(p.elo)} ± ${fmt(p.elo_stderr)}` : fmt(p.elo);
-    return el("tr", { "data-player": p.id, class: `kind-${p.kind}` },
+    const on = charted.has(p.id);
+    const tr = el("tr", { "data-player": p.id, class: `kind-${p.kind}${on ? " charted" : ""}`,
+                          title: `click to ${on ? "remove" : "add"} its Elo curve` },
       el("td", { class: "rank" }, String(i + 1)),
       el("td", { class: "player" },
-        el("span", { class: "swatch", style: `background:${colours.get(p.id)}` }), p.id),
+        el("span", { class: "swatch", style: on ? `background:${colours.get(p.id)}` : "" }), p.id),
       el("td", {}, el("span", { class: `kind kind-${p.kind}` }, p.kind || "?")),
       el("td", { class: "num" }, fmt(p.version)),
       el("td", { class: "num", title: "Elo ± standard error" }, elo),
       el("td", { class: "num" }, compact(p.games)),
       el("td", { class: "num" }, pct(p.win_rate_vs_random)));
+    tr.addEventListener("click", () => toggleCurve(p.id));
+    return tr;
   });
   document.querySelector("#league tbody").replaceChildren(...rows);
   document.getElementById("league-empty").hidden = rows.length > 0;
+  const lg = state.league || {};
+  const sel = state.selection || {};
+  let count = `${compact(lg.shown ?? players.length)} of ${compact(lg.players ?? players.length)} players`;
+  if (sel.filter) count += ` (${compact(lg.matched)} match “${sel.filter}”)`;
+  if (lg.truncated) count += "; narrow the filter to see the rest";
+  document.getElementById("league-count").textContent = count;
+}
+
+function toggleCurve(id) {
+  const current = view.curves ?? ((lastState && lastState.selection && lastState.selection.curves) || []);
+  const note = document.getElementById("elo-note");
+  if (current.includes(id)) {
+    view.curves = current.filter((c) => c !== id);
+  } else if (current.length >= MAX_CURVES) {
+    note.textContent = `at most ${MAX_CURVES} curves: click a charted row to remove one first`;
+    return;
+  } else {
+    view.curves = [...current, id];
+  }
+  note.textContent = "";
+  saveView();
+  refreshNow();
+}
+
+function bindControls() {
+  const filter = document.getElementById("filter"), top = document.getElementById("top");
+  const newest = document.getElementById("newest"), all = document.getElementById("all");
+  filter.value = view.filter; top.value = view.top; newest.value = view.newest; all.checked = view.all;
+  let typing = null;
+  const changed = () => {
+    view.filter = filter.value.trim();
+    view.top = top.value; view.newest = newest.value; view.all = all.checked;
+    saveView();
+    clearTimeout(typing);
+    typing = setTimeout(refreshNow, 250);  // one request per pause in typing
+  };
+  for (const input of [filter, top, newest]) input.addEventListener("input", changed);
+  all.addEventListener("change", changed);
 }
 
 // ---- payoff heat map ------------------------------------------------------------------
@@ -179,11 +207,12 @@ function winColour(p) {
   return `rgb(${c.join(",")})`;
 }
 
-function renderPayoff(payoff) {
+function renderPayoff(payoff, league) {
   const box = document.getElementById("payoff");
   const ids = (payoff && payoff.players) || [];
   if (!ids.length) {
     box.replaceChildren(el("p", { class: "empty" }, "No games played yet."));
+    document.getElementById("payoff-note").textContent = "";
     return;
   }
   const rate = payoff.win_rate || [];
@@ -202,180 +231,93 @@ function renderPayoff(payoff) {
         el("div", { class: "cell-games" }, `${isNum(n) ? compact(n) : 0} g`));
     })));
   box.replaceChildren(el("table", { class: "heat" }, el("thead", {}, head), el("tbody", {}, ...rows)));
+  const shown = league && isNum(league.shown) ? league.shown : ids.length;
+  document.getElementById("payoff-note").textContent =
+    ids.length < shown ? `· the first ${ids.length} of the ${shown} players shown` : "";
 }
 
-// ---- Elo chart ------------------------------------------------------------------------
-
-// x axis of the Elo chart: "t" (elapsed time) or "learner_version"; "#x=learner_version"
-// in the URL picks it, so a view can be bookmarked.
-const X_KEYS = ["t", "learner_version"];
-let xKey = X_KEYS.find((k) => location.hash === `#x=${k}`) || "t";
-
-// Elapsed-time ticks land on round seconds/minutes/hours rather than decimal steps.
-const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800,
-                    21600, 43200, 86400];
-function timeTicks(span, count) {
-  const step = TIME_STEPS.find((s) => span / s <= count) || 86400 * Math.ceil(span / count / 86400);
-  const ticks = [];
-  for (let v = 0; v <= span + 1e-9; v += step) ticks.push(v);
-  return ticks;
-}
-
-function niceTicks(lo, hi, count) {
-  const span = hi - lo || 1;
-  const raw = span / count;
-  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => span / s <= count) || 10 * mag;
-  const ticks = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-9; v += step) ticks.push(v);
-  return ticks;
-}
-
-// Turn history into per-player series of {x, y, s} with s = stderr (or null).
-function seriesFrom(history) {
-  const series = new Map();
-  for (const point of history) {
-    const x = point[xKey];
-    if (!isNum(x)) continue;
-    for (const [id, r] of Object.entries(point.ratings || {})) {
-      const [y, s] = Array.isArray(r) ? r : [r, null];
-      if (!isNum(y)) continue;
-      if (!series.has(id)) series.set(id, []);
-      series.get(id).push({ x, y, s: isNum(s) ? s : null });
-    }
-  }
-  return series;
-}
-
-function linePath(points, sx, sy) {
-  return points.map((p, i) => `${i ? "L" : "M"}${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`).join("");
-}
-
-// One closed band per run of consecutive points whose stderr is known.
-function bandPath(points, sx, sy) {
-  const runs = [];
-  let run = [];
-  for (const p of points) {
-    if (p.s === null) { if (run.length) runs.push(run); run = []; } else run.push(p);
-  }
-  if (run.length) runs.push(run);
-  return runs.map((r) => {
-    const up = r.map((p, i) => `${i ? "L" : "M"}${sx(p.x).toFixed(1)},${sy(p.y + Z95 * p.s).toFixed(1)}`);
-    const down = [...r].reverse().map((p) => `L${sx(p.x).toFixed(1)},${sy(p.y - Z95 * p.s).toFixed(1)}`);
-    // A single point would collapse to a line; widen it so the interval stays visible.
-    const extra = r.length === 1 ? `M${sx(r[0].x) - 3},${sy(r[0].y + Z95 * r[0].s)}h6V${sy(r[0].y - Z95 * r[0].s)}h-6` : "";
-    return up.join("") + down.join("") + "Z" + extra;
-  }).join("");
-}
-
-// Scales for the Elo chart, sized to the box's real pixel width so that text is not
-// scaled along with the drawing.
-function chartFrame(series, W, H) {
-  const m = { l: 52, r: 16, t: 12, b: 34 };
-  // Plain loops: Math.min(...xs) overflows the argument limit on long histories.
-  let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
-  for (const pts of series.values()) for (const p of pts) {
-    const half = Z95 * (p.s || 0);
-    x0 = Math.min(x0, p.x); x1 = Math.max(x1, p.x);
-    y0 = Math.min(y0, p.y - half); y1 = Math.max(y1, p.y + half);
-  }
-  if (x0 === x1) { x0 -= 1; x1 += 1; }
-  const pad = Math.max((y1 - y0) * 0.08, 10);
-  y0 -= pad; y1 += pad;
-  const sx = (x) => m.l + ((x - x0) / (x1 - x0)) * (W - m.l - m.r);
-  const sy = (y) => H - m.b - ((y - y0) / (y1 - y0)) * (H - m.t - m.b);
-  return { W, H, m, x0, x1, y0, y1, sx, sy };
-}
-
-function drawGrid({ W, H, m, x0, x1, y0, y1, sx, sy }) {
-  const grid = svg("g", { class: "grid" });
-  for (const v of niceTicks(y0, y1, 6)) {
-    grid.appendChild(svg("line", { x1: m.l, x2: W - m.r, y1: sy(v), y2: sy(v) }));
-    grid.appendChild(svg("text", { x: m.l - 6, y: sy(v) + 4, class: "tick y" }, fmt(v)));
-  }
-  const xTicks = xKey === "t" ? timeTicks(x1 - x0, Math.max(3, Math.floor(W / 110))).map((d) => x0 + d)
-                              : niceTicks(x0, x1, 8).filter((v) => Number.isInteger(v));
-  for (const v of xTicks) {
-    grid.appendChild(svg("line", { x1: sx(v), x2: sx(v), y1: m.t, y2: H - m.b, class: "vgrid" }));
-    const label = xKey === "t" ? duration(v - x0) : `v${v}`;
-    grid.appendChild(svg("text", { x: sx(v), y: H - m.b + 18, class: "tick x" }, label));
-  }
-  const caption = xKey === "t" ? `elapsed since ${clockTime(x0)}` : "learner version";
-  grid.appendChild(svg("text", { x: W - m.r, y: H - 2, class: "tick caption" }, caption));
-  return grid;
-}
+// ---- Elo chart ---------------------------------------------------------------------------
 
 function renderElo(state, colours, kinds) {
   const box = document.getElementById("elo-chart");
-  const series = seriesFrom(state.elo_history || []);
-  if (!series.size) {
-    box.replaceChildren(el("p", { class: "empty" }, "No rating history yet."));
+  const index = view.x === "t" ? 0 : 1;
+  const series = [];
+  for (const [id, points] of Object.entries(state.elo_history || {})) {
+    const pts = [];
+    for (const row of points || []) {
+      const [x, y, s] = [row[index], row[2], row[3]];
+      if (!isNum(x) || !isNum(y)) continue;
+      pts.push({ x, y, lo: isNum(s) ? y - Z95 * s : null, hi: isNum(s) ? y + Z95 * s : null });
+    }
+    if (!pts.length) continue;
+    const kind = kinds.get(id);
+    // A reference is pinned (or barely moves): its latest rating is drawn across the chart.
+    series.push({ id, points: pts, colour: colours.get(id) || "#888", flat: kind === "reference",
+                  cls: kind === "reference" ? "reference" : `kind-${kind || "snapshot"}` });
+  }
+  if (!series.length) {
+    box.replaceChildren(el("p", { class: "empty" }, "No rating history yet. Click a league row to chart its Elo."));
     document.getElementById("elo-legend").replaceChildren();
     return;
   }
-  const frame = chartFrame(series, Math.max(box.clientWidth || 900, 320), 360);
-  const { W, m, sx, sy } = frame;
-  const root = svg("svg", { viewBox: `0 0 ${W} ${frame.H}`, class: "elo-svg", role: "img",
-                            "aria-label": "Elo rating over time per player" });
-  root.appendChild(drawGrid(frame));
-
-  // Draw snapshots first, references next, the learner last so it sits on top.
-  const order = (id) => ({ learner: 2, reference: 1 }[kinds.get(id)] || 0);
-  const ids = [...series.keys()].sort((a, b) => order(a) - order(b));
-  const bands = svg("g", { class: "bands" }), lines = svg("g", { class: "lines" });
-  for (const id of ids) {
-    const pts = series.get(id);
-    const colour = colours.get(id) || "#888";
-    const last = pts[pts.length - 1];
-    const title = svg("title", {}, `${id}: ${fmt(last.y)}${last.s !== null ? ` ± ${fmt(Z95 * last.s)}` : ""}`);
-    let line;
-    if (kinds.get(id) === "reference") {
-      // A reference is pinned, so draw its latest rating across the whole chart.
-      line = svg("path", { d: `M${m.l},${sy(last.y).toFixed(1)}H${W - m.r}`, class: "elo-line reference",
-                           stroke: colour, "data-player": id });
-    } else {
-      if (pts.some((p) => p.s !== null)) {
-        bands.appendChild(svg("path", { d: bandPath(pts, sx, sy), class: "elo-band", fill: colour,
-                                        "data-player": id }));
-      }
-      line = svg("path", { d: linePath(pts, sx, sy), class: `elo-line kind-${kinds.get(id) || "snapshot"}`,
-                           stroke: colour, "data-player": id });
-      if (pts.length === 1) {
-        lines.appendChild(svg("circle", { cx: sx(last.x), cy: sy(last.y), r: 3, fill: colour }));
-      }
-    }
-    line.appendChild(title);
-    lines.appendChild(line);
-  }
-  root.append(bands, lines);
-  box.replaceChildren(root);
-
-  const legend = ids.slice().reverse().map((id) => el("span", { class: "legend-item", "data-player": id },
-    el("span", { class: `legend-line ${kinds.get(id) === "reference" ? "dashed" : ""}`,
-                 style: `border-color:${colours.get(id)}` }), id));
-  document.getElementById("elo-legend").replaceChildren(...legend);
+  // Snapshots first, references next, the learner last so it sits on top.
+  const order = (s) => ({ learner: 2, reference: 1 }[kinds.get(s.id)] || 0);
+  series.sort((a, b) => order(a) - order(b));
+  drawChart(box, series, {
+    prefix: "elo", xKind: view.x === "t" ? "time" : "version", yLabel: (v) => fmt(v), height: 340,
+    aria: "Elo rating over time per player",
+    title: (s, last) => `${s.id}: ${fmt(last.y)}${isNum(last.hi) ? ` ± ${fmt(last.hi - last.y)}` : ""}`,
+  });
+  legend(document.getElementById("elo-legend"), series);
 }
 
-// ---- refresh loop ---------------------------------------------------------------------
+// ---- strength against the references ---------------------------------------------------------
+
+const REF_COLOURS = ["#4aa8ff", "#f2a541", "#4fc3a1", "#e86f8a", "#9d7bf2", "#c8d65b"];
+
+function renderStrength(state) {
+  const box = document.getElementById("strength-chart");
+  const index = view.sx === "t" ? 0 : 1;
+  const series = Object.keys(state.strength || {}).sort().map((ref, i) => ({
+    id: ref, colour: REF_COLOURS[i % REF_COLOURS.length], cls: "", flat: false,
+    points: (state.strength[ref] || []).filter((r) => isNum(r[index]) && isNum(r[6])).map((r) => (
+      { x: r[index], y: r[6], lo: r[7], hi: r[8], version: r[2], games: r[3] + r[4] + r[5] })),
+  })).filter((s) => s.points.length);
+  if (!series.length) {
+    box.replaceChildren(el("p", { class: "empty" }, "No rating games of the latest policy yet."));
+    document.getElementById("strength-legend").replaceChildren();
+    return;
+  }
+  drawChart(box, series, {
+    prefix: "strength", xKind: view.sx === "t" ? "time" : "count", yLabel: pct, yRange: [0, 1], height: 340,
+    aria: "the latest policy's score against each reference",
+    title: (s, last) => `latest (v${last.version}) vs ${s.id}: ${pct(last.y)}, 95% [${pct(last.lo)}, ${pct(last.hi)}] over ${last.games} games`,
+  });
+  legend(document.getElementById("strength-legend"), series);
+}
+
+// ---- refresh loop ---------------------------------------------------------------------------
 
 let lastState = null;
+let refreshTimer = null;
+let requestSeq = 0;
 
 function render(state) {
   const players = state.players || [];
-  const historyIds = (state.elo_history || []).flatMap((p) => Object.keys(p.ratings || {}));
-  const { colours, kinds } = colourMap(players, historyIds);
+  const { colours, kinds } = colourMap(players, Object.keys(state.elo_history || {}));
   renderHeader(state);
   renderHealth(state.health);
-  renderLeague(players, colours);
-  renderPayoff(state.payoff);
+  renderLeague(state, colours);
+  renderPayoff(state.payoff, state.league);
   renderElo(state, colours, kinds);
+  renderStrength(state);
   document.body.dataset.loaded = "1";
 }
 
 async function fetchState() {
   let response;
   try {
-    response = await fetch("api/state", { cache: "no-store" });
+    response = await fetch(`api/state?${query()}`, { cache: "no-store" });
   } catch (err) {
     throw new Error(`dashboard server unreachable: ${err.message}`);
   }
@@ -389,11 +331,13 @@ async function fetchState() {
 }
 
 async function refresh() {
+  const seq = ++requestSeq;
   try {
     let state;
     try {
       state = await fetchState();
     } catch (err) {
+      if (seq !== requestSeq) return;
       // Keep the last good state on screen; the banner says why it is not updating.
       showBanner(lastState ? `${err.message} (showing last state)` : err.message);
       if (!lastState) {
@@ -403,6 +347,7 @@ async function refresh() {
       }
       return;
     }
+    if (seq !== requestSeq) return;  // the view changed while this answer was on its way
     lastState = state;
     showBanner(null);
     try {
@@ -413,19 +358,34 @@ async function refresh() {
       showBanner(`dashboard could not draw this state: ${err.message}`);
     }
   } finally {
-    setTimeout(refresh, REFRESH_MS);
+    if (seq === requestSeq) {
+      clearTimeout(refreshTimer);
+      refreshTimer = setTimeout(refresh, REFRESH_MS);
+    }
   }
 }
 
-for (const button of document.querySelectorAll(".toggle button")) {
-  button.classList.toggle("active", button.dataset.x === xKey);
-  button.addEventListener("click", () => {
-    xKey = button.dataset.x;
-    history.replaceState(null, "", `#x=${xKey}`);
-    for (const b of document.querySelectorAll(".toggle button")) b.classList.toggle("active", b === button);
-    if (lastState) render(lastState);
-  });
+function refreshNow() {
+  clearTimeout(refreshTimer);
+  refresh();
 }
+
+function bindToggle(attr, key) {
+  const buttons = document.querySelectorAll(`.toggle button[data-${attr}]`);
+  for (const button of buttons) {
+    button.classList.toggle("active", button.dataset[attr] === view[key]);
+    button.addEventListener("click", () => {
+      view[key] = button.dataset[attr];
+      saveView();
+      for (const b of buttons) b.classList.toggle("active", b === button);
+      if (lastState) render(lastState);
+    });
+  }
+}
+
+bindToggle("x", "x");
+bindToggle("sx", "sx");
+bindControls();
 
 let resizeTimer = null;
 window.addEventListener("resize", () => {
