@@ -170,7 +170,7 @@ class RolloutService:
         learner = ray.get_actor(learner_name)
         set_torch_threads(1)
         params, store = run_stores(cfg, redis_url, run_id)
-        make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native)
+        make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides)
         self.actor_id = actor_id
         self.learner = learner
         self.sink = RaySegmentSink(learner, cfg.rollout.max_inflight, buffer=send_buffer(cfg))

@@ -128,7 +128,7 @@ def run_training(
     from its newest checkpoint and its league in Redis; everything is checked before anything is written.
     `log` receives the console lines; `observers` the run's events (cluster/events.py), after the
     console and the metrics have."""
-    make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native)  # an unknown game fails here, before anything starts
+    make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides)  # an unknown game fails here, before anything starts
     check_model_fits(cfg, spec)
     if resume and not (run_dir or cfg.run.run_dir):
         raise RunError("--resume continues an existing run: say which with --run-dir DIR")
