@@ -14,6 +14,7 @@ per side in free-for-all games, several in team games. A game is scored per side
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -23,6 +24,23 @@ from actors.teams import SideError, map_sides, placement_scores, side_of_seats
 
 # pettingzoo.mpe moved to the separate mpe2 package (tried below), and importing it now raises.
 BUILTIN_FAMILIES = ("classic", "butterfly", "sisl", "atari")
+GAME_EXTRAS = {
+    "mpe2": "mpe",
+    "multi_agent_ale_py": "atari",
+    "ale_py": "atari",
+    "pygame": "butterfly",
+    "pymunk": "butterfly",
+    "Box2D": "sisl",
+    "rlcard": "classic",
+}
+"""The pyproject extra that installs a missing package a game family needs (module -> extra)."""
+_MPE_NAME = re.compile(r"^(simple\w*|collect_treasure)_v\d+$")
+
+
+def _missing_package_error(name: str, package: str) -> GameError:
+    extra = GAME_EXTRAS.get(package.split(".")[0])
+    fix = f"pip install 'selfplay[{extra}]'" if extra else f"pip install {package}"
+    return GameError(f"game {name!r} needs the package {package!r}, which is not installed: {fix}")
 
 
 class GameError(ValueError):
@@ -68,7 +86,9 @@ def resolve_game(name: str) -> Callable[..., Any]:
             # Only "this module does not exist" means try the next family; a missing dependency
             # of an existing game module (e.g. pygame) must be reported as such.
             if exc.name and not cand.startswith(exc.name) and exc.name not in cand:
-                raise GameError(f"game {name!r} needs the package {exc.name!r}: pip install it") from exc
+                raise _missing_package_error(name, exc.name) from exc
+            if cand.startswith("mpe2.") and exc.name == "mpe2" and _MPE_NAME.match(module_name):
+                raise _missing_package_error(name, "mpe2") from exc
             errors.append(cand)
             continue
         except ImportError as exc:

@@ -165,3 +165,28 @@ def test_four_player_holdem_seats_the_learner_once_and_draws_every_other_seat():
         assert sum(g.scores) == pytest.approx(2.0)
     # with latest_prob < 1 the other seats hold random in some games and the learner in others
     assert any(g.players.count(RANDOM_ID) >= 2 for g in results.games)
+
+
+# --- a missing family package names its extra ------------------------------------------------
+
+
+def test_a_missing_family_package_names_the_extra_to_install(monkeypatch):
+    from actors.games import resolve_game
+
+    import sys
+
+    class NoMpe2:
+        """As if mpe2 were not installed: the import system finds no such top-level package."""
+
+        def find_spec(self, name, path=None, target=None):
+            if name == "mpe2":
+                raise ModuleNotFoundError("No module named 'mpe2'", name="mpe2")
+            return None
+
+    for name in [m for m in list(sys.modules) if m == "mpe2" or m.startswith("mpe2.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [NoMpe2(), *sys.meta_path])
+    with pytest.raises(GameError, match=r"simple_tag_v3.*'mpe2'.*pip install 'selfplay\[mpe\]'"):
+        resolve_game("simple_tag_v3")
+    with pytest.raises(GameError, match="unknown game"):
+        resolve_game("no_such_game_v0")
