@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -97,6 +98,8 @@ def resolve_game(name: str) -> Callable[..., Any]:
             if not hasattr(module, attr):
                 raise GameError(f"game {name!r}: module {cand} has no attribute {attr!r}")
             return _as_aec(getattr(module, attr))
+        if cand.startswith("pettingzoo.atari."):
+            return _with_atari_roms(module.env, name)
         if hasattr(module, "env"):
             return module.env
         if hasattr(module, "parallel_env"):
@@ -106,6 +109,22 @@ def resolve_game(name: str) -> Callable[..., Any]:
         f"unknown game {name!r}: not a PettingZoo built-in ({', '.join(BUILTIN_FAMILIES)}) and not an importable "
         f"module path. Use e.g. 'connect_four_v3', 'tictactoe_v3' or 'mypkg.mygame:env'."
     )
+
+
+def _with_atari_roms(factory: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """PettingZoo's Atari games look for ROMs in AutoROM's folder unless told; ale-py ships them,
+    so point `auto_rom_install_path` at ale-py's `roms` folder unless the config gives one."""
+
+    def make(**kwargs: Any) -> Any:
+        if "auto_rom_install_path" not in kwargs:
+            try:
+                import ale_py
+            except ModuleNotFoundError as exc:
+                raise _missing_package_error(name, "ale_py") from exc
+            kwargs["auto_rom_install_path"] = str(Path(ale_py.__file__).parent / "roms")
+        return factory(**kwargs)
+
+    return make
 
 
 def _as_aec(factory: Callable[..., Any]) -> Callable[..., Any]:
@@ -144,6 +163,14 @@ def _obs_shape(env: Any, agent: str) -> tuple | None:
     return tuple(shape) if shape is not None else None
 
 
+def _is_byte_space(env: Any, agent: str) -> bool:
+    try:
+        space = env.observation_space(agent)
+    except (AttributeError, NotImplementedError, KeyError):
+        return False
+    return getattr(space, "dtype", None) == np.uint8 and float(np.max(getattr(space, "high", 0))) == 255.0
+
+
 class GameSlot:
     """One copy of a game stepped one decision at a time.
 
@@ -177,6 +204,9 @@ class GameSlot:
                 f"game {name!r}: its agents observe different shapes {shapes}; one shared policy cannot play them all"
             )
         self._seat_of = {a: i for i, a in enumerate(self.agents)}
+        # Byte observations (Atari RAM or screens: 0-255) reach the network scaled to [0, 1], as
+        # every Atari agent does; raw_obs, what scripted players read, keeps the game's values.
+        self._obs_scale = 1.0 / 255.0 if _is_byte_space(self.env, self.agents[0]) else None
         self.over = True
         self.seat = 0
         self.side = 0
@@ -236,6 +266,8 @@ class GameSlot:
                 raise GameError(f"game {self.name!r}: seat {self.seat} must move but has no legal action")
             self.raw_obs = obs
             self.obs = obs.astype(np.float32, copy=False).reshape(-1)
+            if self._obs_scale is not None:
+                self.obs = self.obs * self._obs_scale
             self.mask = mask
             return extra
 
