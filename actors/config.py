@@ -32,6 +32,10 @@ class GameConfig:
     team_spirit: float = 1.0
     """OpenAI Five's tau in [0, 1]: each agent learns from (1 - tau) * its own reward + tau * its
     side's mean reward. No effect when every side has one agent."""
+    reward_scale: float = 1.0
+    """Every reward an agent learns from is multiplied by this (after team spirit and zero-sum):
+    games paid in large units (no-limit hold'em's chips) would otherwise give value errors in the
+    thousands, whose gradients crowd the policy's out of the shared gradient-norm clip."""
     zero_sum: bool = False
     """Subtract the enemy sides' mean reward from every agent's (OpenAI Five), so that only beating
     the enemy pays. Off by default: two-player board games already are zero-sum, and turning it on

@@ -181,7 +181,7 @@ class RolloutWorker:
         slot0 = self.slots[0]
         self.num_sides, self.side_of = slot0.num_sides, slot0.side_of
         # None for two-player games (one agent per side, no zero-sum): their rewards pass untouched.
-        self._shape = shaper_for(slot0.sides, cfg.game.team_spirit, cfg.game.zero_sum)
+        self._shape = shaper_for(slot0.sides, cfg.game.team_spirit, cfg.game.zero_sum, cfg.game.reward_scale)
         # A fresh id per incarnation: a restarted actor re-counts episodes from 0, and its games
         # must not be mistaken for duplicates of the dead incarnation's.
         self.incarnation = secrets.token_hex(4)

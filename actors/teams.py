@@ -80,8 +80,11 @@ def side_of_seats(sides: tuple[tuple[int, ...], ...]) -> tuple[int, ...]:
     return tuple(out)
 
 
-def team_rewards(rewards: np.ndarray, side_of: np.ndarray, num_sides: int, team_spirit: float, zero_sum: bool) -> np.ndarray:
-    """Per-seat rewards shaped as OpenAI Five's (module docstring): team spirit, then zero-sum."""
+def team_rewards(
+    rewards: np.ndarray, side_of: np.ndarray, num_sides: int, team_spirit: float, zero_sum: bool, scale: float = 1.0
+) -> np.ndarray:
+    """Per-seat rewards shaped as OpenAI Five's (module docstring): team spirit, then zero-sum, then
+    multiplied by `scale`."""
     r = np.asarray(rewards, dtype=np.float64)
     counts = np.bincount(side_of, minlength=num_sides)
     team_mean = np.bincount(side_of, r, minlength=num_sides) / np.maximum(counts, 1)
@@ -90,7 +93,7 @@ def team_rewards(rewards: np.ndarray, side_of: np.ndarray, num_sides: int, team_
         # Blending keeps each team's mean, so the enemy teams' mean is taken from team_mean.
         enemy_mean = (team_mean.sum() - team_mean) / (num_sides - 1)
         out = out - enemy_mean[side_of]
-    return out
+    return out * scale if scale != 1.0 else out
 
 
 @dataclass(frozen=True)
@@ -101,19 +104,20 @@ class RewardShaper:
     num_sides: int
     team_spirit: float
     zero_sum: bool
+    scale: float = 1.0
 
     def __call__(self, rewards: list[float]) -> list[float]:
-        return team_rewards(np.asarray(rewards), self.side_of, self.num_sides, self.team_spirit, self.zero_sum).tolist()
+        return team_rewards(np.asarray(rewards), self.side_of, self.num_sides, self.team_spirit, self.zero_sum, self.scale).tolist()
 
 
-def shaper_for(sides: tuple[tuple[int, ...], ...], team_spirit: float, zero_sum: bool) -> RewardShaper | None:
-    """The shaper for a game's sides, or None when it would change nothing: no zero-sum and one agent
-    per side (team spirit blends an agent only with itself), as in every two-player board game."""
+def shaper_for(sides: tuple[tuple[int, ...], ...], team_spirit: float, zero_sum: bool, scale: float = 1.0) -> RewardShaper | None:
+    """The shaper for a game's sides, or None when it would change nothing: no zero-sum, no scale and
+    one agent per side (team spirit blends an agent only with itself), as in every two-player board game."""
     if not (0.0 <= team_spirit <= 1.0):
         raise SideError(f"game.team_spirit must lie in [0, 1]; got {team_spirit}")
-    if not zero_sum and all(len(s) == 1 for s in sides):
+    if not zero_sum and scale == 1.0 and all(len(s) == 1 for s in sides):
         return None
-    return RewardShaper(np.asarray(side_of_seats(sides), dtype=np.int64), len(sides), float(team_spirit), bool(zero_sum))
+    return RewardShaper(np.asarray(side_of_seats(sides), dtype=np.int64), len(sides), float(team_spirit), bool(zero_sum), float(scale))
 
 
 def placement_scores(side_returns: list[float]) -> tuple[float, ...]:

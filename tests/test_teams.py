@@ -80,6 +80,7 @@ def test_zero_sum_subtracts_the_enemy_teams_mean():
 
 def test_two_player_games_are_not_shaped():
     assert shaper_for(((0,), (1,)), 1.0, False) is None
+    assert shaper_for(((0,), (1,)), 1.0, False, 0.01)([100.0, -100.0]) == pytest.approx([1.0, -1.0])
     assert shaper_for(((0, 2), (1, 3)), 1.0, False) is not None
 
 
