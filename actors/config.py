@@ -23,7 +23,23 @@ class GameConfig:
     native: bool = True
     """Step games this project implements itself (actors/native_games.py: connect_four_v3) with that
     implementation, the same game several times faster than PettingZoo's environment; false steps
-    PettingZoo's. Ignored for other games and whenever kwargs are given."""
+    PettingZoo's. Ignored for other games and whenever kwargs or sides are given."""
+    sides: dict = field(default_factory=dict)
+    """Which agents each league player (a side) controls: {side name: [agent, ...]}, every agent in
+    exactly one side. Empty: agents grouped by name prefix when that gives two or more groups
+    (adversary_* against agent_*: teams), else each agent its own side (free-for-all, two-player
+    games included). A side plays all its agents with one policy (actors/teams.py)."""
+    team_spirit: float = 1.0
+    """OpenAI Five's tau in [0, 1]: each agent learns from (1 - tau) * its own reward + tau * its
+    side's mean reward. No effect when every side has one agent."""
+    reward_scale: float = 1.0
+    """Every reward an agent learns from is multiplied by this (after team spirit and zero-sum):
+    games paid in large units (no-limit hold'em's chips) would otherwise give value errors in the
+    thousands, whose gradients crowd the policy's out of the shared gradient-norm clip."""
+    zero_sum: bool = False
+    """Subtract the enemy sides' mean reward from every agent's (OpenAI Five), so that only beating
+    the enemy pays. Off by default: two-player board games already are zero-sum, and turning it on
+    there would double their rewards."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +127,8 @@ class RolloutSettings(Protocol):
 
     @property
     def run(self) -> Seeded: ...
+    @property
+    def game(self) -> GameConfig: ...
     @property
     def model(self) -> ModelConfig: ...
     @property

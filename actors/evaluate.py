@@ -48,7 +48,9 @@ class MatchResult:
     draws: int
     losses: int
     outcomes: tuple = field(default=(), compare=False, repr=False)
-    """Per game, in the order games finished: (A's seat, A's score, game length in moves)."""
+    """Per game, in the order games finished: (A's side, A's score, game length in moves, every
+    side's score). In games of more than two sides B plays every side but A's; A's score is then
+    its placement (actors/teams.py), counted a win above 0.5 and a loss below."""
     played: tuple[PlayedGame, ...] = field(default=(), compare=False, repr=False)
     """Per game, in the order of `outcomes`: its seed and moves. Only with play_match(record=True)."""
 
@@ -82,17 +84,18 @@ def play_match(
     parallel: int = 32,
     record: bool = False,
 ) -> MatchResult:
-    """Play `games` games of A against B; A takes seat 0 in even-numbered games, seat 1 in odd ones.
+    """Play `games` games of A against B; A takes side k in game number k modulo the number of
+    sides (seat 0 in even-numbered games, seat 1 in odd ones, in a two-player game), B the rest.
 
     With `record`, the result keeps every game's moves (`played`), for the evaluators' replays; off
     by default, as most matches only want the score."""
     rng = np.random.default_rng(seed)
     w = d = l = 0
-    outcomes: list[tuple[int, float, int]] = []
+    outcomes: list[tuple[int, float, int, tuple]] = []
     played: list[PlayedGame] = []
     started = 0
     slots: list[GameSlot] = []
-    a_seat: list[int] = []
+    a_seat: list[int] = []  # A's side, per slot
     seeds: list[int] = []
     moves: list[list[int]] = []
     for _ in range(min(parallel, games)):
@@ -100,13 +103,13 @@ def play_match(
         seeds.append(seed * 100_003 + started)
         slot.reset(seed=seeds[-1])
         slots.append(slot)
-        a_seat.append(started % 2)
+        a_seat.append(started % slot.num_sides)
         moves.append([])
         started += 1
     live = list(range(len(slots)))
     while live:
         for agent, is_a in ((agent_a, True), (agent_b, False)):
-            idxs = [i for i in live if not slots[i].over and (slots[i].seat == a_seat[i]) == is_a]
+            idxs = [i for i in live if not slots[i].over and (slots[i].side == a_seat[i]) == is_a]
             if not idxs:
                 continue
             for i, action in zip(idxs, agent.act([slots[i] for i in idxs], rng)):
@@ -118,16 +121,17 @@ def play_match(
             if not slots[i].over:
                 still.append(i)
                 continue
-            s = slots[i].scores()[a_seat[i]]
-            w, d, l = w + (s == 1.0), d + (s == 0.5), l + (s == 0.0)
-            outcomes.append((a_seat[i], float(s), int(slots[i].length)))
+            scores = slots[i].scores()
+            s = scores[a_seat[i]]
+            w, d, l = w + (s > 0.5), d + (s == 0.5), l + (s < 0.5)
+            outcomes.append((a_seat[i], float(s), int(slots[i].length), tuple(scores)))
             if record:
                 played.append(PlayedGame(seeds[i], tuple(moves[i])))
                 moves[i] = []
             if started < games:
                 seeds[i] = seed * 100_003 + started
                 slots[i].reset(seed=seeds[i])
-                a_seat[i] = started % 2
+                a_seat[i] = started % slots[i].num_sides
                 started += 1
                 still.append(i)
         live = still

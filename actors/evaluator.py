@@ -69,18 +69,18 @@ def pick_snapshots(state: LeagueView | LeagueState | None, n: int, how: str) -> 
 def match_games(
     game_id_prefix: str, player: str, version: int, reference: str, match: MatchResult, finished_at: float
 ) -> list[GameResult]:
-    """One GameResult per game of `match` (player = agent A), with the seats it really had."""
+    """One GameResult per game of `match` (player = agent A), with the sides it really had (the
+    reference plays every other side of a game of more than two)."""
     out = []
-    for k, (seat, score, length) in enumerate(match.outcomes):
-        players, versions, scores = [player, reference], [version, -1], [score, 1.0 - score]
-        if seat == 1:
-            players, versions, scores = players[::-1], versions[::-1], scores[::-1]
+    for k, (side, _, length, scores) in enumerate(match.outcomes):
+        players, versions = [reference] * len(scores), [-1] * len(scores)
+        players[side], versions[side] = player, version
         out.append(
             GameResult(
                 game_id=f"{game_id_prefix}-{k}",
-                players=(players[0], players[1]),
-                versions=(versions[0], versions[1]),
-                scores=(scores[0], scores[1]),
+                players=tuple(players),
+                versions=tuple(versions),
+                scores=tuple(scores),
                 length=length,
                 kind="eval",
                 opponent_prob=1.0,

@@ -1,4 +1,4 @@
-"""Game adapter: any two-sided PettingZoo game (AEC or parallel) behind one small, turn-aware API.
+"""Game adapter: any PettingZoo game with two or more sides (AEC or parallel) behind one small, turn-aware API.
 
 The adapter hides three PettingZoo details the rest of the system must not care about:
 - where the legal-action mask lives (in the observation dict, in infos, or nowhere = all legal);
@@ -6,18 +6,42 @@ The adapter hides three PettingZoo details the rest of the system must not care 
 - reward attribution: env.rewards after a step holds what *every* agent received on that step
   (in turn-based games the loser's -1 arrives on the winner's move), so the adapter hands back
   per-seat rewards after every step and the caller accumulates them until the seat's next move.
+
+Seats are the game's agents; sides (actors/teams.py) group them into league players: one agent
+per side in free-for-all games, several in team games. A game is scored per side (placements).
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from actors.teams import SideError, map_sides, placement_scores, side_of_seats
+
 # pettingzoo.mpe moved to the separate mpe2 package (tried below), and importing it now raises.
 BUILTIN_FAMILIES = ("classic", "butterfly", "sisl", "atari")
+GAME_EXTRAS = {
+    "mpe2": "mpe",
+    "multi_agent_ale_py": "atari",
+    "ale_py": "atari",
+    "pygame": "butterfly",
+    "pymunk": "butterfly",
+    "Box2D": "sisl",
+    "rlcard": "classic",
+}
+"""The pyproject extra that installs a missing package a game family needs (module -> extra)."""
+_MPE_NAME = re.compile(r"^(simple\w*|collect_treasure)_v\d+$")
+
+
+def _missing_package_error(name: str, package: str) -> GameError:
+    extra = GAME_EXTRAS.get(package.split(".")[0])
+    fix = f"pip install 'selfplay[{extra}]'" if extra else f"pip install {package}"
+    return GameError(f"game {name!r} needs the package {package!r}, which is not installed: {fix}")
 
 
 class GameError(ValueError):
@@ -32,6 +56,12 @@ class GameSpec:
     agents: tuple[str, ...]
     obs_shape: tuple[int, ...]
     num_actions: int
+    sides: tuple[tuple[int, ...], ...] = ((0,), (1,))
+    """Seats (indices into agents) of each side; one league player plays all seats of a side."""
+
+    @property
+    def num_sides(self) -> int:
+        return len(self.sides)
 
     @property
     def obs_dim(self) -> int:
@@ -57,7 +87,9 @@ def resolve_game(name: str) -> Callable[..., Any]:
             # Only "this module does not exist" means try the next family; a missing dependency
             # of an existing game module (e.g. pygame) must be reported as such.
             if exc.name and not cand.startswith(exc.name) and exc.name not in cand:
-                raise GameError(f"game {name!r} needs the package {exc.name!r}: pip install it") from exc
+                raise _missing_package_error(name, exc.name) from exc
+            if cand.startswith("mpe2.") and exc.name == "mpe2" and _MPE_NAME.match(module_name):
+                raise _missing_package_error(name, "mpe2") from exc
             errors.append(cand)
             continue
         except ImportError as exc:
@@ -66,6 +98,8 @@ def resolve_game(name: str) -> Callable[..., Any]:
             if not hasattr(module, attr):
                 raise GameError(f"game {name!r}: module {cand} has no attribute {attr!r}")
             return _as_aec(getattr(module, attr))
+        if cand.startswith("pettingzoo.atari."):
+            return _with_atari_roms(module.env, name)
         if hasattr(module, "env"):
             return module.env
         if hasattr(module, "parallel_env"):
@@ -75,6 +109,22 @@ def resolve_game(name: str) -> Callable[..., Any]:
         f"unknown game {name!r}: not a PettingZoo built-in ({', '.join(BUILTIN_FAMILIES)}) and not an importable "
         f"module path. Use e.g. 'connect_four_v3', 'tictactoe_v3' or 'mypkg.mygame:env'."
     )
+
+
+def _with_atari_roms(factory: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """PettingZoo's Atari games look for ROMs in AutoROM's folder unless told; ale-py ships them,
+    so point `auto_rom_install_path` at ale-py's `roms` folder unless the config gives one."""
+
+    def make(**kwargs: Any) -> Any:
+        if "auto_rom_install_path" not in kwargs:
+            try:
+                import ale_py
+            except ModuleNotFoundError as exc:
+                raise _missing_package_error(name, "ale_py") from exc
+            kwargs["auto_rom_install_path"] = str(Path(ale_py.__file__).parent / "roms")
+        return factory(**kwargs)
+
+    return make
 
 
 def _as_aec(factory: Callable[..., Any]) -> Callable[..., Any]:
@@ -113,52 +163,67 @@ def _obs_shape(env: Any, agent: str) -> tuple | None:
     return tuple(shape) if shape is not None else None
 
 
-class GameSlot:
-    """One copy of a two-sided game stepped one decision at a time.
+def _is_byte_space(env: Any, agent: str) -> bool:
+    try:
+        space = env.observation_space(agent)
+    except (AttributeError, NotImplementedError, KeyError):
+        return False
+    return getattr(space, "dtype", None) == np.uint8 and float(np.max(getattr(space, "high", 0))) == 255.0
 
-    Seats are the indices of env.possible_agents. After reset()/step(), `seat`, `obs`, `mask` and
-    `raw_obs` describe the decision to make next (undefined once `over`).
+
+class GameSlot:
+    """One copy of a game stepped one decision at a time.
+
+    Seats are the indices of env.possible_agents; `sides` groups them (actors/teams.py). After
+    reset()/step(), `seat`, `side`, `obs`, `mask` and `raw_obs` describe the decision to make next
+    (undefined once `over`).
     """
 
-    def __init__(self, factory: Callable[..., Any], kwargs: dict | None = None, name: str = "game") -> None:
+    def __init__(self, factory: Callable[..., Any], kwargs: dict | None = None, name: str = "game", sides: dict | None = None) -> None:
         try:
             self.env = factory(**(kwargs or {}))
         except TypeError as exc:
             raise GameError(f"game {name!r} rejected its kwargs {kwargs}: {exc}") from exc
         self.name = name
         self.agents = tuple(self.env.possible_agents)
-        if len(self.agents) != 2:
-            raise GameError(
-                f"game {name!r} has {len(self.agents)} agents {self.agents}; this version trains two-sided games only"
-            )
+        try:
+            self.side_names, self.sides = map_sides(self.agents, sides)
+        except SideError as exc:
+            raise GameError(f"game {name!r}: {exc}") from exc
+        self.side_of = side_of_seats(self.sides)
+        self.num_sides = len(self.sides)
         space = self.env.action_space(self.agents[0])
         if not hasattr(space, "n"):
             raise GameError(f"game {name!r} has a {type(space).__name__} action space; only Discrete is supported")
         self.num_actions = int(space.n)
         if any(int(getattr(self.env.action_space(a), "n", -1)) != self.num_actions for a in self.agents):
-            raise GameError(f"game {name!r}: the two sides have different action spaces; one shared policy cannot play both")
+            raise GameError(f"game {name!r}: its agents have different action spaces; one shared policy cannot play them all")
         shapes = {a: _obs_shape(self.env, a) for a in self.agents}
         if None not in shapes.values() and len(set(shapes.values())) > 1:
             raise GameError(
-                f"game {name!r}: the two sides observe different shapes {shapes}; one shared policy cannot play both"
+                f"game {name!r}: its agents observe different shapes {shapes}; one shared policy cannot play them all"
             )
         self._seat_of = {a: i for i, a in enumerate(self.agents)}
+        # Byte observations (Atari RAM or screens: 0-255) reach the network scaled to [0, 1], as
+        # every Atari agent does; raw_obs, what scripted players read, keeps the game's values.
+        self._obs_scale = 1.0 / 255.0 if _is_byte_space(self.env, self.agents[0]) else None
         self.over = True
         self.seat = 0
+        self.side = 0
         self.obs = np.zeros(0, np.float32)
         self.mask = np.zeros(self.num_actions, bool)
         self.raw_obs: np.ndarray = np.zeros(0)
-        self.returns = [0.0, 0.0]
+        self.returns = [0.0] * len(self.agents)
         self.length = 0
 
     def spec(self) -> GameSpec:
         self.reset(seed=0)
-        return GameSpec(self.name, self.agents, tuple(self.raw_obs.shape), self.num_actions)
+        return GameSpec(self.name, self.agents, tuple(self.raw_obs.shape), self.num_actions, self.sides)
 
     def reset(self, seed: int | None = None) -> None:
         self.env.reset(seed=seed)
         self.over = False
-        self.returns = [0.0, 0.0]
+        self.returns = [0.0] * len(self.agents)
         self.length = 0
         self._advance()
 
@@ -173,7 +238,7 @@ class GameSlot:
         return [r + e for r, e in zip(rewards, extra)]
 
     def _collect_rewards(self) -> list[float]:
-        out = [0.0, 0.0]
+        out = [0.0] * len(self.agents)
         for agent, r in self.env.rewards.items():
             out[self._seat_of[agent]] += float(r)
         self.returns = [a + b for a, b in zip(self.returns, out)]
@@ -181,7 +246,7 @@ class GameSlot:
 
     def _advance(self) -> list[float]:
         """Move to the next live decision; dead agents are stepped with None as AEC requires."""
-        extra = [0.0, 0.0]
+        extra = [0.0] * len(self.agents)
         env = self.env
         while True:
             live = [a for a in env.agents if not (env.terminations[a] or env.truncations[a])]
@@ -194,21 +259,24 @@ class GameSlot:
                 extra = [a + b for a, b in zip(extra, self._collect_rewards())]
                 continue
             self.seat = self._seat_of[agent]
+            self.side = self.side_of[self.seat]
             raw = env.observe(agent)
             obs, mask = _split_obs(raw, env.infos.get(agent), self.num_actions)
             if not mask.any():
                 raise GameError(f"game {self.name!r}: seat {self.seat} must move but has no legal action")
             self.raw_obs = obs
             self.obs = obs.astype(np.float32, copy=False).reshape(-1)
+            if self._obs_scale is not None:
+                self.obs = self.obs * self._obs_scale
             self.mask = mask
             return extra
 
-    def scores(self) -> tuple[float, float]:
-        return scores_from_returns(self.returns)
+    def scores(self) -> tuple[float, ...]:
+        return side_scores(self.returns, self.sides)
 
 
 def scores_from_returns(returns: list[float]) -> tuple[float, float]:
-    """Win/draw/loss per seat from a game's total rewards (higher total wins)."""
+    """Win/draw/loss per seat from a two-seat game's total rewards (higher total wins)."""
     a, b = returns
     if a > b:
         return (1.0, 0.0)
@@ -217,20 +285,31 @@ def scores_from_returns(returns: list[float]) -> tuple[float, float]:
     return (0.5, 0.5)
 
 
-def load_game(name: str, kwargs: dict | None = None, native: bool = True) -> tuple[Callable[[], GameSlot], GameSpec]:
+def side_scores(returns: list[float], sides: tuple[tuple[int, ...], ...]) -> tuple[float, ...]:
+    """Per side: win/draw/loss for two one-seat sides, else its placement (actors/teams.py) by the
+    mean return of its seats (the mean, so that a bigger team does not win by headcount)."""
+    if len(returns) == 2 and len(sides) == 2:
+        a, b = scores_from_returns(returns)
+        return (a, b) if sides[0] == (0,) else (b, a)
+    return placement_scores([sum(returns[i] for i in seats) / len(seats) for seats in sides])
+
+
+def load_game(
+    name: str, kwargs: dict | None = None, native: bool = True, sides: dict | None = None
+) -> tuple[Callable[[], GameSlot], GameSpec]:
     """Resolve a game and return (slot factory, spec), failing early with a clear GameError.
 
     With `native`, a game this project implements itself (actors/native_games.py: the same game,
     verified move by move against PettingZoo's) is served by that faster implementation."""
     from actors.native_games import native_slot_factory  # it imports GameSpec from here
 
-    fast = native_slot_factory(name, kwargs) if native else None
+    fast = native_slot_factory(name, kwargs) if native and not sides else None
     if fast is not None:
         return fast, fast().spec()
     factory = resolve_game(name)
 
     def make_slot() -> GameSlot:
-        return GameSlot(factory, kwargs, name)
+        return GameSlot(factory, kwargs, name, sides)
 
     spec = make_slot().spec()
     return make_slot, spec

@@ -49,13 +49,16 @@ class ConnectFourSlot:
     name = "connect_four_v3"
     agents = ("player_0", "player_1")
     num_actions = COLS
+    sides = ((0,), (1,))
+    side_of = (0, 1)
+    num_sides = 2
 
     def __init__(self) -> None:
         self._board = [0] * (ROWS * COLS)  # 0 empty, 1 player_0, 2 player_1
         self._heights = [0] * COLS
         self._planes = np.zeros((2, ROWS, COLS), np.int8)  # per seat: its pieces
         self.over = True
-        self.seat = 0
+        self.seat = self.side = 0
         self.returns = [0.0, 0.0]
         self.length = 0
         self.raw_obs = np.zeros((ROWS, COLS, 2), np.int8)
@@ -71,7 +74,7 @@ class ConnectFourSlot:
         self._heights = [0] * COLS
         self._planes[:] = 0
         self.over = False
-        self.seat = 0
+        self.seat = self.side = 0
         self.returns = [0.0, 0.0]
         self.length = 0
         self._observe()
@@ -99,7 +102,7 @@ class ConnectFourSlot:
             self.over = True
         elif self.length == ROWS * COLS:
             self.over = True
-        self.seat = 1 - seat
+        self.seat = self.side = 1 - seat
         if not self.over:
             self._observe()
         return rewards

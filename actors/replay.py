@@ -72,7 +72,7 @@ def match_replays(
     agent A; `game_ids` are the ids match_games gave the same games, in the same order."""
     out = []
     start = max(0, len(match.played) - last)
-    for (seat, score, _), played, game_id in list(zip(match.outcomes, match.played, game_ids))[start:]:
+    for (seat, score, *_), played, game_id in list(zip(match.outcomes, match.played, game_ids))[start:]:
         players, versions, scores = (player, reference), (version, -1), (score, 1.0 - score)
         if seat == 1:
             players, versions, scores = players[::-1], versions[::-1], scores[::-1]

@@ -21,6 +21,7 @@ import numpy as np
 from actors.config import RolloutSettings
 from actors.games import GameSlot, GameSpec
 from actors.opponents import OpponentCache
+from actors.teams import shaper_for
 from league.pool import LeagueView
 from league.records import LEARNER_ID, GameResult
 from learner.model import InferencePolicy
@@ -48,7 +49,7 @@ class ResultSink(Protocol):
 
 
 class Lane:
-    """One learning seat's stream of decisions in one game slot, cut into fixed-length segments.
+    """One learning seat's (agent's) stream of decisions in one game slot, cut into fixed-length segments.
 
     A decision's reward is only known at that seat's *next* decision (or the game's end), so the
     newest decision waits in `pending` collecting rewards. When the buffer reaches T finished
@@ -115,7 +116,10 @@ def rows_to_segment(rows: list[tuple], bootstrap: float, actor_id: int, segment_
 
 @dataclass
 class Seating:
-    """Who plays each seat of one game slot, and the bookkeeping of the current game."""
+    """Who plays each side of one game slot, and the bookkeeping of the current game.
+
+    `players` is per side (a side plays all its seats with one policy, actors/teams.py); `lanes`
+    per seat, since every agent of a learning side has its own stream of decisions."""
 
     players: list[str]
     opponent_prob: float
@@ -174,6 +178,10 @@ class RolloutWorker:
         self._last_poll = -1e9
         self._segment_counter = 0
         self.slots = [make_slot() for _ in range(cfg.rollout.envs_per_actor)]
+        slot0 = self.slots[0]
+        self.num_sides, self.side_of = slot0.num_sides, slot0.side_of
+        # None for two-player games (one agent per side, no zero-sum): their rewards pass untouched.
+        self._shape = shaper_for(slot0.sides, cfg.game.team_spirit, cfg.game.zero_sum, cfg.game.reward_scale)
         # A fresh id per incarnation: a restarted actor re-counts episodes from 0, and its games
         # must not be mistaken for duplicates of the dead incarnation's.
         self.incarnation = secrets.token_hex(4)
@@ -205,7 +213,8 @@ class RolloutWorker:
         self.stats.opponent_cache_misses = self._opponents.misses
 
     def _release_opponents(self, seating: Seating) -> None:
-        for player_id in set(seating.players):
+        # One release per side seated: each side's opponent was drawn (and seated) on its own.
+        for player_id in seating.players:
             if player_id != LEARNER_ID and player_id not in self.references:
                 self._opponents.release(player_id)
 
@@ -213,8 +222,8 @@ class RolloutWorker:
     def _seed(self, env_idx: int, episode: int) -> int:
         return int(np.random.SeedSequence([*self._seed_key, env_idx, episode]).generate_state(1)[0])
 
-    def _new_game(self, i: int, episode: int) -> None:
-        state = self.league.state()
+    def _draw(self, state: LeagueView | None) -> tuple[str, float]:
+        """One opponent from the league (the latest policy before a league exists), seated in memory."""
         if state is None:
             opponent, prob = LEARNER_ID, 1.0
         else:
@@ -226,17 +235,29 @@ class RolloutWorker:
             except KeyError:
                 opponent, prob = LEARNER_ID, 1.0  # snapshot missing from the store: play self, count it
                 self.stats.opponent_fallbacks += 1
-        learner_seat = int(self.rng.integers(2))
-        players = [opponent, opponent]
-        players[learner_seat] = LEARNER_ID
+        return opponent, prob
+
+    def _new_game(self, i: int, episode: int) -> None:
+        """Seat slot i's next game: the learner on a random side, every other side drawn from the
+        league on its own (N-player games meet a mix of past selves). The draws come in the same
+        order as they always did for two sides, so two-player runs repeat seed for seed."""
+        state = self.league.state()
+        opponent, prob = self._draw(state)
+        n = self.num_sides
+        learner_side = int(self.rng.integers(n))
+        players = [LEARNER_ID] * n
+        others = [side for side in range(n) if side != learner_side]
+        players[others[0]] = opponent
+        for side in others[1:]:
+            players[side] = self._draw(state)[0]
         if i < len(self.seatings):
             lanes = self.seatings[i].lanes  # lanes persist across games: segments span game ends
-            for s in (0, 1):
-                cut = lanes[s].flush() if players[s] != LEARNER_ID else None
+            for s, lane in enumerate(lanes):
+                cut = lane.flush() if players[self.side_of[s]] != LEARNER_ID else None
                 if cut:
                     self._outbox.append(self._segment(*cut))
         else:
-            lanes = [Lane(self.cfg.rollout.segment_length) for _ in range(2)]
+            lanes = [Lane(self.cfg.rollout.segment_length) for _ in self.side_of]
         seating = Seating(players, prob, episode, lanes)
         if i < len(self.seatings):
             self.seatings[i] = seating
@@ -280,7 +301,7 @@ class RolloutWorker:
         self.sync_weights()
         groups: dict[str, list[int]] = {}
         for i, slot in enumerate(self.slots):
-            groups.setdefault(self.seatings[i].players[slot.seat], []).append(i)
+            groups.setdefault(self.seatings[i].players[slot.side], []).append(i)
         out_segments = self._outbox
         finished: list[GameResult] = []
         for player_id, idxs in groups.items():
@@ -304,8 +325,10 @@ class RolloutWorker:
                         out_segments.append(self._segment(*cut))
                 rewards = slot.step(int(actions[j]))
                 self.stats.env_steps += 1
-                for s in (0, 1):
-                    if seating.players[s] == LEARNER_ID:
+                if self._shape is not None:
+                    rewards = self._shape(rewards)
+                for s, side in enumerate(self.side_of):
+                    if seating.players[side] == LEARNER_ID:
                         seating.lanes[s].reward(rewards[s])
                 if slot.over:
                     finished.append(self._finish_game(i))
@@ -324,15 +347,15 @@ class RolloutWorker:
 
     def _finish_game(self, i: int) -> GameResult:
         slot, seating = self.slots[i], self.seatings[i]
-        for s in (0, 1):
-            if seating.players[s] == LEARNER_ID:
+        for s, side in enumerate(self.side_of):
+            if seating.players[side] == LEARNER_ID:
                 cut = seating.lanes[s].end_game()
                 if cut:
                     self._outbox.append(self._segment(*cut))
         result = GameResult(
             game_id=f"a{self.actor_id}-{self.incarnation}-e{i}-g{seating.episode}",
-            players=(seating.players[0], seating.players[1]),
-            versions=(self._version_of(seating.players[0]), self._version_of(seating.players[1])),
+            players=tuple(seating.players),
+            versions=tuple(self._version_of(p) for p in seating.players),
             scores=slot.scores(),
             length=slot.length,
             kind=self.game_kind,

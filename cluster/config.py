@@ -217,6 +217,7 @@ def validate(cfg: Config) -> None:
         (cfg.learner.queue_segments >= 0, "learner.queue_segments must be >= 0 (0: one batch)"),
         (cfg.league.snapshot_every >= 1, "league.snapshot_every must be >= 1"),
         (0.0 <= cfg.league.latest_prob <= 1.0, "league.latest_prob must be in [0, 1]"),
+        (0.0 <= cfg.game.team_spirit <= 1.0, "game.team_spirit must be in [0, 1] (OpenAI Five's tau)"),
         (cfg.redis.keep_versions >= 2, "redis.keep_versions must be >= 2 (actors may be fetching the previous one)"),
         (cfg.checkpoint.every_versions >= 1, "checkpoint.every_versions must be >= 1"),
         (cfg.checkpoint.keep >= 1, "checkpoint.keep must be >= 1"),

@@ -175,36 +175,44 @@ class LeagueState:
     # --- updates ---------------------------------------------------------------------------
     def record(self, g: GameResult, cfg: LeagueConfig) -> None:
         """Apply one finished game: counts, payoff, rating evidence (unless a self-game, or a
-        training game while cfg.rate_training_games is off), and the quality update."""
-        a, b = g.players
-        if a not in self.players or b not in self.players:
+        training game while cfg.rate_training_games is off), and the quality update.
+
+        A game of N seats (sides) counts as its N(N-1)/2 head-to-head results (GameResult.pairs):
+        the pairwise decomposition of the ranking, so ratings and payoff need no other model. A
+        player's own counts take one game per seat: a win when it beat more seats than beat it."""
+        if any(pid not in self.players for pid in g.players):
             return  # a player retired or unknown to this league: count nothing rather than guess
         self.games_total += 1
-        pa, pb = self.players[a], self.players[b]
-        self.changed.update((a, b))
-        for p, s in ((pa, g.scores[0]), (pb, g.scores[1])):
+        self.changed.update(g.players)
+        for pid, s in zip(g.players, g.scores):
+            p = self.players[pid]
             p.games += 1
-            p.wins += s == 1.0
+            p.wins += s > 0.5
             p.draws += s == 0.5
-            p.losses += s == 0.0
-        if a == b:
-            return  # mirror game: no rating information
-        for p, q, s in ((pa, pb, g.scores[0]), (pb, pa, g.scores[1])):
-            idx = 0 if s == 1.0 else 1 if s == 0.5 else 2
-            if q.id == RANDOM_ID:
-                p.vs_random[idx] += 1
-            if p.id == LEARNER_ID:
-                q.vs_learner[idx] += 1
-        self.payoff.update(a, b, g.scores[0])
-        if LEARNER_ID in (a, b):
-            other = pb if a == LEARNER_ID else pa
-            other.payoff_win_rate = self.payoff.win_rate(LEARNER_ID, other.id)
-        ra, rb = self.rating_identity(a, g.versions[0]), self.rating_identity(b, g.versions[1])
-        if ra != rb and (g.kind == "eval" or cfg.rate_training_games):
-            self.elo.add(ra, rb, g.scores[0])
+            p.losses += s < 0.5
+        rated = g.kind == "eval" or cfg.rate_training_games
+        for i, j, s_ij in g.pairs():
+            a, b = g.players[i], g.players[j]
+            if a == b:
+                continue  # mirror pair: no rating information
+            pa, pb = self.players[a], self.players[b]
+            for p, q, s in ((pa, pb, s_ij), (pb, pa, 1.0 - s_ij)):
+                idx = 0 if s == 1.0 else 1 if s == 0.5 else 2
+                if q.id == RANDOM_ID:
+                    p.vs_random[idx] += 1
+                if p.id == LEARNER_ID:
+                    q.vs_learner[idx] += 1
+            self.payoff.update(a, b, s_ij)
+            if LEARNER_ID in (a, b):
+                other = pb if a == LEARNER_ID else pa
+                other.payoff_win_rate = self.payoff.win_rate(LEARNER_ID, other.id)
+            ra, rb = self.rating_identity(a, g.versions[i]), self.rating_identity(b, g.versions[j])
+            if ra != rb and rated:
+                self.elo.add(ra, rb, s_ij)
         # OpenAI Five: when the current agent beats past opponent i, q_i -= eta / (N p_i).
-        # A loss or draw changes nothing.
-        if g.kind == "train" and LEARNER_ID in g.players:
+        # A loss or draw changes nothing. Only two-seat games carry their opponent's sampling
+        # probability (N-seat games draw several opponents), so only they move quality scores.
+        if g.kind == "train" and len(g.players) == 2 and LEARNER_ID in g.players:
             seat = g.players.index(LEARNER_ID)
             opponent = self.players[g.players[1 - seat]]
             if g.scores[seat] == 1.0 and opponent.id != LEARNER_ID and opponent.in_pool:

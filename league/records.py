@@ -14,7 +14,11 @@ RANDOM_ID = "random"
 class GameResult:
     """One finished game, reported once to the league.
 
-    players/versions/scores are per seat. score 1 = win, 0.5 = draw, 0 = loss. kind "eval" games
+    players/versions/scores are per seat, two or more. With two seats a score is 1 = win, 0.5 =
+    draw, 0 = loss. With N seats (free-for-all, or teams: a seat here is a side, one league player)
+    the scores are placements: each seat's share of the other seats it finished ahead of, ties
+    counting half (the winner 1, the last 0; they sum to N/2); `pairs()` decomposes them into the
+    head-to-head results the ratings and the payoff table use. kind "eval" games
     (evaluators, the end-of-run match) are rating games; "train" games feed ratings only when
     league.rate_training_games is set.
     `opponent_prob` is the probability with which the past opponent was sampled (for OpenAI Five's
@@ -22,9 +26,9 @@ class GameResult:
     """
 
     game_id: str
-    players: tuple[str, str]
-    versions: tuple[int, int]
-    scores: tuple[float, float]
+    players: tuple[str, ...]
+    versions: tuple[int, ...]
+    scores: tuple[float, ...]
     length: int
     kind: str  # "train" or "eval"
     opponent_prob: float
@@ -33,12 +37,25 @@ class GameResult:
     FIELDS = ("game_id", "players", "versions", "scores", "length", "kind", "opponent_prob", "finished_at")
 
     def __post_init__(self) -> None:
-        if len(self.players) != 2 or len(self.versions) != 2 or len(self.scores) != 2:
-            raise ValueError("a game result needs exactly two seats")
-        if any(s not in (0.0, 0.5, 1.0) for s in self.scores) or abs(sum(self.scores) - 1.0) > 1e-9:
-            raise ValueError(f"scores {self.scores} must be win/draw/loss summing to 1")
+        n = len(self.players)
+        if n < 2 or len(self.versions) != n or len(self.scores) != n:
+            raise ValueError("a game result needs two or more seats, each with a player, a version and a score")
+        if n == 2:
+            if any(s not in (0.0, 0.5, 1.0) for s in self.scores) or abs(sum(self.scores) - 1.0) > 1e-9:
+                raise ValueError(f"scores {self.scores} must be win/draw/loss summing to 1")
+        elif any(not 0.0 <= s <= 1.0 for s in self.scores) or abs(sum(self.scores) - n / 2) > 1e-9:
+            raise ValueError(f"scores {self.scores} must be placements in [0, 1] summing to {n / 2} (N/2)")
         if self.kind not in ("train", "eval"):
             raise ValueError(f"game kind {self.kind!r} must be 'train' or 'eval'")
+
+    def pairs(self) -> list[tuple[int, int, float]]:
+        """The ranking as head-to-head results: (seat i, seat j, i's score against j) for i < j.
+        Placements order the seats, so seat i beat seat j exactly when its score is higher."""
+        sc = self.scores
+        if len(sc) == 2:
+            return [(0, 1, sc[0])]
+        n = len(sc)
+        return [(i, j, 1.0 if sc[i] > sc[j] else 0.5 if sc[i] == sc[j] else 0.0) for i in range(n) for j in range(i + 1, n)]
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -50,9 +67,9 @@ class GameResult:
     def from_dict(cls, d: dict) -> "GameResult":
         return cls(
             game_id=str(d["game_id"]),
-            players=(str(d["players"][0]), str(d["players"][1])),
-            versions=(int(d["versions"][0]), int(d["versions"][1])),
-            scores=(float(d["scores"][0]), float(d["scores"][1])),
+            players=tuple(str(x) for x in d["players"]),
+            versions=tuple(int(x) for x in d["versions"]),
+            scores=tuple(float(x) for x in d["scores"]),
             length=int(d["length"]),
             kind=str(d["kind"]),
             opponent_prob=float(d["opponent_prob"]),

@@ -205,7 +205,7 @@ def test_config_errors_are_one_line_naming_the_key(capsys):
     "game,message",
     [
         ("no_such_game_v0", "unknown game 'no_such_game_v0'"),
-        ("tests.fault_support:uneven_env", "the two sides observe different shapes"),
+        ("tests.fault_support:uneven_env", "observe different shapes"),
     ],
 )
 def test_a_game_that_does_not_exist_or_does_not_fit_is_refused(game, message, capsys, tmp_path):

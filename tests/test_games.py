@@ -148,9 +148,15 @@ def test_missing_factory_attribute_is_named(custom_games):
         resolve_game(f"{custom_games}:nope")
 
 
-def test_game_with_three_agents_is_refused(custom_games):
-    with pytest.raises(GameError, match="3 agents"):
-        load_game(f"{custom_games}:make_three")
+def test_game_with_three_agents_is_three_sides(custom_games):
+    """Agents that share no team prefix play free-for-all: each its own side (actors/teams.py)."""
+    slot = GameSlot(resolve_game(f"{custom_games}:make_three"), name="three")
+    assert slot.sides == ((0,), (1,), (2,)) and slot.num_sides == 3
+
+
+def test_game_with_one_side_is_refused(custom_games):
+    with pytest.raises(GameError, match="two or more"):
+        load_game(f"{custom_games}:make_three", sides={"all": ["a", "b", "c"]})
 
 
 def test_bad_kwargs_are_reported_as_game_error():

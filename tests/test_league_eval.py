@@ -129,13 +129,38 @@ def test_pick_snapshots_uncertain_and_newest():
 
 
 def test_match_games_put_players_in_the_seats_they_had():
-    match = MatchResult(1, 1, 1, ((0, 1.0, 5), (1, 0.5, 9), (0, 0.0, 6)))
+    match = MatchResult(1, 1, 1, ((0, 1.0, 5, (1.0, 0.0)), (1, 0.5, 9, (0.5, 0.5)), (0, 0.0, 6, (0.0, 1.0))))
     games = match_games("p", "v000010", 10, RANDOM_ID, match, 1.0)
     assert [g.players for g in games] == [("v000010", RANDOM_ID), (RANDOM_ID, "v000010"), ("v000010", RANDOM_ID)]
     assert [g.versions for g in games] == [(10, -1), (-1, 10), (10, -1)]
     assert [g.scores for g in games] == [(1.0, 0.0), (0.5, 0.5), (0.0, 1.0)]
     assert [g.length for g in games] == [5, 9, 6]
     assert {g.kind for g in games} == {"eval"} and len({g.game_id for g in games}) == 3
+
+
+def test_match_games_of_four_sides_seat_the_reference_in_the_other_three():
+    match = MatchResult(1, 0, 0, ((2, 1.0, 7, (0.5, 0.0, 1.0, 0.5)),))
+    (g,) = match_games("p", LEARNER_ID, 3, RANDOM_ID, match, 1.0)
+    assert g.players == (RANDOM_ID, RANDOM_ID, LEARNER_ID, RANDOM_ID) and g.versions == (-1, -1, 3, -1)
+    assert g.scores == (0.5, 0.0, 1.0, 0.5)
+
+
+def test_placements_enter_ratings_and_payoff_pairwise():
+    """A four-seat game is its six head-to-head results; pairs of one player with itself say nothing."""
+    cfg = LeagueConfig()
+    state = LeagueState.new((RANDOM_ID,))
+    g = GameResult("g", ("a", "latest", "random", "b"), (-1, 3, -1, -1), (1 / 3, 1.0, 0.0, 2 / 3), 10, "eval", 1.0, 0.0)
+    assert g.pairs() == [(0, 1, 0.0), (0, 2, 1.0), (0, 3, 0.0), (1, 2, 1.0), (1, 3, 1.0), (2, 3, 0.0)]
+    with pytest.raises(ValueError, match="placements"):
+        GameResult("g", ("a", "b", "c"), (0, 0, 0), (1.0, 1.0, 0.0), 1, "eval", 1.0, 0.0)
+    for _ in range(30):  # the learner first, random last, every time: random, latest, random, random
+        state.record(GameResult("g", (RANDOM_ID, LEARNER_ID, RANDOM_ID, RANDOM_ID), (-1, 3, -1, -1), (0.5, 1.0, 0.5, 0.0), 9, "eval", 1.0, 0.0), cfg)
+    latest = state.players[LEARNER_ID]
+    assert latest.games == 30 and latest.wins == 30 and state.players[RANDOM_ID].games == 90
+    assert latest.vs_random == [90, 0, 0]  # three pairs a game, random never credited against itself
+    assert state.payoff.win_rate(LEARNER_ID, RANDOM_ID) > 0.9
+    state.refit()
+    assert state.players[LEARNER_ID].elo > 300  # 90 wins and no loss against the anchor
 
 
 def test_pfsp_sees_the_learners_recent_win_rate_from_the_decayed_payoff():
@@ -149,3 +174,11 @@ def test_pfsp_sees_the_learners_recent_win_rate_from_the_decayed_payoff():
     # Lifetime counts would say 60/260 = 0.23; the decayed payoff follows the present.
     assert state.players[RANDOM_ID].learner_win_rate() == pytest.approx(60 / 260)
     assert state.past_pool()[RANDOM_ID].win_rate == pytest.approx(1 - 0.9**60, rel=1e-6)
+
+
+def test_game_payloads_of_two_and_four_seats_round_trip():
+    from cluster.stores.payloads import decode_game, encode_game
+
+    two = GameResult("g2", (LEARNER_ID, RANDOM_ID), (4, -1), (1.0, 0.0), 9, "train", 0.5, 1.0)
+    four = GameResult("g4", ("a", "b", "c", "d"), (1, 2, 3, 4), (0.0, 1.0, 0.5, 0.5), 9, "eval", 1.0, 1.0)
+    assert decode_game(encode_game(two)) == two and decode_game(encode_game(four)) == four

@@ -17,12 +17,14 @@ def encode_game(g: GameResult) -> bytes:
 
 def decode_game(payload: bytes) -> GameResult:
     obj = unpack_payload(payload, GAME_SCHEMA, GAME_V, GameResult.FIELDS)
+    # Two seats in a two-player game, one per side in an N-sided one: the same schema, so a
+    # two-player payload written before N-sided games existed reads as it always did.
     for key, item_type in (("players", str), ("versions", int), ("scores", (int, float))):
         seq = obj[key]
-        if not isinstance(seq, list) or len(seq) != 2 or not all(
+        if not isinstance(seq, list) or len(seq) < 2 or not all(
             isinstance(x, item_type) and not isinstance(x, bool) for x in seq
         ):
-            raise PayloadError(f"game.{key}: expected a list of two {item_type}, got {seq!r}")
+            raise PayloadError(f"game.{key}: expected a list of two or more {item_type}, got {seq!r}")
     typed_field(obj, "game_id", str, "game")
     typed_field(obj, "length", int, "game")
     typed_field(obj, "kind", str, "game")

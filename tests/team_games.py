@@ -1,0 +1,62 @@
+"""A small scripted team game for the teams tests, in pure Python (a PettingZoo AECEnv).
+
+Loaded by module path (`tests.team_games:relay`), as a user's own game would be, so Ray's rollout
+actors import it too.
+
+Relay: two teams of two (red_0, red_1 against blue_0, blue_1) move in turn, red_0, blue_0, red_1,
+blue_1, for `rounds` rounds. A move is a number 0, 1 or 2, and the mover alone is paid that much
+(its individual reward); so each side should learn to play 2. The team whose agents collected more
+on average wins. The observation is (round / rounds, the mover's index in its team, its team). That
+rewards go to one agent only is what makes team spirit and zero-sum visible in the tests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from gymnasium.spaces import Box, Discrete
+from pettingzoo import AECEnv
+
+ORDER = ("red_0", "blue_0", "red_1", "blue_1")
+
+
+class Relay(AECEnv):
+    metadata = {"name": "relay_v0"}
+
+    def __init__(self, rounds: int = 3) -> None:
+        self.rounds = rounds
+        self.possible_agents = list(ORDER)
+
+    def action_space(self, agent):
+        return Discrete(3)
+
+    def observation_space(self, agent):
+        return Box(0.0, 1.0, (3,), np.float32)
+
+    def reset(self, seed=None, options=None):
+        self.agents = list(self.possible_agents)
+        self.turn = 0
+        self.agent_selection = ORDER[0]
+        self.rewards = {a: 0.0 for a in self.agents}
+        self._cumulative_rewards = {a: 0.0 for a in self.agents}
+        self.terminations = {a: False for a in self.agents}
+        self.truncations = {a: False for a in self.agents}
+        self.infos = {a: {} for a in self.agents}
+
+    def observe(self, agent):
+        return np.array([self.turn // 4 / self.rounds, int(agent[-1]), agent.startswith("blue")], np.float32)
+
+    def step(self, action):
+        me = self.agent_selection
+        if self.terminations[me]:
+            self._was_dead_step(action)
+            return
+        self.rewards = {a: 0.0 for a in self.agents}
+        self.rewards[me] = float(action)
+        self.turn += 1
+        if self.turn == 4 * self.rounds:
+            self.terminations = {a: True for a in self.agents}
+        self.agent_selection = ORDER[self.turn % 4]
+
+
+def relay(rounds: int = 3) -> Relay:
+    return Relay(rounds)
