@@ -127,9 +127,10 @@ def main() -> int:
         keys = RunKeys("selfplay", run_dir.name)
         store = LeagueStore(client, keys)
         t0 = time.monotonic()
+        budget_s = args.minutes * 60 - 10  # past it the run plays its final matches: not training any more
         print(f"{'min':>5} {'env steps':>11} {'ver':>5} {'snaps':>5} {'driver':>7} {'learner':>7} {'rollout':>7} {'eval':>6} "
               f"{'redis':>7} {'r-snaps':>7} {'r-rest':>7}  (MB)", flush=True)
-        while proc.poll() is None:
+        while proc.poll() is None and time.monotonic() - t0 < budget_s:
             time.sleep(args.every)
             try:
                 health = store.health() or {}
@@ -142,6 +143,7 @@ def main() -> int:
             samples.append(s)
             print(f"{s['t'] / 60:5.1f} {s['env_steps']:11,} {s['version']:5} {snaps:5} {mem['driver']:7.0f} {mem['learner']:7.0f} "
                   f"{mem['rollout']:7.0f} {mem['evaluator']:6.0f} {used:7.1f} {snap_mb:7.1f} {used - snap_mb:7.1f}", flush=True)
+        print("training time is up: the run plays its final matches (not sampled)", flush=True)
     except KeyboardInterrupt:
         os.killpg(proc.pid, signal.SIGINT)
     finally:
