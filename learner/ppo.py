@@ -26,19 +26,26 @@ def gae(
     Arrays are [T] with a float bootstrap, or [B, T] with a [B] bootstrap: the recursion runs
     over time steps only, every row of the batch at once.
     """
-    rewards = np.asarray(rewards, np.float64)
-    values64 = np.asarray(values, np.float64)
-    nonterminal = 1.0 - np.asarray(dones, np.float64)
-    bootstrap = np.asarray(bootstrap_value, np.float64)[..., None]
-    next_values = np.concatenate([values64[..., 1:], bootstrap], axis=-1)
-    deltas = rewards + gamma * next_values * nonterminal - values64
-    carry = gamma * lam * nonterminal
+    # float32 throughout, in the order of operations of the per-step loop this replaced, so that
+    # training is bit for bit what it was (measured strength and the seeded tests rest on it).
+    f32 = np.float32
+    rewards = np.asarray(rewards, f32)
+    values32 = np.asarray(values, f32)
+    nonterminal = (1.0 - np.asarray(dones, np.float64)).astype(f32)
+    bootstrap = np.asarray(bootstrap_value, np.float64)
+    # gamma * V(next): V(next) is float32 within the segment; after its last step the bootstrap is
+    # a Python float, so that product is taken in float64 and rounded once.
+    scaled_next = np.empty_like(values32)
+    scaled_next[..., :-1] = f32(gamma) * values32[..., 1:]
+    scaled_next[..., -1] = (gamma * bootstrap).astype(f32)
+    deltas = (rewards + scaled_next * nonterminal) - values32
+    carry = f32(gamma * lam) * nonterminal
     adv = np.empty_like(deltas)
-    last = np.zeros(deltas.shape[:-1])
+    last = np.zeros(deltas.shape[:-1], f32)
     for t in range(deltas.shape[-1] - 1, -1, -1):
         last = deltas[..., t] + carry[..., t] * last
         adv[..., t] = last
-    return adv.astype(np.float32), (adv + values64).astype(np.float32)
+    return adv, adv + values32
 
 
 def gae_segments(
