@@ -171,9 +171,7 @@ class LeagueView:
         self.pool = PoolIndex(sampler) if sampler else None
 
     def apply(self, players, revision: int, learner_version: int) -> None:
-        # In id order: a new player's slot in the pool index then depends only on which players
-        # came in which read, not on the order Redis returned them in, so seeded runs repeat.
-        for p in sorted(players, key=lambda p: p.id):
+        for p in players:
             self.players[p.id] = p
             if self.pool is not None and p.in_pool:
                 self.pool.upsert(p.id, p.pool_entry())
