@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from league.sampling import ALPHASTAR_MIX, FORGOTTEN_BELOW, PFSP_WEIGHTINGS, SAMPLERS, OpponentChoice, PoolEntry
+from league.sampling import FORGOTTEN_BELOW, PFSP_WEIGHTINGS, SAMPLERS, OpponentChoice, PoolEntry, alphastar_branch
 
 
 class SumTree:
@@ -145,12 +145,7 @@ class PoolIndex:
                 return latest
             return self._draw("quality", rng, latest_id)
         if self.sampler == "alphastar":
-            u, edge, branch = rng.random(), 0.0, ALPHASTAR_MIX[-1][0]
-            for name, share in ALPHASTAR_MIX:
-                edge += share
-                if u < edge:
-                    branch = name
-                    break
+            branch = alphastar_branch(rng)
             if branch == "self_play":
                 return latest
             return self._draw("pfsp" if branch == "pfsp" else "verification", rng, latest_id)

@@ -198,6 +198,16 @@ def sample_openai_five(
     return _draw_past(quality_probs(past), latest_id, rng)
 
 
+def alphastar_branch(rng: np.random.Generator) -> str:
+    """Which part of ALPHASTAR_MIX the next game comes from (one draw of `rng`)."""
+    u, edge = rng.random(), 0.0
+    for name, share in ALPHASTAR_MIX:
+        edge += share
+        if u < edge:
+            return name
+    return ALPHASTAR_MIX[-1][0]
+
+
 def sample_alphastar(
     latest_id: str,
     win_rates: Mapping[str, float],
@@ -207,13 +217,7 @@ def sample_alphastar(
     verification only those the learner beats less than FORGOTTEN_BELOW of the time (PFSP among
     them, so the most forgotten come first). A branch with no one to play falls back to self-play."""
     past = {pid: win_rates[pid] for pid in _past_only(win_rates, latest_id)}
-    u = rng.random()
-    branch, edge = ALPHASTAR_MIX[-1][0], 0.0
-    for name, share in ALPHASTAR_MIX:
-        edge += share
-        if u < edge:
-            branch = name
-            break
+    branch = alphastar_branch(rng)
     if branch == "verification":
         past = {pid: x for pid, x in past.items() if x < FORGOTTEN_BELOW}
     if branch == "self_play" or not past:

@@ -259,6 +259,11 @@ def run_dashboard(data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, to
     server = DashboardServer(data_fn, host, port, token, play, replays)
     note = "  (open it with the token; Authorization: Bearer TOKEN for scripts)" if token else ""
     print(f"dashboard: {server.url}{note}  (Ctrl-C to stop)", flush=True)
+    serve_until_interrupted(server)
+
+
+def serve_until_interrupted(server: DashboardServer) -> None:
+    """Serve in the foreground until Ctrl-C, then close the socket."""
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -151,16 +151,11 @@ def play_api(room: PlayRoom | None, method: str, path: str, body: bytes) -> tupl
 
 def serve_play(source: PolicySource, host: str = "127.0.0.1", port: int = 8765) -> None:
     """`selfplay play POLICY --web`: the dashboard server with only its play page, until Ctrl-C."""
-    from cluster.ui.dashboard import DashboardServer
+    from cluster.ui.dashboard import DashboardServer, serve_until_interrupted
 
     def no_run(query) -> dict:
         raise LookupError("this server plays a policy file and shows no run: open /play")
 
     server = DashboardServer(no_run, host, port, play=PlayRoom(source))
     print(f"play {', '.join(source.players())} ({source.game()}): {server.url}play  (Ctrl-C to stop)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_until_interrupted(server)

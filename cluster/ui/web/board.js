@@ -7,6 +7,16 @@
 // or row * cols + col. Each cell carries data-row, data-col, data-piece and data-action for tests.
 "use strict";
 
+// The page's #errors banner, shared by the play and replay pages: every script error lands there.
+const errorBox = document.getElementById("errors");
+function recordError(message) {
+  errorBox.dataset.count = String(Number(errorBox.dataset.count || 0) + 1);
+  errorBox.hidden = false;
+  errorBox.appendChild(document.createTextNode(String(message)));
+}
+window.onerror = (message, source, line) => recordError(`${message} (${source}:${line})`);
+window.addEventListener("unhandledrejection", (ev) => recordError(`unhandled rejection: ${ev.reason}`));
+
 const PIECE_TEXT = ["", "X", "O"];
 
 function actionOf(shape, row, col) {

@@ -10,15 +10,7 @@
 // A non-200 answer carries {"error": message}, shown in the banner.
 "use strict";
 
-const errorBox = document.getElementById("errors");
-function recordError(message) {
-  errorBox.dataset.count = String(Number(errorBox.dataset.count || 0) + 1);
-  errorBox.hidden = false;
-  errorBox.appendChild(document.createTextNode(String(message)));
-}
-window.onerror = (message, source, line) => recordError(`${message} (${source}:${line})`);
-window.addEventListener("unhandledrejection", (ev) => recordError(`unhandled rejection: ${ev.reason}`));
-
+// The #errors banner (recordError) comes from board.js.
 const $ = (id) => document.getElementById(id);
 let replay = null; // the game being shown
 let step = 0; // the frame shown: 0 the start, replay.frames.length - 1 the end
