@@ -122,6 +122,10 @@ class DriverParts:
     None: a dead learner stops the run."""
     restart_backoff_s: float = 1.0
     """Pause before the first restart of the learner; doubled for each further one, at most 30 s."""
+    wrap_up: Callable[[], None] | None = None
+    """Run when a budget is spent, after the learner and the actors stopped and before the final
+    league step and checkpoint (trainer.py: the final policy and its matches against the references),
+    so the last checkpoint's league holds the games it reports."""
 
 
 @dataclass
@@ -308,6 +312,13 @@ class _Loop:
         except FleetError as exc:
             raise RunError(f"{exc}. Continue from the last checkpoint with: {resume_hint(self.p.run_dir)}") from exc
 
+    def final_league_step(self, version: int) -> None:
+        """Claim every game reported so far and refit the ratings, whatever the cadence (`version`:
+        the stopped learner's, which may be past the last tick's)."""
+        p = self.p
+        for pid in p.manager.step(version, refit=True, env_steps=self.steps):
+            p.events.snapshot(SnapshotAdded(pid, version))
+
     def _league_step(self, version: int) -> None:
         p, every = self.p, self.p.league_every_versions
         if every and version // every <= self.league_version // every:
@@ -354,7 +365,7 @@ class _Loop:
 def drive(p: DriverParts) -> DriveOutcome:
     """Run the loop until a budget is spent or the run is interrupted, then stop the learner, write
     the final checkpoint and stop the actors. The learner and the actors are already started."""
-    loop, interrupted, error = _Loop(p), False, ""
+    loop, interrupted, error, stuck = _Loop(p), False, "", None
     restore_sigterm = sigterm_as_interrupt()
     try:
         try:
@@ -368,14 +379,31 @@ def drive(p: DriverParts) -> DriveOutcome:
             interrupted = True
             p.log("interrupted: writing a checkpoint, then stopping actors")
         # Stop updates first: the checkpoint and the final policy are then the same weights.
-        loop.call(lambda learner: learner.stop())
-        loop.checkpoint(final=True)  # a clean stop always leaves a checkpoint of the final state
+        stopped_at = loop.call(lambda learner: learner.stop())
+        if interrupted:
+            loop.checkpoint(final=True)  # before anything else: a preempted job has seconds left
+        else:
+            # A budget was spent: the actors' last games and the wrap-up's matches are claimed and
+            # rated before the last checkpoint, whose league (what a run resumes from when its Redis
+            # lost everything) then holds every game of the run.
+            stuck = _stop_actors(p)
+            if p.wrap_up is not None:
+                p.wrap_up()
+            loop.final_league_step(stopped_at)
+            loop.checkpoint(final=True)
     except BaseException as exc:
         error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
         restore_sigterm()
-        stuck = p.rollouts.stop()
-        p.evaluators.stop()
+        if stuck is None:
+            stuck = _stop_actors(p)
         p.events.run_stopped(RunStopped(interrupted, stuck, loop.last_ckpt, error))
     return DriveOutcome(loop.steps, loop.games, interrupted, loop.last_ckpt, loop.status, loop.summary(interrupted))
+
+
+def _stop_actors(p: DriverParts) -> int:
+    """Stop the rollout actors and the evaluators; how many rollout actors had not ended in time."""
+    stuck = p.rollouts.stop()
+    p.evaluators.stop()
+    return stuck

@@ -216,17 +216,23 @@ def _train(run: _Run) -> TrainResult:
     learner = RayLearner.start(cfg, run.url, run.run_id, start.version, start.checkpoint)
     events.learner_started(LearnerStarted(learner.device(), learner.pid(), start.version, learner.name))
     manager = LeagueManager(run.store, run.params, cfg.league, run.state)
+    finals: dict[str, MatchResult] = {}
+
+    def wrap_up() -> None:
+        """A budget was spent: the final policy and its matches, before the last checkpoint."""
+        version, weights = parts.learner.weights()  # the learner that finished the run (a restarted one, perhaps)
+        _save_final_policy(run, version, weights)
+        finals.update(_final_eval(cfg, run.spec, run.make_slot, version, weights, run.store))
+
     parts = DriverParts(
         cfg, learner, RolloutFleet(cfg, run.url, run.run_id, learner.name, events), EvaluatorPool(cfg, run.url, run.run_id, run.log),
         manager, run.store, events, run.log, ckpts=run.ckpts, run_dir=run.run_dir, start=start, tick_s=DRIVER_TICK_S, league_every_versions=0,
-        relaunch=lambda dead: _relaunch(run, dead),
+        relaunch=lambda dead: _relaunch(run, dead), wrap_up=wrap_up,
     )
     outcome = drive(parts)
-    version, weights = parts.learner.weights()  # the learner that finished the run (a restarted one, perhaps)
-    spec = run.spec
-    save_policy(run.run_dir / "final_policy.msgpack", weights, version, policy_meta(spec.name, cfg.model, spec.obs_shape, spec.num_actions))
-    finals = {} if outcome.interrupted else _final_eval(cfg, spec, run.make_slot, version, weights, run.store)
-    manager.step(version, refit=True, env_steps=outcome.env_steps)
+    version, weights = parts.learner.weights()
+    if outcome.interrupted:  # no wrap-up: the final policy is still written, the matches are skipped
+        _save_final_policy(run, version, weights)
     for name, r in finals.items():
         lo, hi = r.confidence_interval()
         run.log(f"final: latest (v{version}, greedy) vs {name} over {r.games} games: "
@@ -234,6 +240,11 @@ def _train(run: _Run) -> TrainResult:
     return TrainResult(
         run.run_id, run.run_dir, version, outcome.env_steps, outcome.games, finals.get(RANDOM_ID), manager.state.table(), outcome.summary, finals
     )
+
+
+def _save_final_policy(run: _Run, version: int, weights) -> None:
+    spec = run.spec
+    save_policy(run.run_dir / "final_policy.msgpack", weights, version, policy_meta(spec.name, run.cfg.model, spec.obs_shape, spec.num_actions))
 
 
 def _relaunch(run: _Run, dead: RayLearner) -> Relaunched:
