@@ -86,7 +86,14 @@ class RolloutConfig:
     rewards come at the end, like board games). 0: every game starts from the game's start.
     Rating games and final matches always do."""
     max_restarts: int = 5
-    """Times Ray restarts each rollout actor after it crashes (killed process, exception in a game) before the run stops."""
+    """Times Ray restarts each rollout actor after it crashes (killed process, exception in a game,
+    its node lost) before the run stops."""
+    resources: dict = field(default_factory=dict)
+    """Custom Ray resources each rollout actor asks for besides its CPUs, to place the actors on
+    chosen nodes: {rollout_node: 1} puts them only on nodes started with
+    `ray start --resources='{"rollout_node": 8}'` (8 actors each at most). When such a node goes
+    away its actors wait, and Ray restarts them (rollout.max_restarts) once a node offering the
+    resource has room again. Empty: anywhere with CPUs to spare (docs/cluster.md, "Placement")."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,9 @@ class EvalConfig:
     describes the same policy that training games and opponents see."""
     interval_s: float = 5.0
     """Seconds from one round's start to the next; each round reloads the latest weights and the league."""
+    resources: dict = field(default_factory=dict)
+    """Custom Ray resources each evaluator asks for besides its CPUs (as rollout.resources), to
+    place evaluators on chosen nodes. Empty: anywhere with CPUs to spare."""
     replays_per_pair: int = 5
     """Rating games kept for replays (`selfplay replay`, the dashboard's replay page) per (rated
     player, reference) pair: the newest ones, in Redis, the rated player being `latest` or a

@@ -232,10 +232,22 @@ def validate(cfg: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    for section in ("learner", "rollout", "eval"):
+        _check_resources(f"{section}.resources", getattr(cfg, section).resources)
     check_model_fits(cfg)
     if cfg.league.sampler not in SAMPLERS:
         raise ConfigError(f"league.sampler {cfg.league.sampler!r} is unknown; choose one of {', '.join(SAMPLERS)}")
     _validate_eval(cfg)
+
+
+def _check_resources(key: str, resources: dict) -> None:
+    """A role's custom Ray resources: names of the operator's choosing with positive amounts;
+    CPUs, GPUs and memory have keys of their own."""
+    for name, amount in resources.items():
+        if not isinstance(name, str) or name in ("CPU", "GPU", "memory", "object_store_memory"):
+            raise ConfigError(f"{key}: {name!r} is not a custom resource name (CPUs and GPUs are set by their own keys)")
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not amount > 0:
+            raise ConfigError(f"{key}.{name}: expected a number > 0, got {amount!r}")
 
 
 def check_model_fits(cfg: Config, spec: Any = None) -> None:

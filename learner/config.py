@@ -6,7 +6,7 @@ run's Config and loads them strictly from YAML (the `ppo:` and `learner:` sectio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,12 @@ class LearnerConfig:
     lost), each from the newest checkpoint, numbering its versions past every published one; the
     tries wait 1, 2, 4, ... (at most 30) seconds apart. Once they are used up the run stops with the
     `--resume` command to type. 0: the first death stops the run."""
+    resources: dict = field(default_factory=dict)
+    """Custom Ray resources the learner asks for besides its CPUs and GPUs, to place it on chosen
+    nodes: {learner_node: 1} puts it only on nodes started with `ray start
+    --resources='{"learner_node": 1}'`. A learner whose node goes away is started again from the
+    newest checkpoint (max_restarts) on another node that offers the resource, or waits for one.
+    Empty: anywhere with the CPUs and GPUs it asks for (docs/cluster.md, "Placement")."""
     publish_every: int = 1
     """Publish weights to the parameter store every this many learner versions."""
     queue_segments: int = 0

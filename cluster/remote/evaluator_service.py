@@ -66,7 +66,7 @@ class EvaluatorPool:
 
     def __init__(self, cfg: Config, redis_url: str, run_id: str, log: Callable[[str], None] = print) -> None:
         self.cfg_dict, self.url, self.run_id, self.log = cfg.to_dict(), redis_url, run_id, log
-        self.num_cpus = cfg.eval.num_cpus
+        self.num_cpus, self.resources = cfg.eval.num_cpus, dict(cfg.eval.resources)
         n = cfg.eval.num_evaluators
         self.handles: list = [None] * n
         self.runs: list = [None] * n
@@ -80,7 +80,7 @@ class EvaluatorPool:
     def _start(self, i: int) -> None:
         self.handles[i] = (
             ray.remote(EvaluatorService)
-            .options(num_cpus=self.num_cpus, max_concurrency=2, scheduling_strategy="SPREAD")
+            .options(num_cpus=self.num_cpus, resources=self.resources, max_concurrency=2, scheduling_strategy="SPREAD")
             .remote(i, self.cfg_dict, self.url, self.run_id)
         )
         self.runs[i] = self.handles[i].run.remote()

@@ -7,6 +7,10 @@ costs only its work in flight, and training goes on. Whether its process was kil
 (max_task_retries = -1). A game that fails every time therefore stops the run after max_restarts
 restarts, with its error, instead of looping forever.
 
+A node that goes away takes its actors with it; Ray restarts them, as it does killed ones, on
+nodes with room for them (rollout.resources names the nodes that qualify), or holds them until a
+node with room joins, while the others go on feeding the learner.
+
 A restart is noticed by the new incarnation id in the actor's stats. The fleet then asks the learner
 why the old incarnation ended and how many segments it produced that never reached the learner, and
 tells the run's observers (the console logs it). Finished games were reported once, under the dead
@@ -40,6 +44,7 @@ class RolloutFleet:
             ray.remote(RolloutService)
             .options(
                 num_cpus=cfg.rollout.actor_num_cpus,
+                resources=dict(cfg.rollout.resources),  # rollout.resources: on chosen nodes only
                 max_concurrency=3,
                 scheduling_strategy="SPREAD",
                 max_restarts=cfg.rollout.max_restarts,

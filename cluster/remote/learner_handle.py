@@ -32,6 +32,7 @@ class RayLearner:
             name=name,
             num_cpus=cfg.learner.num_cpus,
             num_gpus=cfg.learner.num_gpus,
+            resources=dict(cfg.learner.resources),  # learner.resources: on chosen nodes only
             max_concurrency=cfg.rollout.num_actors * cfg.rollout.max_inflight + 4,
         )  # no max_restarts: Ray would restart it with its first arguments; the driver starts a new one from the newest checkpoint
         deadline = time.monotonic() + NAME_RELEASE_S

@@ -137,6 +137,7 @@ def check_resources(
             f"{cap.max_node_cpus:g} CPU(s){cap.note}, so no rollout actor can be placed. Lower "
             "rollout.actor_num_cpus, or add larger nodes."
         )
+    check_placement(cfg, nodes, node_groups)
     ev = cfg.eval
     eval_cpus = ev.num_evaluators * ev.num_cpus
     wanted = lr.num_cpus + ro.num_actors * ro.actor_num_cpus + eval_cpus
@@ -150,6 +151,33 @@ def check_resources(
             f"{_fmt(cap.total_cpus)}{cap.note}. Lower rollout.num_actors (at most {fit} fit) or "
             f"rollout.actor_num_cpus{', or eval.num_evaluators' if evals else ''}, or add nodes."
         )
+
+
+def check_placement(cfg: Config, nodes: Sequence[Mapping], node_groups: Sequence[NodeGroup] = ()) -> None:
+    """Raise PreflightError if a custom resource a role asks for (learner.resources,
+    rollout.resources, eval.resources) is offered by no node, or by too few to place them all:
+    Ray would hold those actors forever."""
+    roles = (("learner", 1, cfg.learner.resources), ("rollout", cfg.rollout.num_actors, cfg.rollout.resources),
+             ("eval", cfg.eval.num_evaluators, cfg.eval.resources))
+    alive = alive_nodes(nodes)
+    for section, count, resources in roles:
+        for name, amount in resources.items():
+            if count == 0:
+                continue
+            largest = max([_res(n, name) for n in alive] + [float(g.resources.get(name, 0.0)) for g in node_groups if g.max_count != 0], default=0.0)
+            total = sum(_res(n, name) for n in alive) + sum(
+                (math.inf if g.max_count < 0 else g.max_count) * float(g.resources.get(name, 0.0)) for g in node_groups if g.resources.get(name)
+            )
+            what = f"{section}.resources asks for {name}={amount:g}"
+            if largest < amount:
+                raise PreflightError(
+                    f"{what} but no node of this cluster offers that much {name} ({largest:g} at most); start the nodes meant "
+                    f"for it with `ray start --resources='{{\"{name}\": N}}'` (docs/cluster.md, \"Placement\"), or drop {section}.resources."
+                )
+            if total < count * amount:
+                raise PreflightError(
+                    f"{what} for each of {count} but the cluster offers {_fmt(total)} {name} in all; offer more of it, or lower {section}.resources.{name}."
+                )
 
 
 def _is_loopback(host: str) -> bool:
@@ -194,9 +222,10 @@ Snapshot = tuple[Mapping[str, float], list[Mapping], tuple[NodeGroup, ...]]
 
 def resource_bundles(cfg: Config) -> list[dict[str, float]]:
     """What the run will ask Ray for: the learner's bundle, then one per rollout actor, then one per evaluator."""
-    learner = {"CPU": cfg.learner.num_cpus, "GPU": cfg.learner.num_gpus}
-    actor = {"CPU": cfg.rollout.actor_num_cpus}
-    evaluators = [{"CPU": cfg.eval.num_cpus} for _ in range(cfg.eval.num_evaluators) if cfg.eval.num_cpus > 0]
+    learner = {"CPU": cfg.learner.num_cpus, "GPU": cfg.learner.num_gpus, **cfg.learner.resources}
+    actor = {"CPU": cfg.rollout.actor_num_cpus, **cfg.rollout.resources}
+    evaluator = {k: v for k, v in {"CPU": cfg.eval.num_cpus, **cfg.eval.resources}.items() if v > 0}
+    evaluators = [dict(evaluator) for _ in range(cfg.eval.num_evaluators) if evaluator]
     return [{k: v for k, v in learner.items() if v > 0}] + [dict(actor) for _ in range(cfg.rollout.num_actors)] + evaluators
 
 
