@@ -74,7 +74,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 def start_ray(cfg, audit_dir: Path, local_cluster: bool):
     """A private Ray (or a local multi-node one) whose every worker runs the game-id audit hook."""
     os.environ["CHAOS_AUDIT_DIR"] = str(audit_dir)  # inherited by raylets and their workers
-    runtime_env = {"worker_process_setup_hook": install_audit, "env_vars": {"CHAOS_AUDIT_DIR": str(audit_dir)}}
+    # The hook is pickled by reference (benchmarks.chaos_parts.install_audit): workers must be able
+    # to import it, from a checkout that is not installed.
+    root = str(Path(__file__).resolve().parents[1])
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    env_vars = {"CHAOS_AUDIT_DIR": str(audit_dir), "PYTHONPATH": os.environ["PYTHONPATH"]}
+    runtime_env = {"worker_process_setup_hook": install_audit, "env_vars": env_vars}
     if not local_cluster:
         needed = cfg.learner.num_cpus + cfg.rollout.num_actors * cfg.rollout.actor_num_cpus + cfg.eval.num_evaluators * cfg.eval.num_cpus + 1
         ray.init(address="local", num_cpus=max(math.ceil(needed), os.cpu_count() or 1), include_dashboard=False,
