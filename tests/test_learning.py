@@ -10,7 +10,8 @@ The bar is what every trajectory measured reaches, not what one seed reaches: to
 arithmetic differs between CPUs, so CI's machine follows another trajectory than this one's, and
 perfect play from both seats is reached by some trajectories only (moving second, the policy can end
 a run on one wrong reply to one opening; README, "Strength", gives the spread over seeds with
-benchmarks/learning_curve.py). A uniformly random player loses 29% of its games to random moving first, 58% moving second.
+benchmarks/learning_curve.py). A uniformly random player loses 29% of its games to random moving
+first, 58% moving second.
 """
 
 from __future__ import annotations

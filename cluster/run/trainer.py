@@ -217,12 +217,14 @@ def _train(run: _Run) -> TrainResult:
     events.learner_started(LearnerStarted(learner.device(), learner.pid(), start.version, learner.name))
     manager = LeagueManager(run.store, run.params, cfg.league, run.state)
     finals: dict[str, MatchResult] = {}
+    final_version: list[int] = []
 
     def wrap_up() -> None:
         """A budget was spent: the final policy and its matches, before the last checkpoint."""
         version, weights = parts.learner.weights()  # the learner that finished the run (a restarted one, perhaps)
         _save_final_policy(run, version, weights)
         finals.update(_final_eval(cfg, run.spec, run.make_slot, version, weights, run.store))
+        final_version.append(version)
 
     parts = DriverParts(
         cfg, learner, RolloutFleet(cfg, run.url, run.run_id, learner.name, events), EvaluatorPool(cfg, run.url, run.run_id, run.log),
@@ -230,8 +232,10 @@ def _train(run: _Run) -> TrainResult:
         relaunch=lambda dead: _relaunch(run, dead), wrap_up=wrap_up,
     )
     outcome = drive(parts)
-    version, weights = parts.learner.weights()
-    if outcome.interrupted:  # no wrap-up: the final policy is still written, the matches are skipped
+    if final_version:
+        version = final_version[0]
+    else:  # interrupted, no wrap-up: the final policy is still written, the matches are skipped
+        version, weights = parts.learner.weights()
         _save_final_policy(run, version, weights)
     for name, r in finals.items():
         lo, hi = r.confidence_interval()
