@@ -12,6 +12,7 @@ from typing import Protocol
 
 from league.config import LeagueConfig
 from learner.arch import ModelConfig
+from learner.config import PPOConfig
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,9 @@ class RolloutSettings(Protocol):
     def rollout(self) -> RolloutConfig: ...
     @property
     def league(self) -> LeagueConfig: ...
+    @property
+    def ppo(self) -> PPOConfig:
+        """Its gamma discounts the value that bootstraps a game cut by a time limit."""
 
 
 class EvalSettings(Protocol):

@@ -2,7 +2,8 @@
 
 The adapter hides three PettingZoo details the rest of the system must not care about:
 - where the legal-action mask lives (in the observation dict, in infos, or nowhere = all legal);
-- parallel games, which are converted to AEC so one loop serves both kinds;
+- parallel games, stepped as parallel games by ParallelSlot (actors/parallel_games.py), which
+  offers a step's decisions at once and also keeps this one-decision-at-a-time surface;
 - reward attribution: env.rewards after a step holds what *every* agent received on that step
   (in turn-based games the loser's -1 arrives on the winner's move), so the adapter hands back
   per-seat rewards after every step and the caller accumulates them until the seat's next move.
@@ -69,7 +70,8 @@ class GameSpec:
 
 
 def resolve_game(name: str) -> Callable[..., Any]:
-    """Return a factory making an AEC env for `name`.
+    """Return a factory making the env for `name`: an AEC env, or a ParallelEnv for a game that
+    has a parallel API (load_game steps each kind as what it is).
 
     Accepts a built-in PettingZoo name ('connect_four_v3'), an mpe2 name, or a module path
     ('package.module' exposing env()/parallel_env(), or 'package.module:factory').
@@ -97,13 +99,14 @@ def resolve_game(name: str) -> Callable[..., Any]:
         if attr:
             if not hasattr(module, attr):
                 raise GameError(f"game {name!r}: module {cand} has no attribute {attr!r}")
-            return _as_aec(getattr(module, attr))
+            return getattr(module, attr)
+        # A game with a parallel API is stepped as a parallel game (actors/parallel_games.py).
         if cand.startswith("pettingzoo.atari."):
-            return _with_atari_roms(module.env, name)
+            return _with_atari_roms(module.parallel_env, name)
+        if hasattr(module, "parallel_env"):
+            return module.parallel_env
         if hasattr(module, "env"):
             return module.env
-        if hasattr(module, "parallel_env"):
-            return _as_aec(module.parallel_env)
         raise GameError(f"game {name!r}: module {cand} has neither env() nor parallel_env()")
     raise GameError(
         f"unknown game {name!r}: not a PettingZoo built-in ({', '.join(BUILTIN_FAMILIES)}) and not an importable "
@@ -123,17 +126,6 @@ def _with_atari_roms(factory: Callable[..., Any], name: str) -> Callable[..., An
                 raise _missing_package_error(name, "ale_py") from exc
             kwargs["auto_rom_install_path"] = str(Path(ale_py.__file__).parent / "roms")
         return factory(**kwargs)
-
-    return make
-
-
-def _as_aec(factory: Callable[..., Any]) -> Callable[..., Any]:
-    from pettingzoo.utils.conversions import parallel_to_aec
-    from pettingzoo.utils.env import ParallelEnv
-
-    def make(**kwargs: Any) -> Any:
-        env = factory(**kwargs)
-        return parallel_to_aec(env) if isinstance(env, ParallelEnv) else env
 
     return make
 
@@ -176,14 +168,15 @@ class GameSlot:
 
     Seats are the indices of env.possible_agents; `sides` groups them (actors/teams.py). After
     reset()/step(), `seat`, `side`, `obs`, `mask` and `raw_obs` describe the decision to make next
-    (undefined once `over`).
+    (undefined once `over`). `truncated` maps each seat whose game ended by truncation (a time
+    limit, not a loss or a win) to its final network input, for bootstrapping its last decision.
     """
 
+    simultaneous = False
+    """True for ParallelSlot (actors/parallel_games.py), which offers a step's decisions at once."""
+
     def __init__(self, factory: Callable[..., Any], kwargs: dict | None = None, name: str = "game", sides: dict | None = None) -> None:
-        try:
-            self.env = factory(**(kwargs or {}))
-        except TypeError as exc:
-            raise GameError(f"game {name!r} rejected its kwargs {kwargs}: {exc}") from exc
+        self.env = self._build(factory, kwargs, name)
         self.name = name
         self.agents = tuple(self.env.possible_agents)
         try:
@@ -215,6 +208,14 @@ class GameSlot:
         self.raw_obs: np.ndarray = np.zeros(0)
         self.returns = [0.0] * len(self.agents)
         self.length = 0
+        self.truncated: dict[int, np.ndarray] = {}
+
+    @staticmethod
+    def _build(factory: Callable[..., Any], kwargs: dict | None, name: str) -> Any:
+        try:
+            return factory(**(kwargs or {}))
+        except TypeError as exc:
+            raise GameError(f"game {name!r} rejected its kwargs {kwargs}: {exc}") from exc
 
     def spec(self) -> GameSpec:
         self.reset(seed=0)
@@ -225,6 +226,7 @@ class GameSlot:
         self.over = False
         self.returns = [0.0] * len(self.agents)
         self.length = 0
+        self.truncated = {}
         self._advance()
 
     def step(self, action: int) -> list[float]:
@@ -251,10 +253,13 @@ class GameSlot:
         while True:
             live = [a for a in env.agents if not (env.terminations[a] or env.truncations[a])]
             if not live:
+                for agent in env.agents:
+                    self._note_truncation(agent)
                 self.over = True
                 return extra
             agent = env.agent_selection
             if env.terminations[agent] or env.truncations[agent]:
+                self._note_truncation(agent)
                 env.step(None)
                 extra = [a + b for a, b in zip(extra, self._collect_rewards())]
                 continue
@@ -265,11 +270,19 @@ class GameSlot:
             if not mask.any():
                 raise GameError(f"game {self.name!r}: seat {self.seat} must move but has no legal action")
             self.raw_obs = obs
-            self.obs = obs.astype(np.float32, copy=False).reshape(-1)
-            if self._obs_scale is not None:
-                self.obs = self.obs * self._obs_scale
+            self.obs = self._network_input(obs)
             self.mask = mask
             return extra
+
+    def _note_truncation(self, agent: str) -> None:
+        """Keep the final observation of an agent cut by a time limit (not by the game's end)."""
+        if self.env.truncations[agent] and not self.env.terminations[agent]:
+            final, _ = _split_obs(self.env.observe(agent), None, self.num_actions)
+            self.truncated[self._seat_of[agent]] = self._network_input(final)
+
+    def _network_input(self, raw: np.ndarray) -> np.ndarray:
+        obs = np.asarray(raw).astype(np.float32, copy=False).reshape(-1)
+        return obs * self._obs_scale if self._obs_scale is not None else obs
 
     def scores(self) -> tuple[float, ...]:
         return side_scores(self.returns, self.sides)
@@ -306,10 +319,15 @@ def load_game(
     fast = native_slot_factory(name, kwargs) if native and not sides else None
     if fast is not None:
         return fast, fast().spec()
+    from actors.parallel_games import ParallelSlot  # it subclasses GameSlot
+    from pettingzoo.utils.env import ParallelEnv
+
     factory = resolve_game(name)
+    probe = GameSlot._build(factory, kwargs, name)
+    kind = ParallelSlot if isinstance(probe, ParallelEnv) else GameSlot
+    first = kind(lambda **_: probe, None, name, sides)  # the probe is the first slot's env
 
     def make_slot() -> GameSlot:
-        return GameSlot(factory, kwargs, name, sides)
+        return kind(factory, kwargs, name, sides)
 
-    spec = make_slot().spec()
-    return make_slot, spec
+    return make_slot, first.spec()

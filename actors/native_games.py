@@ -52,6 +52,8 @@ class ConnectFourSlot:
     sides = ((0,), (1,))
     side_of = (0, 1)
     num_sides = 2
+    simultaneous = False
+    truncated: dict = {}  # connect four has no time limit: never truncated
 
     def __init__(self) -> None:
         self._board = [0] * (ROWS * COLS)  # 0 empty, 1 player_0, 2 player_1

@@ -296,35 +296,50 @@ class RolloutWorker:
             return -1
         return self._policy(player_id).version
 
-    def tick(self) -> None:
-        """Advance every game slot by one decision."""
-        self.sync_weights()
-        groups: dict[str, list[int]] = {}
+    def _decisions(self) -> dict[str, list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]]:
+        """The decisions of this tick, grouped by the player making them: (slot, seat, network input,
+        mask, raw observation). One per slot for turn-based games; every live agent's for parallel games."""
+        groups: dict[str, list] = {}
         for i, slot in enumerate(self.slots):
-            groups.setdefault(self.seatings[i].players[slot.side], []).append(i)
+            players = self.seatings[i].players
+            if slot.simultaneous:
+                for seat in slot.decisions:
+                    groups.setdefault(players[slot.side_of[seat]], []).append((i, seat, *slot.view(seat)))
+            else:
+                groups.setdefault(players[slot.side], []).append((i, slot.seat, slot.obs, slot.mask, slot.raw_obs))
+        return groups
+
+    def tick(self) -> None:
+        """Advance every game slot by one decision (turn-based) or one step (parallel games)."""
+        self.sync_weights()
+        groups = self._decisions()
         out_segments = self._outbox
         finished: list[GameResult] = []
-        for player_id, idxs in groups.items():
+        for player_id, moves in groups.items():
             if player_id in self.references:
                 fn = self.references[player_id]
-                actions = [fn(self.slots[i].raw_obs, self.slots[i].mask, self.rng) for i in idxs]
-                logps = values = [0.0] * len(idxs)
+                actions = [fn(raw, mask, self.rng) for _, _, _, mask, raw in moves]
+                logps = values = [0.0] * len(moves)
                 version = -1
             else:
                 policy = self._policy(player_id)
-                obs = np.stack([self.slots[i].obs for i in idxs])
-                masks = np.stack([self.slots[i].mask for i in idxs])
+                obs = np.stack([m[2] for m in moves])
+                masks = np.stack([m[3] for m in moves])
                 actions, logps, values = policy.act(obs, masks, self.rng)
                 version = policy.version
-            for j, i in enumerate(idxs):
+            for j, (i, seat, obs_j, mask_j, _) in enumerate(moves):
                 slot, seating = self.slots[i], self.seatings[i]
-                seat = slot.seat
                 if player_id == LEARNER_ID:
-                    cut = seating.lanes[seat].decide(slot.obs.copy(), slot.mask.copy(), actions[j], logps[j], values[j], version)
+                    cut = seating.lanes[seat].decide(obs_j.copy(), mask_j.copy(), actions[j], logps[j], values[j], version)
                     if cut:
                         out_segments.append(self._segment(*cut))
-                rewards = slot.step(int(actions[j]))
                 self.stats.env_steps += 1
+                if slot.simultaneous:
+                    rewards = slot.decide(seat, int(actions[j]))
+                    if rewards is None:
+                        continue  # the step waits for the other live agents' actions
+                else:
+                    rewards = slot.step(int(actions[j]))
                 if self._shape is not None:
                     rewards = self._shape(rewards)
                 for s, side in enumerate(self.side_of):
@@ -347,6 +362,7 @@ class RolloutWorker:
 
     def _finish_game(self, i: int) -> GameResult:
         slot, seating = self.slots[i], self.seatings[i]
+        self._bootstrap_truncated(slot, seating)
         for s, side in enumerate(self.side_of):
             if seating.players[side] == LEARNER_ID:
                 cut = seating.lanes[s].end_game()
@@ -366,6 +382,18 @@ class RolloutWorker:
         self._release_opponents(seating)  # before the next draw, so that its network can be reused
         self._new_game(i, seating.episode + 1)
         return result
+
+    def _bootstrap_truncated(self, slot: GameSlot, seating: Seating) -> None:
+        """A learning agent whose game was cut by a time limit did not lose its future: its last
+        decision earns gamma * V(final observation) on top of its reward, as if the value after the
+        cut had been seen (the time-limit correction of Pardo et al. 2018, as Stable-Baselines3's)."""
+        seats = [s for s in slot.truncated if seating.players[self.side_of[s]] == LEARNER_ID]
+        if not seats:
+            return
+        obs = np.stack([slot.truncated[s] for s in seats])
+        values = self.latest.value(obs)
+        for s, v in zip(seats, values):
+            seating.lanes[s].reward(self.cfg.ppo.gamma * float(v))
 
     def run(self, should_stop: Callable[[], bool], max_ticks: int | None = None) -> RolloutStats:
         if not self.seatings:

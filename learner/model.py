@@ -175,6 +175,12 @@ class InferencePolicy:
         self.version = version
 
     @torch.no_grad()
+    def value(self, obs: np.ndarray) -> np.ndarray:
+        """V(obs) for a batch of network inputs, float32 [B] (the value does not read the mask)."""
+        mask = torch.ones((len(obs), self.net.num_actions), dtype=torch.bool)
+        return self.net(torch.from_numpy(np.asarray(obs, np.float32)), mask)[1].numpy().astype(np.float32)
+
+    @torch.no_grad()
     def act(self, obs: np.ndarray, mask: np.ndarray, rng: np.random.Generator, greedy: bool = False):
         """Batched action selection. Returns (actions int64 [B], logp float32 [B], values float32 [B])."""
         logits, values = self.net(torch.from_numpy(obs), torch.from_numpy(mask))

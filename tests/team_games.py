@@ -1,6 +1,6 @@
-"""A small scripted team game for the teams tests, in pure Python (a PettingZoo AECEnv).
+"""Small scripted games for the teams and parallel-stepping tests, in pure Python (PettingZoo envs).
 
-Loaded by module path (`tests.team_games:relay`), as a user's own game would be, so Ray's rollout
+Loaded by module path (`tests.team_games:relay`, `tests.team_games:countdown`), as a user's own game would be, so Ray's rollout
 actors import it too.
 
 Relay: two teams of two (red_0, red_1 against blue_0, blue_1) move in turn, red_0, blue_0, red_1,
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 from gymnasium.spaces import Box, Discrete
-from pettingzoo import AECEnv
+from pettingzoo import AECEnv, ParallelEnv
 
 ORDER = ("red_0", "blue_0", "red_1", "blue_1")
 
@@ -60,3 +60,49 @@ class Relay(AECEnv):
 
 def relay(rounds: int = 3) -> Relay:
     return Relay(rounds)
+
+
+class Countdown(ParallelEnv):
+    """A parallel game for the parallel-stepping tests: two agents move at once for `steps` steps.
+
+    Each step an agent is paid 1 for action 1 and 0 for action 0, and sees (steps left / steps,
+    its index). With `time_limit` the game is cut by truncation after the last step (a time limit:
+    the rollout loop must bootstrap it); without, it ends by termination (nothing to bootstrap).
+    """
+
+    metadata = {"name": "countdown_v0"}
+
+    def __init__(self, steps: int = 3, time_limit: bool = True) -> None:
+        self.steps, self.time_limit = steps, time_limit
+        self.possible_agents = ["left_0", "right_0"]
+
+    def action_space(self, agent):
+        return Discrete(2)
+
+    def observation_space(self, agent):
+        return Box(0.0, 1.0, (2,), np.float32)
+
+    def _obs(self):
+        return {a: np.array([(self.steps - self.t) / self.steps, i], np.float32) for i, a in enumerate(self.agents)}
+
+    def reset(self, seed=None, options=None):
+        self.agents = list(self.possible_agents)
+        self.t = 0
+        return self._obs(), {a: {} for a in self.agents}
+
+    def step(self, actions):
+        assert set(actions) == set(self.agents), "every live agent acts on every step"
+        self.t += 1
+        rewards = {a: float(actions[a]) for a in self.agents}
+        end = self.t >= self.steps
+        obs = self._obs()
+        terms = {a: end and not self.time_limit for a in self.agents}
+        truncs = {a: end and self.time_limit for a in self.agents}
+        infos = {a: {} for a in self.agents}
+        if end:
+            self.agents = []
+        return obs, rewards, terms, truncs, infos
+
+
+def countdown(steps: int = 3, time_limit: bool = True) -> Countdown:
+    return Countdown(steps, time_limit)

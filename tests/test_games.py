@@ -10,6 +10,7 @@ import pytest
 from gymnasium.spaces import Discrete
 
 from actors.games import GameError, GameSlot, load_game, resolve_game
+from actors.parallel_games import ParallelSlot
 
 # A custom two-player game module (mask in infos, not in the observation) and a three-player one.
 # They are written to disk and imported by module path, exactly as a user's own game would be.
@@ -251,24 +252,55 @@ def test_reset_clears_the_previous_game():
 
 
 @pytest.mark.parametrize("name", ["rps_v2", "pettingzoo.classic.rps_v2:parallel_env"])
-def test_parallel_rock_paper_scissors_runs_through_the_aec_adapter(name):
+def test_parallel_rock_paper_scissors_offers_its_moves_one_at_a_time_too(name):
+    """ParallelSlot's one-decision surface (evaluators, human play) is what PettingZoo's AEC
+    conversion gives: the seats of a step in turn, the step's rewards with its last move."""
     make_slot, spec = load_game(name, {"max_cycles": 3})
     assert spec.num_actions == 3 and len(spec.agents) == 2
     slot = make_slot()
+    assert isinstance(slot, ParallelSlot)
     slot.reset(seed=0)
     seats, rewards = [], []
     while not slot.over:
         seats.append(slot.seat)
         rewards.append(slot.step(0 if slot.seat == 0 else 1))  # rock vs paper: seat 1 wins each round
     assert seats == [0, 1] * 3
-    # Simultaneous moves: a round's rewards arrive when its second move is made.
     assert rewards == [[0.0, 0.0], [-1.0, 1.0]] * 3
     assert slot.returns == [-3.0, 3.0] and slot.scores() == (0.0, 1.0)
+    assert slot.length == 6
 
 
-def test_parallel_factory_is_converted_to_aec():
-    from pettingzoo.utils.env import AECEnv
+def test_a_parallel_game_is_stepped_with_every_live_agents_action_at_once():
+    from pettingzoo.utils.env import ParallelEnv
 
-    env = resolve_game("pettingzoo.classic.rps_v2:parallel_env")()
-    assert isinstance(env, AECEnv)
-    assert isinstance(env.action_space(env.possible_agents[0]), Discrete)
+    assert isinstance(resolve_game("pettingzoo.classic.rps_v2:parallel_env")(), ParallelEnv)
+    make_slot, _ = load_game("rps_v2", {"max_cycles": 2})
+    slot = make_slot()
+    slot.reset(seed=0)
+    assert slot.decisions == [0, 1]
+    obs, mask, raw = slot.view(1)
+    assert mask.all() and obs.dtype == np.float32
+    assert slot.decide(1, 2) is None  # scissors; the step waits for seat 0
+    assert slot.decisions == [0]
+    with pytest.raises(GameError, match="does not move now"):
+        slot.decide(1, 0)
+    assert slot.decide(0, 0) == [1.0, -1.0]  # rock beats scissors
+    assert slot.decisions == [0, 1] and not slot.over and slot.truncated == {}
+    slot.decide(0, 1)
+    assert slot.decide(1, 1) == [0.0, 0.0]  # paper, paper
+    # rps ends by truncation at max_cycles: both agents' final observations are kept for bootstrapping
+    assert slot.over and sorted(slot.truncated) == [0, 1]
+    assert all(v.dtype == np.float32 for v in slot.truncated.values())
+
+
+def test_an_aec_game_cut_by_its_time_limit_keeps_every_agents_final_observation():
+    make_slot, _ = load_game("pettingzoo.classic.rps_v2:env", {"max_cycles": 2})
+    slot = make_slot()
+    assert type(slot) is GameSlot
+    slot.reset(seed=0)
+    while not slot.over:
+        assert slot.truncated == {}
+        slot.step(0)
+    assert sorted(slot.truncated) == [0, 1]
+    slot.reset(seed=1)
+    assert slot.truncated == {}

@@ -1,0 +1,84 @@
+"""Parallel-API games in the rollout loop (actors/parallel_games.py): every live agent decides in
+the same tick, and a game cut by a time limit bootstraps its last decisions from V(final observation)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from actors.games import load_game
+from actors.parallel_games import ParallelSlot
+from actors.rollout import RolloutWorker
+from actors.scripted import random_legal
+from cluster.config import Config
+from league.records import LEARNER_ID, RANDOM_ID
+from learner.model import InferencePolicy
+from tests.test_rollout import HIDDEN, FakeLeague, FakeParams, ListResults, ListSink
+
+GAMMA = 0.9
+
+
+def _worker(time_limit: bool, envs: int = 2, steps: int = 3):
+    make_slot, spec = load_game("tests.team_games:countdown", {"steps": steps, "time_limit": time_limit})
+    cfg = (
+        Config()
+        .replace("game", name="tests.team_games:countdown", kwargs={"steps": steps, "time_limit": time_limit})
+        .replace("rollout", envs_per_actor=envs, segment_length=steps, weight_poll_s=0.0)
+        .replace("model", hidden_sizes=HIDDEN)
+        .replace("ppo", gamma=GAMMA)
+    )
+    params = FakeParams(spec.obs_dim, spec.num_actions)
+    params.publish(0, seed=7)
+    params.served[0]["v.2.bias"] = np.array([0.75], np.float32)  # V(0-observation) is not 0, so the bootstrap shows
+    sink, results = ListSink(), ListResults()
+    worker = RolloutWorker(0, cfg, make_slot, spec, params, FakeLeague(None, "uniform"), sink, results, {RANDOM_ID: random_legal})
+    return worker, params, sink, results
+
+
+class CountingPolicy(InferencePolicy):
+    """Counts batched forward passes and the decisions in each."""
+
+    def __init__(self, inner: InferencePolicy) -> None:
+        self.__dict__.update(inner.__dict__)
+        self.batches: list[int] = []
+
+    def act(self, obs, mask, rng, greedy=False):
+        self.batches.append(len(obs))
+        return super().act(obs, mask, rng, greedy)
+
+
+def test_every_live_agent_of_every_slot_decides_in_one_tick_with_one_forward_pass():
+    worker, _, sink, results = _worker(time_limit=True, envs=3, steps=4)
+    worker.start()
+    assert all(isinstance(s, ParallelSlot) for s in worker.slots)
+    worker.latest = counting = CountingPolicy(worker.latest)
+    for _ in range(4):
+        worker.tick()
+    # Before a league exists every seat is the learner's: 3 slots x 2 agents in one batch per tick.
+    assert counting.batches == [6, 6, 6, 6]
+    assert worker.stats.env_steps == 24
+    assert len(results.games) == 3 and all(g.length == 8 and g.players == (LEARNER_ID, LEARNER_ID) for g in results.games)
+    # One segment per agent per slot, its rewards those of its own actions (1 for action 1).
+    segs = sink.segments
+    assert len(segs) == 6 and all(len(s) == 4 for s in segs)
+
+
+@pytest.mark.parametrize("time_limit", [True, False])
+def test_a_time_limit_bootstraps_the_last_decision_and_an_ending_does_not(time_limit):
+    worker, params, sink, _ = _worker(time_limit=time_limit, envs=1, steps=3)
+    worker.start()
+    for _ in range(3):
+        worker.tick()
+    segs = sink.segments
+    assert len(segs) == 2
+    net = InferencePolicy(2, 2, worker.cfg.model)
+    net.load(params.served[0], 0)
+    for seg in segs:
+        assert seg.dones.tolist() == [False, False, True]
+        own = seg.actions.astype(np.float32)  # each agent is paid its action, nothing else
+        np.testing.assert_allclose(seg.rewards[:-1], own[:-1])
+        index = float(seg.obs[0, 1])
+        final = np.array([[0.0, index]], np.float32)  # no steps left, the agent's index
+        extra = GAMMA * float(net.value(final)[0]) if time_limit else 0.0
+        assert abs(extra) > 1e-4 or not time_limit  # the value is not zero, so the check can fail
+        np.testing.assert_allclose(seg.rewards[-1], own[-1] + extra, rtol=1e-5, atol=1e-6)
