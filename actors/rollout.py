@@ -20,6 +20,7 @@ import numpy as np
 
 from actors.config import RolloutSettings
 from actors.games import GameSlot, GameSpec
+from actors.memory import SeatMemory
 from actors.opponents import OpponentCache
 from actors.teams import shaper_for
 from league.pool import LeagueView
@@ -54,18 +55,23 @@ class Lane:
     A decision's reward is only known at that seat's *next* decision (or the game's end), so the
     newest decision waits in `pending` collecting rewards. When the buffer reaches T finished
     decisions, the segment is cut; the bootstrap value is V(next decision), which is exactly the
-    value computed for the decision that finalised the buffer.
+    value computed for the decision that finalised the buffer. A recurrent policy's state before a
+    segment's first decision (`start_state`) goes out with the cut: [rows, bootstrap, start_state].
     """
 
     def __init__(self, length: int) -> None:
         self.length = length
         self.rows: list[tuple] = []
         self.pending: list | None = None  # [obs, mask, action, logp, value, version, reward]
+        self.start_state = None
 
-    def decide(self, obs, mask, action, logp, value, version) -> list | None:
+    def decide(self, obs, mask, action, logp, value, version, state=None) -> list | None:
         done_rows = self._finish(done=False)
         self.pending = [obs, mask, int(action), float(logp), float(value), int(version), 0.0]
-        return done_rows if done_rows is None else self._cut(bootstrap=float(value))
+        cut = done_rows if done_rows is None else self._cut(bootstrap=float(value))
+        if not self.rows:  # this decision opens the next segment
+            self.start_state = state
+        return cut
 
     def reward(self, r: float) -> None:
         if self.pending is not None:
@@ -81,7 +87,7 @@ class Lane:
         if self.pending is not None or not self.rows:
             return None
         rows, self.rows = self.rows, []
-        return [rows, 0.0]
+        return [rows, 0.0, self.start_state]
 
     def _finish(self, done: bool) -> list | None:
         if self.pending is None:
@@ -94,10 +100,10 @@ class Lane:
         if len(self.rows) < self.length:
             return None
         rows, self.rows = self.rows, []
-        return [rows, bootstrap]
+        return [rows, bootstrap, self.start_state]
 
 
-def rows_to_segment(rows: list[tuple], bootstrap: float, actor_id: int, segment_id: int) -> Segment:
+def rows_to_segment(rows: list[tuple], bootstrap: float, actor_id: int, segment_id: int, initial_state=None) -> Segment:
     obs, mask, act, logp, val, ver, rew, done = zip(*rows)
     return Segment(
         actor_id=actor_id,
@@ -111,6 +117,7 @@ def rows_to_segment(rows: list[tuple], bootstrap: float, actor_id: int, segment_
         dones=np.asarray(done, bool),
         versions=np.asarray(ver, np.int64),
         bootstrap_value=bootstrap,
+        initial_state=initial_state,
     )
 
 
@@ -174,6 +181,7 @@ class RolloutWorker:
             lambda: InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model),
             cfg.rollout.opponent_cache,
         )
+        self._memory = SeatMemory()  # recurrent policies' states, per (slot, seat)
         self.stats = RolloutStats()
         self._last_poll = -1e9
         self._segment_counter = 0
@@ -270,6 +278,7 @@ class RolloutWorker:
         from a random opening (training games only; rating games always start from the start)."""
         slot, seed = self.slots[i], self._seed(i, episode)
         slot.reset(seed=seed)
+        self._memory.new_game(i)
         most = self.cfg.rollout.opening_random_moves
         if most <= 0 or self.game_kind != "train":
             return
@@ -309,18 +318,20 @@ class RolloutWorker:
                 fn = self.references[player_id]
                 actions = [fn(self.slots[i].raw_obs, self.slots[i].mask, self.rng) for i in idxs]
                 logps = values = [0.0] * len(idxs)
-                version = -1
+                version, states = -1, None
             else:
                 policy = self._policy(player_id)
                 obs = np.stack([self.slots[i].obs for i in idxs])
                 masks = np.stack([self.slots[i].mask for i in idxs])
-                actions, logps, values = policy.act(obs, masks, self.rng)
+                seats = ((i, self.slots[i].seat) for i in idxs)  # read by recurrent policies only
+                actions, logps, values, states = self._memory.act(policy, obs, masks, self.rng, seats)
                 version = policy.version
             for j, i in enumerate(idxs):
                 slot, seating = self.slots[i], self.seatings[i]
                 seat = slot.seat
                 if player_id == LEARNER_ID:
-                    cut = seating.lanes[seat].decide(slot.obs.copy(), slot.mask.copy(), actions[j], logps[j], values[j], version)
+                    state = None if states is None else states[j]
+                    cut = seating.lanes[seat].decide(slot.obs.copy(), slot.mask.copy(), actions[j], logps[j], values[j], version, state)
                     if cut:
                         out_segments.append(self._segment(*cut))
                 rewards = slot.step(int(actions[j]))
@@ -341,9 +352,9 @@ class RolloutWorker:
         if finished:
             self.results.report(finished)
 
-    def _segment(self, rows: list[tuple], bootstrap: float) -> Segment:
+    def _segment(self, rows: list[tuple], bootstrap: float, initial_state=None) -> Segment:
         self._segment_counter += 1
-        return rows_to_segment(rows, bootstrap, self.actor_id, self._segment_counter)
+        return rows_to_segment(rows, bootstrap, self.actor_id, self._segment_counter, initial_state)
 
     def _finish_game(self, i: int) -> GameResult:
         slot, seating = self.slots[i], self.seatings[i]
