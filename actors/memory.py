@@ -37,8 +37,8 @@ class SeatMemory:
         """One batched decision of `policy` for the seats `keys` ((game, seat) per row of obs).
         Returns act()'s (actions, logp, values) and each seat's state before the decision, float32
         [B, 2, lstm_size]; None for a feed-forward policy (whose keys are never read)."""
-        if not policy.recurrent:
-            actions, logp, values = policy.act(obs, masks, rng, greedy=greedy)
+        if not policy.recurrent:  # exactly the call the rollout loop made before recurrent policies
+            actions, logp, values = policy.act(obs, masks, rng, greedy=True) if greedy else policy.act(obs, masks, rng)
             return actions, logp, values, None
         keys = list(keys)
         before = policy.initial_state(len(keys))
