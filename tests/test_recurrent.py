@@ -393,3 +393,18 @@ def test_an_lstm_learns_to_recall_a_cue_a_feed_forward_policy_cannot():
     assert lstm >= 0.9, (lstm, mlp)
     assert mlp <= 0.65, (lstm, mlp)  # 400 answers: chance is 0.5 +- 0.025
     assert time.monotonic() - t0 < 300
+
+
+def test_teammates_sharing_one_lstm_each_carry_their_own_state():
+    """Relay (tests/team_games.py): a side plays two seats with one policy and one forward pass per
+    tick; each seat's segments still unroll to the log-probs its own decisions were sampled with."""
+    make_slot, spec = load_game("tests.team_games:relay", {"rounds": 3})
+    worker, _, sink = lstm_worker((make_slot, spec), sharp_weights(spec, seed=11), envs=4, segment_length=4)
+    worker.run(lambda: False, max_ticks=60)
+    segments = sink.segments
+    assert sum(bool(s.initial_state.any()) for s in segments) >= 4
+    net = PolicyNet(spec.obs_shape, spec.num_actions, LSTM)
+    net.load_state_dict({k: torch.tensor(v) for k, v in sharp_weights(spec, seed=11).items()})
+    actors_logp = np.concatenate([s.logp for s in segments])
+    np.testing.assert_allclose(recomputed_logp(net, segments), actors_logp, atol=1e-5, rtol=0)
+    assert np.abs(recomputed_logp(net, segments, zero_states=True) - actors_logp).max() > 1e-2
