@@ -57,7 +57,9 @@ class PolicyNet(nn.Module):
         if self.model_cfg.kind == "mlp":
             return self.pi(obs), self.v(obs).squeeze(-1)
         if self.recurrent:
-            raise TypeError("this network is recurrent (model.kind lstm): call step() or unroll() with its state")
+            raise TypeError(
+                "this network is recurrent (model.kind lstm): use InferencePolicy.act_recurrent (or PolicyNet.step / unroll) with its state"
+            )
         return self.conv(obs)
 
     @property
