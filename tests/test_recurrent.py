@@ -21,7 +21,7 @@ from actors.rollout import RolloutWorker
 from actors.scripted import random_legal
 from cluster.config import Config, ConfigError, load_config
 from league.league import LeagueState, snapshot_id
-from league.records import LEARNER_ID, RANDOM_ID
+from league.records import RANDOM_ID
 from learner.arch import ModelConfig, model_from_meta
 from learner.export import load_policy, policy_meta, save_policy
 from learner.learner import Learner
@@ -408,3 +408,20 @@ def test_teammates_sharing_one_lstm_each_carry_their_own_state():
     actors_logp = np.concatenate([s.logp for s in segments])
     np.testing.assert_allclose(recomputed_logp(net, segments), actors_logp, atol=1e-5, rtol=0)
     assert np.abs(recomputed_logp(net, segments, zero_states=True) - actors_logp).max() > 1e-2
+
+
+def test_short_flushed_segments_unroll_next_to_full_ones(tictactoe):
+    """Against past opponents the learner changes seats between games, and a seat it leaves flushes a
+    short segment: padded in the learner's batch, it still gives back its own log-probs."""
+    _, spec = tictactoe
+    league = LeagueState.new(reference_ids=())
+    league.add_snapshot(2)
+    weights = sharp_weights(spec, seed=12)
+    worker, params, sink = lstm_worker(tictactoe, weights, envs=4, segment_length=6, league=league, latest_prob=0.5)
+    params.snapshots[snapshot_id(2)] = (2, sharp_weights(spec, seed=13))
+    worker.run(lambda: False, max_ticks=80)
+    segments = sink.segments
+    assert {len(s) for s in segments} - {6}, "no short segment was flushed"
+    net = PolicyNet(spec.obs_shape, spec.num_actions, LSTM)
+    net.load_state_dict({k: torch.tensor(v) for k, v in weights.items()})
+    np.testing.assert_allclose(recomputed_logp(net, segments), np.concatenate([s.logp for s in segments]), atol=1e-5, rtol=0)
