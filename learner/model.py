@@ -72,8 +72,8 @@ class PolicyNet(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """One decision of B seats: (masked logits [B, A], value [B], next state). `state` is
         (h, c), float [B, lstm_size] each (zeros at a game's start)."""
-        logits, value, state = self.unroll(obs[None], mask[None], torch.zeros_like(mask[None, :, 0]), state)
-        return logits[0], value[0], state
+        raw, value, state = self.lstm_net(obs[None], None, state)
+        return torch.where(mask, raw[0], torch.full_like(raw[0], MASKED_LOGIT)), value[0], state
 
     def unroll(
         self, obs: torch.Tensor, mask: torch.Tensor, starts: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
@@ -148,8 +148,8 @@ class _ConvNet(nn.Module):
 class _LSTMNet(nn.Module):
     """An MLP encoder (model.hidden_sizes, tanh), one LSTM layer (model.lstm_size) and linear policy
     and value heads over its output, as OpenAI Five's (whose LSTM sat between its observation
-    encoder and its action heads). Heads are shared by policy and value through the LSTM: the
-    memory is what both need, and two LSTMs would double the state every seat carries."""
+    encoder and its action heads). Policy and value share the encoder and the LSTM: the memory is
+    what both need, and two LSTMs would double the state every seat carries."""
 
     def __init__(self, obs_dim: int, num_actions: int, model: ModelConfig) -> None:
         super().__init__()
@@ -168,9 +168,13 @@ class _LSTMNet(nn.Module):
         nn.init.orthogonal_(self.v_out.weight, 1.0)
         nn.init.zeros_(self.v_out.bias)
 
-    def forward(self, obs: torch.Tensor, starts: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
+    def forward(self, obs: torch.Tensor, starts: torch.Tensor | None, state: tuple[torch.Tensor, torch.Tensor]):
+        """`starts` None: no game starts within these time steps (the actors' single step)."""
         x = self.encoder(obs)  # [T, B, hidden]
         h, c = state[0][None], state[1][None]
+        if starts is None:
+            out, (h, c) = self.lstm(x, (h, c))
+            return self.pi_out(out), self.v_out(out).squeeze(-1), (h[0], c[0])
         # One LSTM call per stretch of time steps with no game start in any column; at a start the
         # columns starting a game have their state zeroed (x 0.0: exact, as the actors' fresh zeros).
         cuts = [0, *(int(t) for t in torch.nonzero(starts[1:].any(-1)).flatten() + 1), len(x)]
