@@ -13,25 +13,37 @@ from typing import Callable
 import numpy as np
 
 from actors.games import GameSlot
+from actors.memory import SeatMemory
 from actors.scripted import ScriptedFn
 from learner.model import InferencePolicy
 
 
 class Agent:
-    """Either a network (batched) or a scripted function (per game), behind one act()."""
+    """Either a network (batched) or a scripted function (per game), behind one act().
+
+    A recurrent network remembers each game it plays by the key the caller gives it (`keys`: the
+    game slot), from the game's `new_game(key)` on."""
 
     def __init__(self, policy: InferencePolicy | None = None, scripted: ScriptedFn | None = None, greedy: bool = False) -> None:
         if (policy is None) == (scripted is None):
             raise ValueError("an Agent is either a policy or a scripted function")
         self.policy, self.scripted, self.greedy = policy, scripted, greedy
+        self.memory = SeatMemory()
 
-    def act(self, slots: list[GameSlot], rng: np.random.Generator) -> list[int]:
+    def act(self, slots: list[GameSlot], rng: np.random.Generator, keys: list | None = None) -> list[int]:
         if self.scripted is not None:
             return [int(self.scripted(s.raw_obs, s.mask, rng)) for s in slots]
         obs = np.stack([s.obs for s in slots])
         masks = np.stack([s.mask for s in slots])
-        actions, _, _ = self.policy.act(obs, masks, rng, greedy=self.greedy)
+        if self.policy.recurrent and keys is None:
+            raise ValueError("a recurrent policy's Agent.act needs keys naming the games it plays")
+        seats = ((k, s.seat) for k, s in zip(keys or (), slots))
+        actions, _, _, _ = self.memory.act(self.policy, obs, masks, rng, seats, greedy=self.greedy)
         return [int(a) for a in actions]
+
+    def new_game(self, key) -> None:
+        """The game `key` starts (again): a recurrent policy forgets it."""
+        self.memory.new_game(key)
 
 
 @dataclass(frozen=True)
@@ -102,6 +114,8 @@ def play_match(
         slot = make_slot()
         seeds.append(seed * 100_003 + started)
         slot.reset(seed=seeds[-1])
+        agent_a.new_game(len(slots))
+        agent_b.new_game(len(slots))
         slots.append(slot)
         a_seat.append(started % slot.num_sides)
         moves.append([])
@@ -112,7 +126,7 @@ def play_match(
             idxs = [i for i in live if not slots[i].over and (slots[i].side == a_seat[i]) == is_a]
             if not idxs:
                 continue
-            for i, action in zip(idxs, agent.act([slots[i] for i in idxs], rng)):
+            for i, action in zip(idxs, agent.act([slots[i] for i in idxs], rng, keys=idxs)):
                 slots[i].step(action)
                 if record:
                     moves[i].append(action)
@@ -131,6 +145,8 @@ def play_match(
             if started < games:
                 seeds[i] = seed * 100_003 + started
                 slots[i].reset(seed=seeds[i])
+                agent_a.new_game(i)
+                agent_b.new_game(i)
                 a_seat[i] = started % slots[i].num_sides
                 started += 1
                 still.append(i)
@@ -149,7 +165,8 @@ def exact_outcomes(
     small deterministic games (tic-tac-toe: about a thousand leaves against random play).
 
     `opponent_moves(slot)` -> [(action, probability), ...] for the position in `slot`. States are
-    rebuilt by replaying moves, since PettingZoo environments cannot be copied."""
+    rebuilt by replaying moves, since PettingZoo environments cannot be copied. A recurrent policy's
+    state is carried down each line of play."""
     rng = np.random.default_rng(0)
 
     def at(history: list[int]) -> GameSlot:
@@ -159,17 +176,20 @@ def exact_outcomes(
             slot.step(a)
         return slot
 
-    def walk(history: list[int], prob: float) -> np.ndarray:
+    def walk(history: list[int], prob: float, state: np.ndarray | None) -> np.ndarray:
         slot = at(history)
         if slot.over:
             s = slot.scores()[seat]
             return prob * np.array([s == 1.0, s == 0.5, s == 0.0], dtype=float)
         if slot.seat == seat:
-            action, _, _ = policy.act(slot.obs[None], slot.mask[None], rng, greedy=True)
-            return walk(history + [int(action[0])], prob)
-        return sum(walk(history + [a], prob * p) for a, p in opponent_moves(slot))
+            if state is None:
+                action, _, _ = policy.act(slot.obs[None], slot.mask[None], rng, greedy=True)
+            else:
+                action, _, _, state = policy.act_recurrent(slot.obs[None], slot.mask[None], state, rng, greedy=True)
+            return walk(history + [int(action[0])], prob, state)
+        return sum(walk(history + [a], prob * p, state) for a, p in opponent_moves(slot))
 
-    w, d, l = walk([], 1.0)
+    w, d, l = walk([], 1.0, policy.initial_state(1) if policy.recurrent else None)
     return float(w), float(d), float(l)
 
 

@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Protocol
 import numpy as np
 
 from actors.games import GameError, GameSlot, load_game
+from actors.memory import SeatMemory
 from learner.model import InferencePolicy
 
 OUTCOME_TEXT = {"win": "you win", "loss": "you lose", "draw": "draw"}
@@ -184,6 +185,7 @@ class HumanMatch:
         self.policy, self.human_seat, self.greedy = policy, human_seat, greedy
         self.rng = np.random.default_rng(seed)
         self.moves: list[int] = []
+        self.memory = SeatMemory()  # a recurrent policy's state through this one game
 
     @property
     def over(self) -> bool:
@@ -204,7 +206,8 @@ class HumanMatch:
     def policy_move(self) -> int:
         if self.over or self.humans_turn:
             raise MoveError("it is not the policy's turn")
-        actions, _, _ = self.policy.act(self.slot.obs[None], self.slot.mask[None], self.rng, greedy=self.greedy)
+        seat = [(0, self.slot.seat)]
+        actions, _, _, _ = self.memory.act(self.policy, self.slot.obs[None], self.slot.mask[None], self.rng, seat, greedy=self.greedy)
         action = int(actions[0])
         self._play(action)
         return action

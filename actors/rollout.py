@@ -20,6 +20,7 @@ import numpy as np
 
 from actors.config import RolloutSettings
 from actors.games import GameSlot, GameSpec
+from actors.memory import SeatMemory
 from actors.opponents import OpponentCache
 from actors.teams import shaper_for
 from league.pool import LeagueView
@@ -54,18 +55,23 @@ class Lane:
     A decision's reward is only known at that seat's *next* decision (or the game's end), so the
     newest decision waits in `pending` collecting rewards. When the buffer reaches T finished
     decisions, the segment is cut; the bootstrap value is V(next decision), which is exactly the
-    value computed for the decision that finalised the buffer.
+    value computed for the decision that finalised the buffer. A recurrent policy's state before a
+    segment's first decision (`start_state`) goes out with the cut: [rows, bootstrap, start_state].
     """
 
     def __init__(self, length: int) -> None:
         self.length = length
         self.rows: list[tuple] = []
         self.pending: list | None = None  # [obs, mask, action, logp, value, version, reward]
+        self.start_state = None
 
-    def decide(self, obs, mask, action, logp, value, version) -> list | None:
+    def decide(self, obs, mask, action, logp, value, version, state=None) -> list | None:
         done_rows = self._finish(done=False)
         self.pending = [obs, mask, int(action), float(logp), float(value), int(version), 0.0]
-        return done_rows if done_rows is None else self._cut(bootstrap=float(value))
+        cut = done_rows if done_rows is None else self._cut(bootstrap=float(value))
+        if not self.rows:  # this decision opens the next segment
+            self.start_state = state
+        return cut
 
     def reward(self, r: float) -> None:
         if self.pending is not None:
@@ -81,7 +87,7 @@ class Lane:
         if self.pending is not None or not self.rows:
             return None
         rows, self.rows = self.rows, []
-        return [rows, 0.0]
+        return [rows, 0.0, self.start_state]
 
     def _finish(self, done: bool) -> list | None:
         if self.pending is None:
@@ -94,10 +100,10 @@ class Lane:
         if len(self.rows) < self.length:
             return None
         rows, self.rows = self.rows, []
-        return [rows, bootstrap]
+        return [rows, bootstrap, self.start_state]
 
 
-def rows_to_segment(rows: list[tuple], bootstrap: float, actor_id: int, segment_id: int) -> Segment:
+def rows_to_segment(rows: list[tuple], bootstrap: float, actor_id: int, segment_id: int, initial_state=None) -> Segment:
     obs, mask, act, logp, val, ver, rew, done = zip(*rows)
     return Segment(
         actor_id=actor_id,
@@ -111,6 +117,7 @@ def rows_to_segment(rows: list[tuple], bootstrap: float, actor_id: int, segment_
         dones=np.asarray(done, bool),
         versions=np.asarray(ver, np.int64),
         bootstrap_value=bootstrap,
+        initial_state=initial_state,
     )
 
 
@@ -174,6 +181,7 @@ class RolloutWorker:
             lambda: InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model),
             cfg.rollout.opponent_cache,
         )
+        self._memory = SeatMemory()  # recurrent policies' states, per (slot, seat)
         self.stats = RolloutStats()
         self._last_poll = -1e9
         self._segment_counter = 0
@@ -270,6 +278,7 @@ class RolloutWorker:
         from a random opening (training games only; rating games always start from the start)."""
         slot, seed = self.slots[i], self._seed(i, episode)
         slot.reset(seed=seed)
+        self._memory.new_game(i)
         most = self.cfg.rollout.opening_random_moves
         if most <= 0 or self.game_kind != "train":
             return
@@ -320,17 +329,19 @@ class RolloutWorker:
                 fn = self.references[player_id]
                 actions = [fn(raw, mask, self.rng) for _, _, _, mask, raw in moves]
                 logps = values = [0.0] * len(moves)
-                version = -1
+                version, states = -1, None
             else:
                 policy = self._policy(player_id)
                 obs = np.stack([m[2] for m in moves])
                 masks = np.stack([m[3] for m in moves])
-                actions, logps, values = policy.act(obs, masks, self.rng)
+                seats = ((m[0], m[1]) for m in moves)  # (slot, seat): read by recurrent policies only
+                actions, logps, values, states = self._memory.act(policy, obs, masks, self.rng, seats)
                 version = policy.version
             for j, (i, seat, obs_j, mask_j, _) in enumerate(moves):
                 slot, seating = self.slots[i], self.seatings[i]
                 if player_id == LEARNER_ID:
-                    cut = seating.lanes[seat].decide(obs_j.copy(), mask_j.copy(), actions[j], logps[j], values[j], version)
+                    state = None if states is None else states[j]
+                    cut = seating.lanes[seat].decide(obs_j.copy(), mask_j.copy(), actions[j], logps[j], values[j], version, state)
                     if cut:
                         out_segments.append(self._segment(*cut))
                 self.stats.env_steps += 1
@@ -356,13 +367,13 @@ class RolloutWorker:
         if finished:
             self.results.report(finished)
 
-    def _segment(self, rows: list[tuple], bootstrap: float) -> Segment:
+    def _segment(self, rows: list[tuple], bootstrap: float, initial_state=None) -> Segment:
         self._segment_counter += 1
-        return rows_to_segment(rows, bootstrap, self.actor_id, self._segment_counter)
+        return rows_to_segment(rows, bootstrap, self.actor_id, self._segment_counter, initial_state)
 
     def _finish_game(self, i: int) -> GameResult:
         slot, seating = self.slots[i], self.seatings[i]
-        self._bootstrap_truncated(slot, seating)
+        self._bootstrap_truncated(i, slot, seating)
         for s, side in enumerate(self.side_of):
             if seating.players[side] == LEARNER_ID:
                 cut = seating.lanes[s].end_game()
@@ -383,7 +394,7 @@ class RolloutWorker:
         self._new_game(i, seating.episode + 1)
         return result
 
-    def _bootstrap_truncated(self, slot: GameSlot, seating: Seating) -> None:
+    def _bootstrap_truncated(self, i: int, slot: GameSlot, seating: Seating) -> None:
         """A learning agent whose game was cut by a time limit did not lose its future: its last
         decision earns gamma * V(final observation) on top of its reward, as if the value after the
         cut had been seen (the time-limit correction of Pardo et al. 2018, as Stable-Baselines3's)."""
@@ -391,7 +402,14 @@ class RolloutWorker:
         if not seats:
             return
         obs = np.stack([slot.truncated[s] for s in seats])
-        values = self.latest.value(obs)
+        states = None
+        if self.latest.recurrent:  # V(final observation) given all the seat remembers of this game
+            states = self.latest.initial_state(len(seats))
+            for j, s in enumerate(seats):
+                held = self._memory.state(i, s)
+                if held is not None:
+                    states[j] = held
+        values = self.latest.value(obs, states)
         for s, v in zip(seats, values):
             seating.lanes[s].reward(self.cfg.ppo.gamma * float(v))
 

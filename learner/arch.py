@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-MODEL_KINDS = ("mlp", "conv")
+MODEL_KINDS = ("mlp", "conv", "lstm")
 SYMMETRIES = ("none", "mirror", "dihedral")
 
 
@@ -18,10 +18,14 @@ class ModelConfig:
     kind: str = "mlp"
     """mlp: separate policy and value MLPs over the flattened observation. conv: a residual
     convolutional trunk over board planes (observations shaped height x width x channels, as
-    PettingZoo's classic board games), shared by a policy head and a value head."""
+    PettingZoo's classic board games), shared by a policy head and a value head. lstm: a recurrent
+    policy (as OpenAI Five's): an MLP encoder, one LSTM layer whose state each seat carries from
+    decision to decision of a game, and linear policy and value heads over its output (discrete
+    actions; not with symmetry)."""
     hidden_sizes: tuple = (128, 128)
     """mlp: widths of the hidden layers of each of the two MLPs. conv: widths of the hidden layers
-    of the value head (the policy head is a 1x1 convolution plus one linear layer)."""
+    of the value head (the policy head is a 1x1 convolution plus one linear layer). lstm: widths of
+    the encoder MLP before the LSTM."""
     channels: int = 64
     """conv: channels of every trunk convolution."""
     blocks: int = 2
@@ -32,6 +36,9 @@ class ModelConfig:
     horizontal and diagonal wins that 2 kept missing (README, "Strength")."""
     value_planes: int = 1
     """conv: planes of the value head's 1x1 convolution, read by its MLP (AlphaZero: 1)."""
+    lstm_size: int = 128
+    """lstm: units of the LSTM layer; its state (h and c, lstm_size each) is what a seat remembers
+    of its game so far, and what every trajectory segment carries from its first decision."""
     symmetry: str = "none"
     """Make the policy exactly symmetric by averaging the network over the board's symmetries
     (each game seen in every orientation at once, as AlphaZero's augmentation, at that many times
@@ -42,7 +49,8 @@ class ModelConfig:
     def fields_in_use(self) -> set[str]:
         """The fields that shape this kind's network (an MLP has no channels or blocks)."""
         conv = {"channels", "blocks", "policy_planes", "value_planes"}
-        return {"kind", "hidden_sizes", "symmetry"} | (conv if self.kind == "conv" else set())
+        extra = conv if self.kind == "conv" else {"lstm_size"} if self.kind == "lstm" else set()
+        return {"kind", "hidden_sizes", "symmetry"} | extra
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -62,6 +70,13 @@ class ModelConfig:
             raise ValueError("model.channels must be >= 1 and model.blocks >= 0")
         if self.policy_planes < 1 or self.value_planes < 1:
             raise ValueError("model.policy_planes and model.value_planes must be >= 1")
+        if self.kind == "lstm" and self.lstm_size < 1:
+            raise ValueError("model.lstm_size must be >= 1")
+        if self.kind == "lstm" and self.symmetry != "none":
+            raise ValueError(
+                f"model.kind lstm cannot be combined with model.symmetry {self.symmetry}: averaging over board "
+                "symmetries would need one recurrent state per orientation; set model.symmetry: none"
+            )
         if obs_shape is None:
             return
         if self.kind == "conv" and len(obs_shape) != 3:
@@ -85,6 +100,7 @@ def model_from_meta(meta: dict[str, Any]) -> ModelConfig:
             symmetry=str(m.get("symmetry", "none")),
             policy_planes=int(m.get("policy_planes", 2)),  # absent from weights saved before it existed
             value_planes=int(m.get("value_planes", 1)),
+            lstm_size=int(m.get("lstm_size", 128)),
         )
     return ModelConfig(hidden_sizes=tuple(int(h) for h in meta["hidden_sizes"]))
 

@@ -21,6 +21,7 @@ from learner.arch import ModelConfig
 from learner.config import LearnerConfig, PPOConfig
 from learner.model import PolicyNet, load_numpy_state, state_dict_numpy
 from learner.ppo import explained_variance, gae_segments, linear_schedule, minibatch_slices, ppo_loss
+from learner.recurrent import SequenceBatch, check_recurrent_segment
 from learner.segment import Segment
 
 
@@ -100,6 +101,7 @@ class Learner:
                     f"segment shapes obs {s.obs.shape[1:]} / mask {s.masks.shape[1:]} do not fit the policy "
                     f"({self.obs_dim} / {self.spec.num_actions})"
                 )
+            check_recurrent_segment(s, self.model)
             self._pending[self._arrived] = s
             self._arrivals.append(self._arrived)
             heapq.heappush(self._by_version, (s.policy_version, self._arrived))
@@ -172,20 +174,26 @@ class Learner:
         ent_coef = linear_schedule(c.ent_coef, c.ent_end_factor, self.version, c.schedule_versions)
         for group in self.opt.param_groups:
             group["lr"] = lr
-        pieces = minibatch_slices(n, c.minibatch_size)
+        # Recurrent models: minibatches of whole segments, unrolled from their shipped states.
+        seq = SequenceBatch(batch, dev) if self.model.recurrent else None
+        pieces = minibatch_slices(n, c.minibatch_size) if seq is None else seq.pieces(n, c.minibatch_size)
         sums: dict[str, float] = {}
         steps = skipped = 0
         kl_stopped = False
         for _ in range(c.epochs):
             if kl_stopped:
                 break
-            order = torch.from_numpy(self._rng.permutation(n)).to(dev)
+            order = torch.from_numpy(self._rng.permutation(n if seq is None else seq.num_segments)).to(dev)
             for piece in pieces:
-                idx = order[piece]
+                if seq is None:
+                    idx = order[piece]
+                else:
+                    idx, logits, values = seq.forward(self.model, order[piece])
                 adv = adv_all[idx]
                 if c.normalize_advantages and len(idx) > 1:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                logits, values = self.model(obs[idx], masks[idx])
+                if seq is None:
+                    logits, values = self.model(obs[idx], masks[idx])
                 parts = ppo_loss(logits, values, actions[idx], old_logp[idx], adv, ret_all[idx], c.clip, c.vf_coef, ent_coef)
                 if not torch.isfinite(parts.total):
                     skipped += 1

@@ -1,8 +1,10 @@
 """The policy/value networks shared by learner and actors, and masked-distribution helpers.
 
-`PolicyNet` builds the architecture a ModelConfig (learner/arch.py) names: every kind takes the
-flattened observation and the legal-action mask and returns (masked logits, value), so rollouts,
-the learner, snapshots and policy files never need to know which kind they hold.
+`PolicyNet` builds the architecture a ModelConfig (learner/arch.py) names: every feed-forward kind
+takes the flattened observation and the legal-action mask and returns (masked logits, value), so
+rollouts, the learner, snapshots and policy files never need to know which kind they hold. The
+recurrent kind (lstm) also takes and returns its state: `step` for one decision per seat, `unroll`
+for the learner's sequences (learner/recurrent.py); `recurrent` says which of the two a net is.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class PolicyNet(nn.Module):
         # Gather indices, not parameters: non-persistent buffers keep state_dict() the same.
         self.register_buffer("_sym_obs", torch.tensor([g[0] for g in group], dtype=torch.long), persistent=False)
         self.register_buffer("_sym_act", torch.tensor([g[1] for g in group], dtype=torch.long), persistent=False)
+        self.recurrent = model.kind == "lstm"
         if model.kind == "mlp":
             # Separate MLPs for the categorical policy and the value (as CleanRL's PPO): a shared
             # trunk let the value loss pull the policy's features around and learned markedly
@@ -45,13 +48,41 @@ class PolicyNet(nn.Module):
             hidden = tuple(int(h) for h in model.hidden_sizes)
             self.pi = _mlp(self.obs_dim, hidden, num_actions, out_gain=0.01)  # near-uniform first policy
             self.v = _mlp(self.obs_dim, hidden, 1, out_gain=1.0)
+        elif self.recurrent:
+            self.lstm_net = _LSTMNet(self.obs_dim, num_actions, model)
         else:
             self.conv = _ConvNet(shape, num_actions, model)
 
     def _body(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.model_cfg.kind == "mlp":
             return self.pi(obs), self.v(obs).squeeze(-1)
+        if self.recurrent:
+            raise TypeError(
+                "this network is recurrent (model.kind lstm): use InferencePolicy.act_recurrent (or PolicyNet.step / unroll) with its state"
+            )
         return self.conv(obs)
+
+    @property
+    def state_size(self) -> int:
+        """Units of the LSTM (0 for a feed-forward kind); a state is (h, c) of this many each."""
+        return int(self.model_cfg.lstm_size) if self.recurrent else 0
+
+    def step(
+        self, obs: torch.Tensor, mask: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """One decision of B seats: (masked logits [B, A], value [B], next state). `state` is
+        (h, c), float [B, lstm_size] each (zeros at a game's start)."""
+        raw, value, state = self.lstm_net(obs[None], None, state)
+        return torch.where(mask, raw[0], torch.full_like(raw[0], MASKED_LOGIT)), value[0], state
+
+    def unroll(
+        self, obs: torch.Tensor, mask: torch.Tensor, starts: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """T decisions of B seats, time-major: obs [T, B, obs_dim], mask [T, B, A]; starts [T, B]
+        bool: a new game starts at that decision, so the state is zeroed before it. Returns
+        (masked logits [T, B, A], values [T, B], the state after the last decision)."""
+        raw, value, state = self.lstm_net(obs, starts, state)
+        return torch.where(mask, raw, torch.full_like(raw, MASKED_LOGIT)), value, state
 
     def forward(self, obs: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (masked logits, value). `obs` is float [B, obs_dim]; `mask` is bool [B, A], True = legal."""
@@ -112,6 +143,50 @@ class _ConvNet(nn.Module):
         logits = self.pi_out(torch.relu(self.pi_conv(x)).flatten(1))
         value = self.v_mlp(torch.relu(self.v_conv(x)).flatten(1)).squeeze(-1)
         return logits, value
+
+
+class _LSTMNet(nn.Module):
+    """An MLP encoder (model.hidden_sizes, tanh), one LSTM layer (model.lstm_size) and linear policy
+    and value heads over its output, as OpenAI Five's (whose LSTM sat between its observation
+    encoder and its action heads). Policy and value share the encoder and the LSTM: the memory is
+    what both need, and two LSTMs would double the state every seat carries."""
+
+    def __init__(self, obs_dim: int, num_actions: int, model: ModelConfig) -> None:
+        super().__init__()
+        hidden = tuple(int(h) for h in model.hidden_sizes)
+        self.encoder = nn.Sequential(*_mlp(obs_dim, hidden[:-1], hidden[-1], out_gain=2**0.5), nn.Tanh())
+        self.lstm = nn.LSTM(hidden[-1], int(model.lstm_size))
+        for name, p in self.lstm.named_parameters():  # as CleanRL's PPO-LSTM
+            if name.startswith("weight"):
+                nn.init.orthogonal_(p, 1.0)
+            else:
+                nn.init.zeros_(p)
+        self.pi_out = nn.Linear(int(model.lstm_size), num_actions)
+        nn.init.orthogonal_(self.pi_out.weight, 0.01)  # near-uniform first policy
+        nn.init.zeros_(self.pi_out.bias)
+        self.v_out = nn.Linear(int(model.lstm_size), 1)
+        nn.init.orthogonal_(self.v_out.weight, 1.0)
+        nn.init.zeros_(self.v_out.bias)
+
+    def forward(self, obs: torch.Tensor, starts: torch.Tensor | None, state: tuple[torch.Tensor, torch.Tensor]):
+        """`starts` None: no game starts within these time steps (the actors' single step)."""
+        x = self.encoder(obs)  # [T, B, hidden]
+        h, c = state[0][None], state[1][None]
+        if starts is None:
+            out, (h, c) = self.lstm(x, (h, c))
+            return self.pi_out(out), self.v_out(out).squeeze(-1), (h[0], c[0])
+        # One LSTM call per stretch of time steps with no game start in any column; at a start the
+        # columns starting a game have their state zeroed (x 0.0: exact, as the actors' fresh zeros).
+        cuts = [0, *(int(t) for t in torch.nonzero(starts[1:].any(-1)).flatten() + 1), len(x)]
+        outs = []
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            if starts[a].any():
+                keep = (~starts[a]).to(h.dtype)[None, :, None]
+                h, c = h * keep, c * keep
+            out, (h, c) = self.lstm(x[a:b], (h, c))
+            outs.append(out)
+        out = torch.cat(outs) if len(outs) > 1 else outs[0]
+        return self.pi_out(out), self.v_out(out).squeeze(-1), (h[0], c[0])
 
 
 def _mlp(inp: int, hidden: tuple[int, ...], out: int, out_gain: float) -> nn.Sequential:
@@ -175,10 +250,17 @@ class InferencePolicy:
         self.version = version
 
     @torch.no_grad()
-    def value(self, obs: np.ndarray) -> np.ndarray:
-        """V(obs) for a batch of network inputs, float32 [B] (the value does not read the mask)."""
+    def value(self, obs: np.ndarray, state: np.ndarray | None = None) -> np.ndarray:
+        """V(obs) for a batch of network inputs, float32 [B] (the value does not read the mask); a
+        recurrent policy's from each seat's `state` float32 [B, 2, lstm_size]."""
+        x = torch.from_numpy(np.asarray(obs, np.float32))
         mask = torch.ones((len(obs), self.net.num_actions), dtype=torch.bool)
-        return self.net(torch.from_numpy(np.asarray(obs, np.float32)), mask)[1].numpy().astype(np.float32)
+        if self.net.recurrent:
+            st = torch.from_numpy(np.ascontiguousarray(state, np.float32))
+            values = self.net.step(x, mask, (st[:, 0].contiguous(), st[:, 1].contiguous()))[1]
+        else:
+            values = self.net(x, mask)[1]
+        return values.numpy().astype(np.float32)
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, mask: np.ndarray, rng: np.random.Generator, greedy: bool = False):
@@ -192,3 +274,30 @@ class InferencePolicy:
             actions = np.where(mask, logp_all + gumbel, -np.inf).argmax(-1)
         logp = logp_all[np.arange(len(actions)), actions]
         return actions.astype(np.int64), logp.astype(np.float32), values.numpy().astype(np.float32)
+
+    @property
+    def recurrent(self) -> bool:
+        return self.net.recurrent
+
+    def initial_state(self, n: int) -> np.ndarray:
+        """The state of n seats at a game's start: float32 [n, 2, lstm_size] of zeros (h, then c)."""
+        return np.zeros((n, 2, self.net.state_size), np.float32)
+
+    @torch.no_grad()
+    def act_recurrent(self, obs: np.ndarray, mask: np.ndarray, state: np.ndarray, rng: np.random.Generator, greedy: bool = False):
+        """act() for a recurrent policy: `state` float32 [B, 2, lstm_size] is each seat's state
+        before this decision. Returns (actions, logp, values, the states after it). Samples as act()
+        does (the same draws from `rng`)."""
+        st = torch.from_numpy(np.ascontiguousarray(state, np.float32))
+        logits, values, (h, c) = self.net.step(
+            torch.from_numpy(obs), torch.from_numpy(mask), (st[:, 0].contiguous(), st[:, 1].contiguous())
+        )
+        logp_all = masked_log_probs(logits).numpy()
+        if greedy:
+            actions = np.where(mask, logp_all, -np.inf).argmax(-1)
+        else:
+            gumbel = rng.gumbel(size=logp_all.shape).astype(np.float32)
+            actions = np.where(mask, logp_all + gumbel, -np.inf).argmax(-1)
+        logp = logp_all[np.arange(len(actions)), actions]
+        after = torch.stack([h, c], 1).numpy()
+        return actions.astype(np.int64), logp.astype(np.float32), values.numpy().astype(np.float32), after

@@ -74,6 +74,11 @@ def export_onnx(policy: "InferencePolicy", path: str | Path, obs: np.ndarray, ma
     """Write `policy` to `path` as ONNX, traced on the example batch (obs, mask); the batch size stays free."""
     import torch
 
+    if policy.net.recurrent:
+        raise ExportError(
+            "model.kind lstm policies are not exported to ONNX: their graph would need the recurrent state "
+            "(h, c) as inputs and outputs, which this exporter does not write. Export an mlp or conv policy."
+        )
     onnx, _ = require_onnx()
     path = Path(path)
     graph = _probs_and_value(policy.net)

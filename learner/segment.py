@@ -15,6 +15,8 @@ class Segment:
     (dones[t] marks the last decision of a game). rewards[t] is everything the agent received from
     its decision t until its next decision or the game's end (turn-based attribution).
     versions[t] is the learner version whose weights chose actions[t].
+    initial_state is a recurrent policy's state (h, c) before decision 0, float32 [2, lstm_size]:
+    the learner unrolls the segment from it (learner/recurrent.py). None for feed-forward policies.
     """
 
     actor_id: int
@@ -28,6 +30,7 @@ class Segment:
     dones: np.ndarray  # [T] bool
     versions: np.ndarray  # [T] int64
     bootstrap_value: float  # V(next decision) when the last step is not terminal, else 0
+    initial_state: np.ndarray | None = None  # [2, lstm_size] float32, recurrent policies only
 
     def __post_init__(self) -> None:
         t = len(self.actions)
@@ -50,6 +53,13 @@ class Segment:
             raise ValueError("segment is empty")
         if not np.isfinite(self.bootstrap_value):
             raise ValueError("segment bootstrap_value is not finite")
+        st = self.initial_state
+        if st is not None:
+            if not isinstance(st, np.ndarray) or st.dtype != np.float32 or st.ndim != 2 or st.shape[0] != 2:
+                got = f"{getattr(st, 'dtype', type(st).__name__)} {getattr(st, 'shape', '')}"
+                raise ValueError(f"segment field initial_state: expected float32 [2, lstm_size], got {got}")
+            if not np.isfinite(st).all():
+                raise ValueError("segment initial_state is not finite")
 
     def __len__(self) -> int:
         return len(self.actions)

@@ -125,6 +125,8 @@ def encode_segments(segments: list[Segment]) -> bytes:
     for s in segments:
         item = {k: pack_array(getattr(s, k)) for k in _SEG_ARRAYS}
         item.update(actor_id=s.actor_id, segment_id=s.segment_id, bootstrap_value=float(s.bootstrap_value))
+        if s.initial_state is not None:  # recurrent policies only: feed-forward segments encode as before
+            item["initial_state"] = pack_array(s.initial_state)
         items.append(item)
     return pack_payload(SEGMENTS_SCHEMA, SEGMENTS_V, {"segments": items})
 
@@ -140,6 +142,8 @@ def decode_segments(payload: bytes) -> list[Segment]:
         if missing:
             raise PayloadError(f"{what}: missing fields {missing}")
         arrays = {k: unpack_array(item[k], f"{what}.{k}") for k in _SEG_ARRAYS}
+        if "initial_state" in item:
+            arrays["initial_state"] = unpack_array(item["initial_state"], f"{what}.initial_state")
         try:
             seg = Segment(
                 actor_id=typed_field(item, "actor_id", int, what),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from actors.games import load_game
 from actors.parallel_games import ParallelSlot
@@ -12,24 +13,27 @@ from actors.rollout import RolloutWorker
 from actors.scripted import random_legal
 from cluster.config import Config
 from league.records import LEARNER_ID, RANDOM_ID
-from learner.model import InferencePolicy
+from learner.model import InferencePolicy, PolicyNet, state_dict_numpy
 from tests.test_rollout import HIDDEN, FakeLeague, FakeParams, ListResults, ListSink
 
 GAMMA = 0.9
 
 
-def _worker(time_limit: bool, envs: int = 2, steps: int = 3):
+def _worker(time_limit: bool, envs: int = 2, steps: int = 3, kind: str = "mlp"):
     make_slot, spec = load_game("tests.team_games:countdown", {"steps": steps, "time_limit": time_limit})
     cfg = (
         Config()
         .replace("game", name="tests.team_games:countdown", kwargs={"steps": steps, "time_limit": time_limit})
         .replace("rollout", envs_per_actor=envs, segment_length=steps, weight_poll_s=0.0)
-        .replace("model", hidden_sizes=HIDDEN)
+        .replace("model", hidden_sizes=HIDDEN, kind=kind, lstm_size=8)
         .replace("ppo", gamma=GAMMA)
     )
     params = FakeParams(spec.obs_dim, spec.num_actions)
-    params.publish(0, seed=7)
-    params.served[0]["v.2.bias"] = np.array([0.75], np.float32)  # V(0-observation) is not 0, so the bootstrap shows
+    if kind == "mlp":
+        params.publish(0, seed=7)
+        params.served[0]["v.2.bias"] = np.array([0.75], np.float32)  # V(0-observation) is not 0, so the bootstrap shows
+    else:
+        params.served[0], params.version = state_dict_numpy(PolicyNet(spec.obs_shape, spec.num_actions, cfg.model)), 0
     sink, results = ListSink(), ListResults()
     worker = RolloutWorker(0, cfg, make_slot, spec, params, FakeLeague(None, "uniform"), sink, results, {RANDOM_ID: random_legal})
     return worker, params, sink, results
@@ -82,3 +86,24 @@ def test_a_time_limit_bootstraps_the_last_decision_and_an_ending_does_not(time_l
         extra = GAMMA * float(net.value(final)[0]) if time_limit else 0.0
         assert abs(extra) > 1e-4 or not time_limit  # the value is not zero, so the check can fail
         np.testing.assert_allclose(seg.rewards[-1], own[-1] + extra, rtol=1e-5, atol=1e-6)
+
+
+def test_a_recurrent_policy_bootstraps_from_what_the_seat_remembers():
+    worker, params, sink, _ = _worker(time_limit=True, envs=1, steps=3, kind="lstm")
+    worker.start()
+    for _ in range(3):
+        worker.tick()
+    net = PolicyNet(2, 2, worker.cfg.model)
+    net.load_state_dict({k: torch.tensor(v) for k, v in params.served[0].items()})
+    for seg in sink.segments:
+        # The seat's own history from a zero state, then V(final observation) from where it ended.
+        state = (torch.zeros(1, 8), torch.zeros(1, 8))
+        mask = torch.ones(1, 2, dtype=torch.bool)
+        with torch.no_grad():
+            for row in seg.obs:
+                _, _, state = net.step(torch.from_numpy(row[None]), mask, state)
+            final = torch.tensor([[0.0, float(seg.obs[0, 1])]])
+            v_final = float(net.step(final, mask, state)[1][0])
+            v_fresh = float(net.step(final, mask, (torch.zeros(1, 8), torch.zeros(1, 8)))[1][0])
+        assert abs(v_final - v_fresh) > 1e-6  # the history matters, so the check can tell them apart
+        np.testing.assert_allclose(seg.rewards[-1], float(seg.actions[-1]) + GAMMA * v_final, rtol=1e-5, atol=1e-6)

@@ -134,7 +134,8 @@ def test_lane_cuts_fixed_length_segments_across_a_game_end():
     assert lane.end_game() is None  # 2 finished decisions < 3
     assert _decide(lane, 2, value=0.7, version=2) is None  # new game; decision 2 is pending
     lane.reward(-0.25)
-    rows, bootstrap = _decide(lane, 3, value=0.8, version=2)
+    rows, bootstrap, state = _decide(lane, 3, value=0.8, version=2)
+    assert state is None  # a feed-forward policy's segments carry no recurrent state
     assert bootstrap == 0.8  # V(next decision) = the value of the decision that completed the segment
     seg = rows_to_segment(rows, bootstrap, actor_id=4, segment_id=9)
     assert (seg.actor_id, seg.segment_id, len(seg)) == (4, 9, 3)
@@ -150,7 +151,7 @@ def test_lane_cuts_fixed_length_segments_across_a_game_end():
     assert lane.flush() is None
     lane.reward(1.0)
     assert lane.end_game() is None
-    rows, bootstrap = lane.flush()
+    rows, bootstrap, _ = lane.flush()
     assert bootstrap == 0.0 and [r[6] for r in rows] == [1.0] and [r[7] for r in rows] == [True]
     assert lane.flush() is None and lane.rows == []
 
@@ -160,7 +161,7 @@ def test_lane_segment_ending_on_a_game_end_has_zero_bootstrap():
     _decide(lane, 0, value=0.3, version=0)
     _decide(lane, 1, value=0.9, version=0)
     lane.reward(-1.0)
-    rows, bootstrap = lane.end_game()
+    rows, bootstrap, _ = lane.end_game()
     assert bootstrap == 0.0
     assert [r[6] for r in rows] == [0.0, -1.0] and [r[7] for r in rows] == [False, True]
     assert lane.end_game() is None  # nothing pending: a second end is a no-op
