@@ -25,13 +25,15 @@ class Agent:
             raise ValueError("an Agent is either a policy or a scripted function")
         self.policy, self.scripted, self.greedy = policy, scripted, greedy
 
-    def act(self, slots: list[GameSlot], rng: np.random.Generator) -> list[int]:
+    def act(self, slots: list[GameSlot], rng: np.random.Generator) -> list:
+        """One move per slot: an int, or in Box games a float32 vector (greedy: the Gaussian's mean)."""
         if self.scripted is not None:
-            return [int(self.scripted(s.raw_obs, s.mask, rng)) for s in slots]
+            moves = [self.scripted(s.raw_obs, s.mask, rng) for s in slots]
+            return moves if np.ndim(moves[0]) else [int(a) for a in moves]
         obs = np.stack([s.obs for s in slots])
         masks = np.stack([s.mask for s in slots])
         actions, _, _ = self.policy.act(obs, masks, rng, greedy=self.greedy)
-        return [int(a) for a in actions]
+        return list(actions) if actions.ndim == 2 else [int(a) for a in actions]
 
 
 @dataclass(frozen=True)

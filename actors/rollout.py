@@ -64,7 +64,7 @@ class Lane:
 
     def decide(self, obs, mask, action, logp, value, version) -> list | None:
         done_rows = self._finish(done=False)
-        self.pending = [obs, mask, int(action), float(logp), float(value), int(version), 0.0]
+        self.pending = [obs, mask, action, float(logp), float(value), int(version), 0.0]
         return done_rows if done_rows is None else self._cut(bootstrap=float(value))
 
     def reward(self, r: float) -> None:
@@ -104,7 +104,7 @@ def rows_to_segment(rows: list[tuple], bootstrap: float, actor_id: int, segment_
         segment_id=segment_id,
         obs=np.stack(obs).astype(np.float32),
         masks=np.stack(mask).astype(bool),
-        actions=np.asarray(act, np.int64),
+        actions=np.asarray(act, np.float32 if np.ndim(act[0]) else np.int64),  # Box games: vectors
         logp=np.asarray(logp, np.float32),
         values=np.asarray(val, np.float32),
         rewards=np.asarray(rew, np.float32),
@@ -168,10 +168,10 @@ class RolloutWorker:
         self.game_kind = game_kind
         self._seed_key = [cfg.run.seed, actor_id] + ([] if restart_salt is None else [restart_salt])
         self.rng = np.random.default_rng(self._seed_key)
-        self.latest = InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model)
+        self.latest = InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model, head=spec.head)
         self._opponents = OpponentCache(
             params.fetch_snapshot,
-            lambda: InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model),
+            lambda: InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model, head=spec.head),
             cfg.rollout.opponent_cache,
         )
         self.stats = RolloutStats()
@@ -304,6 +304,7 @@ class RolloutWorker:
             groups.setdefault(self.seatings[i].players[slot.side], []).append(i)
         out_segments = self._outbox
         finished: list[GameResult] = []
+        continuous = self.spec.continuous
         for player_id, idxs in groups.items():
             if player_id in self.references:
                 fn = self.references[player_id]
@@ -319,11 +320,12 @@ class RolloutWorker:
             for j, i in enumerate(idxs):
                 slot, seating = self.slots[i], self.seatings[i]
                 seat = slot.seat
+                action = actions[j] if continuous else int(actions[j])
                 if player_id == LEARNER_ID:
-                    cut = seating.lanes[seat].decide(slot.obs.copy(), slot.mask.copy(), actions[j], logps[j], values[j], version)
+                    cut = seating.lanes[seat].decide(slot.obs.copy(), slot.mask.copy(), action, logps[j], values[j], version)
                     if cut:
                         out_segments.append(self._segment(*cut))
-                rewards = slot.step(int(actions[j]))
+                rewards = slot.step(action)
                 self.stats.env_steps += 1
                 if self._shape is not None:
                     rewards = self._shape(rewards)
