@@ -13,11 +13,13 @@ import torch
 
 from actors.action_spaces import UniformBox
 from actors.evaluate import Agent, play_match
+from actors.evaluator import Evaluator
 from actors.games import GameError, load_game
 from actors.rollout import RolloutWorker
 from actors.scripted import references_for
 from cluster.config import Config, ConfigError, check_model_fits
 from cluster.run.cli import main
+from league.records import LEARNER_ID, RANDOM_ID
 from learner.arch import GAUSSIAN, ModelConfig
 from learner.checkpoint import Checkpoint, CheckpointError, check_compatible, model_spec
 from learner.config import LearnerConfig, PPOConfig
@@ -343,3 +345,21 @@ def test_self_play_on_a_box_game_learns_to_aim(target_game):
     assert float(learner.model.log_std.detach().max()) < -0.2  # the spread shrank from its start at 0
     match = play_match(make_slot, Agent(policy=policy, greedy=True), Agent(scripted=references_for(spec.name, spec)["random"]), 40)
     assert match.score > 0.9 and {side for side, *_ in match.outcomes} == {0, 1}
+
+
+def test_an_evaluator_rates_a_gaussian_policy_with_its_mean_and_keeps_no_replays(target_game):
+    make_slot, spec = target_game
+    learner = _learner(spec)
+    loop = _Loop(make_slot, spec, learner)
+    kept = []
+
+    class Replays:
+        def keep(self, replays, per_pair):
+            kept.extend(replays)
+
+    cfg = Config().replace("model", hidden_sizes=(16,)).replace("eval", games_per_pair=6, greedy=True)  # greedy: the mean
+    evaluator = Evaluator(0, cfg, make_slot, spec, loop, loop, loop, references_for(spec.name, spec), Replays())
+    report = evaluator.round()
+    assert report.rated == (LEARNER_ID,) and report.games == len(loop.games) == 6
+    assert all(g.kind == "eval" and set(g.players) == {LEARNER_ID, RANDOM_ID} for g in loop.games)
+    assert kept == []  # replays hold integer moves: none are kept for Box games
