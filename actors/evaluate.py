@@ -30,16 +30,18 @@ class Agent:
         self.policy, self.scripted, self.greedy = policy, scripted, greedy
         self.memory = SeatMemory()
 
-    def act(self, slots: list[GameSlot], rng: np.random.Generator, keys: list | None = None) -> list[int]:
+    def act(self, slots: list[GameSlot], rng: np.random.Generator, keys: list | None = None) -> list:
+        """One move per slot: an int, or in Box games a float32 vector (greedy: the Gaussian's mean)."""
         if self.scripted is not None:
-            return [int(self.scripted(s.raw_obs, s.mask, rng)) for s in slots]
+            moves = [self.scripted(s.raw_obs, s.mask, rng) for s in slots]
+            return moves if np.ndim(moves[0]) else [int(a) for a in moves]
         obs = np.stack([s.obs for s in slots])
         masks = np.stack([s.mask for s in slots])
         if self.policy.recurrent and keys is None:
             raise ValueError("a recurrent policy's Agent.act needs keys naming the games it plays")
         seats = ((k, s.seat) for k, s in zip(keys or (), slots))
         actions, _, _, _ = self.memory.act(self.policy, obs, masks, rng, seats, greedy=self.greedy)
-        return [int(a) for a in actions]
+        return list(actions) if actions.ndim == 2 else [int(a) for a in actions]
 
     def new_game(self, key) -> None:
         """The game `key` starts (again): a recurrent policy forgets it."""

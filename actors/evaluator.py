@@ -126,7 +126,7 @@ class Evaluator:
         self.params, self.league, self.results = params, league, results
         self.replays = replays  # where the last games of each match are kept for replays; None: nowhere
         self.references = {r: references[r] for r in eval_reference_ids(cfg, references)}
-        self.latest = InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model)
+        self.latest = InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model, head=spec.head)
         self.stats = EvalStats()
         # Game ids must stay unique when a restarted evaluator counts rounds from 0 again.
         self.incarnation = secrets.token_hex(4)
@@ -148,7 +148,7 @@ class Evaluator:
             except KeyError:
                 self.stats.missing_snapshots += 1  # the league never names one without weights: count it
                 continue
-            policy = InferencePolicy(self.spec.obs_shape, self.spec.num_actions, self.cfg.model)
+            policy = InferencePolicy(self.spec.obs_shape, self.spec.num_actions, self.cfg.model, head=self.spec.head)
             policy.load(tensors, version)
             out.append((pid, policy))
         return out
@@ -160,7 +160,8 @@ class Evaluator:
         candidates = self._candidates()
         games: list[GameResult] = []
         replays: list[Replay] = []
-        keep = self.cfg.eval.replays_per_pair if self.replays is not None else 0
+        # Replays hold moves as integers: Box games' vector actions are not kept (their ratings are).
+        keep = self.cfg.eval.replays_per_pair if self.replays is not None and not self.spec.continuous else 0
         for c, (pid, policy) in enumerate(candidates):
             agent = Agent(policy=policy, greedy=self.cfg.eval.greedy)
             for k, (ref, fn) in enumerate(self.references.items()):

@@ -22,7 +22,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from actors.action_spaces import ActionSpaceError, BoxActions, shared_action_space
 from actors.teams import SideError, map_sides, placement_scores, side_of_seats
+from learner.arch import CATEGORICAL, GAUSSIAN
 
 # pettingzoo.mpe moved to the separate mpe2 package (tried below), and importing it now raises.
 BUILTIN_FAMILIES = ("classic", "butterfly", "sisl", "atari")
@@ -57,8 +59,23 @@ class GameSpec:
     agents: tuple[str, ...]
     obs_shape: tuple[int, ...]
     num_actions: int
+    """Discrete: the number of moves. Box: the number of components of an action (the Box flattened)."""
     sides: tuple[tuple[int, ...], ...] = ((0,), (1,))
     """Seats (indices into agents) of each side; one league player plays all seats of a side."""
+    action_low: tuple[float, ...] = ()
+    """Box games only: each action component's lower bound (empty for Discrete games)."""
+    action_high: tuple[float, ...] = ()
+    """Box games only: each action component's upper bound."""
+
+    @property
+    def continuous(self) -> bool:
+        """A Box game: actions are real vectors, without a legal-action mask."""
+        return bool(self.action_low)
+
+    @property
+    def head(self) -> str:
+        """The policy head this game's action space needs (learner/arch.py's HEADS)."""
+        return GAUSSIAN if self.action_low else CATEGORICAL
 
     @property
     def num_sides(self) -> int:
@@ -139,7 +156,7 @@ def _split_obs(raw: Any, info: dict | None, num_actions: int) -> tuple[np.ndarra
         mask = None
     if mask is None and info:
         mask = info.get("action_mask")
-    mask = np.ones(num_actions, dtype=bool) if mask is None else np.asarray(mask).astype(bool)
+    mask = np.ones(num_actions, dtype=bool) if mask is None or num_actions == 0 else np.asarray(mask).astype(bool)
     return obs, mask
 
 
@@ -185,12 +202,10 @@ class GameSlot:
             raise GameError(f"game {name!r}: {exc}") from exc
         self.side_of = side_of_seats(self.sides)
         self.num_sides = len(self.sides)
-        space = self.env.action_space(self.agents[0])
-        if not hasattr(space, "n"):
-            raise GameError(f"game {name!r} has a {type(space).__name__} action space; only Discrete is supported")
-        self.num_actions = int(space.n)
-        if any(int(getattr(self.env.action_space(a), "n", -1)) != self.num_actions for a in self.agents):
-            raise GameError(f"game {name!r}: its agents have different action spaces; one shared policy cannot play them all")
+        try:
+            self.num_actions, self.box = shared_action_space({a: self.env.action_space(a) for a in self.agents})
+        except ActionSpaceError as exc:
+            raise GameError(f"game {name!r}: {exc}") from exc
         shapes = {a: _obs_shape(self.env, a) for a in self.agents}
         if None not in shapes.values() and len(set(shapes.values())) > 1:
             raise GameError(
@@ -204,7 +219,8 @@ class GameSlot:
         self.seat = 0
         self.side = 0
         self.obs = np.zeros(0, np.float32)
-        self.mask = np.zeros(self.num_actions, bool)
+        self._mask_size = self.num_actions if self.box is None else 0  # Box games have no mask
+        self.mask = np.zeros(self._mask_size, bool)
         self.raw_obs: np.ndarray = np.zeros(0)
         self.returns = [0.0] * len(self.agents)
         self.length = 0
@@ -219,7 +235,9 @@ class GameSlot:
 
     def spec(self) -> GameSpec:
         self.reset(seed=0)
-        return GameSpec(self.name, self.agents, tuple(self.raw_obs.shape), self.num_actions, self.sides)
+        box: BoxActions | None = self.box
+        bounds = {} if box is None else {"action_low": tuple(map(float, box.low)), "action_high": tuple(map(float, box.high))}
+        return GameSpec(self.name, self.agents, tuple(self.raw_obs.shape), self.num_actions, self.sides, **bounds)
 
     def reset(self, seed: int | None = None) -> None:
         self.env.reset(seed=seed)
@@ -229,15 +247,26 @@ class GameSlot:
         self.truncated = {}
         self._advance()
 
-    def step(self, action: int) -> list[float]:
-        """Play `action` for the current seat; return the reward each seat received on this step."""
-        if not self.mask[action]:
-            raise GameError(f"illegal action {action} for seat {self.seat} (mask {self.mask.astype(int).tolist()})")
-        self.env.step(int(action))
+    def step(self, action: int | np.ndarray) -> list[float]:
+        """Play `action` for the current seat; return the reward each seat received on this step.
+        A Box game's action is a vector, which the game receives clipped to its bounds."""
+        self.env.step(self._env_action(self.seat, action, self.mask))
         self.length += 1
         rewards = self._collect_rewards()
         extra = self._advance()
         return [r + e for r, e in zip(rewards, extra)]
+
+    def _env_action(self, seat: int, action: int | np.ndarray, mask: np.ndarray) -> int | np.ndarray:
+        """What the game receives for `seat`'s action: a legal move, or a Box game's vector clipped
+        to its bounds. An illegal move or a malformed vector raises GameError."""
+        if self.box is not None:
+            try:
+                return self.box.clip(action)
+            except ActionSpaceError as exc:
+                raise GameError(f"game {self.name!r}, seat {seat}: {exc}") from exc
+        if not mask[action]:
+            raise GameError(f"illegal action {action} for seat {seat} (mask {mask.astype(int).tolist()})")
+        return int(action)
 
     def _collect_rewards(self) -> list[float]:
         out = [0.0] * len(self.agents)
@@ -266,8 +295,8 @@ class GameSlot:
             self.seat = self._seat_of[agent]
             self.side = self.side_of[self.seat]
             raw = env.observe(agent)
-            obs, mask = _split_obs(raw, env.infos.get(agent), self.num_actions)
-            if not mask.any():
+            obs, mask = _split_obs(raw, env.infos.get(agent), self._mask_size)
+            if self._mask_size and not mask.any():
                 raise GameError(f"game {self.name!r}: seat {self.seat} must move but has no legal action")
             self.raw_obs = obs
             self.obs = self._network_input(obs)
@@ -277,7 +306,7 @@ class GameSlot:
     def _note_truncation(self, agent: str) -> None:
         """Keep the final observation of an agent cut by a time limit (not by the game's end)."""
         if self.env.truncations[agent] and not self.env.terminations[agent]:
-            final, _ = _split_obs(self.env.observe(agent), None, self.num_actions)
+            final, _ = _split_obs(self.env.observe(agent), None, self._mask_size)
             self.truncated[self._seat_of[agent]] = self._network_input(final)
 
     def _network_input(self, raw: np.ndarray) -> np.ndarray:

@@ -177,6 +177,8 @@ class HumanMatch:
             raise ValueError(f"human_seat must be 0 (move first) or 1 (move second), not {human_seat}")
         self.slot = make_slot()
         self.slot.reset(seed=seed)
+        if policy.net.log_std is not None:
+            raise GameError("this policy acts in a Box (continuous) action space, which cannot be played by hand here")
         if self.slot.num_actions != policy.net.num_actions or self.slot.obs.size != policy.net.obs_dim:
             raise GameError(
                 f"this policy ({policy.net.obs_dim} inputs, {policy.net.num_actions} actions) was not trained on "

@@ -51,16 +51,14 @@ class ParallelSlot(GameSlot):
         """(network input, legal-action mask, raw observation) of a seat that moves on this step."""
         return self._views[seat]
 
-    def decide(self, seat: int, action: int) -> list[float] | None:
-        """Record `seat`'s action for this step. When every live agent has one, step the game and
-        return what each seat received; before that, None."""
-        obs, mask, _ = self._views[seat]
-        if not mask[action]:
-            raise GameError(f"illegal action {action} for seat {seat} (mask {mask.astype(int).tolist()})")
+    def decide(self, seat: int, action: int | np.ndarray) -> list[float] | None:
+        """Record `seat`'s action for this step (a Box game's vector is clipped to its bounds).
+        When every live agent has one, step the game and return what each seat received; before
+        that, None."""
         if seat not in self.decisions:
             raise GameError(f"seat {seat} does not move now (moving: {self.decisions})")
+        self._actions[self.agents[seat]] = self._env_action(seat, action, self._views[seat][1])
         self.decisions.remove(seat)
-        self._actions[self.agents[seat]] = int(action)
         self.length += 1
         if self.decisions:
             self._show(self.decisions[0])
@@ -72,12 +70,12 @@ class ParallelSlot(GameSlot):
         self.returns = [a + b for a, b in zip(self.returns, out)]
         for agent, cut in truncations.items():
             if cut and not terminations.get(agent, False) and agent in observations:
-                raw = np.asarray(_split_obs(observations[agent], None, self.num_actions)[0])
+                raw = np.asarray(_split_obs(observations[agent], None, self._mask_size)[0])
                 self.truncated[self._seat_of[agent]] = self._network_input(raw)
         self._offer(observations, infos or {})
         return out
 
-    def step(self, action: int) -> list[float]:
+    def step(self, action: int | np.ndarray) -> list[float]:
         """GameSlot's surface: play `action` for the seat offered now (`seat`)."""
         out = self.decide(self.seat, action)
         return [0.0] * len(self.agents) if out is None else out
@@ -87,8 +85,8 @@ class ParallelSlot(GameSlot):
         self._views = {}
         live = [a for a in self.env.agents if a in observations]
         for agent in live:
-            raw, mask = _split_obs(observations[agent], infos.get(agent), self.num_actions)
-            if not mask.any():
+            raw, mask = _split_obs(observations[agent], infos.get(agent), self._mask_size)
+            if self._mask_size and not mask.any():
                 raise GameError(f"game {self.name!r}: agent {agent} must move but has no legal action")
             self._views[self._seat_of[agent]] = (self._network_input(raw), mask, raw)
         self.decisions = sorted(self._views)

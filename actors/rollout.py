@@ -67,7 +67,7 @@ class Lane:
 
     def decide(self, obs, mask, action, logp, value, version, state=None) -> list | None:
         done_rows = self._finish(done=False)
-        self.pending = [obs, mask, int(action), float(logp), float(value), int(version), 0.0]
+        self.pending = [obs, mask, action, float(logp), float(value), int(version), 0.0]
         cut = done_rows if done_rows is None else self._cut(bootstrap=float(value))
         if not self.rows:  # this decision opens the next segment
             self.start_state = state
@@ -110,7 +110,7 @@ def rows_to_segment(rows: list[tuple], bootstrap: float, actor_id: int, segment_
         segment_id=segment_id,
         obs=np.stack(obs).astype(np.float32),
         masks=np.stack(mask).astype(bool),
-        actions=np.asarray(act, np.int64),
+        actions=np.asarray(act, np.float32 if np.ndim(act[0]) else np.int64),  # Box games: vectors
         logp=np.asarray(logp, np.float32),
         values=np.asarray(val, np.float32),
         rewards=np.asarray(rew, np.float32),
@@ -175,10 +175,10 @@ class RolloutWorker:
         self.game_kind = game_kind
         self._seed_key = [cfg.run.seed, actor_id] + ([] if restart_salt is None else [restart_salt])
         self.rng = np.random.default_rng(self._seed_key)
-        self.latest = InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model)
+        self.latest = InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model, head=spec.head)
         self._opponents = OpponentCache(
             params.fetch_snapshot,
-            lambda: InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model),
+            lambda: InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model, head=spec.head),
             cfg.rollout.opponent_cache,
         )
         self._memory = SeatMemory()  # recurrent policies' states, per (slot, seat)
@@ -324,6 +324,7 @@ class RolloutWorker:
         groups = self._decisions()
         out_segments = self._outbox
         finished: list[GameResult] = []
+        continuous = self.spec.continuous
         for player_id, moves in groups.items():
             if player_id in self.references:
                 fn = self.references[player_id]
@@ -339,18 +340,19 @@ class RolloutWorker:
                 version = policy.version
             for j, (i, seat, obs_j, mask_j, _) in enumerate(moves):
                 slot, seating = self.slots[i], self.seatings[i]
+                action = actions[j] if continuous else int(actions[j])
                 if player_id == LEARNER_ID:
                     state = None if states is None else states[j]
-                    cut = seating.lanes[seat].decide(obs_j.copy(), mask_j.copy(), actions[j], logps[j], values[j], version, state)
+                    cut = seating.lanes[seat].decide(obs_j.copy(), mask_j.copy(), action, logps[j], values[j], version, state)
                     if cut:
                         out_segments.append(self._segment(*cut))
                 self.stats.env_steps += 1
                 if slot.simultaneous:
-                    rewards = slot.decide(seat, int(actions[j]))
+                    rewards = slot.decide(seat, action)
                     if rewards is None:
                         continue  # the step waits for the other live agents' actions
                 else:
-                    rewards = slot.step(int(actions[j]))
+                    rewards = slot.step(action)
                 if self._shape is not None:
                     rewards = self._shape(rewards)
                 for s, side in enumerate(self.side_of):

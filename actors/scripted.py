@@ -181,9 +181,14 @@ REFERENCES: dict[str, dict[str, ScriptedFn]] = {
 GENERIC_REFERENCES: dict[str, ScriptedFn] = {"random": random_legal}
 
 
-def references_for(game_name: str) -> dict[str, ScriptedFn]:
-    """Reference players for a game; any game without scripted bots gets random only.
+def references_for(game_name: str, spec=None) -> dict[str, ScriptedFn]:
+    """Reference players for a game; any game without scripted bots gets random only. Given the
+    game's spec (actors/games.py), a Box game's random player acts uniformly within its bounds.
 
     Returns a fresh dict so callers can add or drop entries without touching the registry.
     """
+    if spec is not None and spec.continuous:
+        from actors.action_spaces import UniformBox
+
+        return {"random": UniformBox(spec.action_low, spec.action_high)}
     return dict(REFERENCES.get(game_name, GENERIC_REFERENCES))

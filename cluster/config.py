@@ -251,13 +251,15 @@ def _check_resources(key: str, resources: dict) -> None:
 
 
 def check_model_fits(cfg: Config, spec: Any = None) -> None:
-    """The model section on its own, and, given a game's spec (obs_shape, num_actions, name),
-    whether it can play that game: conv on flat observations, or a symmetry the board does not
-    have, is refused before anything starts."""
+    """The model section on its own, and, given a game's spec (obs_shape, num_actions, head, name),
+    whether it can play that game: conv on flat observations, a symmetry the board does not
+    have, or conv or a symmetry for a Box game, is refused before anything starts."""
     try:
-        cfg.model.check(*((spec.obs_shape, spec.num_actions) if spec is not None else ()))
+        cfg.model.check(*((spec.obs_shape, spec.num_actions, spec.head) if spec is not None else ()))
     except ValueError as exc:
         raise ConfigError(f"{exc}{f' (game {spec.name})' if spec is not None else ''}") from exc
+    if spec is not None and spec.continuous and cfg.rollout.opening_random_moves > 0:
+        raise ConfigError(f"rollout.opening_random_moves needs a Discrete action space; game {spec.name} has a Box one: set it to 0")
 
 
 def _validate_eval(cfg: Config) -> None:

@@ -11,6 +11,11 @@ from typing import Any
 
 MODEL_KINDS = ("mlp", "conv", "lstm")
 SYMMETRIES = ("none", "mirror", "dihedral")
+CATEGORICAL, GAUSSIAN = "categorical", "gaussian"
+HEADS = (CATEGORICAL, GAUSSIAN)
+"""The policy heads: categorical over a Discrete action space (masked logits), a diagonal Gaussian
+over a Box one (learner/distributions.py). Which one a network has follows from the game's action
+space, not from the config; weights record it (policy_meta's "head") so loaders rebuild the same."""
 
 
 @dataclass(frozen=True)
@@ -57,9 +62,9 @@ class ModelConfig:
         d["hidden_sizes"] = [int(h) for h in self.hidden_sizes]
         return d
 
-    def check(self, obs_shape: tuple[int, ...] | None = None, num_actions: int | None = None) -> None:
+    def check(self, obs_shape: tuple[int, ...] | None = None, num_actions: int | None = None, head: str = CATEGORICAL) -> None:
         """Raise ValueError naming what to change when this section is invalid or, given the
-        game's observation shape and action count, cannot play that game."""
+        game's observation shape, action count and policy head, cannot play that game."""
         if self.kind not in MODEL_KINDS:
             raise ValueError(f"model.kind {self.kind!r} is unknown; choose one of {', '.join(MODEL_KINDS)}")
         if self.symmetry not in SYMMETRIES:
@@ -77,6 +82,15 @@ class ModelConfig:
                 f"model.kind lstm cannot be combined with model.symmetry {self.symmetry}: averaging over board "
                 "symmetries would need one recurrent state per orientation; set model.symmetry: none"
             )
+        if head not in HEADS:
+            raise ValueError(f"policy head {head!r} is unknown; one of {', '.join(HEADS)}")
+        if head == GAUSSIAN and (self.kind != "mlp" or self.symmetry != "none"):
+            # The Gaussian head is the MLP's policy output; conv trunks and board symmetries are
+            # built for Discrete board moves (recurrent policies are not combined with it either).
+            raise ValueError(
+                f"a Box action space (a diagonal Gaussian policy) needs model.kind mlp and model.symmetry none; "
+                f"this config has kind {self.kind}, symmetry {self.symmetry}"
+            )
         if obs_shape is None:
             return
         if self.kind == "conv" and len(obs_shape) != 3:
@@ -85,6 +99,14 @@ class ModelConfig:
             )
         if num_actions is not None:
             board_symmetries(self.symmetry, obs_shape, num_actions)
+
+
+def head_from_meta(meta: dict[str, Any]) -> str:
+    """The policy head recorded with a set of weights; files written before Box games carry none."""
+    head = meta.get("head", CATEGORICAL)
+    if head not in HEADS:
+        raise ValueError(f"these weights name the policy head {head!r}, which this build does not know ({', '.join(HEADS)})")
+    return head
 
 
 def model_from_meta(meta: dict[str, Any]) -> ModelConfig:

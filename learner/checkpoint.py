@@ -51,12 +51,12 @@ class Checkpoint:
     kept beside the checkpoints (CheckpointStore.save_blob), written once each."""
 
 
-def model_spec(game: str, obs_shape, num_actions: int, model) -> dict:
+def model_spec(game: str, obs_shape, num_actions: int, model, head: str = "categorical") -> dict:
     """What a checkpoint's weights fit. `obs_shape` may be a bare int; `model` a ModelConfig (or
-    a tuple of MLP widths)."""
+    a tuple of MLP widths); `head` the game's policy head."""
     from learner.export import policy_meta  # the same record a policy file carries
 
-    return policy_meta(game, model, obs_shape, num_actions)
+    return policy_meta(game, model, obs_shape, num_actions, head)
 
 
 def encode_checkpoint(ckpt: Checkpoint) -> bytes:
@@ -109,9 +109,11 @@ def decode_checkpoint(data: bytes, source: str = "checkpoint") -> Checkpoint:
 
 def check_compatible(ckpt: Checkpoint, spec: dict, source: str = "checkpoint") -> None:
     """Refuse a checkpoint whose weights cannot fit the network this config builds, naming every difference."""
-    from learner.arch import model_from_meta
+    from learner.arch import head_from_meta, model_from_meta
 
     diffs = [f"{k}: checkpoint {ckpt.spec.get(k)!r}, config {spec[k]!r}" for k in ("game", "obs_dim", "num_actions") if ckpt.spec.get(k) != spec[k]]
+    if head_from_meta(ckpt.spec) != head_from_meta(spec):
+        diffs.append(f"policy head: checkpoint {head_from_meta(ckpt.spec)}, game {head_from_meta(spec)}")
     theirs, ours = model_from_meta(ckpt.spec), model_from_meta(spec)
     a, b = theirs.to_dict(), ours.to_dict()
     used = ours.fields_in_use() | theirs.fields_in_use()

@@ -4,7 +4,7 @@
     policy = load_policy("runs/<run>/final_policy.msgpack")   # or runs/<run>/checkpoints/ckpt-v00000153.pt
     actions, logp, values = policy.act(obs_batch, mask_batch, np.random.default_rng(0), greedy=True)
 
-A policy file holds the weights plus {game, model, obs_shape, obs_dim, num_actions}; it is never
+A policy file holds the weights plus {game, model, head, obs_shape, obs_dim, num_actions}; it is never
 pickled. A learner checkpoint (learner/checkpoint.py) loads too: it carries the same facts, and is
 read with torch.load(weights_only=True).
 """
@@ -15,18 +15,20 @@ from pathlib import Path
 
 import numpy as np
 
-from learner.arch import ModelConfig, as_model_config, model_from_meta
+from learner.arch import CATEGORICAL, ModelConfig, as_model_config, head_from_meta, model_from_meta
 from learner.model import InferencePolicy
 from learner.wire import PayloadError, decode_weights, encode_weights
 
 
-def policy_meta(game: str, model: ModelConfig | tuple, obs_shape, num_actions: int) -> dict:
-    """What a reader needs to rebuild the network. `obs_shape` may be a bare int (a flat observation)."""
+def policy_meta(game: str, model: ModelConfig | tuple, obs_shape, num_actions: int, head: str = CATEGORICAL) -> dict:
+    """What a reader needs to rebuild the network. `obs_shape` may be a bare int (a flat observation);
+    `head` is the game's policy head (gaussian for Box games, num_actions then the action's size)."""
     model = as_model_config(model)
     shape = [int(obs_shape)] if isinstance(obs_shape, (int, np.integer)) else [int(d) for d in obs_shape]
     return {
         "game": game,
         "model": model.to_dict(),
+        "head": head,  # absent from files written before Box games: categorical
         "hidden_sizes": [int(h) for h in model.hidden_sizes],  # what readers before model kinds look for
         "obs_shape": shape,
         "obs_dim": int(np.prod(shape)),
@@ -53,7 +55,11 @@ def policy_from_blob(blob: bytes, fallback_meta: dict | None = None) -> Inferenc
 def build_policy(tensors: dict[str, np.ndarray], version: int, meta: dict) -> InferencePolicy:
     """An InferencePolicy of the shape `meta` names (policy_meta's keys), holding `tensors`."""
     shape = tuple(int(d) for d in meta["obs_shape"]) if meta.get("obs_shape") else int(meta["obs_dim"])
-    policy = InferencePolicy(shape, int(meta["num_actions"]), model_from_meta(meta), version)
+    try:
+        head = head_from_meta(meta)
+    except ValueError as exc:
+        raise PayloadError(str(exc)) from exc
+    policy = InferencePolicy(shape, int(meta["num_actions"]), model_from_meta(meta), version, head=head)
     policy.load(tensors, version)
     policy.meta = meta
     return policy
@@ -75,5 +81,5 @@ def policy_from_checkpoint(blob: bytes, source: str = "checkpoint") -> Inference
 
     ckpt = decode_checkpoint(blob, source)
     spec = ckpt.spec
-    meta = policy_meta(spec["game"], model_from_meta(spec), spec.get("obs_shape") or spec["obs_dim"], spec["num_actions"])
+    meta = policy_meta(spec["game"], model_from_meta(spec), spec.get("obs_shape") or spec["obs_dim"], spec["num_actions"], head_from_meta(spec))
     return build_policy({k: v.numpy() for k, v in ckpt.learner["model"].items()}, ckpt.version, meta)

@@ -26,13 +26,16 @@ from learner.segment import Segment
 
 
 class PolicyShape(Protocol):
-    """What the learner needs to know of a game: what it sees and how many moves it has
-    (actors/games.py's GameSpec is one)."""
+    """What the learner needs to know of a game: what it sees, how many moves it has (a Box
+    game: its action's size) and the policy head its action space needs (actors/games.py's
+    GameSpec is one)."""
 
     @property
     def obs_shape(self) -> tuple[int, ...]: ...
     @property
     def num_actions(self) -> int: ...
+    @property
+    def head(self) -> str: ...
 
 
 class NonFiniteLossError(RuntimeError):
@@ -78,7 +81,10 @@ class Learner:
         self.device = pick_device(learner_cfg.device)
         self.spec = spec
         self.obs_dim = int(np.prod(spec.obs_shape))
-        self.model = PolicyNet(spec.obs_shape, spec.num_actions, model_cfg).to(self.device)
+        self.model = PolicyNet(spec.obs_shape, spec.num_actions, model_cfg, spec.head).to(self.device)
+        gaussian = self.model.log_std is not None
+        # What a segment of this game holds per step: Box games have no mask and a float vector action.
+        self._mask_width, self._action_dims = (0, (spec.num_actions,)) if gaussian else (spec.num_actions, ())
         self.opt = torch.optim.Adam(self.model.parameters(), lr=ppo_cfg.lr, betas=(0.9, 0.999), eps=1e-5)
         self.version = 0
         self.stats = LearnerStats()
@@ -96,10 +102,10 @@ class Learner:
     # --- data in ---------------------------------------------------------------------------
     def add(self, segments: list[Segment]) -> None:
         for s in segments:
-            if s.obs.shape[1] != self.obs_dim or s.masks.shape[1] != self.spec.num_actions:
+            if s.obs.shape[1] != self.obs_dim or s.masks.shape[1] != self._mask_width or s.actions.shape[1:] != self._action_dims:
                 raise ValueError(
-                    f"segment shapes obs {s.obs.shape[1:]} / mask {s.masks.shape[1:]} do not fit the policy "
-                    f"({self.obs_dim} / {self.spec.num_actions})"
+                    f"segment shapes obs {s.obs.shape[1:]} / mask {s.masks.shape[1:]} / action {s.actions.shape[1:]} do not fit "
+                    f"the policy ({self.obs_dim} / {self._mask_width} / {self._action_dims})"
                 )
             check_recurrent_segment(s, self.model)
             self._pending[self._arrived] = s
@@ -194,7 +200,9 @@ class Learner:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
                 if seq is None:
                     logits, values = self.model(obs[idx], masks[idx])
-                parts = ppo_loss(logits, values, actions[idx], old_logp[idx], adv, ret_all[idx], c.clip, c.vf_coef, ent_coef)
+                parts = ppo_loss(
+                    logits, values, actions[idx], old_logp[idx], adv, ret_all[idx], c.clip, c.vf_coef, ent_coef, self.model.log_std
+                )
                 if not torch.isfinite(parts.total):
                     skipped += 1
                     continue

@@ -5,6 +5,8 @@ takes the flattened observation and the legal-action mask and returns (masked lo
 rollouts, the learner, snapshots and policy files never need to know which kind they hold. The
 recurrent kind (lstm) also takes and returns its state: `step` for one decision per seat, `unroll`
 for the learner's sequences (learner/recurrent.py); `recurrent` says which of the two a net is.
+Box action spaces get the Gaussian head instead (learner/distributions.py): (mean, value), the
+mask empty and unused.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from learner.arch import ModelConfig, as_model_config, board_symmetries
+from learner.arch import CATEGORICAL, GAUSSIAN, ModelConfig, as_model_config, board_symmetries
+from learner.distributions import gaussian_log_prob, sample_gaussian
 
 # Illegal actions get this logit. Finite (not -inf) so that entropy's p*log(p) stays 0*finite = 0
 # instead of 0*-inf = NaN; exp(-1e9) underflows to exactly 0, so they are never sampled.
@@ -24,13 +27,15 @@ MASKED_LOGIT = -1e9
 
 class PolicyNet(nn.Module):
     """The network of one ModelConfig: `obs_shape` is the game's observation shape (an int is
-    taken as a flat vector of that size), the network's input is that observation flattened."""
+    taken as a flat vector of that size), the network's input is that observation flattened.
+    `head` gaussian (a Box action space, `num_actions` its size) adds the learned `log_std`."""
 
-    def __init__(self, obs_shape, num_actions: int, model: ModelConfig | tuple = ModelConfig()) -> None:
+    def __init__(self, obs_shape, num_actions: int, model: ModelConfig | tuple = ModelConfig(), head: str = CATEGORICAL) -> None:
         super().__init__()
         model = as_model_config(model)
         shape = (int(obs_shape),) if isinstance(obs_shape, (int, np.integer)) else tuple(int(d) for d in obs_shape)
-        model.check(shape, num_actions)
+        model.check(shape, num_actions, head)
+        self.head = head
         self.model_cfg = model
         self.obs_shape = shape
         self.obs_dim = math.prod(shape)
@@ -52,6 +57,9 @@ class PolicyNet(nn.Module):
             self.lstm_net = _LSTMNet(self.obs_dim, num_actions, model)
         else:
             self.conv = _ConvNet(shape, num_actions, model)
+        # The Gaussian's state-independent log std (CleanRL's ppo_continuous_action: one per action
+        # component, starting at 0); None on categorical nets, so their parameters stay as they were.
+        self.register_parameter("log_std", nn.Parameter(torch.zeros(num_actions)) if head == GAUSSIAN else None)
 
     def _body(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.model_cfg.kind == "mlp":
@@ -85,7 +93,8 @@ class PolicyNet(nn.Module):
         return torch.where(mask, raw, torch.full_like(raw, MASKED_LOGIT)), value, state
 
     def forward(self, obs: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (masked logits, value). `obs` is float [B, obs_dim]; `mask` is bool [B, A], True = legal."""
+        """Return (masked logits, value). `obs` is float [B, obs_dim]; `mask` is bool [B, A], True = legal.
+        A Gaussian net returns (mean [B, A], value) and ignores its mask (Box games have none: [B, 0])."""
         g = self._sym_obs.shape[0]
         if g == 1:
             raw, value = self._body(obs)
@@ -98,6 +107,8 @@ class PolicyNet(nn.Module):
             idx = self._sym_act[:, None, :].expand(g, b, -1)
             raw = raw_g.gather(2, idx).mean(0)
             value = value_g.reshape(g, b).mean(0)
+        if self.log_std is not None:
+            return raw, value
         logits = torch.where(mask, raw, torch.full_like(raw, MASKED_LOGIT))
         return logits, value
 
@@ -240,8 +251,10 @@ class InferencePolicy:
     (seed, actor, env) without touching torch's global RNG.
     """
 
-    def __init__(self, obs_shape, num_actions: int, model: ModelConfig | tuple = ModelConfig(), version: int = -1) -> None:
-        self.net = PolicyNet(obs_shape, num_actions, model)
+    def __init__(
+        self, obs_shape, num_actions: int, model: ModelConfig | tuple = ModelConfig(), version: int = -1, head: str = CATEGORICAL
+    ) -> None:
+        self.net = PolicyNet(obs_shape, num_actions, model, head)
         self.net.eval()
         self.version = version
 
@@ -264,7 +277,10 @@ class InferencePolicy:
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, mask: np.ndarray, rng: np.random.Generator, greedy: bool = False):
-        """Batched action selection. Returns (actions int64 [B], logp float32 [B], values float32 [B])."""
+        """Batched action selection. Returns (actions int64 [B], logp float32 [B], values float32 [B]);
+        a Gaussian policy's actions are float32 [B, A] (see _act_gaussian)."""
+        if self.net.log_std is not None:
+            return self._act_gaussian(obs, mask, rng, greedy)
         logits, values = self.net(torch.from_numpy(obs), torch.from_numpy(mask))
         logp_all = masked_log_probs(logits).numpy()
         if greedy:
@@ -301,3 +317,15 @@ class InferencePolicy:
         logp = logp_all[np.arange(len(actions)), actions]
         after = torch.stack([h, c], 1).numpy()
         return actions.astype(np.int64), logp.astype(np.float32), values.numpy().astype(np.float32), after
+
+    def _act_gaussian(self, obs: np.ndarray, mask: np.ndarray, rng: np.random.Generator, greedy: bool):
+        """Sample N(mean, std) with `rng` (greedy: the mean). The actions are returned unclipped, and
+        their log-probs are those of the unclipped samples: the game slot clips what the game
+        receives to its Box, while the learner trains on what was sampled (CleanRL's convention;
+        clipping first would put mass on the bounds that the density does not describe)."""
+        mean_t, values = self.net(torch.from_numpy(obs), torch.from_numpy(mask))
+        mean = mean_t.numpy()
+        log_std = self.net.log_std.detach()
+        actions = mean.copy() if greedy else sample_gaussian(mean, log_std.numpy(), rng)
+        logp = gaussian_log_prob(mean_t, log_std, torch.from_numpy(actions)).numpy()
+        return actions.astype(np.float32), logp.astype(np.float32), values.numpy().astype(np.float32)

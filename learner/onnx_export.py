@@ -45,6 +45,16 @@ def require_onnx():
     return onnx, onnxruntime
 
 
+def check_exportable(policy: "InferencePolicy") -> None:
+    """ExportError for a policy this format does not describe: the model outputs action
+    probabilities, which a Box game's Gaussian policy does not have."""
+    if policy.net.log_std is not None:
+        raise ExportError(
+            "ONNX export covers Discrete-action (categorical) policies only; this one is a diagonal Gaussian over a "
+            "Box action space. Use its policy file instead (learner/export.py: load_policy, act(greedy=True) gives the mean)."
+        )
+
+
 def _probs_and_value(net: "PolicyNet"):
     """The exported graph: the network's masked logits turned into probabilities."""
     import torch
@@ -80,6 +90,7 @@ def export_onnx(policy: "InferencePolicy", path: str | Path, obs: np.ndarray, ma
             "(h, c) as inputs and outputs, which this exporter does not write. Export an mlp or conv policy."
         )
     onnx, _ = require_onnx()
+    check_exportable(policy)
     path = Path(path)
     graph = _probs_and_value(policy.net)
     example = (torch.as_tensor(obs, dtype=torch.float32), torch.as_tensor(mask, dtype=torch.bool))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from learner.distributions import gaussian_entropy, gaussian_log_prob
 from learner.model import masked_entropy, masked_log_probs
 
 
@@ -95,18 +96,25 @@ def ppo_loss(
     clip: float,
     vf_coef: float,
     ent_coef: float,
+    log_std: torch.Tensor | None = None,
 ) -> LossParts:
     """Clipped surrogate + value loss - entropy bonus. `logits` are already masked, so the
-    log-probabilities are those of the masked distribution the actors sampled from."""
-    logp_all = masked_log_probs(logits)
-    logp = logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    log-probabilities are those of the masked distribution the actors sampled from.
+
+    With `log_std` (a Box game's Gaussian policy), `logits` are the Gaussian's means [B, D] and
+    `actions` the unclipped samples, float [B, D]; the categorical path is untouched by it."""
+    if log_std is None:
+        logp_all = masked_log_probs(logits)
+        logp = logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    else:
+        logp = gaussian_log_prob(logits, log_std, actions)
     log_ratio = logp - old_logp
     ratio = log_ratio.exp()
     pg1 = -advantages * ratio
     pg2 = -advantages * ratio.clamp(1.0 - clip, 1.0 + clip)
     policy_loss = torch.max(pg1, pg2).mean()
     value_loss = 0.5 * (values - returns).pow(2).mean()
-    entropy = masked_entropy(logits).mean()
+    entropy = masked_entropy(logits).mean() if log_std is None else gaussian_entropy(log_std)
     with torch.no_grad():
         approx_kl = ((ratio - 1.0) - log_ratio).mean()  # the low-variance k3 estimator
         clip_frac = ((ratio - 1.0).abs() > clip).float().mean()

@@ -17,13 +17,15 @@ class Segment:
     versions[t] is the learner version whose weights chose actions[t].
     initial_state is a recurrent policy's state (h, c) before decision 0, float32 [2, lstm_size]:
     the learner unrolls the segment from it (learner/recurrent.py). None for feed-forward policies.
+    Box games' segments hold float32 action vectors (the Gaussian's unclipped samples, which logp
+    scores) and an empty mask [T, 0]: a continuous action has no legal-action mask.
     """
 
     actor_id: int
     segment_id: int
     obs: np.ndarray  # [T, obs_dim] float32
-    masks: np.ndarray  # [T, num_actions] bool
-    actions: np.ndarray  # [T] int64
+    masks: np.ndarray  # [T, num_actions] bool; [T, 0] in Box games
+    actions: np.ndarray  # [T] int64; [T, action_dim] float32 in Box games
     logp: np.ndarray  # [T] float32, log-prob under the masked behaviour distribution
     values: np.ndarray  # [T] float32
     rewards: np.ndarray  # [T] float32
@@ -34,10 +36,11 @@ class Segment:
 
     def __post_init__(self) -> None:
         t = len(self.actions)
+        continuous = getattr(self.actions, "dtype", None) == np.float32
         expect = {
             "obs": (np.float32, 2),
             "masks": (np.bool_, 2),
-            "actions": (np.int64, 1),
+            "actions": (np.float32, 2) if continuous else (np.int64, 1),
             "logp": (np.float32, 1),
             "values": (np.float32, 1),
             "rewards": (np.float32, 1),
@@ -51,6 +54,11 @@ class Segment:
                 raise ValueError(f"segment field {name}: expected {np.dtype(dtype).name} with {ndim} dims and length {t}, got {got}")
         if t == 0:
             raise ValueError("segment is empty")
+        if continuous and (self.masks.shape[1] != 0 or self.actions.shape[1] == 0 or not np.isfinite(self.actions).all()):
+            raise ValueError(
+                f"segment of continuous actions {self.actions.shape}: needs an empty mask [T, 0] (got {self.masks.shape}) "
+                "and finite actions of at least one component"
+            )
         if not np.isfinite(self.bootstrap_value):
             raise ValueError("segment bootstrap_value is not finite")
         st = self.initial_state

@@ -116,6 +116,9 @@ def decode_weights(payload: bytes) -> tuple[int, dict[str, np.ndarray], dict]:
 
 # --- trajectory segments -------------------------------------------------------------------
 
+# Box games' segments travel under the same v1 (float32 [T, D] actions, empty [T, 0] masks, which
+# Segment validates): every payload of earlier builds still decodes, and a build that predates Box
+# games refuses theirs with PayloadError (its Segment wants int64 actions).
 SEGMENTS_SCHEMA, SEGMENTS_V = "segments", 1
 _SEG_ARRAYS = ("obs", "masks", "actions", "logp", "values", "rewards", "dones", "versions")
 

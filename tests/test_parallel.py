@@ -107,3 +107,31 @@ def test_a_recurrent_policy_bootstraps_from_what_the_seat_remembers():
             v_fresh = float(net.step(final, mask, (torch.zeros(1, 8), torch.zeros(1, 8)))[1][0])
         assert abs(v_final - v_fresh) > 1e-6  # the history matters, so the check can tell them apart
         np.testing.assert_allclose(seg.rewards[-1], float(seg.actions[-1]) + GAMMA * v_final, rtol=1e-5, atol=1e-6)
+
+
+def test_a_continuous_parallel_game_steps_every_agent_at_once_with_vector_actions():
+    """mpe2 simple_spread with Box actions: three agents, each its own side, all deciding in one tick."""
+    kwargs = {"continuous_actions": True, "N": 3, "max_cycles": 4}
+    make_slot, spec = load_game("simple_spread_v3", kwargs)
+    cfg = (
+        Config()
+        .replace("game", name="simple_spread_v3", kwargs=kwargs)
+        .replace("rollout", envs_per_actor=2, segment_length=4, weight_poll_s=0.0)
+        .replace("model", hidden_sizes=HIDDEN)
+    )
+    params = FakeParams(spec.obs_dim, spec.num_actions)
+    params.served[0] = state_dict_numpy(PolicyNet(spec.obs_shape, spec.num_actions, cfg.model, spec.head))
+    params.version = 0
+    sink, results = ListSink(), ListResults()
+    worker = RolloutWorker(0, cfg, make_slot, spec, params, FakeLeague(None, "uniform"), sink, results, {})
+    worker.start()
+    worker.latest = counting = CountingPolicy(worker.latest)
+    for _ in range(4):
+        worker.tick()
+    assert counting.batches == [6, 6, 6, 6]
+    assert len(results.games) == 2 and all(g.length == 12 for g in results.games)
+    segs = sink.segments
+    assert len(segs) == 6
+    for seg in segs:
+        assert seg.actions.dtype == np.float32 and seg.actions.shape == (4, spec.num_actions) and seg.masks.shape == (4, 0)
+        assert seg.dones.tolist() == [False, False, False, True]

@@ -38,7 +38,7 @@ class EvaluatorService:
             params=params,
             league=LeagueReader(store, refresh_s=0.0),  # rounds are seconds apart: always read afresh
             results=RedisResultSink(store),
-            references=references_for(cfg.game.name),
+            references=references_for(cfg.game.name, spec),
             replays=ReplayStore(store.r, store.keys),
         )
         self._stop = threading.Event()

@@ -107,7 +107,7 @@ class LearnerService:
         """(version, the learner's complete state, and the driver's `league`, as a checkpoint payload);
         the driver writes it where checkpoints live."""
         c = self.cfg
-        spec = model_spec(c.game.name, self.spec.obs_shape, self.spec.num_actions, c.model)
+        spec = model_spec(c.game.name, self.spec.obs_shape, self.spec.num_actions, c.model, self.spec.head)
         with self._update_lock:
             v, state = self.learner.version, self.learner.state_dict()
         return v, encode_checkpoint(Checkpoint(v, state, spec, c.to_dict(), progress, time.time(), league))

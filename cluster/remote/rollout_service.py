@@ -229,7 +229,7 @@ class RolloutService:
             league=LeagueReader(store, cfg.rollout.league_refresh_s, sampler=cfg.league.sampler),
             sink=self.sink,
             results=RedisResultSink(store),
-            references=references_for(cfg.game.name),
+            references=references_for(cfg.game.name, spec),
             restart_salt=restart_salt(),
         )
         self.sink.source = self.source

@@ -165,8 +165,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     policy = load_named_policy(args)
     game = args.game or policy.meta.get("game", "")
-    make_slot, _ = load_game(game)
-    refs = references_for(game)
+    make_slot, spec = load_game(game)
+    refs = references_for(game, spec)
     if args.opponent in refs:
         opponent = Agent(scripted=refs[args.opponent])
     elif Path(args.opponent).is_file():
@@ -212,10 +212,11 @@ def _export(args: argparse.Namespace) -> int:
     from actors.evaluate import sample_positions
     from actors.games import load_game
     from cluster.run.policies import load_named_policy
-    from learner.onnx_export import export_checked, require_onnx
+    from learner.onnx_export import check_exportable, export_checked, require_onnx
 
     require_onnx()  # before any loading: a missing extra is the first thing to hear about
     policy = load_named_policy(args)
+    check_exportable(policy)
     game = _game_of(args, policy)
     make_slot, _ = load_game(game)
     obs, mask = sample_positions(make_slot, args.positions, seed=args.seed)

@@ -135,7 +135,7 @@ def run_inline(
     make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides)
     check_model_fits(cfg, spec)
     params, store = run_stores(cfg, redis_url, run_id)
-    refs = references_for(cfg.game.name)
+    refs = references_for(cfg.game.name, spec)
     state = initial_league(cfg, refs)
     store.save(state)
     service = LearnerService(cfg.to_dict(), redis_url, run_id, own_process=False)

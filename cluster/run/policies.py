@@ -93,4 +93,4 @@ class LeaguePolicies:
         if not game or not model.get("hidden_sizes"):
             raise ConfigError(f"run {run_id!r} does not record its game and network shape; use a policy file instead")
         _, spec = load_game(game, cfg.get("game", {}).get("kwargs") or {})
-        return build_policy(tensors, version, policy_meta(game, model_from_meta({"model": model}), spec.obs_shape, spec.num_actions))
+        return build_policy(tensors, version, policy_meta(game, model_from_meta({"model": model}), spec.obs_shape, spec.num_actions, spec.head))

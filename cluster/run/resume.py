@@ -59,7 +59,7 @@ def checkpoint_to_resume(cfg: Config, spec, run_dir: Path, ckpts: CheckpointStor
     source = f"checkpoint {ckpts.location(latest)}"
     data = ckpts.read(latest)
     ckpt = decode_checkpoint(data, source)
-    check_compatible(ckpt, model_spec(spec.name, spec.obs_shape, spec.num_actions, cfg.model), source)
+    check_compatible(ckpt, model_spec(spec.name, spec.obs_shape, spec.num_actions, cfg.model, spec.head), source)
     p = ckpt.progress
     changes = config_changes(ckpt.config, cfg.to_dict())
     return StartPoint(
@@ -156,7 +156,7 @@ def _check_published(cfg, spec, run_id, params: ParamStore) -> None:
     published = params.fetch()
     if published is not None:
         try:
-            InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model).load(published[1], published[0])
+            InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model, head=spec.head).load(published[1], published[0])
         except ValueError as exc:
             raise RunError(f"weights of run {run_id!r} in Redis (v{published[0]}) do not fit this config: {exc}") from exc
 

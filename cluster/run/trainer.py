@@ -248,7 +248,7 @@ def _train(run: _Run) -> TrainResult:
 
 def _save_final_policy(run: _Run, version: int, weights) -> None:
     spec = run.spec
-    save_policy(run.run_dir / "final_policy.msgpack", weights, version, policy_meta(spec.name, run.cfg.model, spec.obs_shape, spec.num_actions))
+    save_policy(run.run_dir / "final_policy.msgpack", weights, version, policy_meta(spec.name, run.cfg.model, spec.obs_shape, spec.num_actions, spec.head))
 
 
 def _relaunch(run: _Run, dead: RayLearner) -> Relaunched:
@@ -267,9 +267,9 @@ def _final_eval(cfg, spec, make_slot, version, weights, store: LeagueStore) -> d
     """Latest, playing its most likely move, against every reference of the game (random first),
     run.eval_games each, seats alternating. Reported to the league as rating ('eval') games so
     the table is anchored."""
-    policy = InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model, version)
+    policy = InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model, version, head=spec.head)
     policy.load(weights, version)
-    refs = references_for(cfg.game.name)
+    refs = references_for(cfg.game.name, spec)
     out = {}
     for name in sorted(refs, key=lambda r: r != RANDOM_ID):
         result = play_match(make_slot, Agent(policy=policy, greedy=True), Agent(scripted=refs[name]), cfg.run.eval_games, seed=cfg.run.seed + 7)
