@@ -125,7 +125,8 @@ class EvalConfig:
     """Rating games kept for replays (`selfplay replay`, the dashboard's replay page) per (rated
     player, reference) pair: the newest ones, in Redis, the rated player being `latest` or a
     snapshot id. A round records the moves of the last this many games of each match. 0: no moves
-    are recorded. Training games never record theirs."""
+    are recorded. Training games never record theirs. Two-player games of Discrete moves only:
+    games of more sides, and Box games, are rated but keep no replays."""
 
 
 class Seeded(Protocol):

@@ -161,7 +161,10 @@ class Evaluator:
         games: list[GameResult] = []
         replays: list[Replay] = []
         # Replays hold moves as integers: Box games' vector actions are not kept (their ratings are).
-        keep = self.cfg.eval.replays_per_pair if self.replays is not None and not self.spec.continuous else 0
+        # Replays are of two-player turn-based games with numbered moves (actors/replay.py): a game of
+        # more sides, or of Box actions, is rated but keeps none.
+        replayable = self.spec.num_sides == 2 and not self.spec.continuous
+        keep = self.cfg.eval.replays_per_pair if self.replays is not None and replayable else 0
         for c, (pid, policy) in enumerate(candidates):
             agent = Agent(policy=policy, greedy=self.cfg.eval.greedy)
             for k, (ref, fn) in enumerate(self.references.items()):

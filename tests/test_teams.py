@@ -191,3 +191,32 @@ def test_a_missing_family_package_names_the_extra_to_install(monkeypatch):
         resolve_game("simple_tag_v3")
     with pytest.raises(GameError, match="unknown game"):
         resolve_game("no_such_game_v0")
+
+
+def test_an_evaluator_rates_every_seat_of_a_four_player_game_and_keeps_no_replays():
+    """Replays are a two-player format; an evaluator of hold'em for four used to die on seats 2 and 3."""
+    from actors.evaluator import Evaluator
+
+    kwargs = {"num_players": 4}
+    make_slot, spec = load_game("texas_holdem_no_limit_v6", kwargs)
+    cfg = (
+        Config()
+        .replace("game", name="texas_holdem_no_limit_v6", kwargs=kwargs)
+        .replace("model", hidden_sizes=HIDDEN)
+        .replace("eval", games_per_pair=8, replays_per_pair=5)
+    )
+    params = FakeParams(spec.obs_dim, spec.num_actions)
+    params.publish(0, seed=3)
+
+    class Kept:
+        replays: list = []
+
+        def keep(self, replays, per_pair):
+            self.replays += replays
+
+    kept, results = Kept(), ListResults()
+    evaluator = Evaluator(0, cfg, make_slot, spec, params, FakeLeague(None, "uniform"), results, {RANDOM_ID: random_legal}, replays=kept)
+    report = evaluator.round()
+    assert report.games == 8 and len(results.games) == 8
+    assert {g.players.index(LEARNER_ID) for g in results.games} == {0, 1, 2, 3}
+    assert kept.replays == []

@@ -44,6 +44,7 @@ def _check_trained_and_rated(result, state, lines):
     latest = state.players[LEARNER_ID]
     assert latest.elo_stderr is not None and latest.games > 0, lines  # rated from rating games
     assert any(p.kind == "snapshot" for p in state.players.values())
+    assert not [line for line in lines if "evaluator" in line and "failed" in line], lines  # no evaluator died
 
 
 @pytest.mark.ray
