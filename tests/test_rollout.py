@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from actors.games import load_game
-from actors.rollout import Lane, RolloutWorker, rows_to_segment
+from actors.lanes import Lane, rows_to_segment
+from actors.rollout import RolloutWorker
 from actors.scripted import random_legal
 from cluster.config import Config
 from league.league import LeagueState, snapshot_id
