@@ -56,7 +56,7 @@ class LearnerService:
         if own_process:
             set_torch_threads(cfg.learner.torch_threads)
         self.cfg = cfg
-        _, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides)
+        _, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides, cfg.game.roles)
         self.spec = spec
         self.learner = Learner(spec, cfg.model, cfg.ppo, cfg.learner, seed=cfg.run.seed)
         if checkpoint is not None:

@@ -217,7 +217,7 @@ class RolloutService:
             learner = None  # restarted while the learner is being replaced: the sink finds the new one
         set_torch_threads(1)
         params, store = run_stores(cfg, redis_url, run_id)
-        make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides)
+        make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides, cfg.game.roles)
         self.actor_id = actor_id
         self.sink = RaySegmentSink(learner, cfg.rollout.max_inflight, learner_name=learner_name, buffer=send_buffer(cfg))
         self.worker = RolloutWorker(

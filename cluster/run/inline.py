@@ -132,7 +132,7 @@ def run_inline(
 
     on_update(learner) runs after every learner iteration (learning curves, benchmarks/). With
     run_dir, checkpoints and TensorBoard scalars are written there."""
-    make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides)
+    make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides, cfg.game.roles)
     check_model_fits(cfg, spec)
     params, store = run_stores(cfg, redis_url, run_id)
     refs = references_for(cfg.game.name, spec)

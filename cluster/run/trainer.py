@@ -131,7 +131,7 @@ def run_training(
     first checkpoint) and starts it otherwise: what a retried job wants.
     `log` receives the console lines; `observers` the run's events (cluster/events.py), after the
     console and the metrics have."""
-    make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides)  # an unknown game fails here, before anything starts
+    make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides, cfg.game.roles)  # an unknown game fails here, before anything starts
     check_model_fits(cfg, spec)
     if resume not in (False, True, "auto"):
         raise RunError(f"--resume takes no value, or 'auto' (continue the run if it exists, else start it); got {resume!r}")
