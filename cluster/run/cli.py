@@ -158,7 +158,7 @@ def _dashboard(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from actors.evaluate import Agent, play_match
-    from actors.games import load_game
+    from actors.games import load_game, refuse_roles
     from actors.scripted import references_for
     from cluster.run.policies import load_named_policy
     from learner.export import load_policy
@@ -166,6 +166,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     policy = load_named_policy(args)
     game = args.game or policy.meta.get("game", "")
     make_slot, spec = load_game(game)
+    refuse_roles(spec, "selfplay evaluate")
     refs = references_for(game, spec)
     if args.opponent in refs:
         opponent = Agent(scripted=refs[args.opponent])
@@ -210,7 +211,7 @@ def _play(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from actors.evaluate import sample_positions
-    from actors.games import load_game
+    from actors.games import load_game, refuse_roles
     from cluster.run.policies import load_named_policy
     from learner.onnx_export import check_exportable, export_checked, require_onnx
 
@@ -218,7 +219,8 @@ def _export(args: argparse.Namespace) -> int:
     policy = load_named_policy(args)
     check_exportable(policy)
     game = _game_of(args, policy)
-    make_slot, _ = load_game(game)
+    make_slot, spec = load_game(game)
+    refuse_roles(spec, "ONNX export")
     obs, mask = sample_positions(make_slot, args.positions, seed=args.seed)
     parity = export_checked(policy, args.out, obs, mask, tolerance=args.tolerance)
     print(f"wrote {args.out}: inputs obs float32 [batch, {policy.net.obs_dim}], mask bool [batch, {policy.net.num_actions}]; "

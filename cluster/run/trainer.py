@@ -33,7 +33,7 @@ import yaml
 
 from actors.evaluate import Agent, MatchResult, play_match
 from actors.evaluator import initial_league, match_games
-from actors.games import GameSpec, load_game
+from actors.games import GameSpec, load_game, refuse_roles
 from actors.scripted import references_for
 from cluster.config import Config, check_model_fits
 from cluster.events import LearnerStarted, Observer, Observers, RunMeta, RunStarted
@@ -132,6 +132,7 @@ def run_training(
     `log` receives the console lines; `observers` the run's events (cluster/events.py), after the
     console and the metrics have."""
     make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides, cfg.game.roles)  # an unknown game fails here, before anything starts
+    refuse_roles(spec, "selfplay train")
     check_model_fits(cfg, spec)
     if resume not in (False, True, "auto"):
         raise RunError(f"--resume takes no value, or 'auto' (continue the run if it exists, else start it); got {resume!r}")
