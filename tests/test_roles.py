@@ -185,3 +185,46 @@ def test_rollouts_with_roles_are_reproducible_from_the_seed():
         return [s.actions.tolist() for s in sinks[H].segments + sinks[R].segments], [g.scores for g in results.games]
 
     assert run(1) == run(1) and run(1) != run(2)
+
+
+# --- per-role parameters, and what is not wired yet ---------------------------------------
+
+
+def test_each_role_has_its_own_versions_and_snapshots_in_the_parameter_store(redis_client):
+    from cluster.stores.keys import RunKeys
+    from cluster.stores.param_store import ParamStore, StaleVersionError
+
+    keys = RunKeys("selfplay", "tag")
+    assert keys.for_role("").param_version == keys.param_version == "selfplay:tag:params:version"  # no roles: the same keys
+    assert keys.for_role(H).param_version == "selfplay:tag:role:hunter:params:version"
+    assert keys.for_role(H).league_players == "selfplay:tag:role:hunter:league:players"
+    assert keys.for_role(H).snapshot("hunter/v000003") == keys.snapshot("hunter/v000003")  # snapshots stay the run's
+    hunter, runner = (ParamStore(redis_client, keys.for_role(r), keep_versions=2) for r in (H, R))
+
+    def weights(v, dim):
+        return {"w": np.full((dim,), v, np.float32)}
+
+    for v in range(4):
+        hunter.publish(v, weights(v, 3))
+    runner.publish(0, weights(0, 4))
+    runner.publish(1, weights(1, 4))  # not stale although the hunters' learner is at 3: versions are per role
+    assert (hunter.latest_version(), runner.latest_version()) == (3, 1)
+    assert runner.poll(0)[1]["w"].shape == (4,) and hunter.poll(3) is None
+    assert hunter.fetch(1) is None and runner.fetch(0) is not None  # each role keeps its own newest 2
+    with pytest.raises(StaleVersionError):
+        runner.publish(1, weights(9, 4))
+    hunter.snapshot_from_published(role_player(H, "v000003"), 3)
+    runner.snapshot_from_published(role_player(R, "v000001"), 1)
+    version, got = runner.fetch_snapshot(role_player(H, "v000003"))  # any role's store reads any role's snapshot
+    assert version == 3 and got["w"].tolist() == [3.0] * 3
+    assert ParamStore(redis_client, keys).latest_version() == -1  # nothing written under the role-less keys
+
+
+def test_training_a_game_with_roles_is_refused_before_anything_is_written(tmp_path, capsys):
+    from cluster.run.cli import main
+
+    run_dir = tmp_path / "run"
+    assert main(["train", "--config", "configs/tictactoe_smoke.yaml", "--set", f"game.name={CHASE}", "--run-dir", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "asymmetric roles (hunter (obs (3,), 3 actions), runner (obs (4,), 2 actions))" in err
+    assert "selfplay train does not support roles yet" in err and not run_dir.exists()
