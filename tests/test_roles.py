@@ -228,3 +228,55 @@ def test_training_a_game_with_roles_is_refused_before_anything_is_written(tmp_pa
     err = capsys.readouterr().err
     assert "asymmetric roles (hunter (obs (3,), 3 actions), runner (obs (4,), 2 actions))" in err
     assert "selfplay train does not support roles yet" in err and not run_dir.exists()
+
+
+# --- the learner serves one policy per role -------------------------------------------------
+
+
+class ServiceSink:
+    """An actor's sink for one role, handing encoded batches straight to the learner service."""
+
+    def __init__(self, service, role: str) -> None:
+        self.service, self.role, self.sent = service, role, 0
+
+    def send(self, segments) -> None:
+        from learner.wire import encode_segments
+
+        self.sent += len(segments)
+        assert self.service.submit(encode_segments(segments), timeout_s=5.0, count=len(segments), role=self.role)
+
+
+def test_the_learner_serves_one_policy_per_role_with_its_own_versions_and_staleness(redis_server, redis_client):
+    from cluster.remote.learner_service import LearnerService
+    from tests.fault_support import small_config
+
+    cfg = small_config(
+        f"game.name={CHASE}", "ppo.batch_size=48", "ppo.minibatch_size=24", "rollout.segment_length=6", "rollout.envs_per_actor=4",
+        "rollout.weight_poll_s=0.0", "learner.queue_segments=64",
+    )
+    service = LearnerService(cfg.to_dict(), redis_server.url, "roles-run")  # the Ray actor's class, in-process
+    assert service.publish() == 0 and service.versions() == {H: 0, R: 0}
+    _, spec = load_game(CHASE)
+    io = {role: RoleIO(service.params_of[role], FakeLeague(None, "uniform"), ServiceSink(service, role)) for role in (H, R)}
+    worker = RolloutWorker(0, cfg, load_game(CHASE)[0], spec, None, None, None, ListResults(), {}, roles=io)
+    worker.start()
+    reports = []
+    for _ in range(200):
+        worker.tick()
+        reports += service.train(wait_s=0.0).updates
+        if min(service.versions().values()) >= 3:
+            break
+    by_role = {role: [r.version for r in reports if r.role == role] for role in (H, R)}
+    assert by_role[H][:3] == [1, 2, 3] and by_role[R][:3] == [1, 2, 3]  # each role counts its own versions
+    # Each role's versions went to its own keys, and the actors' policies followed them.
+    versions = service.versions()
+    assert {role: service.params_of[role].latest_version() for role in (H, R)} == versions
+    worker.sync_weights(force=True)
+    assert (worker.roles[0].latest.version, worker.roles[1].latest.version) == (versions[H], versions[R])
+    status = service.train(wait_s=0.0).status
+    assert dict(status.role_versions) == service.versions() and status.samples_used >= 4 * 48
+    assert all(0 <= r.staleness_max <= 2 for r in reports)  # lag within a role's own versions
+    with pytest.raises(ValueError, match="serves roles \\['hunter', 'runner'\\]"):
+        service.submit(b"", role="prey")
+    with pytest.raises(ValueError, match="checkpoints of several policies are not supported yet"):
+        service.checkpoint({})
