@@ -280,3 +280,47 @@ def test_the_learner_serves_one_policy_per_role_with_its_own_versions_and_stalen
         service.submit(b"", role="prey")
     with pytest.raises(ValueError, match="checkpoints of several policies are not supported yet"):
         service.checkpoint({})
+
+
+# --- a league per role ------------------------------------------------------------------------
+
+
+def test_a_roles_league_holds_its_players_as_the_other_roles_learner_meets_them(redis_client):
+    from actors.roles import role_roster
+    from cluster.stores.keys import RunKeys
+    from cluster.stores.league_store import LeagueStore
+    from cluster.stores.param_store import ParamStore
+    from league.config import LeagueConfig
+    from league.league import LeagueState
+    from league.manager import LeagueManager
+    from league.records import GameResult
+
+    _, spec = load_game(CHASE)
+    roster = role_roster(spec.roles, H)  # the hunters' league: what the runner's learner is drawn against
+    assert (roster.learner_id, roster.pool_latest_id, roster.random_id) == ("runner/latest", "hunter/latest", "hunter/random")
+    keys = RunKeys("selfplay", "chase").for_role(H)
+    params, store = ParamStore(redis_client, keys), LeagueStore(redis_client, keys)
+    state = LeagueState.new(reference_ids=(roster.random_id,), roster=roster)
+    manager = LeagueManager(store, params, LeagueConfig(snapshot_every=2, rating_every_s=0.0), state)
+    for v in range(4):
+        params.publish(v, {"w": np.full(3, v, np.float32)})
+
+    def game(n, players, versions, scores, kind="eval"):
+        return GameResult(f"g{n}", players, versions, scores, 3, kind, 1.0, 0.0)
+
+    runner, hunter, random_h = "runner/latest", "hunter/latest", "hunter/random"
+    games = [game(n, (random_h, runner), (-1, 5), (0.0, 1.0)) for n in range(8)]  # the runner beats random hunters
+    games += [game(8, (random_h, runner), (-1, 5), (1.0, 0.0)), game(9, (hunter, runner), (3, 5), (0.5, 0.5), "train")]
+    games.append(game(10, ("hunter/latest", "runner/v000002"), (3, 2), (1.0, 0.0), "train"))  # the hunters learning: not this league's
+    store.push_games(games)
+    assert manager.step(5, refit=True) == ["hunter/v000003"]  # a snapshot of the hunters' newest published version
+    players = state.players
+    assert players[random_h].elo == 0.0 and players[runner].elo > 100  # anchored at the hunters' random player
+    assert players[runner].version == 5 and players["hunter/v000003"].version == 3
+    assert players[random_h].payoff_win_rate > 0.7  # PFSP weighs the runner's win rate against each hunter player
+    assert players[random_h].vs_learner == [8, 0, 1] and players[hunter].games == 1 and state.games_total == 10
+    assert params.fetch_snapshot("hunter/v000003")[0] == 3
+    assert store.load().players.keys() == players.keys()  # saved under the role's keys
+    assert LeagueStore(redis_client, RunKeys("selfplay", "chase")).load() is None
+    with pytest.raises(RoleError, match="exactly two roles"):
+        role_roster(spec.roles[:1], H)

@@ -28,10 +28,11 @@ take keys as arguments, are here too, so that this file is the whole layout.
 
 `{a}` in replays:{a}:{ref} is the rated player's id (`latest` or a snapshot id) and `{ref}` the reference's.
 
-A game with roles (actors/roles.py) gives each role its own parameters and league: the params:* and
-league:* keys above live under {p}:{run}:role:{role}: instead of {p}:{run}: (RunKeys.for_role), so
-each role's versions count on their own. Snapshots, games, health, meta and replays stay the run's:
-a role's player ids are namespaced already (`adversary/v000010`), and a game seats several roles.
+A game with roles (actors/roles.py) gives each role its own parameters, league and game queue: the
+params:*, league:* and games* keys above live under {p}:{run}:role:{role}: instead of {p}:{run}:
+(RunKeys.for_role), so each role's versions count on their own and each role's league manager
+claims its own copy of every game (actors report a game to every role's queue). Snapshots, health,
+meta and replays stay the run's: a role's player ids are namespaced already (`adversary/v000010`).
 
 "Driver" is the process running `selfplay train` (cluster/run/trainer.py, or cluster/run/inline.py
 in-process); the league manager runs in it. "Learner" is the learner's Ray actor
@@ -68,8 +69,8 @@ class RunKeys:
         return f"{self.base}:role:{self.role}" if self.role else self.base
 
     def for_role(self, role: str) -> "RunKeys":
-        """The keys of one role's policy and league; snapshots, games, health and meta stay the run's
-        (snapshot ids are namespaced by role already)."""
+        """The keys of one role's policy, league and game queue; snapshots, health and meta stay the
+        run's (snapshot ids are namespaced by role already)."""
         return RunKeys(self.prefix, self.run_id, role)
 
     @property
@@ -84,8 +85,8 @@ class RunKeys:
     league_changes = property(lambda s: f"{s.own}:league:changes")
     league_results = property(lambda s: f"{s.own}:league:results")
     league_payoff = property(lambda s: f"{s.own}:league:payoff")
-    games = property(lambda s: f"{s.base}:games")
-    games_claimed = property(lambda s: f"{s.base}:games:claimed")
+    games = property(lambda s: f"{s.own}:games")
+    games_claimed = property(lambda s: f"{s.own}:games:claimed")
     health = property(lambda s: f"{s.base}:health")
 
     weights_prefix = property(lambda s: f"{s.own}:params:w:")
