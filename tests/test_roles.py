@@ -220,14 +220,16 @@ def test_each_role_has_its_own_versions_and_snapshots_in_the_parameter_store(red
     assert ParamStore(redis_client, keys).latest_version() == -1  # nothing written under the role-less keys
 
 
-def test_training_a_game_with_roles_is_refused_before_anything_is_written(tmp_path, capsys):
+def test_what_a_run_with_roles_does_not_support_is_refused_before_anything_is_written(tmp_path, capsys):
     from cluster.run.cli import main
 
     run_dir = tmp_path / "run"
-    assert main(["train", "--config", "configs/tictactoe_smoke.yaml", "--set", f"game.name={CHASE}", "--run-dir", str(run_dir)]) == 2
-    err = capsys.readouterr().err
-    assert "asymmetric roles (hunter (obs (3,), 3 actions), runner (obs (4,), 2 actions))" in err
-    assert "selfplay train does not support roles yet" in err and not run_dir.exists()
+    for extra, message in (
+        (["--resume"], "--resume is not supported for roles yet"),
+        (["--set", "model.kind=lstm"], "recurrent policies (model.kind lstm) are not supported with roles yet"),
+    ):
+        assert main(["train", "--config", "configs/simple_tag_smoke.yaml", "--run-dir", str(run_dir), *extra]) == 2
+        assert message in capsys.readouterr().err and not run_dir.exists()
 
 
 # --- the learner serves one policy per role -------------------------------------------------
