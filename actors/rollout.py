@@ -7,14 +7,16 @@ inside a Ray actor in production (cluster/remote/rollout_service.py):
     league  -> the opponent pool to sample from (Redis league state)
     sink    -> where trajectory segments go (the learner; may block = backpressure)
     results -> where finished games go (the league's game queue)
+
+A game with roles (actors/roles.py) has a params, league and sink per role (RoleIO): one policy per
+role, opponents for a role's sides drawn from that role's league, segments to that role's stream.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable
 
 import numpy as np
 
@@ -24,6 +26,16 @@ from actors.lanes import Lane, rows_to_segment  # noqa: F401 - rows_to_segment i
 from actors.memory import SeatMemory
 from actors.opponents import OpponentCache
 from actors.roles import role_of_sides, role_player
+from actors.rollout_parts import (  # noqa: F401 - the protocols and RoleIO are imported from here too
+    LeagueSource,
+    ParamSource,
+    ResultSink,
+    RoleIO,
+    RolloutStats,
+    Seating,
+    SegmentSink,
+    _Role,
+)
 from actors.teams import shaper_for
 from league.pool import LeagueView
 from league.records import LEARNER_ID, GameResult
@@ -31,76 +43,6 @@ from learner.model import InferencePolicy
 from learner.segment import Segment
 
 from actors.scripted import ScriptedFn
-
-
-class ParamSource(Protocol):
-    def poll(self, known_version: int) -> tuple[int, dict[str, np.ndarray]] | None: ...
-    def fetch_snapshot(self, player_id: str) -> tuple[int, dict[str, np.ndarray]]: ...
-
-
-class LeagueSource(Protocol):
-    def state(self) -> LeagueView | None:
-        """The league as last read (league/pool.py), or None before it exists."""
-
-
-class SegmentSink(Protocol):
-    def send(self, segments: list[Segment]) -> None: ...
-
-
-class ResultSink(Protocol):
-    def report(self, results: list[GameResult]) -> None: ...
-
-
-@dataclass(frozen=True)
-class RoleIO:
-    """One role's own collaborators, in a game with roles (actors/roles.py): its weights, its
-    league (whose players are that role's), and its learner's segment stream."""
-
-    params: ParamSource
-    league: LeagueSource
-    sink: SegmentSink
-
-
-@dataclass
-class _Role:
-    """What the worker holds for one role. A game without roles has one, named "", whose ids are
-    the plain LEARNER_ID and snapshot ids: the path two-player games always took."""
-
-    name: str
-    latest_id: str
-    io: RoleIO
-    latest: InferencePolicy
-    opponents: OpponentCache
-    sides: tuple[int, ...]
-    continuous: bool
-
-
-@dataclass
-class Seating:
-    """Who plays each side of one game slot, and the bookkeeping of the current game.
-
-    `players` is per side (a side plays all its seats with one policy, actors/teams.py); `lanes`
-    per seat, since every agent of a learning side has its own stream of decisions."""
-
-    players: list[str]
-    opponent_prob: float
-    episode: int = 0
-    lanes: list[Lane] = field(default_factory=list)
-
-
-@dataclass
-class RolloutStats:
-    env_steps: int = 0
-    games: int = 0
-    segments: int = 0
-    samples: int = 0
-    weight_updates: int = 0
-    opponent_fallbacks: int = 0
-    opponent_cache_hits: int = 0
-    """Games against a past opponent whose policy the actor already held."""
-    opponent_cache_misses: int = 0
-    """Games against a past opponent whose weights had to be fetched from the store."""
-    ticks: int = 0
 
 
 class RolloutWorker:
