@@ -20,7 +20,7 @@ ROLES = ("adversary", "agent")
 
 
 @pytest.mark.ray
-def test_simple_tag_trains_each_role_and_rates_its_players_on_ray(tmp_path):
+def test_simple_tag_trains_each_role_and_rates_its_players_on_ray(tmp_path, capsys):
     cfg = load_config("configs/simple_tag_smoke.yaml", [
         "game.kwargs={max_cycles: 25}", "run.total_env_steps=15000", "run.eval_games=6", "rollout.envs_per_actor=4",
         "rollout.actor_num_cpus=0.5", "learner.num_cpus=0.5", "ppo.batch_size=512", "ppo.minibatch_size=256",
@@ -54,3 +54,10 @@ def test_simple_tag_trains_each_role_and_rates_its_players_on_ray(tmp_path):
         assert not LeagueStore(client, keys).load()  # nothing under the role-less keys
     assert any(line.startswith("predators' catches per episode against a random prey: first ") for line in lines), lines
     assert {p.id for p in result.table} >= {"adversary/latest", "agent/latest", "adversary/random", "agent/random"}
+    # `selfplay league` prints each role's league.
+    from cluster.run.cli import main
+
+    capsys.readouterr()
+    assert main(["league", "--run-dir", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "league of role adversary" in out and "league of role agent" in out and "agent/random" in out

@@ -118,6 +118,13 @@ def _league(args: argparse.Namespace) -> int:
         store = LeagueStore(client, RunKeys(args.prefix, run_id))
         while True:
             league, meta = store.league_meta(), store.meta() or {}
+            if meta.get("roles"):  # a league per role (docs/architecture.md, "Asymmetric roles")
+                _print_role_leagues(client, args.prefix, run_id, meta, sel)
+                if not args.watch:
+                    return 0
+                time.sleep(args.watch)
+                print()
+                continue
             if league is None:
                 store.load()  # says so if the run keeps its league in an older layout
                 raise ConfigError(f"run {run_id!r} has no league state yet")
@@ -128,6 +135,23 @@ def _league(args: argparse.Namespace) -> int:
                 return 0
             time.sleep(args.watch)
             print()
+
+
+def _print_role_leagues(client, prefix: str, run_id: str, meta: dict, sel) -> None:
+    """Each role's league: the other role's latest (its learner) against the role's players, on
+    that league's own Elo scale (anchored at the role's random player)."""
+    from cluster.stores.keys import RunKeys
+    from cluster.stores.league_store import LeagueStore
+
+    status = "running" if meta.get("running") else "finished"
+    for role in meta["roles"]:
+        store = LeagueStore(client, RunKeys(prefix, run_id).for_role(role))
+        league = store.league_meta()
+        if league is None:
+            raise ConfigError(f"run {run_id!r}: role {role!r} has no league state yet")
+        print(f"run {run_id} ({meta.get('game', '?')}, {status}) league of role {role} "
+              f"(rated against the other role's latest), {league['games_total']} games")
+        print(format_league(store.players(), sel))
 
 
 def _dashboard(args: argparse.Namespace) -> int:

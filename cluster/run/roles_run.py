@@ -120,7 +120,7 @@ def train_roles(
         managers[role] = LeagueManager(store, params, cfg.league, state)
     first_store = stores[roles[0]][1]
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    meta = RunMeta(run_id, spec.name, time.time(), config=cfg.to_dict())
+    meta = RunMeta(run_id, spec.name, time.time(), config=cfg.to_dict(), extra={"roles": roles})
     first_store.set_meta(dataclasses.replace(meta, running=True).to_doc())
     if cfg.eval.num_evaluators:
         log("evaluators do not rate games with roles yet: the final matches against the random players rate them")
