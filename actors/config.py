@@ -30,6 +30,11 @@ class GameConfig:
     exactly one side. Empty: agents grouped by name prefix when that gives two or more groups
     (adversary_* against agent_*: teams), else each agent its own side (free-for-all, two-player
     games included). A side plays all its agents with one policy (actors/teams.py)."""
+    roles: dict = field(default_factory=dict)
+    """Which sides each role (one policy, learner stream and league) plays: {role: [side, ...]},
+    every side in exactly one role, the sides of a role observing and acting alike. Empty: sides
+    grouped by what their agents observe and how they act (actors/roles.py); a game whose sides all
+    alike has one role and trains as two-player games always have."""
     team_spirit: float = 1.0
     """OpenAI Five's tau in [0, 1]: each agent learns from (1 - tau) * its own reward + tau * its
     side's mean reward. No effect when every side has one agent."""

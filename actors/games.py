@@ -23,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from actors.action_spaces import ActionSpaceError, BoxActions, shared_action_space
+from actors.roles import RoleError, RoleSpec, action_signature, map_roles
 from actors.teams import SideError, map_sides, placement_scores, side_of_seats
 from learner.arch import CATEGORICAL, GAUSSIAN
 
@@ -66,6 +67,10 @@ class GameSpec:
     """Box games only: each action component's lower bound (empty for Discrete games)."""
     action_high: tuple[float, ...] = ()
     """Box games only: each action component's upper bound."""
+    roles: tuple[RoleSpec, ...] = ()
+    """Empty for a game whose agents all observe and act alike (one role: one policy plays every
+    side). Two or more when sides differ (actors/roles.py); obs_shape, num_actions and the bounds
+    above are then the FIRST role's, and code that plays one policy must refuse (refuse_roles)."""
 
     @property
     def continuous(self) -> bool:
@@ -84,6 +89,23 @@ class GameSpec:
     @property
     def obs_dim(self) -> int:
         return int(np.prod(self.obs_shape))
+
+    def role(self, name: str) -> "GameSpec":
+        """The spec one role's policy sees: that role's observation shape and action space, no roles."""
+        for r in self.roles:
+            if r.name == name:
+                return GameSpec(self.name, self.agents, r.obs_shape, r.num_actions, self.sides, r.action_low, r.action_high)
+        raise GameError(f"game {self.name!r} has no role {name!r}; its roles are {[r.name for r in self.roles]}")
+
+
+def refuse_roles(spec: GameSpec, what: str) -> None:
+    """Raise a GameError saying that `what` plays one policy and cannot serve a game with roles."""
+    if spec.roles:
+        listed = ", ".join(f"{r.name} (obs {r.obs_shape}, {r.num_actions} actions)" for r in spec.roles)
+        raise GameError(
+            f"game {spec.name!r} has asymmetric roles ({listed}): its sides observe or act differently, and "
+            f"{what} does not support roles yet (docs/architecture.md, 'Asymmetric roles')"
+        )
 
 
 def resolve_game(name: str) -> Callable[..., Any]:
@@ -192,7 +214,9 @@ class GameSlot:
     simultaneous = False
     """True for ParallelSlot (actors/parallel_games.py), which offers a step's decisions at once."""
 
-    def __init__(self, factory: Callable[..., Any], kwargs: dict | None = None, name: str = "game", sides: dict | None = None) -> None:
+    def __init__(
+        self, factory: Callable[..., Any], kwargs: dict | None = None, name: str = "game", sides: dict | None = None, roles: dict | None = None
+    ) -> None:
         self.env = self._build(factory, kwargs, name)
         self.name = name
         self.agents = tuple(self.env.possible_agents)
@@ -202,15 +226,7 @@ class GameSlot:
             raise GameError(f"game {name!r}: {exc}") from exc
         self.side_of = side_of_seats(self.sides)
         self.num_sides = len(self.sides)
-        try:
-            self.num_actions, self.box = shared_action_space({a: self.env.action_space(a) for a in self.agents})
-        except ActionSpaceError as exc:
-            raise GameError(f"game {name!r}: {exc}") from exc
-        shapes = {a: _obs_shape(self.env, a) for a in self.agents}
-        if None not in shapes.values() and len(set(shapes.values())) > 1:
-            raise GameError(
-                f"game {name!r}: its agents observe different shapes {shapes}; one shared policy cannot play them all"
-            )
+        self._map_roles(roles)
         self._seat_of = {a: i for i, a in enumerate(self.agents)}
         # Byte observations (Atari RAM or screens: 0-255) reach the network scaled to [0, 1], as
         # every Atari agent does; raw_obs, what scripted players read, keeps the game's values.
@@ -219,7 +235,7 @@ class GameSlot:
         self.seat = 0
         self.side = 0
         self.obs = np.zeros(0, np.float32)
-        self._mask_size = self.num_actions if self.box is None else 0  # Box games have no mask
+        self._mask_size = self._mask_sizes[0]
         self.mask = np.zeros(self._mask_size, bool)
         self.raw_obs: np.ndarray = np.zeros(0)
         self.returns = [0.0] * len(self.agents)
@@ -233,10 +249,43 @@ class GameSlot:
         except TypeError as exc:
             raise GameError(f"game {name!r} rejected its kwargs {kwargs}: {exc}") from exc
 
+    def _map_roles(self, explicit: dict | None) -> None:
+        """Group the sides into roles (actors/roles.py) and learn each seat's action space.
+        One role (every agent observes and acts alike): `roles` is empty, as before roles existed."""
+        name, env = self.name, self.env
+        spaces = {a: env.action_space(a) for a in self.agents}
+        shapes = {a: _obs_shape(env, a) for a in self.agents}
+        known = None not in shapes.values()  # an undeclared shape cannot tell roles apart
+        sigs = tuple((shapes[a] if known else None, action_signature(spaces[a])) for a in self.agents)
+        try:
+            role_names, role_sides = map_roles(self.side_names, self.sides, sigs, explicit)
+        except RoleError as exc:
+            raise GameError(f"game {name!r}: {exc}") from exc
+        roles, per_seat = [], [None] * len(self.agents)
+        for rname, ks in zip(role_names, role_sides):
+            seats = [i for k in ks for i in self.sides[k]]
+            try:
+                n, box = shared_action_space({self.agents[i]: spaces[self.agents[i]] for i in seats})
+            except ActionSpaceError as exc:
+                raise GameError(f"game {name!r}: {exc}") from exc
+            for i in seats:
+                per_seat[i] = (n, box)
+            bounds = () if box is None else (tuple(map(float, box.low)), tuple(map(float, box.high)))
+            roles.append(RoleSpec(rname, ks, shapes[self.agents[seats[0]]] or (), n, *bounds))
+        if len(roles) > 1 and not known:
+            raise GameError(f"game {name!r}: its sides act differently, but not every agent declares its observation space")
+        self.roles: tuple[RoleSpec, ...] = tuple(roles) if len(roles) > 1 else ()
+        self.num_actions, self.box = per_seat[0]
+        self._boxes = tuple(b for _, b in per_seat)
+        self._mask_sizes = tuple(n if b is None else 0 for n, b in per_seat)  # Box games have no mask
+
     def spec(self) -> GameSpec:
         self.reset(seed=0)
         box: BoxActions | None = self.box
         bounds = {} if box is None else {"action_low": tuple(map(float, box.low)), "action_high": tuple(map(float, box.high))}
+        if self.roles:  # the first role's shape and actions at the top (GameSpec.roles says why)
+            first = self.roles[0]
+            return GameSpec(self.name, self.agents, first.obs_shape, first.num_actions, self.sides, first.action_low, first.action_high, self.roles)
         return GameSpec(self.name, self.agents, tuple(self.raw_obs.shape), self.num_actions, self.sides, **bounds)
 
     def reset(self, seed: int | None = None) -> None:
@@ -259,12 +308,13 @@ class GameSlot:
     def _env_action(self, seat: int, action: int | np.ndarray, mask: np.ndarray) -> int | np.ndarray:
         """What the game receives for `seat`'s action: a legal move, or a Box game's vector clipped
         to its bounds. An illegal move or a malformed vector raises GameError."""
-        if self.box is not None:
+        box = self._boxes[seat]
+        if box is not None:
             try:
-                return self.box.clip(action)
+                return box.clip(action)
             except ActionSpaceError as exc:
                 raise GameError(f"game {self.name!r}, seat {seat}: {exc}") from exc
-        if not mask[action]:
+        if not (0 <= action < mask.size and mask[action]):  # out of range: another role's move
             raise GameError(f"illegal action {action} for seat {seat} (mask {mask.astype(int).tolist()})")
         return int(action)
 
@@ -295,8 +345,8 @@ class GameSlot:
             self.seat = self._seat_of[agent]
             self.side = self.side_of[self.seat]
             raw = env.observe(agent)
-            obs, mask = _split_obs(raw, env.infos.get(agent), self._mask_size)
-            if self._mask_size and not mask.any():
+            obs, mask = _split_obs(raw, env.infos.get(agent), self._mask_sizes[self.seat])
+            if self._mask_sizes[self.seat] and not mask.any():
                 raise GameError(f"game {self.name!r}: seat {self.seat} must move but has no legal action")
             self.raw_obs = obs
             self.obs = self._network_input(obs)
@@ -306,7 +356,7 @@ class GameSlot:
     def _note_truncation(self, agent: str) -> None:
         """Keep the final observation of an agent cut by a time limit (not by the game's end)."""
         if self.env.truncations[agent] and not self.env.terminations[agent]:
-            final, _ = _split_obs(self.env.observe(agent), None, self._mask_size)
+            final, _ = _split_obs(self.env.observe(agent), None, self._mask_sizes[self._seat_of[agent]])
             self.truncated[self._seat_of[agent]] = self._network_input(final)
 
     def _network_input(self, raw: np.ndarray) -> np.ndarray:
@@ -337,7 +387,7 @@ def side_scores(returns: list[float], sides: tuple[tuple[int, ...], ...]) -> tup
 
 
 def load_game(
-    name: str, kwargs: dict | None = None, native: bool = True, sides: dict | None = None
+    name: str, kwargs: dict | None = None, native: bool = True, sides: dict | None = None, roles: dict | None = None
 ) -> tuple[Callable[[], GameSlot], GameSpec]:
     """Resolve a game and return (slot factory, spec), failing early with a clear GameError.
 
@@ -345,7 +395,7 @@ def load_game(
     verified move by move against PettingZoo's) is served by that faster implementation."""
     from actors.native_games import native_slot_factory  # it imports GameSpec from here
 
-    fast = native_slot_factory(name, kwargs) if native and not sides else None
+    fast = native_slot_factory(name, kwargs) if native and not sides and not roles else None
     if fast is not None:
         return fast, fast().spec()
     from actors.parallel_games import ParallelSlot  # it subclasses GameSlot
@@ -354,9 +404,9 @@ def load_game(
     factory = resolve_game(name)
     probe = GameSlot._build(factory, kwargs, name)
     kind = ParallelSlot if isinstance(probe, ParallelEnv) else GameSlot
-    first = kind(lambda **_: probe, None, name, sides)  # the probe is the first slot's env
+    first = kind(lambda **_: probe, None, name, sides, roles)  # the probe is the first slot's env
 
     def make_slot() -> GameSlot:
-        return kind(factory, kwargs, name, sides)
+        return kind(factory, kwargs, name, sides, roles)
 
     return make_slot, first.spec()

@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Protocol
 
 import numpy as np
 
-from actors.games import GameError, GameSlot, load_game
+from actors.games import GameError, GameSlot, load_game, refuse_roles
 from actors.memory import SeatMemory
 from learner.model import InferencePolicy
 
@@ -160,7 +160,8 @@ def board_for(game: str, kwargs: dict | None = None) -> tuple[Callable[[], GameS
     if game in GRID_BOARDS:
         make_slot, _ = load_game(game, kwargs)
         return make_slot, GRID_BOARDS[game]
-    make_slot, _ = load_game(game, {**(kwargs or {}), "render_mode": "ansi"})
+    make_slot, spec = load_game(game, {**(kwargs or {}), "render_mode": "ansi"})
+    refuse_roles(spec, "human play")
     return make_slot, AnsiBoard()
 
 

@@ -32,8 +32,10 @@ class ParallelSlot(GameSlot):
 
     simultaneous = True
 
-    def __init__(self, factory: Callable[..., Any], kwargs: dict | None = None, name: str = "game", sides: dict | None = None) -> None:
-        super().__init__(factory, kwargs, name, sides)
+    def __init__(
+        self, factory: Callable[..., Any], kwargs: dict | None = None, name: str = "game", sides: dict | None = None, roles: dict | None = None
+    ) -> None:
+        super().__init__(factory, kwargs, name, sides, roles)
         self.decisions: list[int] = []
         """Seats that move on the current step and have not moved yet, in seat order."""
         self._views: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -70,7 +72,7 @@ class ParallelSlot(GameSlot):
         self.returns = [a + b for a, b in zip(self.returns, out)]
         for agent, cut in truncations.items():
             if cut and not terminations.get(agent, False) and agent in observations:
-                raw = np.asarray(_split_obs(observations[agent], None, self._mask_size)[0])
+                raw = np.asarray(_split_obs(observations[agent], None, self._mask_sizes[self._seat_of[agent]])[0])
                 self.truncated[self._seat_of[agent]] = self._network_input(raw)
         self._offer(observations, infos or {})
         return out
@@ -85,10 +87,11 @@ class ParallelSlot(GameSlot):
         self._views = {}
         live = [a for a in self.env.agents if a in observations]
         for agent in live:
-            raw, mask = _split_obs(observations[agent], infos.get(agent), self._mask_size)
-            if self._mask_size and not mask.any():
+            seat = self._seat_of[agent]
+            raw, mask = _split_obs(observations[agent], infos.get(agent), self._mask_sizes[seat])
+            if self._mask_sizes[seat] and not mask.any():
                 raise GameError(f"game {self.name!r}: agent {agent} must move but has no legal action")
-            self._views[self._seat_of[agent]] = (self._network_input(raw), mask, raw)
+            self._views[seat] = (self._network_input(raw), mask, raw)
         self.decisions = sorted(self._views)
         if not self.decisions:
             self.over = True

@@ -7,22 +7,35 @@ inside a Ray actor in production (cluster/remote/rollout_service.py):
     league  -> the opponent pool to sample from (Redis league state)
     sink    -> where trajectory segments go (the learner; may block = backpressure)
     results -> where finished games go (the league's game queue)
+
+A game with roles (actors/roles.py) has a params, league and sink per role (RoleIO): one policy per
+role, opponents for a role's sides drawn from that role's league, segments to that role's stream.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable
 
 import numpy as np
 
 from actors.config import RolloutSettings
 from actors.games import GameSlot, GameSpec
-from actors.lanes import Lane, rows_to_segment
+from actors.lanes import Lane, rows_to_segment  # noqa: F401 - rows_to_segment is imported from here too
 from actors.memory import SeatMemory
 from actors.opponents import OpponentCache
+from actors.roles import role_of_sides, role_player
+from actors.rollout_parts import (  # noqa: F401 - the protocols and RoleIO are imported from here too
+    LeagueSource,
+    ParamSource,
+    ResultSink,
+    RoleIO,
+    RolloutStats,
+    Seating,
+    SegmentSink,
+    _Role,
+)
 from actors.teams import shaper_for
 from league.pool import LeagueView
 from league.records import LEARNER_ID, GameResult
@@ -32,52 +45,6 @@ from learner.segment import Segment
 from actors.scripted import ScriptedFn
 
 
-class ParamSource(Protocol):
-    def poll(self, known_version: int) -> tuple[int, dict[str, np.ndarray]] | None: ...
-    def fetch_snapshot(self, player_id: str) -> tuple[int, dict[str, np.ndarray]]: ...
-
-
-class LeagueSource(Protocol):
-    def state(self) -> LeagueView | None:
-        """The league as last read (league/pool.py), or None before it exists."""
-
-
-class SegmentSink(Protocol):
-    def send(self, segments: list[Segment]) -> None: ...
-
-
-class ResultSink(Protocol):
-    def report(self, results: list[GameResult]) -> None: ...
-
-
-@dataclass
-class Seating:
-    """Who plays each side of one game slot, and the bookkeeping of the current game.
-
-    `players` is per side (a side plays all its seats with one policy, actors/teams.py); `lanes`
-    per seat, since every agent of a learning side has its own stream of decisions."""
-
-    players: list[str]
-    opponent_prob: float
-    episode: int = 0
-    lanes: list[Lane] = field(default_factory=list)
-
-
-@dataclass
-class RolloutStats:
-    env_steps: int = 0
-    games: int = 0
-    segments: int = 0
-    samples: int = 0
-    weight_updates: int = 0
-    opponent_fallbacks: int = 0
-    opponent_cache_hits: int = 0
-    """Games against a past opponent whose policy the actor already held."""
-    opponent_cache_misses: int = 0
-    """Games against a past opponent whose weights had to be fetched from the store."""
-    ticks: int = 0
-
-
 class RolloutWorker:
     def __init__(
         self,
@@ -85,31 +52,31 @@ class RolloutWorker:
         cfg: RolloutSettings,
         make_slot: Callable[[], GameSlot],
         spec: GameSpec,
-        params: ParamSource,
-        league: LeagueSource,
-        sink: SegmentSink,
+        params: ParamSource | None,
+        league: LeagueSource | None,
+        sink: SegmentSink | None,
         results: ResultSink,
         references: dict[str, ScriptedFn],
         game_kind: str = "train",
         restart_salt: int | None = None,
+        roles: dict[str, RoleIO] | None = None,
     ) -> None:
         """`restart_salt`: None for an actor's first incarnation (seeds follow from run.seed, so a run
         can be repeated); a fresh random number for a restarted one, whose games would otherwise
-        replay the seeds and opponent draws the dead incarnation already played."""
+        replay the seeds and opponent draws the dead incarnation already played.
+        `roles`: for a game with roles (spec.roles), each role's RoleIO, and params/league/sink None;
+        `references` then holds every role's references under role-namespaced ids."""
         self.actor_id = actor_id
         self.cfg = cfg
         self.spec = spec
-        self.params, self.league, self.sink, self.results = params, league, sink, results
+        self.results = results
         self.references = references
         self.game_kind = game_kind
         self._seed_key = [cfg.run.seed, actor_id] + ([] if restart_salt is None else [restart_salt])
         self.rng = np.random.default_rng(self._seed_key)
-        self.latest = InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model, head=spec.head)
-        self._opponents = OpponentCache(
-            params.fetch_snapshot,
-            lambda: InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model, head=spec.head),
-            cfg.rollout.opponent_cache,
-        )
+        self.roles = self._make_roles(spec, RoleIO(params, league, sink) if roles is None else roles, roles is not None)
+        self._latest = {r.latest_id: r.latest for r in self.roles}  # who learns: every role's latest
+        self._cache_of: dict[str, OpponentCache] = {}  # seated past opponent -> its role's cache
         self._memory = SeatMemory()  # recurrent policies' states, per (slot, seat)
         self.stats = RolloutStats()
         self._last_poll = -1e9
@@ -117,13 +84,53 @@ class RolloutWorker:
         self.slots = [make_slot() for _ in range(cfg.rollout.envs_per_actor)]
         slot0 = self.slots[0]
         self.num_sides, self.side_of = slot0.num_sides, slot0.side_of
+        self.role_of_side = role_of_sides(spec.roles, self.num_sides)
+        self._role_of_seat = tuple(self.role_of_side[k] for k in self.side_of)
         # None for two-player games (one agent per side, no zero-sum): their rewards pass untouched.
         self._shape = shaper_for(slot0.sides, cfg.game.team_spirit, cfg.game.zero_sum, cfg.game.reward_scale)
         # A fresh id per incarnation: a restarted actor re-counts episodes from 0, and its games
         # must not be mistaken for duplicates of the dead incarnation's.
         self.incarnation = secrets.token_hex(4)
-        self._outbox: list[Segment] = []
+        self._outboxes: list[list[Segment]] = [[] for _ in self.roles]  # per role: its learner's stream
         self.seatings: list[Seating] = []
+
+    def _make_roles(self, spec: GameSpec, io: RoleIO | dict[str, RoleIO], with_roles: bool) -> list[_Role]:
+        cfg = self.cfg
+        if bool(spec.roles) != with_roles:
+            raise ValueError(
+                f"game {spec.name!r} has {len(spec.roles) or 'no'} roles: pass "
+                + ("roles={role: RoleIO} (and params, league, sink None)" if spec.roles else "params, league and sink, not roles=")
+            )
+        if not spec.roles:
+            entries = [("", LEARNER_ID, spec, io, tuple(range(len(spec.sides))))]
+        else:
+            names = [r.name for r in spec.roles]
+            if sorted(io) != sorted(names):
+                raise ValueError(f"game {spec.name!r} has roles {names}; RoleIO given for {sorted(io)}")
+            entries = [(r.name, role_player(r.name, LEARNER_ID), spec.role(r.name), io[r.name], r.sides) for r in spec.roles]
+        out = []
+        for name, latest_id, rspec, rio, sides in entries:
+            def build(rspec: GameSpec = rspec) -> InferencePolicy:
+                return InferencePolicy(rspec.obs_shape, rspec.num_actions, cfg.model, head=rspec.head)
+
+            cache = OpponentCache(rio.params.fetch_snapshot, build, cfg.rollout.opponent_cache)
+            out.append(_Role(name, latest_id, rio, build(), cache, sides, rspec.continuous))
+        return out
+
+    @property
+    def latest(self) -> InferencePolicy:
+        """The first role's latest policy: THE latest policy of a game without roles."""
+        return self.roles[0].latest
+
+    @latest.setter
+    def latest(self, policy: InferencePolicy) -> None:
+        role = self.roles[0]
+        role.latest = self._latest[role.latest_id] = policy
+
+    @property
+    def _opponents(self) -> OpponentCache:
+        """The first role's past opponents (all of them in a game without roles)."""
+        return self.roles[0].opponents
 
     # --- weights ---------------------------------------------------------------------------
     def sync_weights(self, force: bool = False) -> bool:
@@ -131,68 +138,96 @@ class RolloutWorker:
         if not force and now - self._last_poll < self.cfg.rollout.weight_poll_s:
             return False
         self._last_poll = now
-        got = self.params.poll(self.latest.version)
-        if got is None:
-            return False
-        version, tensors = got
-        self.latest.load(tensors, version)
-        self.stats.weight_updates += 1
-        return True
+        changed = False
+        for role in self.roles:
+            got = role.io.params.poll(role.latest.version)
+            if got is None:
+                continue
+            version, tensors = got
+            role.latest.load(tensors, version)
+            self.stats.weight_updates += 1
+            changed = True
+        return changed
 
     def _policy(self, player_id: str) -> InferencePolicy:
-        """The latest policy, or a past opponent seated in some game slot (always held)."""
-        return self.latest if player_id == LEARNER_ID else self._opponents[player_id]
+        """A latest policy, or a past opponent seated in some game slot (always held)."""
+        policy = self._latest.get(player_id)
+        return policy if policy is not None else self._cache_of[player_id][player_id]
 
-    def _seat_opponent(self, player_id: str) -> None:
+    def _seat_opponent(self, role: _Role, player_id: str) -> None:
         """Hold `player_id`'s policy for as long as a game slot seats it (KeyError: not in the store)."""
-        self._opponents.seat(player_id)
-        self.stats.opponent_cache_hits = self._opponents.hits
-        self.stats.opponent_cache_misses = self._opponents.misses
+        role.opponents.seat(player_id)
+        self._cache_of[player_id] = role.opponents
+        self.stats.opponent_cache_hits = sum(r.opponents.hits for r in self.roles)
+        self.stats.opponent_cache_misses = sum(r.opponents.misses for r in self.roles)
 
     def _release_opponents(self, seating: Seating) -> None:
         # One release per side seated: each side's opponent was drawn (and seated) on its own.
         for player_id in seating.players:
-            if player_id != LEARNER_ID and player_id not in self.references:
-                self._opponents.release(player_id)
+            if player_id not in self._latest and player_id not in self.references:
+                self._cache_of[player_id].release(player_id)
 
     # --- games -----------------------------------------------------------------------------
     def _seed(self, env_idx: int, episode: int) -> int:
         return int(np.random.SeedSequence([*self._seed_key, env_idx, episode]).generate_state(1)[0])
 
-    def _draw(self, state: LeagueView | None) -> tuple[str, float]:
-        """One opponent from the league (the latest policy before a league exists), seated in memory."""
+    def _draw(self, role: _Role, state: LeagueView | None) -> tuple[str, float]:
+        """One of `role`'s players from its league (its latest before a league exists), seated in memory."""
         if state is None:
-            opponent, prob = LEARNER_ID, 1.0
+            opponent, prob = role.latest_id, 1.0
         else:
-            choice = state.choose(LEARNER_ID, self.rng, self.cfg.league.latest_prob)
+            choice = state.choose(role.latest_id, self.rng, self.cfg.league.latest_prob)
             opponent, prob = choice.player_id, choice.prob
-        if opponent != LEARNER_ID and opponent not in self.references:
+        if opponent not in self._latest and opponent not in self.references:
             try:
-                self._seat_opponent(opponent)
+                self._seat_opponent(role, opponent)
             except KeyError:
-                opponent, prob = LEARNER_ID, 1.0  # snapshot missing from the store: play self, count it
+                opponent, prob = role.latest_id, 1.0  # snapshot missing from the store: play self, count it
                 self.stats.opponent_fallbacks += 1
         return opponent, prob
 
+    def _seat_players(self, i: int, episode: int) -> tuple[list[str], float]:
+        """Who plays each side of slot i's next game, and the first opponent's draw probability.
+
+        Without roles: the learner on a random side, every other side drawn from the league on its
+        own (N-player games meet a mix of past selves), in the same order of draws as always, so
+        two-player runs repeat seed for seed. With roles: one role learns in this game, taking
+        turns by slot and episode so every role learns as often; every side of the other roles is
+        drawn from that role's own league (its latest, which then learns too, or a past self)."""
+        if len(self.roles) == 1:
+            role = self.roles[0]
+            state = role.io.league.state()
+            opponent, prob = self._draw(role, state)
+            n = self.num_sides
+            learner_side = int(self.rng.integers(n))
+            players = [role.latest_id] * n
+            others = [side for side in range(n) if side != learner_side]
+            players[others[0]] = opponent
+            for side in others[1:]:
+                players[side] = self._draw(role, state)[0]
+            return players, prob
+        learning = (i + episode) % len(self.roles)
+        players: list[str] = [""] * self.num_sides
+        probs = []
+        for r, role in enumerate(self.roles):
+            state = None if r == learning else role.io.league.state()
+            for side in role.sides:
+                if r == learning:
+                    players[side] = role.latest_id
+                else:
+                    players[side], p = self._draw(role, state)
+                    probs.append(p)
+        return players, probs[0] if probs else 1.0
+
     def _new_game(self, i: int, episode: int) -> None:
-        """Seat slot i's next game: the learner on a random side, every other side drawn from the
-        league on its own (N-player games meet a mix of past selves). The draws come in the same
-        order as they always did for two sides, so two-player runs repeat seed for seed."""
-        state = self.league.state()
-        opponent, prob = self._draw(state)
-        n = self.num_sides
-        learner_side = int(self.rng.integers(n))
-        players = [LEARNER_ID] * n
-        others = [side for side in range(n) if side != learner_side]
-        players[others[0]] = opponent
-        for side in others[1:]:
-            players[side] = self._draw(state)[0]
+        """Seat slot i's next game (_seat_players) and flush the lanes of seats that stop learning."""
+        players, prob = self._seat_players(i, episode)
         if i < len(self.seatings):
             lanes = self.seatings[i].lanes  # lanes persist across games: segments span game ends
             for s, lane in enumerate(lanes):
-                cut = lane.flush() if players[self.side_of[s]] != LEARNER_ID else None
+                cut = lane.flush() if players[self.side_of[s]] not in self._latest else None
                 if cut:
-                    self._outbox.append(self._segment(*cut))
+                    self._emit(s, cut)
         else:
             lanes = [Lane(self.cfg.rollout.segment_length) for _ in self.side_of]
         seating = Seating(players, prob, episode, lanes)
@@ -224,8 +259,10 @@ class RolloutWorker:
 
     def start(self) -> None:
         self.sync_weights(force=True)
-        if self.latest.version < 0:
-            raise RuntimeError("no weights published yet; the learner publishes version 0 before actors start")
+        for role in self.roles:
+            if role.latest.version < 0:
+                whose = f" for role {role.name!r}" if role.name else ""
+                raise RuntimeError(f"no weights published yet{whose}; the learner publishes version 0 before actors start")
         for i in range(len(self.slots)):
             self._new_game(i, 0)
 
@@ -251,10 +288,10 @@ class RolloutWorker:
         """Advance every game slot by one decision (turn-based) or one step (parallel games)."""
         self.sync_weights()
         groups = self._decisions()
-        out_segments = self._outbox
         finished: list[GameResult] = []
-        continuous = self.spec.continuous
         for player_id, moves in groups.items():
+            role = self.roles[self._role_of_seat[moves[0][1]]]  # a player plays sides of one role only
+            continuous, learning = role.continuous, player_id in self._latest
             if player_id in self.references:
                 fn = self.references[player_id]
                 actions = [fn(raw, mask, self.rng) for _, _, _, mask, raw in moves]
@@ -270,11 +307,11 @@ class RolloutWorker:
             for j, (i, seat, obs_j, mask_j, _) in enumerate(moves):
                 slot, seating = self.slots[i], self.seatings[i]
                 action = actions[j] if continuous else int(actions[j])
-                if player_id == LEARNER_ID:
+                if learning:
                     state = None if states is None else states[j]
                     cut = seating.lanes[seat].decide(obs_j.copy(), mask_j.copy(), action, logps[j], values[j], version, state)
                     if cut:
-                        out_segments.append(self._segment(*cut))
+                        self._emit(seat, cut)
                 self.stats.env_steps += 1
                 if slot.simultaneous:
                     rewards = slot.decide(seat, action)
@@ -285,18 +322,23 @@ class RolloutWorker:
                 if self._shape is not None:
                     rewards = self._shape(rewards)
                 for s, side in enumerate(self.side_of):
-                    if seating.players[side] == LEARNER_ID:
+                    if seating.players[side] in self._latest:
                         seating.lanes[s].reward(rewards[s])
                 if slot.over:
                     finished.append(self._finish_game(i))
         self.stats.ticks += 1
-        if out_segments:
-            self._outbox = []
-            self.stats.segments += len(out_segments)
-            self.stats.samples += sum(len(s) for s in out_segments)
-            self.sink.send(out_segments)
+        for r, out_segments in enumerate(self._outboxes):
+            if out_segments:
+                self._outboxes[r] = []
+                self.stats.segments += len(out_segments)
+                self.stats.samples += sum(len(s) for s in out_segments)
+                self.roles[r].io.sink.send(out_segments)
         if finished:
             self.results.report(finished)
+
+    def _emit(self, seat: int, cut: list) -> None:
+        """A cut segment of `seat`, to the stream of the seat's role."""
+        self._outboxes[self._role_of_seat[seat]].append(self._segment(*cut))
 
     def _segment(self, rows: list[tuple], bootstrap: float, initial_state=None) -> Segment:
         self._segment_counter += 1
@@ -306,10 +348,10 @@ class RolloutWorker:
         slot, seating = self.slots[i], self.seatings[i]
         self._bootstrap_truncated(i, slot, seating)
         for s, side in enumerate(self.side_of):
-            if seating.players[side] == LEARNER_ID:
+            if seating.players[side] in self._latest:
                 cut = seating.lanes[s].end_game()
                 if cut:
-                    self._outbox.append(self._segment(*cut))
+                    self._emit(s, cut)
         result = GameResult(
             game_id=f"a{self.actor_id}-{self.incarnation}-e{i}-g{seating.episode}",
             players=tuple(seating.players),
@@ -329,20 +371,24 @@ class RolloutWorker:
         """A learning agent whose game was cut by a time limit did not lose its future: its last
         decision earns gamma * V(final observation) on top of its reward, as if the value after the
         cut had been seen (the time-limit correction of Pardo et al. 2018, as Stable-Baselines3's)."""
-        seats = [s for s in slot.truncated if seating.players[self.side_of[s]] == LEARNER_ID]
-        if not seats:
-            return
-        obs = np.stack([slot.truncated[s] for s in seats])
-        states = None
-        if self.latest.recurrent:  # V(final observation) given all the seat remembers of this game
-            states = self.latest.initial_state(len(seats))
-            for j, s in enumerate(seats):
-                held = self._memory.state(i, s)
-                if held is not None:
-                    states[j] = held
-        values = self.latest.value(obs, states)
-        for s, v in zip(seats, values):
-            seating.lanes[s].reward(self.cfg.ppo.gamma * float(v))
+        by_player: dict[str, list[int]] = {}
+        for s in slot.truncated:
+            pid = seating.players[self.side_of[s]]
+            if pid in self._latest:
+                by_player.setdefault(pid, []).append(s)
+        for pid, seats in by_player.items():  # one batch per learning policy (one without roles)
+            policy = self._latest[pid]
+            obs = np.stack([slot.truncated[s] for s in seats])
+            states = None
+            if policy.recurrent:  # V(final observation) given all the seat remembers of this game
+                states = policy.initial_state(len(seats))
+                for j, s in enumerate(seats):
+                    held = self._memory.state(i, s)
+                    if held is not None:
+                        states[j] = held
+            values = policy.value(obs, states)
+            for s, v in zip(seats, values):
+                seating.lanes[s].reward(self.cfg.ppo.gamma * float(v))
 
     def run(self, should_stop: Callable[[], bool], max_ticks: int | None = None) -> RolloutStats:
         if not self.seatings:

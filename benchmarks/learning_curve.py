@@ -54,7 +54,7 @@ def main() -> int:
     from learner.model import InferencePolicy
 
     cfg = load_config(args.config, args.set)
-    make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides)
+    make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides, cfg.game.roles)
     exact = cfg.game.name == "tictactoe_v3"
     t0 = time.monotonic()
 

@@ -51,7 +51,7 @@ def _score_all(cfg, copies: list, games: int, seed: int) -> list[dict]:
     from actors.scripted import references_for
     from learner.model import InferencePolicy
 
-    make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides)
+    make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides, cfg.game.roles)
     refs = references_for(cfg.game.name)
     rows = []
     for seconds, steps, version, weights in copies:

@@ -150,7 +150,7 @@ class Progress:
 
     @property
     def elo_latest(self) -> float:
-        return self.league.players[LEARNER_ID].elo
+        return self.league.players[self.league.learner_id].elo
 
 
 @dataclass(frozen=True)

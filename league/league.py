@@ -82,6 +82,29 @@ def snapshot_id(version: int) -> str:
     return f"v{version:06d}"
 
 
+@dataclass(frozen=True)
+class Roster:
+    """Whose league this is: the default is the one-role league (learner `latest`, snapshots
+    `v000010`, anchored at `random`), and every field keeps its meaning there.
+
+    A game with roles (actors/roles.py) has one league per role B: B's players as the other role's
+    learner meets them. Its learner is the other role's latest (`learner_id`, whose win rates PFSP
+    weighs and whose wins lower quality scores), its pool B's references and snapshots
+    (`snapshot_prefix` `B/`), anchored at B's random player; B's own latest (`pool_latest_id`) is
+    a player drawn by latest_prob, never from the pool, and the snapshots are B's, not the
+    learner's (`own_snapshots` False: the learner's games stay its own)."""
+
+    learner_id: str = LEARNER_ID
+    snapshot_prefix: str = ""
+    random_id: str = RANDOM_ID
+    pool_latest_id: str = ""
+    own_snapshots: bool = True
+
+    @property
+    def anchors(self) -> dict[str, float]:
+        return {self.random_id: 0.0}
+
+
 class LeagueState:
     """Players, rating evidence and payoff; every update is O(1) or O(log N) in the league's size
     (snapshot-taking O(N) once per snapshot), and what changed is remembered (`changed`, and the
@@ -97,7 +120,10 @@ class LeagueState:
         payoff: Payoff | None = None,  # AlphaStar: decayed W/D/L per pair of player ids
         results: dict | None = None,  # "a\tb" (a < b) -> [score of a, games]: the rating evidence
         epoch: str = "",  # names this league: a reader whose epoch differs reads everything again
+        roster: "Roster | None" = None,
     ) -> None:
+        self.roster = roster or Roster()
+        self.learner_id = self.roster.learner_id
         self.epoch = epoch
         self.players: dict[str, Player] = players if players is not None else {}
         self.learner_version = learner_version
@@ -105,7 +131,7 @@ class LeagueState:
         self.games_total = games_total
         self.revision = revision
         self.payoff = payoff if payoff is not None else Payoff()
-        self.elo = EloFit(ANCHORS)
+        self.elo = EloFit(self.roster.anchors)
         for key, (score, games) in (results or {}).items():
             a, b = key.split("\t")
             if games > 0:
@@ -118,16 +144,25 @@ class LeagueState:
 
     @classmethod
     def new(
-        cls, reference_ids: tuple[str, ...] = (RANDOM_ID,), eval_references: tuple[str, ...] = (), payoff_decay: float = 0.99
+        cls,
+        reference_ids: tuple[str, ...] = (RANDOM_ID,),
+        eval_references: tuple[str, ...] = (),
+        payoff_decay: float = 0.99,
+        roster: "Roster | None" = None,
     ) -> "LeagueState":
-        """`reference_ids` are training opponents too; `eval_references` only play rating games."""
-        state = cls(payoff=Payoff(decay=payoff_decay), epoch=secrets.token_hex(6))
-        state._join(Player(LEARNER_ID, LEARNER, 0))
+        """`reference_ids` are training opponents too; `eval_references` only play rating games.
+        `roster`: whose league this is (a role's, see Roster); the one-role league by default."""
+        roster = roster or Roster()
+        state = cls(payoff=Payoff(decay=payoff_decay), epoch=secrets.token_hex(6), roster=roster)
+        state._join(Player(roster.learner_id, LEARNER, 0))
+        if roster.pool_latest_id:
+            state._join(Player(roster.pool_latest_id, LEARNER, 0))  # drawn as "latest", never from the pool
+        anchors = roster.anchors
         for ref in reference_ids:
-            state._join(Player(ref, REFERENCE, -1, elo=ANCHORS.get(ref, 0.0)))
+            state._join(Player(ref, REFERENCE, -1, elo=anchors.get(ref, 0.0)))
         for ref in eval_references:
             if ref not in state.players:
-                state._join(Player(ref, REFERENCE, -1, elo=ANCHORS.get(ref, 0.0), training_opponent=False))
+                state._join(Player(ref, REFERENCE, -1, elo=anchors.get(ref, 0.0), training_opponent=False))
         return state
 
     def mark_all_changed(self) -> None:
@@ -161,7 +196,7 @@ class LeagueState:
     def charted_ids(self) -> list[str]:
         """The learner and the references: the players worth a chart of their own in a league of
         thousands, whose ids do not change as it grows (O(references))."""
-        return [LEARNER_ID, *self._references]
+        return [self.learner_id, *self._references]
 
     def past_pool(self) -> dict[str, PoolEntry]:
         """Opponents other than the latest policy: snapshots and training references, as sampler
@@ -191,6 +226,7 @@ class LeagueState:
             p.draws += s == 0.5
             p.losses += s < 0.5
         rated = g.kind == "eval" or cfg.rate_training_games
+        learner_id, random_id = self.learner_id, self.roster.random_id
         for i, j, s_ij in g.pairs():
             a, b = g.players[i], g.players[j]
             if a == b:
@@ -198,30 +234,30 @@ class LeagueState:
             pa, pb = self.players[a], self.players[b]
             for p, q, s in ((pa, pb, s_ij), (pb, pa, 1.0 - s_ij)):
                 idx = 0 if s == 1.0 else 1 if s == 0.5 else 2
-                if q.id == RANDOM_ID:
+                if q.id == random_id:
                     p.vs_random[idx] += 1
-                if p.id == LEARNER_ID:
+                if p.id == learner_id:
                     q.vs_learner[idx] += 1
             self.payoff.update(a, b, s_ij)
-            if LEARNER_ID in (a, b):
-                other = pb if a == LEARNER_ID else pa
-                other.payoff_win_rate = self.payoff.win_rate(LEARNER_ID, other.id)
+            if learner_id in (a, b):
+                other = pb if a == learner_id else pa
+                other.payoff_win_rate = self.payoff.win_rate(learner_id, other.id)
             ra, rb = self.rating_identity(a, g.versions[i]), self.rating_identity(b, g.versions[j])
             if ra != rb and rated:
                 self.elo.add(ra, rb, s_ij)
         # OpenAI Five: when the current agent beats past opponent i, q_i -= eta / (N p_i).
         # A loss or draw changes nothing. Only two-seat games carry their opponent's sampling
         # probability (N-seat games draw several opponents), so only they move quality scores.
-        if g.kind == "train" and len(g.players) == 2 and LEARNER_ID in g.players:
-            seat = g.players.index(LEARNER_ID)
+        if g.kind == "train" and len(g.players) == 2 and learner_id in g.players:
+            seat = g.players.index(learner_id)
             opponent = self.players[g.players[1 - seat]]
-            if g.scores[seat] == 1.0 and opponent.id != LEARNER_ID and opponent.in_pool:
+            if g.scores[seat] == 1.0 and opponent.id != learner_id and opponent.in_pool:
                 opponent.quality = quality_after_win(opponent.quality, self._pool_size, g.opponent_prob, cfg.quality_eta)
 
     def rating_identity(self, player_id: str, version: int) -> str:
         """Which rated identity a game played by (player_id, version) counts for: the learner's
         games at versions before the newest snapshot count for the newest snapshot at or below."""
-        if player_id != LEARNER_ID or version >= self.last_snapshot_version:
+        if player_id != self.learner_id or version >= self.last_snapshot_version or not self.roster.own_snapshots:
             return player_id
         i = bisect.bisect_right(self._snapshots, (version, "\uffff"))
         return self._snapshots[i - 1][1] if i else player_id
@@ -229,30 +265,38 @@ class LeagueState:
     def refit(self) -> list[str]:
         """Refit the ratings (references stay pinned); return the players whose Elo or its
         standard error moved (a player with no rating games keeps the Elo it joined with)."""
-        moved = [pid for pid in self.elo.fit() if pid in self.players and not self.players[pid].pinned]
+        anchors = self.roster.anchors
+        moved = [pid for pid in self.elo.fit() if pid in self.players and not (self.players[pid].kind == REFERENCE and pid in anchors)]
         for pid in moved:
             self.players[pid].elo, self.players[pid].elo_stderr = self.elo.rating(pid)
         self.changed.update(moved)
         return moved
 
+    def snapshot_id(self, version: int) -> str:
+        """The id of this league's snapshot of `version` (`v000010`; a role's: `adversary/v000010`)."""
+        return self.roster.snapshot_prefix + snapshot_id(version)
+
     def due_snapshot(self, learner_version: int, every: int) -> bool:
         return self.last_snapshot_version < 0 or learner_version >= self.last_snapshot_version + every
 
     def add_snapshot(self, version: int) -> Player:
-        """The current learner joins the pool as a frozen player (OpenAI Five: with q = max q)."""
-        pid = snapshot_id(version)
+        """The current learner joins the pool as a frozen player (OpenAI Five: with q = max q). In a
+        role's league (Roster.own_snapshots False) the snapshot is of the pool's role, not of the
+        league's learner: it starts from the pool's latest's rating and takes none of the learner's games."""
+        pid = self.snapshot_id(version)
         if pid in self.players:
             raise ValueError(f"snapshot {pid} already in the league")
         # The max over the past pool only (O(N), once per snapshot): evaluation-only references
         # never play training games, so their score never moves from 0 and would set every
         # newcomer's entry at 0.
         quality = initial_quality({p.id: p.quality for p in self.players.values() if p.in_pool})
-        latest = self.players[LEARNER_ID]
-        previous = snapshot_id(self.last_snapshot_version)
+        roster = self.roster
+        latest = self.players[roster.learner_id if roster.own_snapshots else roster.pool_latest_id]
+        previous = self.snapshot_id(self.last_snapshot_version)
         # The games "latest" played since the previous snapshot were played at versions that belong
         # to that snapshot; credit them there before "latest" starts afresh.
-        if previous in self.players:
-            for other, score, games in self.elo.pop_pairs_of(LEARNER_ID):
+        if previous in self.players and roster.own_snapshots:
+            for other, score, games in self.elo.pop_pairs_of(roster.learner_id):
                 if other != previous:
                     self.elo.add(previous, other, score, games)
         player = Player(pid, SNAPSHOT, version, elo=latest.elo, elo_stderr=latest.elo_stderr, quality=quality)
@@ -283,6 +327,7 @@ class LeagueState:
             "revision": self.revision,
             "epoch": self.epoch,
             "payoff": self.payoff.to_dict(),
+            **({"roster": asdict(self.roster)} if self.roster != Roster() else {}),
         }
 
     @classmethod
@@ -299,6 +344,7 @@ class LeagueState:
             epoch=str(d.get("epoch", "")),
             results={str(k): [float(v[0]), float(v[1])] for k, v in d.get("results", {}).items()},
             payoff=Payoff.from_dict(d["payoff"]) if "payoff" in d else Payoff(),
+            roster=Roster(**d["roster"]) if "roster" in d else None,
         )
 
     def table(self) -> list[Player]:

@@ -14,8 +14,8 @@ from collections import OrderedDict
 from typing import Callable, Protocol
 
 from league.config import LeagueConfig
-from league.league import LeagueState, Player, snapshot_id
-from league.records import LEARNER_ID, GameResult
+from league.league import LeagueState, Player
+from league.records import GameResult
 from league.strength import StrengthPoint, StrengthTracker
 
 DEDUPE_WINDOW = 200_000
@@ -103,14 +103,14 @@ class LeagueManager:
             self.store.record_ratings([st.players[pid] for pid in moved], learner_version)
         if st.learner_version != learner_version:
             st.learner_version = learner_version
-            st.players[LEARNER_ID].version = learner_version
-            st.changed.add(LEARNER_ID)
+            st.players[st.learner_id].version = learner_version
+            st.changed.add(st.learner_id)
         added = []
         published = self.params.latest_version()
         if published >= 0 and st.due_snapshot(published, self.cfg.snapshot_every):
             # Copy the bytes of that published version first (the snapshot never aliases live
             # weights), then list the player: the league never names a snapshot without weights.
-            pid = snapshot_id(published)
+            pid = st.snapshot_id(published)
             self.params.snapshot_from_published(pid, published)
             self.store.record_ratings([st.add_snapshot(published)], learner_version)  # its first point
             added.append(pid)

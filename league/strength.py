@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 
 from league.league import REFERENCE, LeagueState
-from league.records import LEARNER_ID, GameResult
+from league.records import GameResult
 
 
 def score_interval(wins: float, draws: float, losses: float, z: float = 1.96) -> tuple[float, float, float]:
@@ -47,9 +47,9 @@ class StrengthTracker:
 
     def add(self, g: GameResult, state: LeagueState) -> None:
         """Count `g` if it is a rating game of latest against a reference of `state`."""
-        if g.kind != "eval" or LEARNER_ID not in g.players:
+        if g.kind != "eval" or state.learner_id not in g.players:
             return
-        seat = g.players.index(LEARNER_ID)
+        seat = g.players.index(state.learner_id)
         other = state.players.get(g.players[1 - seat])
         if other is None or other.kind != REFERENCE:
             return

@@ -31,9 +31,13 @@ class IterationReport:
     wait_for_data_s: float = 0.0
     scalars: Mapping[str, float] = field(default_factory=dict)
     """Every losses/* and system/* number of the update, timings included."""
+    role: str = ""
+    """Whose policy this update changed, in a game with roles (actors/roles.py); "" without roles."""
 
     @classmethod
-    def from_metrics(cls, m: Mapping[str, float], update_s: float = 0.0, wait_for_data_s: float = 0.0) -> "IterationReport":
+    def from_metrics(
+        cls, m: Mapping[str, float], update_s: float = 0.0, wait_for_data_s: float = 0.0, role: str = ""
+    ) -> "IterationReport":
         """From Learner.update()'s metrics dict."""
         scalars = {**m, "system/update_s": update_s, "system/wait_for_data_s": wait_for_data_s}
         return cls(
@@ -49,6 +53,7 @@ class IterationReport:
             update_s=update_s,
             wait_for_data_s=wait_for_data_s,
             scalars=scalars,
+            role=role,
         )
 
 
@@ -69,10 +74,14 @@ class LearnerStatus:
     learner_busy: float = 0.0
     """Share of the learner's time spent updating rather than waiting for samples: near 1, the
     learner is the bottleneck; well below, the actors are."""
+    role_versions: tuple[tuple[str, int], ...] = ()
+    """(role, its learner's version) per role, in a game with roles; empty without roles."""
 
     def scalars(self) -> dict[str, float]:
         """The counters by name (cluster/ui/metrics.py files them under system/)."""
-        return {k: float(v) for k, v in self.__dict__.items()}
+        out = {k: float(v) for k, v in self.__dict__.items() if k != "role_versions"}
+        out.update((f"learner_version/{role}", float(v)) for role, v in self.role_versions)
+        return out
 
 
 @dataclass(frozen=True)

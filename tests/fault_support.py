@@ -173,10 +173,11 @@ class EventWatch(Observer):
 
 
 class _Uneven:
-    """A two-player game whose sides do not fit one policy: different observations or actions."""
+    """A game with a side (a_0, a_1 against b_0) whose agents do not fit one policy: a_1 observes
+    or acts differently from a_0. (Sides that differ are roles, actors/roles.py; within a side, refused.)"""
 
     metadata = {"name": "uneven"}
-    possible_agents = ["a", "b"]
+    possible_agents = ["a_0", "a_1", "b_0"]
 
     def __init__(self, what: str) -> None:
         self.what = what
@@ -184,12 +185,12 @@ class _Uneven:
     def action_space(self, agent):
         from gymnasium.spaces import Discrete
 
-        return Discrete(3 if self.what == "actions" and agent == "b" else 2)
+        return Discrete(3 if self.what == "actions" and agent == "a_1" else 2)
 
     def observation_space(self, agent):
         from gymnasium.spaces import Box
 
-        return Box(0, 1, (4,) if self.what == "observations" and agent == "b" else (2,), np.float32)
+        return Box(0, 1, (4,) if self.what == "observations" and agent == "a_1" else (2,), np.float32)
 
 
 def uneven_env(what: str = "observations"):

@@ -106,3 +106,55 @@ class Countdown(ParallelEnv):
 
 def countdown(steps: int = 3, time_limit: bool = True) -> Countdown:
     return Countdown(steps, time_limit)
+
+
+class Chase(ParallelEnv):
+    """An asymmetric parallel game for the roles tests (actors/roles.py): two hunters (one side,
+    `hunter_*`) against one runner (`runner_0`), which observe and act differently, as simple_tag's
+    predators and prey do, so the game has two roles.
+
+    Hunters see (steps left / steps, their index, 1) and pick 0, 1 or 2; the runner sees (steps left
+    / steps, 0, 0, 0) and picks 0 or 1. Each step a hunter is paid action / 2 and the runner its
+    action, so every role has a best move to learn. Ends by termination after `steps` steps, or by
+    truncation with `time_limit`.
+    """
+
+    metadata = {"name": "chase_v0"}
+
+    def __init__(self, steps: int = 3, time_limit: bool = False) -> None:
+        self.steps, self.time_limit = steps, time_limit
+        self.possible_agents = ["hunter_0", "hunter_1", "runner_0"]
+
+    def action_space(self, agent):
+        return Discrete(2) if agent.startswith("runner") else Discrete(3)
+
+    def observation_space(self, agent):
+        return Box(0.0, 1.0, (4,) if agent.startswith("runner") else (3,), np.float32)
+
+    def _obs(self):
+        left = (self.steps - self.t) / self.steps
+        return {
+            a: np.array([left, 0, 0, 0] if a.startswith("runner") else [left, int(a[-1]), 1], np.float32) for a in self.agents
+        }
+
+    def reset(self, seed=None, options=None):
+        self.agents = list(self.possible_agents)
+        self.t = 0
+        return self._obs(), {a: {} for a in self.agents}
+
+    def step(self, actions):
+        assert set(actions) == set(self.agents), "every live agent acts on every step"
+        self.t += 1
+        rewards = {a: float(actions[a]) if a.startswith("runner") else actions[a] / 2.0 for a in self.agents}
+        end = self.t >= self.steps
+        obs = self._obs()
+        terms = {a: end and not self.time_limit for a in self.agents}
+        truncs = {a: end and self.time_limit for a in self.agents}
+        infos = {a: {} for a in self.agents}
+        if end:
+            self.agents = []
+        return obs, rewards, terms, truncs, infos
+
+
+def chase(steps: int = 3, time_limit: bool = False) -> Chase:
+    return Chase(steps, time_limit)

@@ -131,13 +131,17 @@ def test_discrete_games_keep_their_spec():
     assert (spec.action_low, spec.action_high, spec.continuous, spec.head) == ((), (), False, "categorical")
 
 
-@pytest.mark.parametrize("what,message", [
-    ("discrete", "different action spaces"), ("shape", "different action spaces"), ("bounds", "different action spaces"),
-    ("multidiscrete", "different action spaces"),
-])
-def test_agents_with_different_action_spaces_are_refused(what, message):
-    with pytest.raises(GameError, match=message):
-        load_game("tests.continuous_games:uneven", {"what": what})
+@pytest.mark.parametrize("what,west", [("discrete", (2, ())), ("shape", (3, (-2.0,) * 3)), ("bounds", (2, (-3.0,) * 2))])
+def test_sides_with_different_action_spaces_are_roles(what, west):
+    """Sides that act differently cannot share a policy: each is a role with its own (actors/roles.py)."""
+    _, spec = load_game("tests.continuous_games:uneven", {"what": what})
+    east, other = spec.roles
+    assert (east.num_actions, east.action_low) == (2, (-2.0, -2.0)) and (other.num_actions, other.action_low) == west
+
+
+def test_an_unsupported_action_space_is_refused():
+    with pytest.raises(GameError, match="MultiDiscrete action space; only Discrete and Box"):
+        load_game("tests.continuous_games:uneven", {"what": "multidiscrete"})
 
 
 def test_an_mpe2_game_with_continuous_actions_loads_and_steps():

@@ -205,7 +205,7 @@ def test_config_errors_are_one_line_naming_the_key(capsys):
     "game,message",
     [
         ("no_such_game_v0", "unknown game 'no_such_game_v0'"),
-        ("tests.fault_support:uneven_env", "observe different shapes"),
+        ("tests.fault_support:uneven_env", "split it with game.sides"),
     ],
 )
 def test_a_game_that_does_not_exist_or_does_not_fit_is_refused(game, message, capsys, tmp_path):
@@ -216,10 +216,10 @@ def test_a_game_that_does_not_exist_or_does_not_fit_is_refused(game, message, ca
     assert not run_dir.exists()  # refused before anything was written
 
 
-def test_sides_with_different_action_spaces_are_refused():
+def test_a_side_whose_agents_act_differently_is_refused():
     from actors.games import GameError, load_game
 
-    with pytest.raises(GameError, match="different action spaces"):
+    with pytest.raises(GameError, match="side 'a' has agents that observe or act differently"):
         load_game("tests.fault_support:uneven_env", {"what": "actions"})
 
 

@@ -29,7 +29,7 @@ class EvaluatorService:
         cfg: Config = config_from_dict(cfg_dict)
         set_torch_threads(1)
         params, store = run_stores(cfg, redis_url, run_id)
-        make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides)
+        make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides, cfg.game.roles)
         self.evaluator = Evaluator(
             evaluator_id,
             cfg,

@@ -4,6 +4,11 @@ LearnerService owns the Learner, a bounded inbound queue of encoded segment batc
 parameter store it publishes to. `submit()` runs on Ray's thread pool while `train()` runs the
 update, so actors never wait on an update, only on a full queue (backpressure).
 
+Roles (actors/roles.py): a game whose sides differ has one policy per role. The service then holds
+one Learner, one inbound queue and one parameter store (role-namespaced keys) per role, and every
+update, version, staleness and publish is that role's own; actors say which role a batch is for.
+A game without roles has one, named "", and is served exactly as before.
+
 Faults: the learner restores a checkpoint when given one, republishes its weights if Redis comes
 back without them, and counts per rollout-actor incarnation the segments produced and received, so
 the segments a crashed actor lost can be reported (cluster/remote/fleet.py restarts it).
@@ -56,20 +61,30 @@ class LearnerService:
         if own_process:
             set_torch_threads(cfg.learner.torch_threads)
         self.cfg = cfg
-        _, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides)
+        _, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides, cfg.game.roles)
         self.spec = spec
-        self.learner = Learner(spec, cfg.model, cfg.ppo, cfg.learner, seed=cfg.run.seed)
+        self.roles = tuple(r.name for r in spec.roles) or ("",)
+        if spec.roles and (checkpoint is not None or initial_weights is not None):
+            raise ValueError(f"game {spec.name!r} has roles {list(self.roles)}: restoring a checkpoint or weights is not supported for roles yet")
+        client, keys = connect(redis_url), RunKeys(cfg.redis.key_prefix, run_id)
+        # One learner per role, each seeded on its own (k = 0 without roles: the seed as always).
+        self.learners = {
+            role: Learner(spec.role(role) if role else spec, cfg.model, cfg.ppo, cfg.learner, seed=cfg.run.seed + k)
+            for k, role in enumerate(self.roles)
+        }
+        self.params_of = {role: ParamStore(client, keys.for_role(role), cfg.redis.keep_versions) for role in self.roles}
+        self.inboxes = {role: SegmentQueue(queue_bound(cfg)) for role in self.roles}
+        self.learner, self.params, self.inbox = self.learners[self.roles[0]], self.params_of[self.roles[0]], self.inboxes[self.roles[0]]
         if checkpoint is not None:
             self.learner.load_state_dict(decode_checkpoint(checkpoint).learner)
         if initial_weights is not None:
             self.learner.load_weights(initial_weights)
-        self.learner.version = initial_version
-        self.params = ParamStore(connect(redis_url), RunKeys(cfg.redis.key_prefix, run_id), cfg.redis.keep_versions)
-        self.inbox = SegmentQueue(queue_bound(cfg))
+        for learner in self.learners.values():
+            learner.version = initial_version
         self.corrupt_payloads = 0
         self.rejected_full = 0
         self.republished = 0
-        self._published = -1
+        self._published = dict.fromkeys(self.roles, -1)
         # Per rollout-actor incarnation: [segments it says it produced, segments queued here].
         self._delivery: dict[str, list[int]] = {}
         self._failures: dict[str, str] = {}
@@ -90,34 +105,47 @@ class LearnerService:
     def device(self) -> str:
         return str(self.learner.device)
 
-    def publish(self) -> int:
-        self.params.publish(
-            self.learner.version, self.learner.weights(), {"device": str(self.learner.device), "published_at": time.time()}
-        )
-        self._published = self.learner.version
-        return self.learner.version
+    def publish(self, role: str | None = None) -> int:
+        """Publish `role`'s weights (every role's when None); returns the (first) role's version."""
+        for r in self.roles if role is None else (role,):
+            learner = self.learners[r]
+            self.params_of[r].publish(learner.version, learner.weights(), {"device": str(learner.device), "published_at": time.time()})
+            self._published[r] = learner.version
+        return self.learners[self.roles[0] if role is None else role].version
 
-    def _republish_if_lost(self) -> None:
+    def versions(self) -> dict[str, int]:
+        """Each role's learner version ({"": version} for a game without roles)."""
+        return {r: learner.version for r, learner in self.learners.items()}
+
+    def _republish_if_lost(self, role: str) -> None:
         """A Redis that restarted without its data no longer has our weights: publish them again."""
-        if self._published >= 0 and self.params.latest_version() < self._published:
-            self.publish()
+        if self._published[role] >= 0 and self.params_of[role].latest_version() < self._published[role]:
+            self.publish(role)
             self.republished += 1
 
     def checkpoint(self, progress: dict, league: dict | None = None) -> tuple[int, bytes]:
         """(version, the learner's complete state, and the driver's `league`, as a checkpoint payload);
         the driver writes it where checkpoints live."""
+        if self.spec.roles:
+            raise ValueError(f"game {self.spec.name!r} has roles: checkpoints of several policies are not supported yet")
         c = self.cfg
         spec = model_spec(c.game.name, self.spec.obs_shape, self.spec.num_actions, c.model, self.spec.head)
         with self._update_lock:
             v, state = self.learner.version, self.learner.state_dict()
         return v, encode_checkpoint(Checkpoint(v, state, spec, c.to_dict(), progress, time.time(), league))
 
-    def submit(self, payload: bytes, timeout_s: float = 0.5, source: str = "", produced: int = 0, count: int = 0) -> bool:
+    def submit(
+        self, payload: bytes, timeout_s: float = 0.5, source: str = "", produced: int = 0, count: int = 0, role: str = ""
+    ) -> bool:
         """Called by actors. False = the queue stayed full for timeout_s; the caller retries later.
         `source` names the actor incarnation, `produced` its running count of segments made and
-        `count` the segments in this payload: what a crashed incarnation lost is their difference."""
+        `count` the segments in this payload: what a crashed incarnation lost is their difference.
+        `role`: whose segments these are (a game with roles); "" for a game without."""
+        inbox = self.inboxes.get(role)
+        if inbox is None:
+            raise ValueError(f"segments for role {role!r}, but this learner serves roles {list(self.roles)}")
         try:
-            self.inbox.put(payload, max(count, 1), timeout=timeout_s)
+            inbox.put(payload, max(count, 1), timeout=timeout_s)
             accepted = True
         except queue.Full:
             accepted = False
@@ -147,18 +175,19 @@ class LearnerService:
         with self._lock:
             return dict(self._failures)
 
-    def _drain(self, wait_s: float) -> None:
+    def _drain(self, wait_s: float, role: str = "") -> None:
         """Move batches from the queue into the learner: wait (up to wait_s) until a batch is
         ready, then stop, so that while the learner updates on it the actors fill the bounded queue
         with the next batch (and then wait: backpressure) instead of running ever further ahead."""
         deadline = time.monotonic() + wait_s
-        while not self.learner.ready():
+        learner, inbox = self.learners[role], self.inboxes[role]
+        while not learner.ready():
             try:  # what is queued is taken even when the wait is over
-                payload = self.inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+                payload = inbox.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 return
             try:
-                self.learner.add(decode_segments(payload))
+                learner.add(decode_segments(payload))
             except (PayloadError, ValueError):
                 # A corrupt batch must not kill training: drop it and count it where users look.
                 self.corrupt_payloads += 1
@@ -174,6 +203,8 @@ class LearnerService:
         its segments go straight into `self.learner`), calling on_update(learner) after each.
         Reports every update, then the counters."""
         reports = []
+        if self.spec.roles:
+            raise ValueError(f"game {self.spec.name!r} has roles: the in-process learner step serves one policy")
         while self.learner.ready():
             report = self._train_once(0.0)
             if report is None:
@@ -184,37 +215,55 @@ class LearnerService:
         return LearnerProgress(tuple(reports), self._status())
 
     def _train_once(self, wait_s: float) -> IterationReport | None:
-        """One update's report, or None when too few samples arrived within wait_s."""
+        """One update's report, or None when too few samples arrived within wait_s. With roles,
+        the roles take turns: the first with a full batch (each waited for wait_s / roles) updates."""
+        for role in self._turns():
+            report = self._train_role(role, wait_s / len(self.roles))
+            if report is not None:
+                return report
+        return None
+
+    def _turns(self) -> tuple[str, ...]:
+        """The roles in the order they try next: rotated after each call, so no role starves."""
+        if len(self.roles) == 1:
+            return self.roles
+        self._turn = (getattr(self, "_turn", -1) + 1) % len(self.roles)
+        return self.roles[self._turn :] + self.roles[: self._turn]
+
+    def _train_role(self, role: str, wait_s: float) -> IterationReport | None:
         t0 = time.monotonic()
-        self._drain(wait_s)
+        self._drain(wait_s, role)
         t1 = time.monotonic()
+        learner = self.learners[role]
         with self._update_lock:
-            self._republish_if_lost()
-            if not self.learner.ready():
+            self._republish_if_lost(role)
+            if not learner.ready():
                 self._waited_s += time.monotonic() - t0
                 return None
-            out = self.learner.update()
-            if self.learner.version % self.cfg.learner.publish_every == 0:
-                self.publish()
+            out = learner.update()
+            if learner.version % self.cfg.learner.publish_every == 0:
+                self.publish(role)
         t2 = time.monotonic()
         self._waited_s += t1 - t0
         self._updating_s += t2 - t1
-        return IterationReport.from_metrics(out, update_s=t2 - t1, wait_for_data_s=t1 - t0)
+        return IterationReport.from_metrics(out, update_s=t2 - t1, wait_for_data_s=t1 - t0, role=role)
 
     def _status(self) -> LearnerStatus:
-        s = self.learner.stats
+        """The counters, summed over roles; learner_version is the first role's (role_versions: each)."""
+        learners = list(self.learners.values())
         busy = self._updating_s + self._waited_s
         return LearnerStatus(
             learner_version=self.learner.version,
-            samples_in=s.samples_in,
-            samples_used=s.samples_used,
-            dropped_stale=s.dropped_stale,
+            samples_in=sum(l.stats.samples_in for l in learners),
+            samples_used=sum(l.stats.samples_used for l in learners),
+            dropped_stale=sum(l.stats.dropped_stale for l in learners),
             corrupt_payloads=self.corrupt_payloads,
             rejected_full=self.rejected_full,
             republished=self.republished,
-            queue=self.inbox.qsize(),
+            queue=sum(q.qsize() for q in self.inboxes.values()),
             sample_reuse=self.learner.sample_reuse(),
             learner_busy=self._updating_s / busy if busy > 0 else 0.0,
+            role_versions=tuple(self.versions().items()) if self.spec.roles else (),
         )
 
     # --- training on its own thread (what a distributed run uses) ----------------------------

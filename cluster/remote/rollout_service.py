@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import ray
 
 from actors.games import load_game
-from actors.rollout import RolloutWorker
+from actors.roles import role_player
+from actors.rollout import RoleIO, RolloutWorker
 from actors.scripted import references_for
 from cluster.config import Config, config_from_dict
 from cluster.remote.learner_service import queue_bound
@@ -108,7 +109,9 @@ class RaySegmentSink:
         source: str = "",
         learner_name: str = "",
         buffer: SendBuffer | None = None,
+        role: str = "",
     ) -> None:
+        """`role`: whose segments this sink carries, in a game with roles (one sink per role)."""
         self.learner = learner
         self.learner_name = learner_name  # to find a new learner that replaced a dead one
         self.generation = 0  # learners replaced so far, as this sink has seen
@@ -122,9 +125,10 @@ class RaySegmentSink:
         self.retries = 0
         self.dropped_at_stop = 0  # segments refused by a full queue after the run began to stop
         self.stopping = threading.Event()
+        self._role = {"role": role} if role else {}  # a game without roles calls submit as it always did
 
     def _submit(self, payload: bytes, count: int) -> None:
-        ref = self.learner.submit.remote(payload, source=self.source, produced=self.produced, count=count)
+        ref = self.learner.submit.remote(payload, source=self.source, produced=self.produced, count=count, **self._role)
         self.inflight[ref] = (payload, count, self.generation)
         self.calls += 1
 
@@ -216,23 +220,37 @@ class RolloutService:
         except ValueError:
             learner = None  # restarted while the learner is being replaced: the sink finds the new one
         set_torch_threads(1)
-        params, store = run_stores(cfg, redis_url, run_id)
-        make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides)
+        make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides, cfg.game.roles)
         self.actor_id = actor_id
-        self.sink = RaySegmentSink(learner, cfg.rollout.max_inflight, learner_name=learner_name, buffer=send_buffer(cfg))
+        roles = [r.name for r in spec.roles] or [""]  # "": a game without roles, served as always
+        stores = {role: run_stores(cfg, redis_url, run_id, role) for role in roles}
+        self.sinks = {
+            role: RaySegmentSink(learner, cfg.rollout.max_inflight, learner_name=learner_name, buffer=send_buffer(cfg), role=role)
+            for role in roles
+        }
+        self.sink = self.sinks[roles[0]]
+        io = {
+            role: RoleIO(params, LeagueReader(store, cfg.rollout.league_refresh_s, sampler=cfg.league.sampler), self.sinks[role])
+            for role, (params, store) in stores.items()
+        }
+        if spec.roles:
+            refs = {role_player(r, k): fn for r in roles for k, fn in references_for(cfg.game.name, spec.role(r)).items()}
+            parts = dict(params=None, league=None, sink=None, roles=io)
+        else:
+            refs, one = references_for(cfg.game.name, spec), io[""]
+            parts = dict(params=one.params, league=one.league, sink=one.sink)
         self.worker = RolloutWorker(
             actor_id,
             cfg,
             make_slot,
             spec,
-            params=params,
-            league=LeagueReader(store, cfg.rollout.league_refresh_s, sampler=cfg.league.sampler),
-            sink=self.sink,
-            results=RedisResultSink(store),
-            references=references_for(cfg.game.name, spec),
+            results=RedisResultSink(*(store for _, store in stores.values())),
+            references=refs,
             restart_salt=restart_salt(),
+            **parts,
         )
-        self.sink.source = self.source
+        for sink in self.sinks.values():
+            sink.source = self.source
         self._stop = threading.Event()
 
     @property
@@ -247,7 +265,8 @@ class RolloutService:
             raise  # Ray itself failed us (the sink outlives a dead learner): a restart would not help
         except Exception as exc:  # noqa: BLE001 - an exception in a game: crash, so that Ray restarts us
             self._exit_for_restart(exc)
-        self.sink.flush()
+        for sink in self.sinks.values():
+            sink.flush()
         return self.stats()
 
     def _exit_for_restart(self, exc: Exception) -> None:
@@ -262,7 +281,8 @@ class RolloutService:
 
     def stop(self) -> None:
         self._stop.set()
-        self.sink.stopping.set()
+        for sink in self.sinks.values():
+            sink.stopping.set()
 
     def stats(self) -> ActorStats:
         s = self.worker.stats
@@ -275,10 +295,10 @@ class RolloutService:
             samples=s.samples,
             policy_version=self.worker.latest.version,
             weight_updates=s.weight_updates,
-            backpressure_s=self.sink.wait_s,
-            dropped_at_stop=self.sink.dropped_at_stop,
+            backpressure_s=sum(sink.wait_s for sink in self.sinks.values()),
+            dropped_at_stop=sum(sink.dropped_at_stop for sink in self.sinks.values()),
             opponent_fallbacks=s.opponent_fallbacks,
             opponent_cache_hits=s.opponent_cache_hits,
             opponent_cache_misses=s.opponent_cache_misses,
-            sends=self.sink.calls,
+            sends=sum(sink.calls for sink in self.sinks.values()),
         )

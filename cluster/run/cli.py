@@ -118,6 +118,13 @@ def _league(args: argparse.Namespace) -> int:
         store = LeagueStore(client, RunKeys(args.prefix, run_id))
         while True:
             league, meta = store.league_meta(), store.meta() or {}
+            if meta.get("roles"):  # a league per role (docs/architecture.md, "Asymmetric roles")
+                _print_role_leagues(client, args.prefix, run_id, meta, sel)
+                if not args.watch:
+                    return 0
+                time.sleep(args.watch)
+                print()
+                continue
             if league is None:
                 store.load()  # says so if the run keeps its league in an older layout
                 raise ConfigError(f"run {run_id!r} has no league state yet")
@@ -128,6 +135,23 @@ def _league(args: argparse.Namespace) -> int:
                 return 0
             time.sleep(args.watch)
             print()
+
+
+def _print_role_leagues(client, prefix: str, run_id: str, meta: dict, sel) -> None:
+    """Each role's league: the other role's latest (its learner) against the role's players, on
+    that league's own Elo scale (anchored at the role's random player)."""
+    from cluster.stores.keys import RunKeys
+    from cluster.stores.league_store import LeagueStore
+
+    status = "running" if meta.get("running") else "finished"
+    for role in meta["roles"]:
+        store = LeagueStore(client, RunKeys(prefix, run_id).for_role(role))
+        league = store.league_meta()
+        if league is None:
+            raise ConfigError(f"run {run_id!r}: role {role!r} has no league state yet")
+        print(f"run {run_id} ({meta.get('game', '?')}, {status}) league of role {role} "
+              f"(rated against the other role's latest), {league['games_total']} games")
+        print(format_league(store.players(), sel))
 
 
 def _dashboard(args: argparse.Namespace) -> int:
@@ -158,7 +182,7 @@ def _dashboard(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from actors.evaluate import Agent, play_match
-    from actors.games import load_game
+    from actors.games import load_game, refuse_roles
     from actors.scripted import references_for
     from cluster.run.policies import load_named_policy
     from learner.export import load_policy
@@ -166,6 +190,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     policy = load_named_policy(args)
     game = args.game or policy.meta.get("game", "")
     make_slot, spec = load_game(game)
+    refuse_roles(spec, "selfplay evaluate")
     refs = references_for(game, spec)
     if args.opponent in refs:
         opponent = Agent(scripted=refs[args.opponent])
@@ -210,7 +235,7 @@ def _play(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from actors.evaluate import sample_positions
-    from actors.games import load_game
+    from actors.games import load_game, refuse_roles
     from cluster.run.policies import load_named_policy
     from learner.onnx_export import check_exportable, export_checked, require_onnx
 
@@ -218,7 +243,8 @@ def _export(args: argparse.Namespace) -> int:
     policy = load_named_policy(args)
     check_exportable(policy)
     game = _game_of(args, policy)
-    make_slot, _ = load_game(game)
+    make_slot, spec = load_game(game)
+    refuse_roles(spec, "ONNX export")
     obs, mask = sample_positions(make_slot, args.positions, seed=args.seed)
     parity = export_checked(policy, args.out, obs, mask, tolerance=args.tolerance)
     print(f"wrote {args.out}: inputs obs float32 [batch, {policy.net.obs_dim}], mask bool [batch, {policy.net.num_actions}]; "

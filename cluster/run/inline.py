@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from actors.evaluator import Evaluator, initial_league
-from actors.games import load_game
+from actors.games import load_game, refuse_roles
 from actors.rollout import RolloutWorker
 from actors.scripted import references_for
 from cluster.config import Config, check_model_fits
@@ -132,7 +132,8 @@ def run_inline(
 
     on_update(learner) runs after every learner iteration (learning curves, benchmarks/). With
     run_dir, checkpoints and TensorBoard scalars are written there."""
-    make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides)
+    make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides, cfg.game.roles)
+    refuse_roles(spec, "in-process training")
     check_model_fits(cfg, spec)
     params, store = run_stores(cfg, redis_url, run_id)
     refs = references_for(cfg.game.name, spec)

@@ -71,7 +71,7 @@ class LeaguePolicies:
         return latest + snaps[::-1]
 
     def load(self, player: str) -> InferencePolicy:
-        from actors.games import load_game
+        from actors.games import load_game, refuse_roles
         from learner.arch import model_from_meta
         from learner.export import build_policy, policy_meta
 
@@ -93,4 +93,5 @@ class LeaguePolicies:
         if not game or not model.get("hidden_sizes"):
             raise ConfigError(f"run {run_id!r} does not record its game and network shape; use a policy file instead")
         _, spec = load_game(game, cfg.get("game", {}).get("kwargs") or {})
+        refuse_roles(spec, "loading a run's latest policy")
         return build_policy(tensors, version, policy_meta(game, model_from_meta({"model": model}), spec.obs_shape, spec.num_actions, spec.head))

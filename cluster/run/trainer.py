@@ -34,6 +34,7 @@ import yaml
 from actors.evaluate import Agent, MatchResult, play_match
 from actors.evaluator import initial_league, match_games
 from actors.games import GameSpec, load_game
+from actors.roles import role_player
 from actors.scripted import references_for
 from cluster.config import Config, check_model_fits
 from cluster.events import LearnerStarted, Observer, Observers, RunMeta, RunStarted
@@ -44,6 +45,7 @@ from cluster.remote.preflight import PreflightError, check_joined_cluster
 from cluster.run.console import ConsoleLog
 from cluster.run.driver import DRIVER_TICK_S, DriverParts, Relaunched, drive
 from cluster.run.resume import RunError, StartPoint, checkpoint_to_resume, league_to_resume, league_without_checkpoint
+from cluster.run.roles_run import check_roles_run, train_roles
 from cluster.stores.connection import redact, resolve_url
 from cluster.stores.embedded_redis import EmbeddedRedis
 from cluster.stores.league_store import LeagueStore, run_stores
@@ -131,8 +133,13 @@ def run_training(
     first checkpoint) and starts it otherwise: what a retried job wants.
     `log` receives the console lines; `observers` the run's events (cluster/events.py), after the
     console and the metrics have."""
-    make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides)  # an unknown game fails here, before anything starts
-    check_model_fits(cfg, spec)
+    make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides, cfg.game.roles)  # an unknown game fails here, before anything starts
+    if spec.roles:  # asymmetric roles: a policy, learner stream and league per role (cluster/run/roles_run.py)
+        check_roles_run(cfg, spec, resume)
+        for role in spec.roles:
+            check_model_fits(cfg, spec.role(role.name))
+    else:
+        check_model_fits(cfg, spec)
     if resume not in (False, True, "auto"):
         raise RunError(f"--resume takes no value, or 'auto' (continue the run if it exists, else start it); got {resume!r}")
     if resume and not (run_dir or cfg.run.run_dir):
@@ -154,8 +161,10 @@ def run_training(
     started_ray = init_ray(cfg, log)  # before touching Redis: a rejected run leaves nothing behind
     try:
         with redis_for_run(cfg, run_dir, log) as url:
-            params, store = run_stores(cfg, url, run_id)
             log(f"redis {redact(url)}")
+            if spec.roles:
+                return _train_roles(cfg, spec, make_slot, run_dir, run_id, url, log, observers)
+            params, store = run_stores(cfg, url, run_id)
             existing = store.load()  # a corrupt league document raises PayloadError here, and stays as it is
             if start is not None:
                 state, start = league_to_resume(cfg, spec, run_id, run_dir, params, existing, start, log, ckpts)
@@ -186,6 +195,14 @@ def run_training(
     finally:
         if started_ray:
             ray.shutdown()
+
+
+def _train_roles(cfg, spec, make_slot, run_dir, run_id, url, log, observers) -> TrainResult:
+    outcome = train_roles(cfg, spec, make_slot, run_dir, run_id, url, log, observers)
+    # Each role's league, without its own latest (the other league holds it as its learner): every
+    # id once, each Elo on its own league's scale (anchored at that role's random player).
+    table = [p for role, players in outcome.tables.items() for p in players if p.id != role_player(role, LEARNER_ID)]
+    return TrainResult(run_id, run_dir, outcome.version, outcome.env_steps, outcome.games, None, table, outcome.summary)
 
 
 @dataclass

@@ -28,6 +28,12 @@ take keys as arguments, are here too, so that this file is the whole layout.
 
 `{a}` in replays:{a}:{ref} is the rated player's id (`latest` or a snapshot id) and `{ref}` the reference's.
 
+A game with roles (actors/roles.py) gives each role its own parameters, league and game queue: the
+params:*, league:* and games* keys above live under {p}:{run}:role:{role}: instead of {p}:{run}:
+(RunKeys.for_role), so each role's versions count on their own and each role's league manager
+claims its own copy of every game (actors report a game to every role's queue). Snapshots, health,
+meta and replays stay the run's: a role's player ids are namespaced already (`adversary/v000010`).
+
 "Driver" is the process running `selfplay train` (cluster/run/trainer.py, or cluster/run/inline.py
 in-process); the league manager runs in it. "Learner" is the learner's Ray actor
 (cluster/remote/learner_service.py), or the in-process runner.
@@ -49,37 +55,50 @@ class RunKeys:
 
     prefix: str
     run_id: str
+    role: str = ""
+    """A role's keys (actors/roles.py): its own parameters and league under {run}:role:{role}:.
+    Empty for a game without roles, whose keys are exactly the table's."""
 
     @property
     def base(self) -> str:
         return f"{self.prefix}:{self.run_id}"
 
     @property
+    def own(self) -> str:
+        """Where this role's parameters and league live: the run's base for a game without roles."""
+        return f"{self.base}:role:{self.role}" if self.role else self.base
+
+    def for_role(self, role: str) -> "RunKeys":
+        """The keys of one role's policy, league and game queue; snapshots, health and meta stay the
+        run's (snapshot ids are namespaced by role already)."""
+        return RunKeys(self.prefix, self.run_id, role)
+
+    @property
     def runs(self) -> str:
         return runs_index(self.prefix)
 
     meta = property(lambda s: f"{s.base}:meta")
-    param_version = property(lambda s: f"{s.base}:params:version")
-    param_versions = property(lambda s: f"{s.base}:params:versions")
-    league_meta = property(lambda s: f"{s.base}:league:meta")
-    league_players = property(lambda s: f"{s.base}:league:players")
-    league_changes = property(lambda s: f"{s.base}:league:changes")
-    league_results = property(lambda s: f"{s.base}:league:results")
-    league_payoff = property(lambda s: f"{s.base}:league:payoff")
-    games = property(lambda s: f"{s.base}:games")
-    games_claimed = property(lambda s: f"{s.base}:games:claimed")
+    param_version = property(lambda s: f"{s.own}:params:version")
+    param_versions = property(lambda s: f"{s.own}:params:versions")
+    league_meta = property(lambda s: f"{s.own}:league:meta")
+    league_players = property(lambda s: f"{s.own}:league:players")
+    league_changes = property(lambda s: f"{s.own}:league:changes")
+    league_results = property(lambda s: f"{s.own}:league:results")
+    league_payoff = property(lambda s: f"{s.own}:league:payoff")
+    games = property(lambda s: f"{s.own}:games")
+    games_claimed = property(lambda s: f"{s.own}:games:claimed")
     health = property(lambda s: f"{s.base}:health")
 
-    weights_prefix = property(lambda s: f"{s.base}:params:w:")
+    weights_prefix = property(lambda s: f"{s.own}:params:w:")
 
     def weights(self, version: int) -> str:
         return f"{self.weights_prefix}{version}"
 
     def elo_history(self, player_id: str) -> str:
-        return f"{self.base}:league:elo:{player_id}"
+        return f"{self.own}:league:elo:{player_id}"
 
     def strength(self, reference_id: str) -> str:
-        return f"{self.base}:league:strength:{reference_id}"
+        return f"{self.own}:league:strength:{reference_id}"
 
     def snapshot(self, player_id: str) -> str:
         return f"{self.base}:snap:{player_id}"

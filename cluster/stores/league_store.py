@@ -305,18 +305,23 @@ class LeagueReader:
 
 
 class RedisResultSink:
-    """Where rollout workers and evaluators report finished games: the run's game queue."""
+    """Where rollout workers and evaluators report finished games: the run's game queue, or, in a
+    game with roles, every role's (each role's league manager claims its own copy)."""
 
-    def __init__(self, store: LeagueStore) -> None:
+    def __init__(self, store: LeagueStore, *more: LeagueStore) -> None:
         self.store = store
+        self.more = more
 
     def report(self, results: list[GameResult]) -> None:
         self.store.push_games(results)
+        for store in self.more:
+            store.push_games(results)
 
 
-def run_stores(cfg, redis_url: str, run_id: str) -> tuple[ParamStore, LeagueStore]:
+def run_stores(cfg, redis_url: str, run_id: str, role: str = "") -> tuple[ParamStore, LeagueStore]:
     """The run's parameter store and league store on one connection, sized from the config
-    (redis.key_prefix, redis.keep_versions, league.max_history): what every process of a run opens."""
+    (redis.key_prefix, redis.keep_versions, league.max_history): what every process of a run opens.
+    `role`: one role's stores, in a game with roles (RunKeys.for_role)."""
     client = connect(redis_url)
-    keys = RunKeys(cfg.redis.key_prefix, run_id)
+    keys = RunKeys(cfg.redis.key_prefix, run_id).for_role(role)
     return ParamStore(client, keys, cfg.redis.keep_versions), LeagueStore(client, keys, cfg.league.max_history)

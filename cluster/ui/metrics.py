@@ -61,7 +61,7 @@ def run_scalars(learner: Mapping[str, Any], progress: Mapping[str, Any], state: 
     if state is not None:
         # The learner, the references and the newest snapshot (one tag): a scalar per player would
         # grow with the league (thousands of tags); the dashboard and `selfplay league` show the rest.
-        newest = snapshot_id(state.last_snapshot_version)
+        newest = state.snapshot_id(state.last_snapshot_version)
         for p in (p for p in (state.players.get(pid) for pid in state.charted_ids()) if p is not None):
             out[f"league/elo/{p.id}"] = p.elo
             if p.elo_stderr is not None:
