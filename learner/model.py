@@ -269,8 +269,7 @@ class InferencePolicy:
         x = torch.from_numpy(np.asarray(obs, np.float32))
         mask = torch.ones((len(obs), self.net.num_actions), dtype=torch.bool)
         if self.net.recurrent:
-            st = torch.from_numpy(np.ascontiguousarray(state, np.float32))
-            values = self.net.step(x, mask, (st[:, 0].contiguous(), st[:, 1].contiguous()))[1]
+            values = self.net.step(x, mask, _state_pair(state))[1]
         else:
             values = self.net(x, mask)[1]
         return values.numpy().astype(np.float32)
@@ -282,14 +281,7 @@ class InferencePolicy:
         if self.net.log_std is not None:
             return self._act_gaussian(obs, mask, rng, greedy)
         logits, values = self.net(torch.from_numpy(obs), torch.from_numpy(mask))
-        logp_all = masked_log_probs(logits).numpy()
-        if greedy:
-            actions = np.where(mask, logp_all, -np.inf).argmax(-1)
-        else:
-            gumbel = rng.gumbel(size=logp_all.shape).astype(np.float32)
-            actions = np.where(mask, logp_all + gumbel, -np.inf).argmax(-1)
-        logp = logp_all[np.arange(len(actions)), actions]
-        return actions.astype(np.int64), logp.astype(np.float32), values.numpy().astype(np.float32)
+        return _pick(logits, values, mask, rng, greedy)
 
     @property
     def recurrent(self) -> bool:
@@ -304,19 +296,8 @@ class InferencePolicy:
         """act() for a recurrent policy: `state` float32 [B, 2, lstm_size] is each seat's state
         before this decision. Returns (actions, logp, values, the states after it). Samples as act()
         does (the same draws from `rng`)."""
-        st = torch.from_numpy(np.ascontiguousarray(state, np.float32))
-        logits, values, (h, c) = self.net.step(
-            torch.from_numpy(obs), torch.from_numpy(mask), (st[:, 0].contiguous(), st[:, 1].contiguous())
-        )
-        logp_all = masked_log_probs(logits).numpy()
-        if greedy:
-            actions = np.where(mask, logp_all, -np.inf).argmax(-1)
-        else:
-            gumbel = rng.gumbel(size=logp_all.shape).astype(np.float32)
-            actions = np.where(mask, logp_all + gumbel, -np.inf).argmax(-1)
-        logp = logp_all[np.arange(len(actions)), actions]
-        after = torch.stack([h, c], 1).numpy()
-        return actions.astype(np.int64), logp.astype(np.float32), values.numpy().astype(np.float32), after
+        logits, values, (h, c) = self.net.step(torch.from_numpy(obs), torch.from_numpy(mask), _state_pair(state))
+        return (*_pick(logits, values, mask, rng, greedy), torch.stack([h, c], 1).numpy())
 
     def _act_gaussian(self, obs: np.ndarray, mask: np.ndarray, rng: np.random.Generator, greedy: bool):
         """Sample N(mean, std) with `rng` (greedy: the mean). The actions are returned unclipped, and
@@ -329,3 +310,22 @@ class InferencePolicy:
         actions = mean.copy() if greedy else sample_gaussian(mean, log_std.numpy(), rng)
         logp = gaussian_log_prob(mean_t, log_std, torch.from_numpy(actions)).numpy()
         return actions.astype(np.float32), logp.astype(np.float32), values.numpy().astype(np.float32)
+
+
+def _state_pair(state: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seats' states float32 [B, 2, lstm_size] as the LSTM's (h, c), [B, lstm_size] each."""
+    st = torch.from_numpy(np.ascontiguousarray(state, np.float32))
+    return st[:, 0].contiguous(), st[:, 1].contiguous()
+
+
+def _pick(logits: torch.Tensor, values: torch.Tensor, mask: np.ndarray, rng: np.random.Generator, greedy: bool):
+    """(actions int64, logp float32, values float32) from masked logits: the most likely legal
+    action, or a sample by the Gumbel-max trick with the caller's Generator."""
+    logp_all = masked_log_probs(logits).numpy()
+    if greedy:
+        actions = np.where(mask, logp_all, -np.inf).argmax(-1)
+    else:
+        gumbel = rng.gumbel(size=logp_all.shape).astype(np.float32)
+        actions = np.where(mask, logp_all + gumbel, -np.inf).argmax(-1)
+    logp = logp_all[np.arange(len(actions)), actions]
+    return actions.astype(np.int64), logp.astype(np.float32), values.numpy().astype(np.float32)
