@@ -55,6 +55,19 @@ def open_checkpoints(where: str | Path, keep: int = 3, storage_options: dict | N
     return CheckpointDir(str(where).removeprefix("file://"), keep)
 
 
+def _refuse_redacted(options: dict, where: str = "checkpoint.storage_options") -> None:
+    """A secret written out as *** (cluster/config.py's written_config: a config.yaml given again)
+    is not a credential: say how to give it."""
+    for key, value in options.items():
+        if isinstance(value, dict):
+            _refuse_redacted(value, f"{where}.{key}")
+        elif value == "***":
+            raise CheckpointError(
+                f"{where}.{key} was removed when the config was written out (secrets are never stored): give it again "
+                f"with --set {where}.{key}=VALUE, or leave credentials to the store's environment variables (AWS_ACCESS_KEY_ID, ...)"
+            )
+
+
 class ObjectCheckpoints:
     """The checkpoints of one run under an fsspec URI: ckpt-v<version>-<random>.pt objects and the
     latest.json pointer to the newest complete one; the newest `keep` versions are kept."""
@@ -65,6 +78,7 @@ class ObjectCheckpoints:
         except ImportError as exc:
             raise CheckpointError(f"checkpoints in {uri} need fsspec and the store's backend: pip install -e '.[s3]' (or gcsfs, adlfs, ...)") from exc
         self.where, self.keep = uri.rstrip("/"), keep
+        _refuse_redacted(storage_options or {})
         protocol = fsspec.utils.get_protocol(uri)
         try:
             # A fresh instance: fsspec caches them by options, and env settings (endpoint) may have changed.

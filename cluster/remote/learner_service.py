@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from actors.games import load_game
-from cluster.config import Config, config_from_dict
+from cluster.config import Config, config_from_dict, written_config
 from cluster.remote.process import set_torch_threads
 from cluster.stores.connection import connect
 from cluster.stores.keys import RunKeys
@@ -132,7 +132,7 @@ class LearnerService:
         spec = model_spec(c.game.name, self.spec.obs_shape, self.spec.num_actions, c.model, self.spec.head)
         with self._update_lock:
             v, state = self.learner.version, self.learner.state_dict()
-        return v, encode_checkpoint(Checkpoint(v, state, spec, c.to_dict(), progress, time.time(), league))
+        return v, encode_checkpoint(Checkpoint(v, state, spec, written_config(c), progress, time.time(), league))
 
     def submit(
         self, payload: bytes, timeout_s: float = 0.5, source: str = "", produced: int = 0, count: int = 0, role: str = ""

@@ -14,11 +14,12 @@ from actors.games import GameError
 from actors.replay import ReplayError
 from cluster.config import ConfigError, load_config
 from cluster.stores.connection import RedisUnavailable, resolve_url
+from cluster.stores.lease import LeaseError
 from learner.checkpoint import CheckpointError
 from learner.onnx_export import ExportError
 from learner.wire import PayloadError
 
-USER_ERRORS = (ConfigError, GameError, RedisUnavailable, PayloadError, CheckpointError, FileNotFoundError, ExportError, ReplayError)
+USER_ERRORS = (ConfigError, GameError, RedisUnavailable, LeaseError, PayloadError, CheckpointError, FileNotFoundError, ExportError, ReplayError)
 
 
 def _train(args: argparse.Namespace) -> int:

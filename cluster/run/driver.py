@@ -69,6 +69,11 @@ class RolloutsHandle(Protocol):
         """Returns how many actors did not stop in time."""
 
 
+class LeaseHandle(Protocol):
+    def renew(self) -> None:
+        """Raise (cluster/stores/lease.py's LeaseLost) when this driver no longer holds the run."""
+
+
 class EvaluatorsHandle(Protocol):
     def check(self) -> None: ...
     def games(self) -> int: ...
@@ -126,6 +131,9 @@ class DriverParts:
     """Run when a budget is spent, after the learner and the actors stopped and before the final
     league step and checkpoint (trainer.py: the final policy and its matches against the references),
     so the last checkpoint's league holds the games it reports."""
+    lease: LeaseHandle | None = None
+    """The run's lease (cluster/stores/lease.py), renewed before every write of the loop: a driver
+    that lost it stops there, writing nothing more. None: no other driver can exist (in-process)."""
 
 
 @dataclass
@@ -244,10 +252,16 @@ class _Loop:
             )
             return
 
+    def hold(self) -> None:
+        """Before a write: still this run's driver? (LeaseLost stops the run otherwise.)"""
+        if self.p.lease is not None:
+            self.p.lease.renew()
+
     def checkpoint(self, final: bool) -> None:
         p = self.p
         if p.ckpts is None:
             return
+        self.hold()
         trained = p.start.train_seconds + time.monotonic() - self.t0
         progress = {"env_steps": self.steps, "games": self.games, "train_seconds": trained}
         self._keep_snapshots()
@@ -271,6 +285,7 @@ class _Loop:
     def tick(self) -> bool:
         """One round of the loop; True when a budget is spent."""
         p = self.p
+        self.hold()
         report = self.call(lambda learner: learner.progress())
         for u in report.updates:
             self.lag_sum, self.lag_n = self.lag_sum + u.staleness_mean, self.lag_n + 1
@@ -316,6 +331,7 @@ class _Loop:
         """Claim every game reported so far and refit the ratings, whatever the cadence (`version`:
         the stopped learner's, which may be past the last tick's)."""
         p = self.p
+        self.hold()
         for pid in p.manager.step(version, refit=True, env_steps=self.steps):
             p.events.snapshot(SnapshotAdded(pid, version))
 

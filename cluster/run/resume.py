@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from cluster.config import Config
+from cluster.config import Config, written_config
 from cluster.stores.param_store import ParamStore
 from league.league import SNAPSHOT, LeagueState
 from learner.wire import PayloadError
@@ -61,7 +61,7 @@ def checkpoint_to_resume(cfg: Config, spec, run_dir: Path, ckpts: CheckpointStor
     ckpt = decode_checkpoint(data, source)
     check_compatible(ckpt, model_spec(spec.name, spec.obs_shape, spec.num_actions, cfg.model, spec.head), source)
     p = ckpt.progress
-    changes = config_changes(ckpt.config, cfg.to_dict())
+    changes = config_changes(written_config(ckpt.config), written_config(cfg))  # both as written: a password is no change
     return StartPoint(
         ckpt.version, data, ckpt.version, int(p.get("env_steps", 0)), int(p.get("games", 0)), float(p.get("train_seconds", 0.0)), changes,
         ckpt.league,

@@ -21,14 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-import yaml
-
 from actors.evaluate import Agent
 from actors.games import GameSpec
 from actors.role_match import RoleMatchResult, Seat, role_match
 from actors.roles import role_player, role_roster
 from actors.scripted import references_for
-from cluster.config import Config
+from cluster.config import Config, write_config_file, written_config
 from cluster.events import LearnerStarted, Observer, Observers, RunMeta, RunStarted
 from cluster.remote.fleet import RolloutFleet
 from cluster.remote.learner_handle import RayLearner
@@ -119,8 +117,8 @@ def train_roles(
         store.save(state)
         managers[role] = LeagueManager(store, params, cfg.league, state)
     first_store = stores[roles[0]][1]
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    meta = RunMeta(run_id, spec.name, time.time(), config=cfg.to_dict(), extra={"roles": roles})
+    write_config_file(run_dir, cfg)
+    meta = RunMeta(run_id, spec.name, time.time(), config=written_config(cfg), extra={"roles": roles})
     first_store.set_meta(dataclasses.replace(meta, running=True).to_doc())
     if cfg.eval.num_evaluators:
         log("evaluators do not rate games with roles yet: the final matches against the random players rate them")

@@ -29,14 +29,13 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import ray
-import yaml
 
 from actors.evaluate import Agent, MatchResult, play_match
 from actors.evaluator import initial_league, match_games
 from actors.games import GameSpec, load_game
 from actors.roles import role_player
 from actors.scripted import references_for
-from cluster.config import Config, check_model_fits
+from cluster.config import Config, check_model_fits, write_config_file, written_config
 from cluster.events import LearnerStarted, Observer, Observers, RunMeta, RunStarted
 from cluster.remote.evaluator_service import EvaluatorPool
 from cluster.remote.fleet import RolloutFleet
@@ -46,8 +45,9 @@ from cluster.run.console import ConsoleLog
 from cluster.run.driver import DRIVER_TICK_S, DriverParts, Relaunched, drive
 from cluster.run.resume import RunError, StartPoint, checkpoint_to_resume, league_to_resume, league_without_checkpoint
 from cluster.run.roles_run import check_roles_run, train_roles
-from cluster.stores.connection import redact, resolve_url
+from cluster.stores.connection import redact, resolve_url, with_password
 from cluster.stores.embedded_redis import EmbeddedRedis
+from cluster.stores.lease import RunLease, refuse_if_driven, run_lease
 from cluster.stores.league_store import LeagueStore, run_stores
 from cluster.stores.param_store import ParamStore
 from cluster.ui.metrics import MetricsObserver, MetricsSink
@@ -84,7 +84,7 @@ def default_run_dir(cfg: Config) -> Path:
 def redis_for_run(cfg: Config, run_dir: Path, log: Callable[[str], None]) -> Iterator[str]:
     url = resolve_url(cfg.redis.url)
     if url:
-        yield url
+        yield with_password(url)  # the password from REDIS_PASSWORD, if the URL was given without one: actors get the whole URL
         return
     with EmbeddedRedis(run_dir / "redis") as embedded:
         log(f"embedded redis-server on 127.0.0.1:{embedded.port} (data in {run_dir / 'redis'})")
@@ -152,6 +152,7 @@ def run_training(
         )
     run_dir = Path(run_dir or default_run_dir(cfg))
     run_id = cfg.run.run_id or run_dir.name
+    refuse_if_driven(resolve_url(cfg.redis.url), cfg.redis.key_prefix, run_id, cfg.run.lease_ttl_s)  # a live driver: refused first
     c = cfg.checkpoint
     ckpts = open_checkpoints(c.uri or run_dir / c.dir_name, c.keep, c.storage_options)
     start = checkpoint_to_resume(cfg, spec, run_dir, ckpts, resume)
@@ -160,7 +161,7 @@ def run_training(
 
     started_ray = init_ray(cfg, log)  # before touching Redis: a rejected run leaves nothing behind
     try:
-        with redis_for_run(cfg, run_dir, log) as url:
+        with redis_for_run(cfg, run_dir, log) as url, run_lease(url, cfg.redis.key_prefix, run_id, cfg.run.lease_ttl_s) as lease:
             log(f"redis {redact(url)}")
             if spec.roles:
                 return _train_roles(cfg, spec, make_slot, run_dir, run_id, url, log, observers)
@@ -180,18 +181,19 @@ def run_training(
             else:
                 state = initial_league(cfg, references_for(cfg.game.name))
                 store.save(state)
-            (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+            write_config_file(run_dir, cfg)
             new = RunMeta(run_id, spec.name, time.time())
             meta = RunMeta.from_doc({**new.to_doc(), **(store.meta() or {})}) if start is not None else new
-            store.set_meta(dataclasses.replace(meta, running=True, config=cfg.to_dict(), resumed_at=time.time() if start else meta.resumed_at).to_doc())
+            store.set_meta(dataclasses.replace(meta, running=True, config=written_config(cfg), resumed_at=time.time() if start else meta.resumed_at).to_doc())
             events = Observers([ConsoleLog(log, cfg.run.log_every_s), MetricsObserver(MetricsSink(run_dir / "tb", run_id)), *observers])
-            run = _Run(cfg, spec, make_slot, run_id, run_dir, url, params, store, state, log, ckpts, start or StartPoint(), events)
+            run = _Run(cfg, spec, make_slot, run_id, run_dir, url, params, store, state, log, ckpts, start or StartPoint(), events, lease)
             try:
                 return _train(run)
             finally:
                 events.close()
-                meta = RunMeta.from_doc({**new.to_doc(), **(store.meta() or {})})
-                store.set_meta(dataclasses.replace(meta, running=False, finished_at=time.time()).to_doc())
+                if lease.held:  # a driver that lost its lease writes nothing more
+                    meta = RunMeta.from_doc({**new.to_doc(), **(store.meta() or {})})
+                    store.set_meta(dataclasses.replace(meta, running=False, finished_at=time.time()).to_doc())
     finally:
         if started_ray:
             ray.shutdown()
@@ -222,6 +224,7 @@ class _Run:
     ckpts: CheckpointStore
     start: StartPoint
     events: Observers
+    lease: RunLease | None = None
 
 
 def _train(run: _Run) -> TrainResult:
@@ -246,7 +249,7 @@ def _train(run: _Run) -> TrainResult:
     parts = DriverParts(
         cfg, learner, RolloutFleet(cfg, run.url, run.run_id, learner.name, events), EvaluatorPool(cfg, run.url, run.run_id, run.log),
         manager, run.store, events, run.log, ckpts=run.ckpts, run_dir=run.run_dir, start=start, tick_s=DRIVER_TICK_S, league_every_versions=0,
-        relaunch=lambda dead: _relaunch(run, dead), wrap_up=wrap_up,
+        relaunch=lambda dead: _relaunch(run, dead), wrap_up=wrap_up, lease=run.lease,
     )
     outcome = drive(parts)
     if final_version:
