@@ -17,8 +17,8 @@ from cluster.config import Config, written_config
 from cluster.stores.param_store import ParamStore
 from league.league import SNAPSHOT, LeagueState
 from learner.wire import PayloadError
-from learner.checkpoint import check_compatible, decode_checkpoint, model_spec, resume_version
-from learner.checkpoint_store import CheckpointStore
+from learner.checkpoint import check_compatible, model_spec, resume_version
+from learner.checkpoint_store import CheckpointStore, newest_readable
 from learner.model import InferencePolicy
 
 
@@ -40,7 +40,7 @@ class StartPoint:
     league: dict | None = None  # the league the checkpoint carries (LeagueState.to_dict()), if any
 
 
-def checkpoint_to_resume(cfg: Config, spec, run_dir: Path, ckpts: CheckpointStore, resume: bool | str) -> StartPoint | None:
+def checkpoint_to_resume(cfg: Config, spec, run_dir: Path, ckpts: CheckpointStore, resume: bool | str, log=print) -> StartPoint | None:
     """The newest checkpoint when resuming, checked against this config; refuses to start a fresh
     run over an existing one. `resume="auto"`: the newest checkpoint if there is one, else None (a
     fresh start, or a league without a checkpoint: see league_without_checkpoint). Reads only: a
@@ -56,9 +56,9 @@ def checkpoint_to_resume(cfg: Config, spec, run_dir: Path, ckpts: CheckpointStor
         return None
     if latest is None:
         raise RunError(f"--resume: no checkpoint in {ckpts.where}; start the run without --resume, or name the right --run-dir")
-    source = f"checkpoint {ckpts.location(latest)}"
-    data = ckpts.read(latest)
-    ckpt = decode_checkpoint(data, source)
+    # A corrupt or truncated newest checkpoint falls back to the newest readable one, said in the log.
+    version, data, ckpt = newest_readable(ckpts, log)
+    source = f"checkpoint {ckpts.location(version)}"
     check_compatible(ckpt, model_spec(spec.name, spec.obs_shape, spec.num_actions, cfg.model, spec.head), source)
     p = ckpt.progress
     changes = config_changes(written_config(ckpt.config), written_config(cfg))  # both as written: a password is no change

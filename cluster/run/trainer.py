@@ -54,7 +54,7 @@ from cluster.ui.metrics import MetricsObserver, MetricsSink
 from league.league import LeagueState, Player
 from league.manager import LeagueManager
 from league.records import LEARNER_ID, RANDOM_ID
-from learner.checkpoint_store import CheckpointStore, is_uri, open_checkpoints
+from learner.checkpoint_store import CheckpointStore, is_uri, newest_readable, open_checkpoints
 from learner.export import policy_meta, save_policy
 from learner.model import InferencePolicy
 
@@ -154,8 +154,8 @@ def run_training(
     run_id = cfg.run.run_id or run_dir.name
     refuse_if_driven(resolve_url(cfg.redis.url), cfg.redis.key_prefix, run_id, cfg.run.lease_ttl_s)  # a live driver: refused first
     c = cfg.checkpoint
-    ckpts = open_checkpoints(c.uri or run_dir / c.dir_name, c.keep, c.storage_options)
-    start = checkpoint_to_resume(cfg, spec, run_dir, ckpts, resume)
+    ckpts = open_checkpoints(c.uri or run_dir / c.dir_name, c.keep, c.storage_options, run_id)
+    start = checkpoint_to_resume(cfg, spec, run_dir, ckpts, resume, log)
     run_dir.mkdir(parents=True, exist_ok=True)
     log(f"run {run_id}: game {spec.name}, run dir {run_dir}")
 
@@ -276,8 +276,8 @@ def _relaunch(run: _Run, dead: RayLearner) -> Relaunched:
     none yet), numbering its versions past every published one, so that actors notice it and no
     version number ever names two sets of weights."""
     died_at = run.params.latest_version()
-    ckpt_version = run.ckpts.latest_version()
-    data = run.ckpts.read(ckpt_version) if ckpt_version is not None else None
+    found = newest_readable(run.ckpts, run.log)  # a corrupt newest one is skipped, not reread on every try
+    ckpt_version, data = (found[0], found[1]) if found is not None else (None, None)
     version = max(ckpt_version or 0, died_at + 1)
     new = dead.replace(run.cfg, run.url, run.run_id, version, data)
     return Relaunched(new, ckpt_version, died_at, version, new.device(), new.pid())
