@@ -269,6 +269,8 @@ def validate(cfg: Config) -> None:
         (cfg.checkpoint.keep >= 1, "checkpoint.keep must be >= 1"),
         (cfg.rollout.max_restarts >= 0, "rollout.max_restarts must be >= 0"),
         (cfg.learner.max_restarts >= 0, "learner.max_restarts must be >= 0"),
+        (cfg.learner.restart_window_s > 0 and cfg.rollout.restart_window_s > 0, "learner.restart_window_s and rollout.restart_window_s must be > 0"),
+        (cfg.learner.call_timeout_s > 0, "learner.call_timeout_s must be > 0"),
         (cfg.checkpoint.dir_name not in ("", ".", "..", "redis") and "/" not in cfg.checkpoint.dir_name,
          "checkpoint.dir_name must be a plain directory name other than 'redis'"),
         (math.isfinite(cfg.ppo.lr) and cfg.ppo.lr > 0, "ppo.lr must be a finite number > 0"),

@@ -17,7 +17,7 @@ a final checkpoint, stop the actors. What follows (the final policy and matches)
 
 A learner that dies (its process or node gone: Ray's RayActorError from any call) is replaced, when the
 parts say how (`relaunch`), by a new one from the newest checkpoint, at most learner.max_restarts times
-with a growing pause between tries; the call it died in is made again on the new one. The actors keep
+within any learner.restart_window_s (cluster/restart_budget.py) with a growing pause between tries; the call it died in is made again on the new one. The actors keep
 their games and send to the new learner (found under the same Ray name). Only when the tries are used
 up does the run stop, with the command that resumes it.
 """
@@ -32,10 +32,11 @@ from pathlib import Path
 from typing import Callable, Protocol, TypeVar
 
 import numpy as np
-from ray.exceptions import RayActorError
+from ray.exceptions import GetTimeoutError, RayActorError
 
 from cluster.config import Config
 from cluster.events import CheckpointWritten, Health, LearnerRestarted, Observer, Progress, RunStopped, SnapshotAdded
+from cluster.restart_budget import RestartWindow
 from cluster.run.resume import RunError, StartPoint
 from cluster.stores.league_store import LeagueStore
 from league.manager import LeagueManager
@@ -159,11 +160,13 @@ def learner_call(call: Callable[[], T], run_dir: Path | None, last_checkpoint: i
         raise RunError(f"{exc} The last checkpoint (v{last_checkpoint}) predates them: after fixing the cause, {resume_hint(run_dir)}") from exc
     except RayActorError as exc:
         raise learner_died(exc, run_dir, last_checkpoint) from exc
+    except GetTimeoutError as exc:  # a wedged learner (learner.call_timeout_s): say so rather than hang
+        raise RunError(f"{exc} Continue from the last checkpoint (v{last_checkpoint}) with: {resume_hint(run_dir)}") from exc
 
 
 def learner_died(exc: BaseException, run_dir: Path | None, last_checkpoint: int, restarts: int = 0) -> RunError:
     """The error that stops a run whose learner died (`restarts`: learners already replaced this session)."""
-    after = f" after {restarts} restart{'s' if restarts != 1 else ''} (learner.max_restarts)" if restarts else ""
+    after = f" after {restarts} restart{'s' if restarts != 1 else ''} (learner.max_restarts per learner.restart_window_s)" if restarts else ""
     return RunError(
         f"learner died ({_first_line(exc)}){after}; continue from the last checkpoint "
         f"(v{last_checkpoint}) with: {resume_hint(run_dir)}"
@@ -217,6 +220,7 @@ class _Loop:
         self.status: LearnerStatus | None = None
         self.run_steps = 0
         self.learner_restarts = 0
+        self.restart_budget = RestartWindow(p.cfg.learner.max_restarts, p.cfg.learner.restart_window_s)
 
     def call(self, what: Callable[[LearnerHandle], T]) -> T:
         """what(the learner); when the learner has died, a new one replaces it (learner.max_restarts)
@@ -233,12 +237,13 @@ class _Loop:
         """Start a new learner, trying until one starts or the restarts are used up (then the run stops)."""
         p, reason = self.p, _first_line(cause)
         while True:
-            if p.relaunch is None or self.learner_restarts >= p.cfg.learner.max_restarts:
+            if p.relaunch is None or not self.restart_budget.allows():
                 raise learner_died(cause, p.run_dir, self.last_ckpt, self.learner_restarts) from cause
             # Wait before each try, longer each time: what killed the learner (a node going away,
             # memory) may take a moment to clear, and a learner that dies at once must not spin.
-            time.sleep(min(p.restart_backoff_s * 2**self.learner_restarts, 30.0))
+            time.sleep(min(p.restart_backoff_s * 2 ** self.restart_budget.recent(), 30.0))
             self.learner_restarts += 1
+            self.restart_budget.record()
             try:
                 new = p.relaunch(p.learner)
             except RayActorError as exc:  # the new one died while starting: that was one try
