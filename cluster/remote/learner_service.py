@@ -118,8 +118,9 @@ class LearnerService:
         return {r: learner.version for r, learner in self.learners.items()}
 
     def _republish_if_lost(self, role: str) -> None:
-        """A Redis that restarted without its data no longer has our weights: publish them again."""
-        if self._published[role] >= 0 and self.params_of[role].latest_version() < self._published[role]:
+        """A Redis that restarted without its data, or lost the weights key, no longer has our weights: publish them again."""
+        params, published = self.params_of[role], self._published[role]
+        if published >= 0 and (params.latest_version() < published or not params.holds_weights(published)):  # restarted empty, or evicted
             self.publish(role)
             self.republished += 1
 

@@ -39,6 +39,7 @@ from cluster.events import CheckpointWritten, Health, LearnerRestarted, Observer
 from cluster.restart_budget import RestartWindow
 from cluster.run.resume import RunError, StartPoint
 from cluster.stores.league_store import LeagueStore
+from cluster.stores.redis_memory import is_out_of_memory, out_of_memory_message
 from league.manager import LeagueManager
 from learner.checkpoint_store import CheckpointStore
 from learner.learner import NonFiniteLossError
@@ -386,7 +387,7 @@ class _Loop:
 def drive(p: DriverParts) -> DriveOutcome:
     """Run the loop until a budget is spent or the run is interrupted, then stop the learner, write
     the final checkpoint and stop the actors. The learner and the actors are already started."""
-    loop, interrupted, error, stuck = _Loop(p), False, "", None
+    loop, interrupted, error, stuck, oom = _Loop(p), False, "", None, None
     restore_sigterm = sigterm_as_interrupt()
     try:
         try:
@@ -399,8 +400,13 @@ def drive(p: DriverParts) -> DriveOutcome:
         except (KeyboardInterrupt, _Stop):
             interrupted = True
             p.log("interrupted: writing a checkpoint, then stopping actors")
+        except Exception as exc:  # Redis full (noeviction): stop as on Ctrl-C, the checkpoint needs no Redis
+            if not is_out_of_memory(exc):
+                raise
+            interrupted, oom, error = True, exc, f"Redis out of memory: {_first_line(exc)}"
+            p.log(f"{error}: writing a checkpoint, then stopping actors")
         # Stop updates first: the checkpoint and the final policy are then the same weights.
-        stopped_at = loop.call(lambda learner: learner.stop())
+        stopped_at = loop.call(lambda learner: learner.stop()) if oom is None else _stop_after_oom(loop)
         if interrupted:
             loop.checkpoint(final=True)  # before anything else: a preempted job has seconds left
         else:
@@ -420,7 +426,20 @@ def drive(p: DriverParts) -> DriveOutcome:
         if stuck is None:
             stuck = _stop_actors(p)
         p.events.run_stopped(RunStopped(interrupted, stuck, loop.last_ckpt, error))
+    if oom is not None:
+        raise RunError(out_of_memory_message(oom, loop.last_ckpt, p.ckpts.where if p.ckpts else "-", resume_hint(p.run_dir))) from oom
     return DriveOutcome(loop.steps, loop.games, interrupted, loop.last_ckpt, loop.status, loop.summary(interrupted))
+
+
+def _stop_after_oom(loop: _Loop) -> int | None:
+    """Stop the learner, whose training thread may have died of the same full Redis (stop() then
+    re-raises that): its state is still there for the checkpoint."""
+    try:
+        return loop.call(lambda learner: learner.stop())
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        return None
 
 
 def _stop_actors(p: DriverParts) -> int:

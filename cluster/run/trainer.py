@@ -20,6 +20,7 @@ those are used up, or on repeated NaN losses, the run stops with a RunError that
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import ray
+from redis.exceptions import OutOfMemoryError
 
 from actors.evaluate import Agent, MatchResult, play_match
 from actors.evaluator import initial_league, match_games
@@ -48,6 +50,7 @@ from cluster.run.roles_run import check_roles_run, train_roles
 from cluster.stores.connection import redact, resolve_url, with_password
 from cluster.stores.embedded_redis import EmbeddedRedis
 from cluster.stores.lease import RunLease, refuse_if_driven, run_lease
+from cluster.stores.redis_memory import refuse_evicting_redis
 from cluster.stores.league_store import LeagueStore, run_stores
 from cluster.stores.param_store import ParamStore
 from cluster.ui.metrics import MetricsObserver, MetricsSink
@@ -152,7 +155,9 @@ def run_training(
         )
     run_dir = Path(run_dir or default_run_dir(cfg))
     run_id = cfg.run.run_id or run_dir.name
-    refuse_if_driven(resolve_url(cfg.redis.url), cfg.redis.key_prefix, run_id, cfg.run.lease_ttl_s)  # a live driver: refused first
+    if resolve_url(cfg.redis.url):  # an external Redis (an embedded one is ours: noeviction, no other driver)
+        refuse_evicting_redis(resolve_url(cfg.redis.url), log)  # it would lose weights, snapshots and games silently
+        refuse_if_driven(resolve_url(cfg.redis.url), cfg.redis.key_prefix, run_id, cfg.run.lease_ttl_s)  # a live driver: refused first
     c = cfg.checkpoint
     ckpts = open_checkpoints(c.uri or run_dir / c.dir_name, c.keep, c.storage_options, run_id)
     start = checkpoint_to_resume(cfg, spec, run_dir, ckpts, resume, log)
@@ -191,9 +196,11 @@ def run_training(
                 return _train(run)
             finally:
                 events.close()
-                if lease.held:  # a driver that lost its lease writes nothing more
-                    meta = RunMeta.from_doc({**new.to_doc(), **(store.meta() or {})})
-                    store.set_meta(dataclasses.replace(meta, running=False, finished_at=time.time()).to_doc())
+                # A driver that lost its lease writes nothing more; a full Redis refuses this write (the error says so).
+                with contextlib.suppress(OutOfMemoryError):
+                    if lease.held:
+                        meta = RunMeta.from_doc({**new.to_doc(), **(store.meta() or {})})
+                        store.set_meta(dataclasses.replace(meta, running=False, finished_at=time.time()).to_doc())
     finally:
         if started_ray:
             ray.shutdown()
