@@ -16,6 +16,8 @@ period, so the last one's recovery is seen) the next of these (--kinds, all by d
   node        with --local-cluster, a worker node (its raylet and every worker on it), the learner's
               node and the rollout nodes in turn; an identical node joins --node-down-s later.
               Without --local-cluster there is no node to lose but the driver's, and nodes are skipped.
+  driver      not a kill: the same run started again (`selfplay train --resume auto`, a process of its
+              own) while it runs; it must be refused (the run's lease in Redis) and the run go on
 
 It reports, for each run:
   games lost    every game id whose push Redis acknowledged (each process of the run appends those
@@ -122,6 +124,7 @@ def one_run(args, name: str, out: Path, server: EmbeddedRedis, cluster, chaos: b
         print(f"[{name}] {line}", flush=True)
 
     monkey = Chaos(args, cfg, server, cluster, log, enabled=chaos)
+    monkey.run_dir = out / name
     sampler = VersionSampler(connect(server.url), RunKeys(cfg.redis.key_prefix, name))
     sampler.start()
     t0 = time.monotonic()
