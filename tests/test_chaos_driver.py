@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.chaos_parts import Chaos, second_driver, table  # noqa: E402
+from benchmarks.chaos_parts import Chaos, table  # noqa: E402
 from cluster.stores.connection import connect  # noqa: E402
 from cluster.stores.lease import RunLease  # noqa: E402
 from fault_support import small_config  # noqa: E402

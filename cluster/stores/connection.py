@@ -42,7 +42,7 @@ def with_password(url: str) -> str:
     none at all is taken from REDIS_PASSWORD; a *** with no REDIS_PASSWORD is refused with what to do."""
     parts = urlsplit(url)
     secret = os.environ.get("REDIS_PASSWORD", "")
-    if parts.password not in (None, REDACTED_PASSWORD) or (parts.password is None and not secret):
+    if parts.scheme not in ("redis", "rediss") or parts.password not in (None, REDACTED_PASSWORD) or (parts.password is None and not secret):
         return url
     if not secret:
         raise RedisUnavailable(
