@@ -16,6 +16,8 @@ checkpoint.every_versions versions and on every clean stop (the end, Ctrl-C, SIG
 supervised by cluster/remote/fleet.py (restarted by Ray, lost work counted); a dead learner is
 replaced by a new one from the newest checkpoint (learner.max_restarts, cluster/run/driver.py); when
 those are used up, or on repeated NaN losses, the run stops with a RunError that says how to resume.
+One driver drives a run: it holds the run's lease in Redis (cluster/stores/lease.py) from before its
+first write to its end. What a run refuses and survives: docs/faults.md.
 """
 
 from __future__ import annotations
@@ -155,9 +157,8 @@ def run_training(
         )
     run_dir = Path(run_dir or default_run_dir(cfg))
     run_id = cfg.run.run_id or run_dir.name
-    if resolve_url(cfg.redis.url):  # an external Redis (an embedded one is ours: noeviction, no other driver)
-        refuse_evicting_redis(resolve_url(cfg.redis.url), log)  # it would lose weights, snapshots and games silently
-        refuse_if_driven(resolve_url(cfg.redis.url), cfg.redis.key_prefix, run_id, cfg.run.lease_ttl_s)  # a live driver: refused first
+    refuse_evicting_redis(resolve_url(cfg.redis.url), log)  # an external Redis that evicts would lose weights, games silently
+    refuse_if_driven(resolve_url(cfg.redis.url), cfg.redis.key_prefix, run_id, cfg.run.lease_ttl_s)  # a live driver: refused first
     c = cfg.checkpoint
     ckpts = open_checkpoints(c.uri or run_dir / c.dir_name, c.keep, c.storage_options, run_id)
     start = checkpoint_to_resume(cfg, spec, run_dir, ckpts, resume, log)

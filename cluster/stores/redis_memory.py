@@ -18,7 +18,7 @@ import redis
 from cluster.stores.connection import RedisUnavailable, connect, redact
 
 SAFE_POLICY = "noeviction"
-_OOM_TEXT = "OOM command not allowed"
+_OOM_TEXT = "command not allowed when used memory"  # redis-py drops the "OOM " prefix of the reply
 
 
 def eviction_policy(client: redis.Redis) -> str | None:
@@ -30,7 +30,10 @@ def eviction_policy(client: redis.Redis) -> str | None:
 
 
 def refuse_evicting_redis(url: str, log: Callable[[str], None] = print) -> None:
-    """Refuse a Redis that may evict the run's keys, with the command that makes it safe."""
+    """Refuse a Redis that may evict the run's keys, with the command that makes it safe. An empty
+    URL (an embedded Redis, started by the run itself with noeviction) passes."""
+    if not url:
+        return
     policy = eviction_policy(connect(url))
     if policy is None:
         log(f"cannot read maxmemory-policy of Redis at {redact(url)} (CONFIG is disabled there): make sure it is "
