@@ -75,17 +75,16 @@ def test_the_redis_password_is_written_nowhere_and_the_run_resumes_with_it_given
     assert secret not in _redis_bytes(redis_client)
 
 
-class _Wedged:
-    """A learner whose every answer hangs (a stuck device, a deadlock)."""
-
-    def progress(self):
-        time.sleep(3600)
-
-    def failures(self):
-        time.sleep(3600)
-
-
 def test_a_wedged_learner_is_a_clear_error_not_a_hang(local_ray, tmp_path):
+    class _Wedged:  # defined here: Ray ships it by value (workers cannot import this test module)
+        """A learner whose every answer hangs (a stuck device, a deadlock)."""
+
+        def progress(self):
+            time.sleep(3600)
+
+        def failures(self):
+            time.sleep(3600)
+
     actor = ray.remote(_Wedged).options(max_concurrency=4).remote()
     learner = RayLearner(actor, "selfplay-learner-wedged", timeout_s=1.0)
     t0 = time.monotonic()
@@ -98,3 +97,36 @@ def test_a_wedged_learner_is_a_clear_error_not_a_hang(local_ray, tmp_path):
     t0 = time.monotonic()
     assert fleet._learner_failures() == {} and time.monotonic() - t0 < 30
     ray.kill(actor)
+
+
+def _dead_slot(fleet: RolloutFleet, started_at: float) -> None:
+    """Slot 0 holds an actor that died for good (its Ray restarts used up), created at `started_at`."""
+
+    class _Runs:  # defined here: Ray ships it by value
+        def run(self):
+            time.sleep(3600)
+
+    actor = ray.remote(_Runs).remote()
+    fleet.actors, fleet.runs, fleet.started_at, fleet._pending = [actor], [actor.run.remote()], [started_at], [None]
+    ray.kill(actor, no_restart=True)
+
+
+def test_an_actor_that_used_its_restarts_up_slowly_is_replaced_and_one_that_did_fast_stops_the_run(local_ray):
+    from cluster.remote.fleet import FleetError
+
+    fleet = RolloutFleet.__new__(RolloutFleet)
+    fleet.cfg, fleet.learner = small_config("rollout.max_restarts=2", "rollout.restart_window_s=60", "learner.call_timeout_s=5"), None
+    fleet._learner_failures = lambda: {}
+    spawned: list[int] = []
+    fleet._spawn = spawned.append
+    _dead_slot(fleet, started_at=time.monotonic() - 61)  # its 2 restarts took longer than the window
+    deadline = time.monotonic() + 30
+    while not spawned and time.monotonic() < deadline:
+        fleet.check()
+        time.sleep(0.2)
+    assert spawned == [0]  # a fresh actor in its place, the run goes on
+    _dead_slot(fleet, started_at=time.monotonic())  # its restarts used up within the window
+    with pytest.raises(FleetError, match=r"restarted 2 times within 60 s \(rollout.max_restarts per rollout.restart_window_s\)"):
+        while time.monotonic() < deadline + 30:
+            fleet.check()
+            time.sleep(0.2)

@@ -85,7 +85,8 @@ class RolloutFleet:
             try:
                 ray.get(ref)
             except RayActorError as exc:
-                if not used_up_within_window(self.started_at[i], time.monotonic(), self.cfg.rollout.restart_window_s):
+                r = self.cfg.rollout
+                if r.max_restarts > 0 and not used_up_within_window(self.started_at[i], time.monotonic(), r.restart_window_s):
                     self._pending[i] = None
                     self._spawn(i)  # its restarts were spread wider than the budget's rate: a fresh actor, a fresh count
                     continue
