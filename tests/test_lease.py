@@ -32,7 +32,7 @@ def test_a_second_driver_is_refused_with_the_holders_host_and_pid(redis_server, 
         with pytest.raises(LeaseHeld) as refused:
             _lease(redis_server).claim()
         # the holder renews every ttl/3: a live holder is told apart from a dead one within about that
-        assert time.monotonic() - t0 < 2.5
+        assert time.monotonic() - t0 < 3.0
         assert f"host {socket.gethostname()} pid {os.getpid()}" in str(refused.value) and "expires in" in str(refused.value)
         assert holder_of(redis_client, "test", "run-1")["pid"] == os.getpid()
         first.renew()  # still ours

@@ -39,7 +39,7 @@ from cluster.events import CheckpointWritten, Health, LearnerRestarted, Observer
 from cluster.restart_budget import RestartWindow
 from cluster.run.resume import RunError, StartPoint
 from cluster.stores.league_store import LeagueStore
-from cluster.stores.redis_memory import is_out_of_memory, out_of_memory_message
+from cluster.stores.redis_memory import is_out_of_memory, out_of_memory_message, unless_out_of_memory
 from league.manager import LeagueManager
 from learner.checkpoint_store import CheckpointStore
 from learner.learner import NonFiniteLossError
@@ -406,7 +406,8 @@ def drive(p: DriverParts) -> DriveOutcome:
             interrupted, oom, error = True, exc, f"Redis out of memory: {_first_line(exc)}"
             p.log(f"{error}: writing a checkpoint, then stopping actors")
         # Stop updates first: the checkpoint and the final policy are then the same weights.
-        stopped_at = loop.call(lambda learner: learner.stop()) if oom is None else _stop_after_oom(loop)
+        stop = lambda: loop.call(lambda learner: learner.stop())  # noqa: E731
+        stopped_at = stop() if oom is None else unless_out_of_memory(stop)  # a learner killed by the same full Redis re-raises it
         if interrupted:
             loop.checkpoint(final=True)  # before anything else: a preempted job has seconds left
         else:
@@ -429,17 +430,6 @@ def drive(p: DriverParts) -> DriveOutcome:
     if oom is not None:
         raise RunError(out_of_memory_message(oom, loop.last_ckpt, p.ckpts.where if p.ckpts else "-", resume_hint(p.run_dir))) from oom
     return DriveOutcome(loop.steps, loop.games, interrupted, loop.last_ckpt, loop.status, loop.summary(interrupted))
-
-
-def _stop_after_oom(loop: _Loop) -> int | None:
-    """Stop the learner, whose training thread may have died of the same full Redis (stop() then
-    re-raises that): its state is still there for the checkpoint."""
-    try:
-        return loop.call(lambda learner: learner.stop())
-    except Exception as exc:
-        if not is_out_of_memory(exc):
-            raise
-        return None
 
 
 def _stop_actors(p: DriverParts) -> int:

@@ -11,12 +11,13 @@ object store and needs no Redis (cluster/run/driver.py).
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, TypeVar
 
 import redis
 
 from cluster.stores.connection import RedisUnavailable, connect, redact
 
+T = TypeVar("T")
 SAFE_POLICY = "noeviction"
 _OOM_TEXT = "command not allowed when used memory"  # redis-py drops the "OOM " prefix of the reply
 
@@ -56,6 +57,17 @@ def is_out_of_memory(exc: BaseException | None) -> bool:
             return True
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return False
+
+
+def unless_out_of_memory(call: Callable[[], T]) -> T | None:
+    """call(), or None if it fails because Redis is full: e.g. stopping a learner whose training
+    thread died of the full Redis (its state is still there for the checkpoint)."""
+    try:
+        return call()
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        return None
 
 
 def out_of_memory_message(exc: BaseException, checkpoint: int, where: str, resume: str) -> str:
