@@ -22,6 +22,7 @@ from fault_support import EventWatch, small_config
 from league.league import LeagueState
 from league.records import LEARNER_ID
 from test_driver import _parts
+from test_evaluator import setup  # noqa: F401 - the fixture
 from test_rollout import _worker, tictactoe  # noqa: F401 - the fixture
 
 
@@ -106,3 +107,16 @@ def test_a_full_redis_stops_the_run_with_a_checkpoint_and_a_clear_message(own_re
     assert len(final) == 1 and final[0].version >= 4 and (tmp_path / "checkpoints" / f"ckpt-v{final[0].version:08d}.pt").exists()
     assert parts.learner.stopped and parts.rollouts.stopped
     assert "Redis out of memory" in watch.of(RunStopped)[0].error
+
+
+def test_an_evaluator_logs_a_snapshot_that_redis_lost(setup, caplog):  # noqa: F811 - the fixture
+    cfg, params, store, evaluator, weights = setup
+    state = store.load()
+    state.add_snapshot(4)  # in the league, its weights gone
+    state.players["v000004"].elo_stderr = None  # the "uncertain" pick takes it first
+    store.save(state)
+    ev = evaluator()
+    with caplog.at_level(logging.WARNING, logger="actors.evaluator"):
+        ev.round()
+    assert ev.stats.missing_snapshots == 1
+    assert any("snapshot v000004 is missing from Redis (lost or evicted)" in r.getMessage() for r in caplog.records)
