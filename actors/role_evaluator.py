@@ -1,12 +1,15 @@
 """Rating games for one role's learner of a game with roles (actors/learners.py).
 
 A role's policy can only take its own role's sides, so it cannot play the game's references from
-every seat as actors/evaluator.py's Evaluator does. One round here: reload the role's latest weights
-and its league, pick the policies to rate (its latest and `eval.snapshots_per_round` of its
-snapshots, as the Evaluator picks them), and play each of them `eval.games_per_pair` games against
-every other role played by that role's random player (actors/role_match.py), reporting every game
-as kind "eval" to every role's league: the role's own league rates its snapshots, the other roles'
-leagues rate its latest (each anchored at its own random player).
+every seat as actors/evaluator.py's Evaluator does. Each role's league is anchored at that role's
+random player and rates that role's players as the other learners meet them (actors/learners.py),
+so one round for role B here plays (actors/role_match.py), `eval.games_per_pair` games each:
+
+    B's latest      against every other role's random player: rated in the other roles' leagues
+    B's snapshots   against every other role's latest policy: rated in B's own league
+                    (`eval.snapshots_per_round` of them, picked as the Evaluator picks them)
+
+and reports every game as kind "eval" to every role's league (each records the pairs it holds).
 """
 
 from __future__ import annotations
@@ -37,19 +40,18 @@ class RoleEvaluator:
         make_slot: Callable[[], GameSlot],
         spec: GameSpec,
         learner: LearnerDef,
-        opponents: dict[str, tuple[str, ScriptedFn]],
+        opponents: dict[str, tuple[LearnerDef, ScriptedFn, ParamSource]],
         params: ParamSource,
         league: LeagueSource,
         results: ResultSink,
     ) -> None:
-        """`opponents`: for every other role, (its reference's player id, the reference) that plays it."""
+        """`opponents`: for every other role, (its learner, its random player, its parameters)."""
         self.evaluator_id, self.cfg = evaluator_id, cfg
         self.make_slot, self.spec, self.learner = make_slot, spec, learner
         self.opponents = opponents
         self.params, self.league, self.results = params, league, results
-        rspec = learner.spec
-        self._build = lambda: InferencePolicy(rspec.obs_shape, rspec.num_actions, cfg.model, head=rspec.head)
-        self.latest = self._build()
+        self.latest = self._build(learner)
+        self._others = {role: self._build(d) for role, (d, _, _) in opponents.items()}  # every other role's latest
         self.stats = EvalStats()
         self.incarnation = secrets.token_hex(4)  # game ids stay unique across a restarted evaluator's rounds
 
@@ -58,10 +60,14 @@ class RoleEvaluator:
         seq = np.random.SeedSequence([self.cfg.run.seed, tag, self.evaluator_id, self.learner.index, round_index, candidate])
         return int(seq.generate_state(1)[0]) % (2**31)
 
+    def _build(self, d: LearnerDef) -> InferencePolicy:
+        return InferencePolicy(d.spec.obs_shape, d.spec.num_actions, self.cfg.model, head=d.spec.head)
+
     def _candidates(self) -> list[tuple[str, InferencePolicy]]:
-        got = self.params.poll(self.latest.version)
-        if got is not None:
-            self.latest.load(got[1], got[0])
+        for policy, params in [(self.latest, self.params), *((self._others[r], o[2]) for r, o in self.opponents.items())]:
+            got = params.poll(policy.version)
+            if got is not None:
+                policy.load(got[1], got[0])
         out = [(self.learner.latest_id, self.latest)] if self.latest.version >= 0 else []
         ev = self.cfg.eval
         for pid in pick_snapshots(self.league.state(), ev.snapshots_per_round, ev.snapshot_pick):
@@ -70,7 +76,7 @@ class RoleEvaluator:
             except KeyError:
                 self.stats.missing_snapshots += 1
                 continue
-            policy = self._build()
+            policy = self._build(self.learner)
             policy.load(tensors, version)
             out.append((pid, policy))
         return out
@@ -80,10 +86,14 @@ class RoleEvaluator:
         r = self.stats.rounds
         candidates = self._candidates()
         games: list[GameResult] = []
+        greedy = self.cfg.eval.greedy
         for c, (pid, policy) in enumerate(candidates):
-            seats = {self.learner.name: Seat(pid, policy.version, Agent(policy=policy, greedy=self.cfg.eval.greedy))}
-            for role, (ref_id, fn) in self.opponents.items():
-                seats[role] = Seat(ref_id, -1, Agent(scripted=fn))
+            seats = {self.learner.name: Seat(pid, policy.version, Agent(policy=policy, greedy=greedy))}
+            for role, (d, random_fn, _) in self.opponents.items():
+                if pid == self.learner.latest_id or self._others[role].version < 0:
+                    seats[role] = Seat(d.random_id, -1, Agent(scripted=random_fn))
+                else:  # a snapshot meets the other roles' latest, as in its own league
+                    seats[role] = Seat(d.latest_id, self._others[role].version, Agent(policy=self._others[role], greedy=greedy))
             game_id = f"eval{self.evaluator_id}-{self.incarnation}-r{r}-{pid}"
             match = role_match(self.make_slot, self.spec, seats, self.cfg.eval.games_per_pair, seed=self._seed(r, c), game_id=game_id)
             games += match.results

@@ -40,7 +40,7 @@ def build_evaluators(evaluator_id: int, cfg: Config, plan: RunPlan, stores: dict
     out = []
     for d in plan.learners:
         params, store = stores[d.name]
-        opponents = {o.name: (o.random_id, references_for(cfg.game.name, o.spec)[RANDOM_ID]) for o in plan.learners if o.name != d.name}
+        opponents = {o.name: (o, references_for(cfg.game.name, o.spec)[RANDOM_ID], stores[o.name][0]) for o in plan.learners if o.name != d.name}
         out.append(RoleEvaluator(evaluator_id, cfg, plan.make_slot, plan.spec, d, opponents, params, LeagueReader(store, refresh_s=0.0), sink))
     return out
 
