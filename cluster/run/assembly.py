@@ -61,9 +61,11 @@ def open_leagues(
     versions: dict[str, int] = {}
     restored: set[str] = set()
     if start is not None:
-        for d in plan.learners:
+        for k, d in enumerate(plan.learners):
             params, _ = stores[d.name]
             own = start.for_learner(d.name)
+            if k:
+                own = replace(own, config_changes=())  # said once, with the first learner
             states[d.name], got = league_to_resume(cfg, d.spec, run_id, run_dir, params, existing[d.name], own, log, ckpts, d.label)
             versions[d.name] = got.version
             if existing[d.name] is None:
