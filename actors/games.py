@@ -386,6 +386,11 @@ def side_scores(returns: list[float], sides: tuple[tuple[int, ...], ...]) -> tup
     return placement_scores([sum(returns[i] for i in seats) / len(seats) for seats in sides])
 
 
+def load_game_config(game) -> tuple[Callable[[], GameSlot], GameSpec]:
+    """load_game for a run's `game` config section (actors/config.py GameConfig)."""
+    return load_game(game.name, game.kwargs, game.native, game.sides, game.roles)
+
+
 def load_game(
     name: str, kwargs: dict | None = None, native: bool = True, sides: dict | None = None, roles: dict | None = None
 ) -> tuple[Callable[[], GameSlot], GameSpec]:

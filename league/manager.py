@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Callable, Protocol
+from typing import Callable, Mapping, Protocol
 
 from league.config import LeagueConfig
 from league.league import LeagueState, Player
@@ -78,10 +78,12 @@ class LeagueManager:
         self.fit_seconds = 0.0  # time spent in rating fits so far
         self.strength = StrengthTracker()
 
-    def step(self, learner_version: int, refit: bool = False, env_steps: int = -1) -> list[str]:
+    def step(self, learner_version: int, refit: bool = False, env_steps: int = -1, versions: Mapping[str, int] | None = None) -> list[str]:
         """Apply queued games, append the latest's score against each reference it played
         (league/strength.py; stamped with `env_steps`, -1 when unknown), refit the ratings if due
-        (or `refit`), add a snapshot if one is due, save. Returns new snapshot ids."""
+        (or `refit`), add a snapshot if one is due, save. Returns new snapshot ids.
+        `versions`: the versions of this league's other learner players (a role's league holds
+        the latest of every role: cluster/run/leagues.py), by player id."""
         st = self.state
         for g in self.store.pop_games():
             if not self.seen_game_ids.add(g.game_id):
@@ -105,6 +107,11 @@ class LeagueManager:
             st.learner_version = learner_version
             st.players[st.learner_id].version = learner_version
             st.changed.add(st.learner_id)
+        for pid, version in (versions or {}).items():
+            player = st.players.get(pid)
+            if player is not None and player.version != version:
+                player.version = version
+                st.changed.add(pid)
         added = []
         published = self.params.latest_version()
         if published >= 0 and st.due_snapshot(published, self.cfg.snapshot_every):

@@ -23,9 +23,10 @@ class RayLearner:
         self.actor, self.name = actor, name
 
     @classmethod
-    def start(cls, cfg: Config, url: str, run_id: str, version: int, checkpoint: bytes | None, name: str = "") -> "RayLearner":
+    def start(cls, cfg: Config, url: str, run_id: str, version: int | dict[str, int], checkpoint: bytes | None, name: str = "") -> "RayLearner":
         """Start the learner actor (restoring the checkpoint, if any), publish its weights and
-        start its training thread. `name`: the Ray actor name, by which rollout actors find it
+        start its training thread. `version`: where its learners continue (one number, or one per
+        learner by name). `name`: the Ray actor name, by which rollout actors find it
         (a new learner that replaces a dead one takes the dead one's name)."""
         name = name or f"selfplay-learner-{run_id}-{secrets.token_hex(4)}"
         options = dict(
@@ -50,7 +51,7 @@ class RayLearner:
         actor.start_training.remote()
         return cls(actor, name)
 
-    def replace(self, cfg: Config, url: str, run_id: str, version: int, checkpoint: bytes | None) -> "RayLearner":
+    def replace(self, cfg: Config, url: str, run_id: str, version: int | dict[str, int], checkpoint: bytes | None) -> "RayLearner":
         """A new learner under this (dead) one's name; this one is killed first, should it linger."""
         try:
             ray.kill(self.actor, no_restart=True)
@@ -67,11 +68,14 @@ class RayLearner:
     def progress(self) -> LearnerProgress:
         return ray.get(self.actor.progress.remote())
 
-    def checkpoint(self, progress: dict, league: dict | None = None) -> tuple[int, bytes]:
-        return ray.get(self.actor.checkpoint.remote(progress, league))
+    def checkpoint(self, progress: dict, leagues: dict | None = None) -> tuple[int, bytes]:
+        return ray.get(self.actor.checkpoint.remote(progress, leagues))
 
     def stop(self) -> int:
         return ray.get(self.actor.stop_training.remote())
 
-    def weights(self) -> tuple[int, dict[str, np.ndarray]]:
-        return ray.get(self.actor.weights.remote())
+    def versions(self) -> dict[str, int]:
+        return ray.get(self.actor.versions.remote())
+
+    def weights(self, name: str = "") -> tuple[int, dict[str, np.ndarray]]:
+        return ray.get(self.actor.weights.remote(name))

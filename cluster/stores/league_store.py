@@ -17,7 +17,7 @@ import msgpack
 from cluster.stores.keys import CLAIM_GAMES, PUSH_THINNED, RunKeys, runs_index
 from cluster.stores.param_store import ParamStore
 from cluster.stores.payloads import decode_doc, decode_game, encode_doc, encode_game
-from league.league import LEARNER, REFERENCE, SNAPSHOT, LeagueState, Player
+from league.league import LEARNER, REFERENCE, SNAPSHOT, LeagueState, Player, Roster
 from league.payoff import Payoff
 from league.pool import LeagueView
 from league.records import GameResult
@@ -83,6 +83,7 @@ class LeagueStore:
                 epoch=str(meta.get("epoch", "")),
                 payoff=payoff,
                 results=results,
+                roster=Roster.from_dict(meta["roster"]) if "roster" in meta else None,  # a role's league
             )
         except PayloadError as exc:
             raise PayloadError(f"league in Redis ({k.league_meta} and its hashes) cannot be read: {exc}") from exc
