@@ -12,7 +12,7 @@ environment stops observing once the game is over and the final position is the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Collection, Iterable, Protocol
 
 import numpy as np
 
@@ -155,12 +155,14 @@ class AnsiBoard:
         return f"you move {'first' if seat == 0 else 'second'}"
 
 
-def board_for(game: str, kwargs: dict | None = None) -> tuple[Callable[[], GameSlot], Board]:
-    """The game's slot factory and how a person plays it; GameError naming the playable games otherwise."""
+def board_for(game: str, kwargs: dict | None = None, trusted: Collection[str] = ()) -> tuple[Callable[[], GameSlot], Board]:
+    """The game's slot factory and how a person plays it; GameError naming the playable games otherwise.
+    `game` is imported only if built in or in `trusted` (actors/games.py check_trusted_game): it is
+    often read from a policy file or a replay."""
     if game in GRID_BOARDS:
-        make_slot, _ = load_game(game, kwargs)
+        make_slot, _ = load_game(game, kwargs, trusted=trusted)
         return make_slot, GRID_BOARDS[game]
-    make_slot, spec = load_game(game, {**(kwargs or {}), "render_mode": "ansi"})
+    make_slot, spec = load_game(game, {**(kwargs or {}), "render_mode": "ansi"}, trusted=trusted)
     refuse_roles(spec, "human play")
     return make_slot, AnsiBoard()
 

@@ -1,0 +1,135 @@
+"""`selfplay evaluate`, `play` and `export`: what they do with a policy once cluster/run/policies.py
+has found it (and its game, and in a game with roles its role).
+
+In a game with roles (actors/roles.py) a policy plays one role: evaluate plays it against the other
+roles' reference players (actors/role_match.py), export writes that role's network, and play seats
+the person in one role against the other roles' players. docs/play_and_export.md is the user's guide.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from actors.evaluate import Agent
+from actors.games import GameError
+from cluster.config import ConfigError
+from cluster.run.policies import NamedPolicy, check_fits, load_named_policy, resolve_role
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from actors.evaluate import play_match
+    from actors.scripted import references_for
+    from learner.export import load_policy
+
+    named = load_named_policy(args)
+    if named.role:
+        return _evaluate_role(args, named)
+    game, spec = named.game, named.spec
+    refs = references_for(game, spec)
+    if args.opponent in refs:
+        opponent = Agent(scripted=refs[args.opponent])
+    elif Path(args.opponent).is_file():
+        other = load_policy(args.opponent)
+        check_fits(other, spec, f"opponent {args.opponent}")
+        opponent = Agent(policy=other, greedy=args.greedy)
+    else:
+        raise ConfigError(f"opponent {args.opponent!r} is neither a reference of {game} ({', '.join(refs)}) nor a policy file")
+    r = play_match(named.make_slot, Agent(policy=named.policy, greedy=args.greedy), opponent, args.games, seed=args.seed)
+    lo, hi = r.confidence_interval()
+    print(f"{args.policy} vs {args.opponent} on {game}, {r.games} games (seats alternate)")
+    print(f"W {r.wins}  D {r.draws}  L {r.losses}   score {r.score:.3f}  95% CI [{lo:.3f}, {hi:.3f}]")
+    return 0
+
+
+def _other_role_agents(args: argparse.Namespace, named: NamedPolicy) -> dict[str, tuple[str, Agent]]:
+    """Per other role: (what plays it, its agent). `--opponent` is a reference every other role has
+    (random always), or a policy file of one other role (its file says which; the rest play random)."""
+    from actors.scripted import references_for
+    from learner.export import load_policy
+
+    spec = named.spec
+    others = [r.name for r in spec.roles if r.name != named.role]
+    refs = {o: references_for(named.game, spec.role(o)) for o in others}
+    if all(args.opponent in refs[o] for o in others):
+        return {o: (args.opponent, Agent(scripted=refs[o][args.opponent])) for o in others}
+    if not Path(args.opponent).is_file():
+        shared = sorted(set.intersection(*(set(r) for r in refs.values())))
+        raise ConfigError(f"opponent {args.opponent!r} is neither a reference of roles {', '.join(others)} ({', '.join(shared)}) nor a policy file")
+    policy = load_policy(args.opponent)
+    recorded = policy.meta.get("role", "")
+    if not recorded and len(others) > 1:
+        raise ConfigError(f"policy {args.opponent} does not record its role, and {named.game} has roles {', '.join(others)} besides {named.role}")
+    role = resolve_role(spec, "", recorded or others[0])
+    if role == named.role:
+        raise ConfigError(f"opponent {args.opponent} plays role {role}, the evaluated policy's own: give a policy of {', '.join(others)}")
+    check_fits(policy, spec.role(role), f"opponent {args.opponent} (role {role})")
+    out = {o: ("random", Agent(scripted=refs[o]["random"])) for o in others}
+    out[role] = (args.opponent, Agent(policy=policy, greedy=args.greedy))
+    return out
+
+
+def _evaluate_role(args: argparse.Namespace, named: NamedPolicy) -> int:
+    """The role's policy against the other roles' players: each role's mean return per game, and
+    where the game has two sides (win, draw or loss) the role's score with its 95% interval."""
+    from actors.role_match import Seat, role_match, role_outcomes
+    from actors.roles import role_player
+
+    spec, role = named.spec, named.role
+    seats = {role: Seat(role_player(role, "evaluated"), named.policy.version, Agent(policy=named.policy, greedy=args.greedy))}
+    against = _other_role_agents(args, named)
+    for o, (label, agent) in against.items():
+        seats[o] = Seat(role_player(o, Path(label).name), -1, agent)
+    r = role_match(named.make_slot, spec, seats, args.games, seed=args.seed, game_id="evaluate")
+    vs = ", ".join(f"{o} {label}" for o, (label, _) in against.items())
+    print(f"{args.policy} (role {role}) vs {vs} on {named.game}, {r.games} games")
+    print("mean return per game: " + ", ".join(f"{k} {v:.3f}" for k, v in r.mean_return.items()))
+    if spec.num_sides == 2:  # a placement among more sides is not a win or a loss
+        m = role_outcomes(r, spec, role)
+        lo, hi = m.confidence_interval()
+        print(f"{role}: W {m.wins}  D {m.draws}  L {m.losses}   score {m.score:.3f}  95% CI [{lo:.3f}, {hi:.3f}]")
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    from actors.evaluate import sample_positions
+    from actors.role_match import sample_role_positions
+    from learner.onnx_export import check_exportable, export_checked, require_onnx
+
+    require_onnx()  # before any loading: a missing extra is the first thing to hear about
+    named = load_named_policy(args)
+    policy, game = named.policy, named.game
+    check_exportable(policy)
+    if named.role:
+        obs, mask = sample_role_positions(named.make_slot, named.spec, named.role, args.positions, seed=args.seed)
+    else:
+        obs, mask = sample_positions(named.make_slot, args.positions, seed=args.seed)
+    parity = export_checked(policy, args.out, obs, mask, tolerance=args.tolerance)
+    of_role = f" (role {named.role}, obs shape {tuple(named.role_spec.obs_shape)})" if named.role else ""
+    print(f"wrote {args.out}{of_role}: inputs obs float32 [batch, {policy.net.obs_dim}], mask bool [batch, {policy.net.num_actions}]; "
+          f"outputs probs, value")
+    print(f"onnxruntime vs torch on {parity.positions} positions of {game}: max abs difference "
+          f"probs {parity.max_abs_diff_probs:.3g}, value {parity.max_abs_diff_value:.3g} (tolerance {args.tolerance:g})")
+    return 0
+
+
+def play(args: argparse.Namespace) -> int:
+    from actors.human import HumanMatch, board_for, play_in_terminal
+    from cluster.run.policies import trusted_games
+
+    named = load_named_policy(args)
+    if args.web:
+        from cluster.ui.play import FixedPolicies, serve_play
+
+        if named.role:
+            raise GameError("the browser's play page draws connect four and tic-tac-toe, which have no roles: play in the terminal")
+        serve_play(FixedPolicies(named.game, {args.policy: named.policy}), args.host, args.port)
+        return 0
+    make_slot, board = board_for(named.game, trusted=trusted_games(args))
+    match = HumanMatch(make_slot, named.policy, human_seat=1 if args.second else 0, greedy=not args.sample, seed=args.seed)
+    try:
+        play_in_terminal(match, board, input, lambda text: print(text, flush=True))
+    except KeyboardInterrupt:
+        print("\ninterrupted: game abandoned")
+        return 130
+    return 0
