@@ -200,26 +200,33 @@ def _export(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     from actors.replay import format_replay
+    from actors.roles import ROLE_SEP, role_player
     from cluster.stores.connection import connect
     from cluster.stores.keys import RunKeys
     from cluster.stores.replay_store import ReplayStore
 
+    # Replays are kept by player id, which a game with roles namespaces already (adversary/latest):
+    # --role only spells that prefix, and filters --list.
+    player = args.player
+    if args.role and not player.startswith(role_player(args.role, "")):
+        player = role_player(args.role, player)
     with open_run_redis(args.redis_url, args.run_dir) as url:
         client = connect(url)
         run_id = _pick_run(client, args.prefix, args.run)
         store = ReplayStore(client, RunKeys(args.prefix, run_id))
         pairs = store.pairs()
         if args.list:
-            print(f"run {run_id}: replays kept per (player, reference) pair")
-            for player, ref, n in pairs:
-                if args.opponent in ("", ref):
-                    print(f"  --player {player:<10} --opponent {ref:<10} {n} games")
+            of_role = f" of role {args.role}" if args.role else ""
+            print(f"run {run_id}: replays kept per (player, reference) pair{of_role}")
+            for p, ref, n in pairs:
+                if args.opponent in ("", ref) and (not args.role or p.startswith(args.role + ROLE_SEP)):
+                    print(f"  --player {p:<10} --opponent {ref:<10} {n} games")
             return 0
-        opponent = args.opponent or _only_opponent(pairs, args.player, run_id)
-        replay = store.game(args.player, opponent, args.index)
-        n = store.count(args.player, opponent)
-        print(f"run {run_id}: replay {args.index % n} of {n} kept of {args.player} against {opponent} (0 the oldest)")
-        print(format_replay(replay))
+        opponent = args.opponent or _only_opponent(pairs, player, run_id)
+        replay = store.game(player, opponent, args.index)
+        n = store.count(player, opponent)
+        print(f"run {run_id}: replay {args.index % n} of {n} kept of {player} against {opponent} (0 the oldest)")
+        print(format_replay(replay, trusted=(args.game,) if args.game else ()))
     return 0
 
 

@@ -62,7 +62,7 @@ def trusted_games(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(names)
 
 
-def resolve_role(spec: GameSpec, asked: str, recorded: str = "") -> str:
+def resolve_role(spec: GameSpec, asked: str, recorded: str = "", who: str = "a policy plays") -> str:
     """The role a policy plays: `asked` (--role) or `recorded` (its file's meta); "" for a game
     without roles. GameError when a game with roles gets none, a game without roles gets one, or
     they disagree."""
@@ -74,7 +74,7 @@ def resolve_role(spec: GameSpec, asked: str, recorded: str = "") -> str:
     role = asked or recorded
     if not role:
         raise GameError(
-            f"game {spec.name!r} has roles {', '.join(names)}, and a policy plays one of them: pass --role ROLE "
+            f"game {spec.name!r} has roles {', '.join(names)}, and {who} one of them: pass --role ROLE "
             f"(e.g. --role {names[0]})"
         )
     if role not in names:
@@ -93,7 +93,7 @@ def check_fits(policy: InferencePolicy, spec: GameSpec, what: str) -> None:
         )
 
 
-def load_named_policy(args: argparse.Namespace) -> NamedPolicy:
+def load_named_policy(args: argparse.Namespace, who: str = "a policy plays") -> NamedPolicy:
     """`args.policy` as a file, or as a league player of the run named by args.redis_url / run_dir /
     run / prefix (the options `_add_run_args` in cli.py declares); args.role picks the role."""
     from pathlib import Path
@@ -109,19 +109,19 @@ def load_named_policy(args: argparse.Namespace) -> NamedPolicy:
         if not game:
             raise ConfigError(f"{args.policy} does not say which game it plays; pass --game NAME (e.g. connect_four_v3)")
         make_slot, spec = GameRef(game).load(trusted)
-        role = resolve_role(spec, role, policy.meta.get("role", ""))
+        role = resolve_role(spec, role, policy.meta.get("role", ""), who)
         named = NamedPolicy(policy, game, make_slot, spec, role)
         check_fits(policy, named.role_spec, f"policy {args.policy}")
         return named
     if args.run_dir or args.redis_url or resolve_url(""):
-        return _league_policy_of_args(args, trusted, role)
+        return _league_policy_of_args(args, trusted, role, who)
     raise ConfigError(
         f"{args.policy!r} is not a file; to use a league player (e.g. v000040 or latest), say which run "
         "holds it with --run-dir DIR or --redis-url URL"
     )
 
 
-def _league_policy_of_args(args: argparse.Namespace, trusted: Collection[str], role: str) -> NamedPolicy:
+def _league_policy_of_args(args: argparse.Namespace, trusted: Collection[str], role: str, who: str) -> NamedPolicy:
     # The CLI's helpers that find a run (--redis-url / --run-dir); imported here, late, as cli.py
     # imports this module late too. Moving them here would be tidier, and is left for when cli.py's
     # league commands are not being reworked.
@@ -131,7 +131,7 @@ def _league_policy_of_args(args: argparse.Namespace, trusted: Collection[str], r
     with open_run_redis(args.redis_url, args.run_dir) as url:
         client = connect(url)
         run_id = _pick_run(client, args.prefix, args.run)
-        return LeaguePolicies(client, RunKeys(args.prefix, run_id), trusted).load_named(args.policy, role)
+        return LeaguePolicies(client, RunKeys(args.prefix, run_id), trusted).load_named(args.policy, role, who=who)
 
 
 class LeaguePolicies:
@@ -154,9 +154,13 @@ class LeaguePolicies:
         meta = self._meta()
         return meta.get("game") or (meta.get("config") or {}).get("game", {}).get("name", "")
 
-    def roles(self) -> list[str]:
-        """The run's roles in order (its meta's `roles`), [] for a game without roles."""
-        return [str(r) for r in self._meta().get("roles") or []]
+    def game_ref(self) -> GameRef:
+        """The run's game as its config gave it (name, kwargs, sides, roles)."""
+        game_cfg = (self._meta().get("config") or {}).get("game") or {}
+        name = self.game()
+        if not name:
+            raise ConfigError(f"run {self.keys.run_id!r} does not record its game; use a policy file instead")
+        return GameRef(name, game_cfg.get("kwargs") or {}, game_cfg.get("sides"), game_cfg.get("roles"))
 
     def param_store(self, role: str = ""):
         from cluster.stores.param_store import ParamStore
@@ -174,21 +178,19 @@ class LeaguePolicies:
     def load(self, player: str) -> InferencePolicy:
         return self.load_named(player).policy
 
-    def load_named(self, player: str, role: str = "") -> NamedPolicy:
-        """`player` (`latest` or a snapshot id) of `role` (required in a game with roles), with its game."""
+    def load_named(self, player: str, role: str = "", loaded: tuple | None = None, who: str = "a policy plays") -> NamedPolicy:
+        """`player` (`latest` or a snapshot id) of `role` (required in a game with roles), with its
+        game; `loaded`: the game's (make_slot, spec) when the caller has loaded it already."""
         from learner.arch import model_from_meta
         from learner.export import build_policy, policy_meta
 
-        run_id = self.keys.run_id
-        meta = self._meta()
-        cfg = meta.get("config") or {}
-        game_cfg, model = cfg.get("game") or {}, cfg.get("model") or {}
-        game = self.game()
-        if not game or not model.get("hidden_sizes"):
-            raise ConfigError(f"run {run_id!r} does not record its game and network shape; use a policy file instead")
-        ref = GameRef(game, game_cfg.get("kwargs") or {}, game_cfg.get("sides"), game_cfg.get("roles"))
-        make_slot, spec = ref.load(self.trusted)
-        role = resolve_role(spec, role)
+        model = (self._meta().get("config") or {}).get("model") or {}
+        ref = self.game_ref()
+        if not model.get("hidden_sizes"):
+            raise ConfigError(f"run {self.keys.run_id!r} does not record its network shape; use a policy file instead")
+        game = ref.name
+        make_slot, spec = loaded or ref.load(self.trusted)
+        role = resolve_role(spec, role, who=who)
         version, tensors = self._weights(player, role)
         rspec = spec.role(role) if role else spec
         pmeta = policy_meta(game, model_from_meta({"model": model}), rspec.obs_shape, rspec.num_actions, rspec.head, role)

@@ -114,22 +114,94 @@ def export(args: argparse.Namespace) -> int:
 
 
 def play(args: argparse.Namespace) -> int:
-    from actors.human import HumanMatch, board_for, play_in_terminal
+    from actors.human import HumanMatch, board_for, refuse_unplayable
     from cluster.run.policies import trusted_games
 
-    named = load_named_policy(args)
+    if args.role:
+        return _play_role(args)
+    named = load_named_policy(args, who="you play")
+    if named.spec.roles:
+        raise GameError(f"you play one role of {named.game} ({', '.join(r.name for r in named.spec.roles)}): pass --role ROLE")
     if args.web:
         from cluster.ui.play import FixedPolicies, serve_play
 
-        if named.role:
-            raise GameError("the browser's play page draws connect four and tic-tac-toe, which have no roles: play in the terminal")
         serve_play(FixedPolicies(named.game, {args.policy: named.policy}), args.host, args.port)
         return 0
+    refuse_unplayable(named.spec, named.make_slot().simultaneous)
     make_slot, board = board_for(named.game, trusted=trusted_games(args))
     match = HumanMatch(make_slot, named.policy, human_seat=1 if args.second else 0, greedy=not args.sample, seed=args.seed)
+    return _play_match(match, board)
+
+
+def _play_match(match, board) -> int:
+    from actors.human import play_in_terminal
+
     try:
         play_in_terminal(match, board, input, lambda text: print(text, flush=True))
     except KeyboardInterrupt:
         print("\ninterrupted: game abandoned")
         return 130
     return 0
+
+
+def _play_role(args: argparse.Namespace) -> int:
+    """You play a seat of --role; every other seat is played by the players POLICY names (module
+    docstring of cluster/run/policies.py; docs/play_and_export.md), the rest by random players."""
+    from actors.human import RoleHumanMatch, board_for, refuse_unplayable
+    from actors.scripted import references_for
+    from cluster.run.policies import trusted_games
+
+    if args.web:
+        raise GameError("the browser's play page draws connect four and tic-tac-toe, which have no roles: play in the terminal")
+    game, ref, make_slot, spec, agents = _role_players(args)
+    role = resolve_role(spec, args.role, who="you play")
+    refuse_unplayable(spec, make_slot().simultaneous)
+    for r in spec.roles:
+        agents.setdefault(r.name, ("random", Agent(scripted=references_for(game, spec.role(r.name))["random"])))
+    make_slot, board = board_for(game, ref.kwargs, trusted_games(args), ref.sides, ref.roles)  # it loaded once: trusted
+    match = RoleHumanMatch(make_slot, spec, role, {r: a for r, (_, a) in agents.items()}, seat=1 if args.second else 0, seed=args.seed)
+    print(f"you play {spec.agents[match.human_seat]} (role {role}); " + ", ".join(f"{r}: {label}" for r, (label, _) in agents.items()))
+    return _play_match(match, board)
+
+
+def _role_players(args: argparse.Namespace):
+    """(game, GameRef, make_slot, spec, {role: (label, Agent)}) for `selfplay play POLICY --role R`:
+    POLICY `random` (no run: every other seat random; needs --game), a policy file (it plays its
+    role), or a run's `latest` (every role's latest) or one role's snapshot (`hunter/v000010`)."""
+    from actors.roles import ROLE_SEP
+    from cluster.run.cli import _pick_run, open_run_redis
+    from cluster.run.policies import GameRef, LeaguePolicies, trusted_games
+    from cluster.stores.connection import connect, resolve_url
+    from cluster.stores.keys import RunKeys
+    from learner.export import load_policy
+
+    trusted, greedy = trusted_games(args), not args.sample
+    if args.policy == "random" and not Path(args.policy).is_file():
+        if not args.game:
+            raise ConfigError("with POLICY random, say which game: --game NAME")
+        ref = GameRef(args.game)
+        return (args.game, ref, *ref.load(trusted), {})
+    if Path(args.policy).is_file():
+        policy = load_policy(args.policy)
+        game = args.game or policy.meta.get("game", "")
+        if not game:
+            raise ConfigError(f"{args.policy} does not say which game it plays; pass --game NAME")
+        ref = GameRef(game)
+        make_slot, spec = ref.load(trusted)
+        others = [r.name for r in spec.roles if r.name != args.role]
+        role = resolve_role(spec, "", policy.meta.get("role", "") or (others[0] if len(others) == 1 else ""))
+        check_fits(policy, spec.role(role), f"policy {args.policy} (role {role})")
+        return game, ref, make_slot, spec, {role: (args.policy, Agent(policy=policy, greedy=greedy))}
+    if not (args.run_dir or args.redis_url or resolve_url("")):
+        raise ConfigError(f"{args.policy!r} is not a file, nor random; for a run's players say which run with --run-dir DIR or --redis-url URL")
+    with open_run_redis(args.redis_url, args.run_dir) as url:
+        client = connect(url)
+        source = LeaguePolicies(client, RunKeys(args.prefix, _pick_run(client, args.prefix, args.run)), trusted)
+        ref = source.game_ref()
+        make_slot, spec = ref.load(trusted)
+        names = [r.name for r in spec.roles]
+        if args.policy != "latest" and args.policy.split(ROLE_SEP, 1)[0] not in names:
+            raise ConfigError(f"name a snapshot with its role ({', '.join(n + ROLE_SEP + 'v000010' for n in names)}), or latest")
+        players = {r: args.policy if args.policy.startswith(r + ROLE_SEP) else "latest" for r in names}
+        loaded = {r: source.load_named(p, r, (make_slot, spec)).policy for r, p in players.items()}
+    return ref.name, ref, make_slot, spec, {r: (players[r], Agent(policy=pol, greedy=greedy)) for r, pol in loaded.items()}
