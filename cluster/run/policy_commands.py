@@ -153,8 +153,8 @@ def _play_role(args: argparse.Namespace) -> int:
 
     if args.web:
         raise GameError("the browser's play page draws connect four and tic-tac-toe, which have no roles: play in the terminal")
-    game, ref, make_slot, spec, agents = _role_players(args)
-    role = resolve_role(spec, args.role, who="you play")
+    game, ref, make_slot, spec, agents = _role_players(args)  # checks --role against the game's roles
+    role = args.role
     refuse_unplayable(spec, make_slot().simultaneous)
     for r in spec.roles:
         agents.setdefault(r.name, ("random", Agent(scripted=references_for(game, spec.role(r.name))["random"])))
@@ -180,7 +180,9 @@ def _role_players(args: argparse.Namespace):
         if not args.game:
             raise ConfigError("with POLICY random, say which game: --game NAME")
         ref = GameRef(args.game)
-        return (args.game, ref, *ref.load(trusted), {})
+        make_slot, spec = ref.load(trusted)
+        resolve_role(spec, args.role, who="you play")
+        return args.game, ref, make_slot, spec, {}
     if Path(args.policy).is_file():
         policy = load_policy(args.policy)
         game = args.game or policy.meta.get("game", "")
@@ -188,6 +190,7 @@ def _role_players(args: argparse.Namespace):
             raise ConfigError(f"{args.policy} does not say which game it plays; pass --game NAME")
         ref = GameRef(game)
         make_slot, spec = ref.load(trusted)
+        resolve_role(spec, args.role, who="you play")
         others = [r.name for r in spec.roles if r.name != args.role]
         role = resolve_role(spec, "", policy.meta.get("role", "") or (others[0] if len(others) == 1 else ""))
         check_fits(policy, spec.role(role), f"policy {args.policy} (role {role})")
@@ -199,6 +202,7 @@ def _role_players(args: argparse.Namespace):
         source = LeaguePolicies(client, RunKeys(args.prefix, _pick_run(client, args.prefix, args.run)), trusted)
         ref = source.game_ref()
         make_slot, spec = ref.load(trusted)
+        resolve_role(spec, args.role, who="you play")
         names = [r.name for r in spec.roles]
         if args.policy != "latest" and args.policy.split(ROLE_SEP, 1)[0] not in names:
             raise ConfigError(f"name a snapshot with its role ({', '.join(n + ROLE_SEP + 'v000010' for n in names)}), or latest")
