@@ -93,9 +93,12 @@ def check_fits(policy: InferencePolicy, spec: GameSpec, what: str) -> None:
         )
 
 
-def load_named_policy(args: argparse.Namespace, who: str = "a policy plays") -> NamedPolicy:
+def load_named_policy(
+    args: argparse.Namespace, who: str = "a policy plays", check: Callable[[InferencePolicy], None] | None = None
+) -> NamedPolicy:
     """`args.policy` as a file, or as a league player of the run named by args.redis_url / run_dir /
-    run / prefix (the options `_add_run_args` in cli.py declares); args.role picks the role."""
+    run / prefix (the options `_add_run_args` in cli.py declares); args.role picks the role.
+    `check(policy)` raises for a policy the command cannot use: run on a file before its game loads."""
     from pathlib import Path
 
     from cluster.stores.connection import resolve_url
@@ -105,6 +108,8 @@ def load_named_policy(args: argparse.Namespace, who: str = "a policy plays") -> 
     role = getattr(args, "role", "") or ""
     if Path(args.policy).is_file():
         policy = load_policy(args.policy)
+        if check:
+            check(policy)
         game = args.game or policy.meta.get("game", "")
         if not game:
             raise ConfigError(f"{args.policy} does not say which game it plays; pass --game NAME (e.g. connect_four_v3)")
@@ -114,7 +119,10 @@ def load_named_policy(args: argparse.Namespace, who: str = "a policy plays") -> 
         check_fits(policy, named.role_spec, f"policy {args.policy}")
         return named
     if args.run_dir or args.redis_url or resolve_url(""):
-        return _league_policy_of_args(args, trusted, role, who)
+        named = _league_policy_of_args(args, trusted, role, who)
+        if check:
+            check(named.policy)
+        return named
     raise ConfigError(
         f"{args.policy!r} is not a file; to use a league player (e.g. v000040 or latest), say which run "
         "holds it with --run-dir DIR or --redis-url URL"

@@ -97,9 +97,8 @@ def export(args: argparse.Namespace) -> int:
     from learner.onnx_export import check_exportable, export_checked, require_onnx
 
     require_onnx()  # before any loading: a missing extra is the first thing to hear about
-    named = load_named_policy(args)
+    named = load_named_policy(args, check=check_exportable)
     policy, game = named.policy, named.game
-    check_exportable(policy)
     if named.role:
         obs, mask = sample_role_positions(named.make_slot, named.spec, named.role, args.positions, seed=args.seed)
     else:
