@@ -117,6 +117,7 @@ def test_role_errors_name_the_roles_or_the_fix(tmp_path, capsys):
     _, ttt = load_game("tictactoe_v3")
     plain = tmp_path / "t.msgpack"
     save_policy(plain, state_dict_numpy(InferencePolicy(ttt.obs_shape, 9, MODEL).net), 1, policy_meta("tictactoe_v3", MODEL, ttt.obs_shape, 9))
+    assert "role" not in load_policy(plain).meta  # a role-less file is written, and read, as before
     for command in (["evaluate"], ["play"], ["export", "--out", str(tmp_path / "t.onnx")]):
         assert main([*command, str(plain), "--role", "hunter"]) == 2
         assert "'tictactoe_v3' has no roles" in capsys.readouterr().err

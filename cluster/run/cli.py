@@ -327,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("policy", help=POLICY_HELP)
     side = pl.add_mutually_exclusive_group()
     side.add_argument("--first", action="store_true", help="you move first (the default)")
-    side.add_argument("--second", action="store_true", help="the policy moves first")
+    side.add_argument("--second", action="store_true", help="the policy moves first (with --role: you take your role's second seat)")
     pl.add_argument("--sample", action="store_true", help="the policy samples its moves instead of playing its most likely one")
     pl.add_argument("--seed", type=int, default=0, help="seed of the policy's sampling (with --sample)")
     pl.add_argument("--game", default="", help="game name (default: the one stored with the policy); a module path named here is trusted")
