@@ -403,7 +403,7 @@ def check_trusted_game(name: str, trusted: Collection[str]) -> None:
     if is_builtin_game(name) or name in trusted:
         return
     raise GameError(
-        f"game {name!r} is not a built-in game, and it was read from a run's metadata or a policy file, not given by you: "
+        f"game {name!r} is not a built-in game, and it was read from data (a run's metadata, a policy file, a replay), not given by you: "
         f"importing it would run code that whoever wrote that data chose. If you trust it, name it yourself: "
         f"pass --game {name} (or --config FILE whose game.name is {name})"
     )
