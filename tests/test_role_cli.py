@@ -158,6 +158,13 @@ def test_export_a_roles_latest_to_onnx_with_the_roles_shapes(redis_server, redis
     probs, _ = ort.InferenceSession(str(out)).run(None, {"obs": np.zeros((1, 4), np.float32), "mask": np.ones((1, 2), bool)})
     assert probs[0, 1] > 0.999
 
+    saved = tmp_path / "runner.msgpack"
+    assert main(["export", "latest", "--role", "runner", "--game", CHASE, "--redis-url", redis_server.url, "--format", "policy", "--out", str(saved)]) == 0
+    assert "role runner, version 7, obs shape (4,), 2 actions" in capsys.readouterr().out
+    assert load_policy(saved).meta["role"] == "runner" and load_policy(saved).meta["obs_shape"] == [4]
+    assert main(["evaluate", str(saved), "--game", CHASE, "--games", "4"]) == 0  # the file says its role: no --role
+    assert returns(capsys.readouterr().out)["runner"] == 3.0
+
     hunter_file = role_file(tmp_path / "h.msgpack", CHASE, "hunter", 2)
     assert main(["export", hunter_file, "--game", CHASE, "--out", str(tmp_path / "h.onnx"), "--positions", "32"]) == 0
     assert "(role hunter, obs shape (3,))" in capsys.readouterr().out

@@ -341,7 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", help="export a policy to ONNX, checked against torch with onnxruntime")
     x.add_argument("policy", help=POLICY_HELP)
-    x.add_argument("--format", choices=["onnx"], default="onnx", help="the only format so far")
+    x.add_argument(
+        "--format", choices=["onnx", "policy"], default="onnx",
+        help="onnx (checked against torch), or policy: a policy file (msgpack, learner/export.py) of a run's player or a checkpoint",
+    )
     x.add_argument("--out", required=True, help="the file to write, e.g. policy.onnx")
     x.add_argument("--game", default="", help="game name (default: the one stored with the policy); a module path named here is trusted")
     x.add_argument("--positions", type=int, default=256, help="positions of random games the check runs both models on")

@@ -96,6 +96,8 @@ def export(args: argparse.Namespace) -> int:
     from actors.role_match import sample_role_positions
     from learner.onnx_export import check_exportable, export_checked, require_onnx
 
+    if args.format == "policy":
+        return _export_policy_file(args)
     require_onnx()  # before any loading: a missing extra is the first thing to hear about
     named = load_named_policy(args, check=check_exportable)
     policy, game = named.policy, named.game
@@ -109,6 +111,20 @@ def export(args: argparse.Namespace) -> int:
           f"outputs probs, value")
     print(f"onnxruntime vs torch on {parity.positions} positions of {game}: max abs difference "
           f"probs {parity.max_abs_diff_probs:.3g}, value {parity.max_abs_diff_value:.3g} (tolerance {args.tolerance:g})")
+    return 0
+
+
+def _export_policy_file(args: argparse.Namespace) -> int:
+    """A run's player (or a checkpoint) as a policy file: its weights and meta, the role included."""
+    from learner.export import save_policy
+    from learner.model import state_dict_numpy
+
+    named = load_named_policy(args)
+    policy = named.policy
+    save_policy(args.out, state_dict_numpy(policy.net), policy.version, policy.meta)
+    of_role = f", role {named.role}" if named.role else ""
+    print(f"wrote {args.out}: {named.game}{of_role}, version {policy.version}, obs shape {tuple(policy.net.obs_shape)}, "
+          f"{policy.net.num_actions} actions")
     return 0
 
 
