@@ -18,7 +18,7 @@ import importlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 import numpy as np
 
@@ -391,15 +391,45 @@ def load_game_config(game) -> tuple[Callable[[], GameSlot], GameSpec]:
     return load_game(game.name, game.kwargs, game.native, game.sides, game.roles)
 
 
+BUILTIN_FACTORIES = ("", "env", "parallel_env", "raw_env")
+"""The factories of a built-in game a name may pick (`connect_four_v3:raw_env`)."""
+
+
+def is_builtin_game(name: str) -> bool:
+    """A name that can only import a PettingZoo built-in or an mpe2 game (no dotted module path)."""
+    module_name, _, attr = name.partition(":")
+    return "." not in module_name and attr in BUILTIN_FACTORIES
+
+
+def check_trusted_game(name: str, trusted: Collection[str]) -> None:
+    """GameError unless `name` is a built-in game or one of `trusted`: the names the user gave on the
+    command line or in a config file. A name read from Redis or from a policy file is data that
+    anyone who can write there chose; importing it would run their code (issue 22, item 2)."""
+    if is_builtin_game(name) or name in trusted:
+        return
+    raise GameError(
+        f"game {name!r} is not a built-in game, and it was read from data (a run's metadata, a policy file, a replay), not given by you: "
+        f"importing it would run code that whoever wrote that data chose. If you trust it, name it yourself: "
+        f"pass --game {name} (or --config FILE whose game.name is {name})"
+    )
+
+
 def load_game(
-    name: str, kwargs: dict | None = None, native: bool = True, sides: dict | None = None, roles: dict | None = None
+    name: str, kwargs: dict | None = None, native: bool = True, sides: dict | None = None, roles: dict | None = None,
+    trusted: Collection[str] | None = None,
 ) -> tuple[Callable[[], GameSlot], GameSpec]:
     """Resolve a game and return (slot factory, spec), failing early with a clear GameError.
 
     With `native`, a game this project implements itself (actors/native_games.py: the same game,
-    verified move by move against PettingZoo's) is served by that faster implementation."""
+    verified move by move against PettingZoo's) is served by that faster implementation.
+
+    `trusted`: give it whenever `name` was READ (from Redis, a policy file, a replay) rather than
+    written by the user: only built-in games and these names are then imported (check_trusted_game).
+    None: `name` is the user's own (their config's game.name, their --game)."""
     from actors.native_games import native_slot_factory  # it imports GameSpec from here
 
+    if trusted is not None:
+        check_trusted_game(name, trusted)
     fast = native_slot_factory(name, kwargs) if native and not sides and not roles else None
     if fast is not None:
         return fast, fast().spec()

@@ -181,101 +181,52 @@ def _dashboard(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from actors.evaluate import Agent, play_match
-    from actors.games import load_game, refuse_roles
-    from actors.scripted import references_for
-    from cluster.run.policies import load_named_policy
-    from learner.export import load_policy
+    from cluster.run.policy_commands import evaluate
 
-    policy = load_named_policy(args)
-    game = args.game or policy.meta.get("game", "")
-    make_slot, spec = load_game(game)
-    refuse_roles(spec, "selfplay evaluate")
-    refs = references_for(game, spec)
-    if args.opponent in refs:
-        opponent = Agent(scripted=refs[args.opponent])
-    elif Path(args.opponent).is_file():
-        opponent = Agent(policy=load_policy(args.opponent), greedy=args.greedy)
-    else:
-        raise ConfigError(f"opponent {args.opponent!r} is neither a reference of {game} ({', '.join(refs)}) nor a policy file")
-    r = play_match(make_slot, Agent(policy=policy, greedy=args.greedy), opponent, args.games, seed=args.seed)
-    lo, hi = r.confidence_interval()
-    print(f"{args.policy} vs {args.opponent} on {game}, {r.games} games (seats alternate)")
-    print(f"W {r.wins}  D {r.draws}  L {r.losses}   score {r.score:.3f}  95% CI [{lo:.3f}, {hi:.3f}]")
-    return 0
-
-
-def _game_of(args: argparse.Namespace, policy) -> str:
-    game = args.game or policy.meta.get("game", "")
-    if not game:
-        raise ConfigError(f"{args.policy} does not say which game it plays; pass --game NAME (e.g. connect_four_v3)")
-    return game
+    return evaluate(args)
 
 
 def _play(args: argparse.Namespace) -> int:
-    from actors.human import HumanMatch, board_for, play_in_terminal
-    from cluster.run.policies import load_named_policy
+    from cluster.run.policy_commands import play
 
-    policy = load_named_policy(args)
-    game = _game_of(args, policy)
-    if args.web:
-        from cluster.ui.play import FixedPolicies, serve_play
-
-        serve_play(FixedPolicies(game, {args.policy: policy}), args.host, args.port)
-        return 0
-    make_slot, board = board_for(game)
-    match = HumanMatch(make_slot, policy, human_seat=1 if args.second else 0, greedy=not args.sample, seed=args.seed)
-    try:
-        play_in_terminal(match, board, input, lambda text: print(text, flush=True))
-    except KeyboardInterrupt:
-        print("\ninterrupted: game abandoned")
-        return 130
-    return 0
+    return play(args)
 
 
 def _export(args: argparse.Namespace) -> int:
-    from actors.evaluate import sample_positions
-    from actors.games import load_game, refuse_roles
-    from cluster.run.policies import load_named_policy
-    from learner.onnx_export import check_exportable, export_checked, require_onnx
+    from cluster.run.policy_commands import export
 
-    require_onnx()  # before any loading: a missing extra is the first thing to hear about
-    policy = load_named_policy(args)
-    check_exportable(policy)
-    game = _game_of(args, policy)
-    make_slot, spec = load_game(game)
-    refuse_roles(spec, "ONNX export")
-    obs, mask = sample_positions(make_slot, args.positions, seed=args.seed)
-    parity = export_checked(policy, args.out, obs, mask, tolerance=args.tolerance)
-    print(f"wrote {args.out}: inputs obs float32 [batch, {policy.net.obs_dim}], mask bool [batch, {policy.net.num_actions}]; "
-          f"outputs probs, value")
-    print(f"onnxruntime vs torch on {parity.positions} positions of {game}: max abs difference "
-          f"probs {parity.max_abs_diff_probs:.3g}, value {parity.max_abs_diff_value:.3g} (tolerance {args.tolerance:g})")
-    return 0
+    return export(args)
 
 
 def _replay(args: argparse.Namespace) -> int:
     from actors.replay import format_replay
+    from actors.roles import ROLE_SEP, role_player
     from cluster.stores.connection import connect
     from cluster.stores.keys import RunKeys
     from cluster.stores.replay_store import ReplayStore
 
+    # Replays are kept by player id, which a game with roles namespaces already (adversary/latest):
+    # --role only spells that prefix, and filters --list.
+    player = args.player
+    if args.role and not player.startswith(role_player(args.role, "")):
+        player = role_player(args.role, player)
     with open_run_redis(args.redis_url, args.run_dir) as url:
         client = connect(url)
         run_id = _pick_run(client, args.prefix, args.run)
         store = ReplayStore(client, RunKeys(args.prefix, run_id))
         pairs = store.pairs()
         if args.list:
-            print(f"run {run_id}: replays kept per (player, reference) pair")
-            for player, ref, n in pairs:
-                if args.opponent in ("", ref):
-                    print(f"  --player {player:<10} --opponent {ref:<10} {n} games")
+            of_role = f" of role {args.role}" if args.role else ""
+            print(f"run {run_id}: replays kept per (player, reference) pair{of_role}")
+            for p, ref, n in pairs:
+                if args.opponent in ("", ref) and (not args.role or p.startswith(args.role + ROLE_SEP)):
+                    print(f"  --player {p:<10} --opponent {ref:<10} {n} games")
             return 0
-        opponent = args.opponent or _only_opponent(pairs, args.player, run_id)
-        replay = store.game(args.player, opponent, args.index)
-        n = store.count(args.player, opponent)
-        print(f"run {run_id}: replay {args.index % n} of {n} kept of {args.player} against {opponent} (0 the oldest)")
-        print(format_replay(replay))
+        opponent = args.opponent or _only_opponent(pairs, player, run_id)
+        replay = store.game(player, opponent, args.index)
+        n = store.count(player, opponent)
+        print(f"run {run_id}: replay {args.index % n} of {n} kept of {player} against {opponent} (0 the oldest)")
+        print(format_replay(replay, trusted=(args.game,) if args.game else ()))
     return 0
 
 
@@ -303,6 +254,20 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", default="", help="a local run's directory (reads its embedded Redis data)")
     p.add_argument("--run", default="", help="run id (default: the newest run in that Redis)")
     p.add_argument("--prefix", default="selfplay", help="redis.key_prefix of the run")
+
+
+def _add_policy_args(p: argparse.ArgumentParser, role_help: str = "") -> None:
+    """--role and --config: shared by the commands that load a policy (docs/play_and_export.md)."""
+    p.add_argument(
+        "--role", default="",
+        help=role_help or "in a game with roles (e.g. simple_tag_v3: adversary, agent), the role the policy plays "
+        "(a policy file that records its role needs none)",
+    )
+    p.add_argument(
+        "--config", default="",
+        help="a config file whose game.name you trust: a game that is not built in is imported only if you name it "
+        "(here or with --game), never because a run's metadata or a policy file names it",
+    )
 
 
 POLICY_HELP = (
@@ -351,9 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("policy", help=POLICY_HELP)
     e.add_argument("--opponent", default="random", help="a reference name (random, minimax, tactical) or a policy file")
     e.add_argument("--games", type=int, default=200)
-    e.add_argument("--game", default="", help="game name (default: the one stored in the policy file)")
+    e.add_argument("--game", default="", help="game name (default: the one stored in the policy file); a module path named here is trusted")
     e.add_argument("--greedy", action="store_true", help="play the most likely legal move instead of sampling")
     e.add_argument("--seed", type=int, default=0)
+    _add_policy_args(e)
     _add_run_args(e)
     e.set_defaults(func=_evaluate)
 
@@ -361,24 +327,30 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("policy", help=POLICY_HELP)
     side = pl.add_mutually_exclusive_group()
     side.add_argument("--first", action="store_true", help="you move first (the default)")
-    side.add_argument("--second", action="store_true", help="the policy moves first")
+    side.add_argument("--second", action="store_true", help="the policy moves first (with --role: you take your role's second seat)")
     pl.add_argument("--sample", action="store_true", help="the policy samples its moves instead of playing its most likely one")
     pl.add_argument("--seed", type=int, default=0, help="seed of the policy's sampling (with --sample)")
-    pl.add_argument("--game", default="", help="game name (default: the one stored with the policy)")
+    pl.add_argument("--game", default="", help="game name (default: the one stored with the policy); a module path named here is trusted")
     pl.add_argument("--web", action="store_true", help="serve a page to play it in the browser instead (--host, --port); the page chooses side and sampling")
     pl.add_argument("--host", default="127.0.0.1")
     pl.add_argument("--port", type=int, default=8765)
+    _add_policy_args(pl, "the role YOU play, in a game with roles (the other roles are played by the run's "
+                     "players of those roles, or their random players)")
     _add_run_args(pl)
     pl.set_defaults(func=_play)
 
     x = sub.add_parser("export", help="export a policy to ONNX, checked against torch with onnxruntime")
     x.add_argument("policy", help=POLICY_HELP)
-    x.add_argument("--format", choices=["onnx"], default="onnx", help="the only format so far")
+    x.add_argument(
+        "--format", choices=["onnx", "policy"], default="onnx",
+        help="onnx (checked against torch), or policy: a policy file (msgpack, learner/export.py) of a run's player or a checkpoint",
+    )
     x.add_argument("--out", required=True, help="the file to write, e.g. policy.onnx")
-    x.add_argument("--game", default="", help="game name (default: the one stored with the policy)")
+    x.add_argument("--game", default="", help="game name (default: the one stored with the policy); a module path named here is trusted")
     x.add_argument("--positions", type=int, default=256, help="positions of random games the check runs both models on")
     x.add_argument("--tolerance", type=float, default=1e-5, help="largest allowed abs difference of probabilities and values")
     x.add_argument("--seed", type=int, default=0, help="seed of the random games")
+    _add_policy_args(x)
     _add_run_args(x)
     x.set_defaults(func=_export)
 
@@ -387,6 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--opponent", default="", help="the reference it played (random, minimax, tactical...); needed when there are several")
     rp.add_argument("--index", type=int, default=-1, help="which kept game: 0 the oldest, -1 the newest (the default)")
     rp.add_argument("--list", action="store_true", help="list the pairs with kept games instead (only those against --opponent, if given)")
+    rp.add_argument("--role", default="", help="in a game with roles: the role of --player (adversary: adversary/latest); with --list, only that role's players")
+    rp.add_argument("--game", default="", help="trust this game (a module path) if the replays name it: see docs/play_and_export.md")
     _add_run_args(rp)
     rp.set_defaults(func=_replay)
 
