@@ -18,10 +18,12 @@ import asyncio
 import importlib.util
 import os
 import shlex
+import shutil
 import site
 import socket
 import sys
 import sysconfig
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
@@ -117,6 +119,22 @@ def game_py_modules(game_name: str, working_dir: str) -> list[str]:
     if os.path.dirname(path) == root or _installed(path):
         return []
     return [path]
+
+
+def packaged_py_modules(paths: list[str], scratch: str) -> list[str]:
+    """`paths` as Ray's job client can upload them: folders as they are, and each single-file
+    module `name.py` copied into a package folder `scratch/name/__init__.py` (imported as `name`
+    all the same). Ray 2.60's JobSubmissionClient packs every local py_modules entry as a folder
+    and fails on a .py file ("must be an existing directory")."""
+    out = []
+    for path in paths:
+        if os.path.isfile(path) and path.endswith(".py"):
+            folder = os.path.join(scratch, os.path.basename(path)[: -len(".py")])
+            os.makedirs(folder, exist_ok=False)
+            shutil.copyfile(path, os.path.join(folder, "__init__.py"))
+            path = folder
+        out.append(path)
+    return out
 
 
 def follow_up_lines(address: str, job_id: str, run_id: str = "") -> list[str]:
@@ -297,7 +315,10 @@ def submit_job(
     entrypoint = build_entrypoint(entrypoint_args)
     runtime_env = build_runtime_env(working_dir, env, runtime_env_extra)
     client = connect(address, connect_timeout_s)
-    job_id = client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env)
+    with tempfile.TemporaryDirectory(prefix="selfplay-py-modules-") as scratch:  # read by the upload below
+        if runtime_env.get("py_modules"):
+            runtime_env["py_modules"] = packaged_py_modules(runtime_env["py_modules"], scratch)
+        job_id = client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env)
     print(f"Submitted job {job_id}: {entrypoint}", file=out, flush=True)
     print("\n".join(follow_up_lines(address, job_id, run_id)), file=out, flush=True)
     if not follow:
