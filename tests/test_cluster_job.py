@@ -275,7 +275,7 @@ def test_selfplay_submit_ships_a_game_module_of_ones_own(ray_head: Head, redis_u
     cluster, --run-dir and --resume auto passed on, the follow-up commands printed, the job trained."""
     from ray.job_submission import JobSubmissionClient
 
-    from tests.test_custom_game_doc import doc_file
+    from test_custom_game_doc import doc_file  # tests/ is on sys.path, as for fault_support
 
     games = tmp_path / "games"
     games.mkdir()
