@@ -113,3 +113,25 @@ def test_builtin_names_still_resolve_and_the_unknown_name_lists_every_family():
     for family in ("classic", "butterfly", "sisl", "atari", "mpe2"):
         assert family in str(e.value)
     assert "mygame:env" in str(e.value)
+
+
+@pytest.mark.slow
+def test_the_command_line_finds_a_game_module_in_the_current_directory(tmp_path):
+    """As the `selfplay` console script runs: from a folder holding sticks.py, which is on no import
+    path but the current directory's (`python -m` and `python -c` would add it themselves)."""
+    import os
+    import subprocess
+
+    game, bin_dir = tmp_path / "game", tmp_path / "bin"
+    game.mkdir()
+    bin_dir.mkdir()
+    for name in ("sticks.py", "sticks.yaml"):
+        (game / name).write_text(doc_file(name))
+    (bin_dir / "selfplay_script.py").write_text("import sys\nfrom cluster.run.cli import main\nsys.exit(main())\n")
+    repo = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, str(bin_dir / "selfplay_script.py"), "config", "show", "sticks.yaml"],
+        cwd=game, env={**os.environ, "PYTHONPATH": str(repo)}, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "name: sticks:env" in done.stdout

@@ -390,7 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if os.getcwd() not in sys.path:  # as `python -m` does: a game module of your own (mygame:env) here imports
+    # A console script, unlike `python -m`, does not see the current directory: a game module of your
+    # own there (game.name: mygame:env) should import all the same. Appended, so it hides nothing installed.
+    if os.getcwd() not in sys.path:
         sys.path.append(os.getcwd())
     try:
         return args.func(args)
