@@ -44,7 +44,8 @@ _MPE_NAME = re.compile(r"^(simple\w*|collect_treasure)_v\d+$")
 
 def _missing_package_error(name: str, package: str) -> GameError:
     extra = GAME_EXTRAS.get(package.split(".")[0])
-    fix = f"pip install 'selfplay[{extra}]'" if extra else f"pip install {package}"
+    # The README installs from a checkout; a wheel of the project takes the same extra.
+    fix = f"pip install -e \".[{extra}]\" from a checkout (or pip install 'selfplay[{extra}]')" if extra else f"pip install {package}"
     return GameError(f"game {name!r} needs the package {package!r}, which is not installed: {fix}")
 
 
@@ -112,11 +113,14 @@ def resolve_game(name: str) -> Callable[..., Any]:
     """Return a factory making the env for `name`: an AEC env, or a ParallelEnv for a game that
     has a parallel API (load_game steps each kind as what it is).
 
-    Accepts a built-in PettingZoo name ('connect_four_v3'), an mpe2 name, or a module path
-    ('package.module' exposing env()/parallel_env(), or 'package.module:factory').
+    Accepts a built-in PettingZoo name ('connect_four_v3'), an mpe2 name, or an import path: any
+    name with ':' ('mygame:env', 'package.module:factory') or a dotted 'package.module' exposing
+    env()/parallel_env(). A name with ':' is never looked up among the built-ins.
     """
-    module_name, _, attr = name.partition(":")
-    candidates = [module_name] if "." in module_name else [
+    module_name, colon, attr = name.partition(":")
+    if colon and not (module_name and attr):
+        raise GameError(f"game {name!r}: an import path needs a module and a factory, e.g. 'mygame:env'")
+    candidates = [module_name] if colon or "." in module_name else [
         *(f"pettingzoo.{fam}.{module_name}" for fam in BUILTIN_FAMILIES),
         f"mpe2.{module_name}",
     ]
@@ -147,9 +151,15 @@ def resolve_game(name: str) -> Callable[..., Any]:
         if hasattr(module, "env"):
             return module.env
         raise GameError(f"game {name!r}: module {cand} has neither env() nor parallel_env()")
+    if len(candidates) == 1:  # an import path: say where Python looked
+        raise GameError(
+            f"unknown game {name!r}: module {module_name!r} cannot be imported. Put the folder holding it on "
+            f"PYTHONPATH (selfplay adds the current directory), or install its package (docs/custom_game.md)."
+        )
     raise GameError(
-        f"unknown game {name!r}: not a PettingZoo built-in ({', '.join(BUILTIN_FAMILIES)}) and not an importable "
-        f"module path. Use e.g. 'connect_four_v3', 'tictactoe_v3' or 'mypkg.mygame:env'."
+        f"unknown game {name!r}: not a PettingZoo built-in ({', '.join((*BUILTIN_FAMILIES, 'mpe2'))}) and not an "
+        f"importable module path. Use e.g. 'connect_four_v3', 'tictactoe_v3', 'simple_tag_v3' or a module of your "
+        f"own, 'mygame:env' (docs/custom_game.md)."
     )
 
 

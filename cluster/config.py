@@ -30,9 +30,17 @@ from learner.config import LearnerConfig, PPOConfig
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads 1e-3 (exponent, no dot) as a float, as YAML 1.2 does."""
+    """SafeLoader read as YAML 1.2's core schema where PyYAML (YAML 1.1) differs in ways that
+    matter to a config: 1e-3 (exponent, no dot) is a float, and only true/false are booleans, so
+    `--set game.native=yes` is the string 'yes' (refused for a bool key), not a silent true."""
 
 
+_BOOL = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
@@ -140,7 +148,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+            hint = " (only true and false are booleans, as in YAML 1.2)" if isinstance(value, str) else ""
+            raise ConfigError(f"{where}: expected true or false, got {value!r}{hint}")
         return value
     if tp is str:
         if not isinstance(value, str):

@@ -76,7 +76,10 @@ def load_policy(path: str | Path) -> InferencePolicy:
     blob = p.read_bytes()
     if blob[:2] == b"PK":  # torch.save's zip container: a learner checkpoint
         return policy_from_checkpoint(blob, str(p))
-    return policy_from_blob(blob)
+    try:
+        return policy_from_blob(blob)
+    except PayloadError as exc:  # the decoder knows the bytes, not the file they came from
+        raise PayloadError(f"{p} is not a policy file saved by selfplay: {exc}") from exc
 
 
 def policy_from_checkpoint(blob: bytes, source: str = "checkpoint") -> InferencePolicy:

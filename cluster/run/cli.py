@@ -13,12 +13,13 @@ from typing import Iterator
 from actors.games import GameError
 from actors.replay import ReplayError
 from cluster.config import ConfigError, load_config
+from cluster.run.jobs_cli import SubmitError, add_config_parser, add_submit_parser
 from cluster.stores.connection import RedisUnavailable, resolve_url
 from learner.checkpoint import CheckpointError
 from learner.onnx_export import ExportError
 from learner.wire import PayloadError
 
-USER_ERRORS = (ConfigError, GameError, RedisUnavailable, PayloadError, CheckpointError, FileNotFoundError, ExportError, ReplayError)
+USER_ERRORS = (ConfigError, GameError, RedisUnavailable, PayloadError, CheckpointError, FileNotFoundError, ExportError, ReplayError, SubmitError)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -240,14 +241,6 @@ def _only_opponent(pairs: list[tuple[str, str, int]], player: str, run_id: str) 
     raise ConfigError(f"{player} has replays against {', '.join(refs)}: choose one with --opponent")
 
 
-def _submit(args: argparse.Namespace) -> int:
-    from cluster.remote.submit import submit_job
-
-    status = submit_job(args.address, ["--config", args.config, *sum((["--set", s] for s in args.set or []), [])], follow=not args.no_follow)
-    print(f"job status: {status}")
-    return 0 if str(status) in ("SUCCEEDED", "PENDING", "RUNNING") else 1
-
-
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     """Where to find a run: shared by the commands that read one."""
     p.add_argument("--redis-url", default="", help="Redis of the run (default REDIS_URL)")
@@ -304,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("dashboard", help="serve a live web page of a run's league on localhost")
     _add_run_args(d)
     d.add_argument("--host", default="127.0.0.1", help="address to serve on; any but loopback needs a token")
-    d.add_argument("--port", type=int, default=8765)
+    d.add_argument("--port", type=int, default=8765, help="port to serve on (default: %(default)s)")
     d.add_argument(
         "--token", default="",
         help="secret every request must carry (default SELFPLAY_DASHBOARD_TOKEN; off loopback one is generated "
@@ -315,10 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="play a saved policy against a reference or another policy")
     e.add_argument("policy", help=POLICY_HELP)
     e.add_argument("--opponent", default="random", help="a reference name (random, minimax, tactical) or a policy file")
-    e.add_argument("--games", type=int, default=200)
+    e.add_argument("--games", type=int, default=200, help="games to play; seats alternate game by game (default: %(default)s)")
     e.add_argument("--game", default="", help="game name (default: the one stored in the policy file); a module path named here is trusted")
     e.add_argument("--greedy", action="store_true", help="play the most likely legal move instead of sampling")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=int, default=0, help="seed of the games and of sampled moves (default: %(default)s)")
     _add_policy_args(e)
     _add_run_args(e)
     e.set_defaults(func=_evaluate)
@@ -332,8 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--seed", type=int, default=0, help="seed of the policy's sampling (with --sample)")
     pl.add_argument("--game", default="", help="game name (default: the one stored with the policy); a module path named here is trusted")
     pl.add_argument("--web", action="store_true", help="serve a page to play it in the browser instead (--host, --port); the page chooses side and sampling")
-    pl.add_argument("--host", default="127.0.0.1")
-    pl.add_argument("--port", type=int, default=8765)
+    pl.add_argument("--host", default="127.0.0.1", help="with --web: address to serve on (default: %(default)s)")
+    pl.add_argument("--port", type=int, default=8765, help="with --web: port to serve on (default: %(default)s)")
     _add_policy_args(pl, "the role YOU play, in a game with roles (the other roles are played by the run's "
                      "players of those roles, or their random players)")
     _add_run_args(pl)
@@ -364,17 +357,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_args(rp)
     rp.set_defaults(func=_replay)
 
-    sb = sub.add_parser("submit", help="submit `selfplay train` to a Ray cluster through the Job Submission API")
-    sb.add_argument("--address", required=True, help="Ray dashboard address, e.g. http://HEAD:8265")
-    sb.add_argument("--config", required=True)
-    sb.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
-    sb.add_argument("--no-follow", action="store_true", help="print the job id and return without following logs")
-    sb.set_defaults(func=_submit)
+    add_submit_parser(sub)
+    add_config_parser(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # A console script, unlike `python -m`, does not see the current directory: a game module of your
+    # own there (game.name: mygame:env) should import all the same. Appended, so it hides nothing installed.
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
     try:
         return args.func(args)
     except USER_ERRORS as exc:
