@@ -16,6 +16,13 @@ the address ``selfplay dashboard`` prints) and keeps it in an HttpOnly cookie; s
 unless a token is given anyway. The token travels as plain HTTP: across networks you do not trust,
 reach the dashboard through an SSH tunnel or a TLS proxy.
 
+Hostile input (issue 22, item 9): at most `max_connections` connections are served at once (the next
+is answered 503 at once), each with a socket timeout of `request_timeout_s` so a slow client frees
+its slot; a POST needs a Content-Length of at most MAX_BODY (411/400/413 otherwise) and the JSON
+content type (415 otherwise: a cross-site form cannot send it without CORS' preflight, which this
+server never grants); on loopback, only requests whose Host names the loopback are answered (403
+otherwise), so a web page whose DNS name is rebound to 127.0.0.1 cannot read the dashboard.
+
 Standard library only, so the dashboard runs anywhere the package imports.
 """
 
@@ -54,6 +61,10 @@ STATIC_ROUTES: dict[str, tuple[str, str]] = {
 PLAY_API = "/api/play/"  # answered by cluster/ui/play.py's play_api
 REPLAY_API = "/api/replays"  # answered by cluster/ui/replay.py's replay_api
 MAX_BODY = 4096  # the play page's requests are a few dozen bytes
+MAX_CONNECTIONS = 32  # a browser opens up to 6 per host; the rest is room for a few tabs and scripts
+REQUEST_TIMEOUT_S = 10.0  # a request's bytes must arrive (and its answer be read) within this
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+_LENGTH = re.compile(r"[0-9]{1,9}")
 
 DataFn = Callable[[Mapping[str, str]], dict[str, Any]]
 """Query parameters (the last value of each) -> the /api/state document."""
@@ -64,6 +75,30 @@ _TOKEN = re.compile(r"[A-Za-z0-9._~-]{16,}")
 
 class DashboardAuthError(ValueError):
     """A dashboard off loopback without a token; the message says what to do."""
+
+
+class QueryError(ValueError):
+    """A request the data source refuses (a bad parameter, an unknown learner): answered with
+    `status` (a 4xx) and {"error": message, **extra}, where a failing source is a 503."""
+
+    def __init__(self, message: str, status: int = 400, extra: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.extra = status, dict(extra or {})
+
+
+def query_int(query: Mapping[str, str], name: str, default: int, high: int, low: int = 0) -> int:
+    """Query parameter `name` as a whole number from `low` to `high`; `default` when absent or
+    empty; QueryError (400) saying what is allowed otherwise."""
+    raw = query.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise QueryError(f"query parameter {name}={raw!r} must be a whole number from {low} to {high}")
+    return value
 
 
 def is_loopback(host: str) -> bool:
@@ -89,9 +124,13 @@ class DashboardServer(ThreadingHTTPServer):
 
     daemon_threads = True  # a hung browser connection must not block exit
 
-    def __init__(self, data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, token: str = "", play: Any = None, replays: Any = None) -> None:
+    def __init__(
+        self, data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, token: str = "", play: Any = None, replays: Any = None,
+        max_connections: int = MAX_CONNECTIONS, request_timeout_s: float = REQUEST_TIMEOUT_S,
+    ) -> None:
         """`token`: the secret every request must carry; required unless `host` is loopback. `play`: a
-        cluster.ui.play.PlayRoom, or None: the play page then says how to get one."""
+        cluster.ui.play.PlayRoom, or None: the play page then says how to get one. `max_connections`
+        served at once, each given `request_timeout_s` (see the module's docstring)."""
         if not token and not is_loopback(host):
             raise DashboardAuthError(
                 f"a dashboard on {host or 'every interface'} is reachable from other machines: give it a token "
@@ -100,7 +139,35 @@ class DashboardServer(ThreadingHTTPServer):
         self.check_token(token)
         self.data_fn, self.token, self.play = data_fn, token, play
         self.replays = replays  # a cluster.ui.replay.ReplayViewer, or None: the replay page says how to get one
+        self.request_timeout_s = request_timeout_s
+        self._slots = threading.BoundedSemaphore(max_connections)
+        # On loopback, the Host names a request may carry (DNS rebinding); None: any (a token guards it).
+        self.allowed_hosts = {*LOOPBACK_NAMES, host.lower()} if is_loopback(host) else None
         super().__init__((host, port), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            _refuse_busy(request)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()  # no thread was started to release it
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], OSError):
+            return  # a client that timed out or hung up: nothing to report
+        super().handle_error(request, client_address)
 
     @staticmethod
     def check_token(token: str) -> None:
@@ -119,12 +186,28 @@ class DashboardServer(ThreadingHTTPServer):
         return f"http://{host}:{self.port}/" + (f"?token={self.token}" if self.token else "")
 
 
+def _refuse_busy(request: Any) -> None:
+    """Answer 503 on a connection over the cap without reading it (on the accepting thread: the
+    few bytes fit the socket's send buffer)."""
+    body = b'{"error": "the dashboard is serving as many connections as it allows; retry shortly"}'
+    head = f"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+    try:
+        request.settimeout(1.0)
+        request.sendall(head.encode() + body)
+    except OSError:
+        pass  # the client is gone or not reading: it is dropped either way
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: DashboardServer
 
+    def setup(self) -> None:
+        self.timeout = self.server.request_timeout_s  # StreamRequestHandler sets it on the socket
+        super().setup()
+
     def do_GET(self) -> None:  # noqa: N802 (http.server naming)
         path, _, query = self.path.split("#", 1)[0].partition("?")
-        if not self._authorised(query):
+        if not self._host_allowed() or not self._authorised(query):
             return
         if path == "/api/state":
             self._send_state()
@@ -143,21 +226,64 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 (http.server naming)
         path, _, query = self.path.split("#", 1)[0].partition("?")
-        if not self._authorised(query):
+        if not self._host_allowed() or not self._authorised(query):
             return
-        length = int(self.headers.get("Content-Length") or 0)
         if not path.startswith(PLAY_API):
             self._send_json(HTTPStatus.NOT_FOUND, {"error": f"not found: POST {path}"})
-        elif length > MAX_BODY:
-            self._send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"request body over {MAX_BODY} bytes"})
-        else:
-            self._send_play("POST", path, self.rfile.read(length))
+            return
+        body = self._json_body()
+        if body is not None:
+            self._send_play("POST", path, body)
+
+    def _json_body(self) -> bytes | None:
+        """The request's body, at most MAX_BODY bytes of JSON; None when refused (answered)."""
+        lengths = self.headers.get_all("Content-Length") or []
+        refuse = None
+        if self.headers.get("Transfer-Encoding") or not lengths:
+            refuse = (HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length (chunked bodies are not accepted)")
+        elif len(set(lengths)) > 1 or not _LENGTH.fullmatch(lengths[0].strip()):
+            refuse = (HTTPStatus.BAD_REQUEST, f"Content-Length must be one whole number of bytes, not {', '.join(lengths)!r}")
+        elif int(lengths[0]) > MAX_BODY:
+            refuse = (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"request body over {MAX_BODY} bytes")
+        elif self.headers.get_content_type() != "application/json":
+            refuse = (HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "the play API takes JSON: send Content-Type: application/json")
+        if refuse is not None:
+            self.close_connection = True  # the unread body must not be taken for a next request
+            self._send_json(refuse[0], {"error": refuse[1]})
+            return None
+        n = int(lengths[0])
+        body = self.rfile.read(n)  # bounded by n, and by the socket timeout for a client that stalls
+        if len(body) < n:
+            self._send_json(HTTPStatus.BAD_REQUEST, {"error": f"the body ended after {len(body)} of its {n} bytes"})
+            return None
+        return body
 
     def _send_play(self, method: str, path: str, body: bytes) -> None:
         from cluster.ui.play import play_api
 
-        status, payload = play_api(self.server.play, method, path, body)
+        status, payload = play_api(self.server.play, method, path, body, dict(parse_qsl(urlsplit(self.path).query)))
         self._send_json(HTTPStatus(status), payload)
+
+    def _host_allowed(self) -> bool:
+        """On loopback, True if the Host header names the loopback; else it has been answered 403."""
+        allowed = self.server.allowed_hosts
+        if allowed is None:
+            return True
+        given = self.headers.get("Host", "")
+        try:
+            name = urlsplit(f"//{given}").hostname or ""
+            urlsplit(f"//{given}").port  # raises on a port that is not a number
+        except ValueError:
+            name = ""
+        if name and name in allowed:
+            return True
+        self.close_connection = True
+        self._send_json(
+            HTTPStatus.FORBIDDEN,
+            {"error": f"Host {given!r} is not this dashboard's address: open {self.server.url} "
+             "(a dashboard on loopback answers only requests addressed to localhost, 127.0.0.1 or [::1])"},
+        )
+        return False
 
     def _authorised(self, query: str) -> bool:
         """True if the request may go on; else it has been answered with 401."""
@@ -196,6 +322,9 @@ class _Handler(BaseHTTPRequestHandler):
             query = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
             query.pop("token", None)  # the dashboard's secret, not a view parameter
             state = self.server.data_fn(query)
+        except QueryError as exc:
+            self._send_json(HTTPStatus(exc.status), {"error": str(exc), **exc.extra})
+            return
         except Exception as exc:  # noqa: BLE001 -- forwarded to the page, not swallowed
             self._send_json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": _describe(exc)})
             return
