@@ -115,43 +115,45 @@ def _league(args: argparse.Namespace) -> int:
     with open_run_redis(args.redis_url, args.run_dir) as url:
         client = connect(url)
         run_id = _pick_run(client, args.prefix, args.run)
-        store = LeagueStore(client, RunKeys(args.prefix, run_id))
+        keys = RunKeys(args.prefix, run_id)
         while True:
-            league, meta = store.league_meta(), store.meta() or {}
-            if meta.get("roles"):  # a league per role (docs/architecture.md, "Asymmetric roles")
-                _print_role_leagues(client, args.prefix, run_id, meta, sel)
-                if not args.watch:
-                    return 0
-                time.sleep(args.watch)
-                print()
-                continue
-            if league is None:
-                store.load()  # says so if the run keeps its league in an older layout
-                raise ConfigError(f"run {run_id!r} has no league state yet")
-            status = "running" if meta.get("running") else "finished"
-            print(f"run {run_id} ({meta.get('game', '?')}, {status}) learner v{league['learner_version']}, {league['games_total']} games")
-            print(format_league(store.players(), sel))
+            meta = LeagueStore(client, keys).meta() or {}
+            for learner in _learners_shown(meta, args.learner, run_id):
+                _print_learner_league(LeagueStore(client, keys.for_role(learner)), meta, sel)
             if not args.watch:
                 return 0
             time.sleep(args.watch)
             print()
 
 
-def _print_role_leagues(client, prefix: str, run_id: str, meta: dict, sel) -> None:
-    """Each role's league: the other role's latest (its learner) against the role's players, on
-    that league's own Elo scale (anchored at the role's random player)."""
-    from cluster.stores.keys import RunKeys
-    from cluster.stores.league_store import LeagueStore
+def _learners_shown(meta: dict, wanted: str, run_id: str) -> list[str]:
+    """The learners whose leagues `selfplay league` prints: `--learner NAME`'s, or every one."""
+    from league.views import UnknownLearner, pick_learner, run_learners
 
+    learners = run_learners(meta.get("roles"))  # a league per role (docs/architecture.md, "Asymmetric roles")
+    try:
+        return [pick_learner(wanted, learners, run_id)] if wanted else learners
+    except UnknownLearner as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _print_learner_league(store, meta: dict, sel) -> None:
+    """One learner's league. A role's league: the other role's latest (its learner) against the
+    role's players, on that league's own Elo scale (anchored at the role's random player)."""
+    run_id, role = store.keys.run_id, store.keys.role
+    league = store.league_meta()
     status = "running" if meta.get("running") else "finished"
-    for role in meta["roles"]:
-        store = LeagueStore(client, RunKeys(prefix, run_id).for_role(role))
-        league = store.league_meta()
-        if league is None:
+    if league is None:
+        if role:
             raise ConfigError(f"run {run_id!r}: role {role!r} has no league state yet")
+        store.load()  # says so if the run keeps its league in an older layout
+        raise ConfigError(f"run {run_id!r} has no league state yet")
+    if role:
         print(f"run {run_id} ({meta.get('game', '?')}, {status}) league of role {role} "
               f"(rated against the other role's latest), {league['games_total']} games")
-        print(format_league(store.players(), sel))
+    else:
+        print(f"run {run_id} ({meta.get('game', '?')}, {status}) learner v{league['learner_version']}, {league['games_total']} games")
+    print(format_league(store.players(), sel))
 
 
 def _dashboard(args: argparse.Namespace) -> int:
@@ -334,6 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--newest", type=int, default=5, metavar="N", help="and the newest N snapshots (default 5)")
     lg.add_argument("--filter", default="", metavar="TEXT", help="only players whose id contains TEXT, e.g. v0001")
     lg.add_argument("--all", action="store_true", help="every (matching) player, not only latest, the references, the top and the newest")
+    lg.add_argument(
+        "--learner", "--role", default="", metavar="NAME",
+        help="only this learner's league (a game with roles has one per role, e.g. adversary); default: every learner's",
+    )
     lg.set_defaults(func=_league)
 
     d = sub.add_parser("dashboard", help="serve a live web page of a run's league on localhost")
