@@ -367,13 +367,16 @@ def _describe(exc: Exception) -> str:
     return text
 
 
-def serve(data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, token: str = "", play: Any = None, replays: Any = None) -> DashboardServer:
+def serve(
+    data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, token: str = "", play: Any = None, replays: Any = None, **limits: Any
+) -> DashboardServer:
     """Start the dashboard in a background thread and return the server.
 
     ``port=0`` picks a free port (read it back from ``server.port``). Stop it
-    with ``server.shutdown(); server.server_close()``.
+    with ``server.shutdown(); server.server_close()``. ``limits``: DashboardServer's
+    max_connections and request_timeout_s.
     """
-    server = DashboardServer(data_fn, host, port, token, play, replays)
+    server = DashboardServer(data_fn, host, port, token, play, replays, **limits)
     thread = threading.Thread(target=server.serve_forever, name="dashboard", daemon=True)
     thread.start()
     return server
