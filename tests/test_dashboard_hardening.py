@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from cluster.ui.dashboard import MAX_BODY, serve
+from cluster.ui.dashboard import serve
+from cluster.ui.guards import MAX_BODY
 from cluster.ui.play import FixedPolicies, PlayRoom
 from cluster.ui.replay import PAIRS_MAX
 

@@ -41,6 +41,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
+from cluster.ui.guards import LOOPBACK_NAMES, MAX_BODY, QueryError, body_refusal, host_allowed, refuse_busy
+
 WEB_DIR = Path(__file__).parent / "web"
 
 # Route -> (file in WEB_DIR, content type). Anything not listed is a 404, so
@@ -50,6 +52,7 @@ STATIC_ROUTES: dict[str, tuple[str, str]] = {
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
     "/charts.js": ("charts.js", "text/javascript; charset=utf-8"),
+    "/learner.js": ("learner.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
     "/play": ("play.html", "text/html; charset=utf-8"),
     "/play.js": ("play.js", "text/javascript; charset=utf-8"),
@@ -60,11 +63,8 @@ STATIC_ROUTES: dict[str, tuple[str, str]] = {
 }
 PLAY_API = "/api/play/"  # answered by cluster/ui/play.py's play_api
 REPLAY_API = "/api/replays"  # answered by cluster/ui/replay.py's replay_api
-MAX_BODY = 4096  # the play page's requests are a few dozen bytes
 MAX_CONNECTIONS = 32  # a browser opens up to 6 per host; the rest is room for a few tabs and scripts
 REQUEST_TIMEOUT_S = 10.0  # a request's bytes must arrive (and its answer be read) within this
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
-_LENGTH = re.compile(r"[0-9]{1,9}")
 
 DataFn = Callable[[Mapping[str, str]], dict[str, Any]]
 """Query parameters (the last value of each) -> the /api/state document."""
@@ -75,30 +75,6 @@ _TOKEN = re.compile(r"[A-Za-z0-9._~-]{16,}")
 
 class DashboardAuthError(ValueError):
     """A dashboard off loopback without a token; the message says what to do."""
-
-
-class QueryError(ValueError):
-    """A request the data source refuses (a bad parameter, an unknown learner): answered with
-    `status` (a 4xx) and {"error": message, **extra}, where a failing source is a 503."""
-
-    def __init__(self, message: str, status: int = 400, extra: Mapping[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.extra = status, dict(extra or {})
-
-
-def query_int(query: Mapping[str, str], name: str, default: int, high: int, low: int = 0) -> int:
-    """Query parameter `name` as a whole number from `low` to `high`; `default` when absent or
-    empty; QueryError (400) saying what is allowed otherwise."""
-    raw = query.get(name, "")
-    if raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        raise QueryError(f"query parameter {name}={raw!r} must be a whole number from {low} to {high}")
-    return value
 
 
 def is_loopback(host: str) -> bool:
@@ -147,7 +123,7 @@ class DashboardServer(ThreadingHTTPServer):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
-            _refuse_busy(request)
+            refuse_busy(request)
             self.shutdown_request(request)
             return
         try:
@@ -184,18 +160,6 @@ class DashboardServer(ThreadingHTTPServer):
         if ":" in host:  # IPv6 literal
             host = f"[{host}]"
         return f"http://{host}:{self.port}/" + (f"?token={self.token}" if self.token else "")
-
-
-def _refuse_busy(request: Any) -> None:
-    """Answer 503 on a connection over the cap without reading it (on the accepting thread: the
-    few bytes fit the socket's send buffer)."""
-    body = b'{"error": "the dashboard is serving as many connections as it allows; retry shortly"}'
-    head = f"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
-    try:
-        request.settimeout(1.0)
-        request.sendall(head.encode() + body)
-    except OSError:
-        pass  # the client is gone or not reading: it is dropped either way
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -237,21 +201,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _json_body(self) -> bytes | None:
         """The request's body, at most MAX_BODY bytes of JSON; None when refused (answered)."""
-        lengths = self.headers.get_all("Content-Length") or []
-        refuse = None
-        if self.headers.get("Transfer-Encoding") or not lengths:
-            refuse = (HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length (chunked bodies are not accepted)")
-        elif len(set(lengths)) > 1 or not _LENGTH.fullmatch(lengths[0].strip()):
-            refuse = (HTTPStatus.BAD_REQUEST, f"Content-Length must be one whole number of bytes, not {', '.join(lengths)!r}")
-        elif int(lengths[0]) > MAX_BODY:
-            refuse = (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"request body over {MAX_BODY} bytes")
-        elif self.headers.get_content_type() != "application/json":
-            refuse = (HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "the play API takes JSON: send Content-Type: application/json")
+        refuse = body_refusal(self.headers)
         if refuse is not None:
             self.close_connection = True  # the unread body must not be taken for a next request
             self._send_json(refuse[0], {"error": refuse[1]})
             return None
-        n = int(lengths[0])
+        n = int(self.headers["Content-Length"])
         body = self.rfile.read(n)  # bounded by n, and by the socket timeout for a client that stalls
         if len(body) < n:
             self._send_json(HTTPStatus.BAD_REQUEST, {"error": f"the body ended after {len(body)} of its {n} bytes"})
@@ -266,16 +221,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _host_allowed(self) -> bool:
         """On loopback, True if the Host header names the loopback; else it has been answered 403."""
-        allowed = self.server.allowed_hosts
-        if allowed is None:
-            return True
         given = self.headers.get("Host", "")
-        try:
-            name = urlsplit(f"//{given}").hostname or ""
-            urlsplit(f"//{given}").port  # raises on a port that is not a number
-        except ValueError:
-            name = ""
-        if name and name in allowed:
+        if host_allowed(given, self.server.allowed_hosts):
             return True
         self.close_connection = True
         self._send_json(

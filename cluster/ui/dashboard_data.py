@@ -28,7 +28,7 @@ from collections.abc import Mapping
 
 from cluster.stores.league_store import LeagueStore
 from cluster.stores.param_store import ParamStore
-from cluster.ui.dashboard import QueryError, query_int
+from cluster.ui.guards import QueryError, query_int
 from league.league import REFERENCE, Player
 from league.strength import score_interval
 from league.views import Selection, UnknownLearner, default_curves, pick_learner, run_learners, select_players

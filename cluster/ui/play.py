@@ -132,7 +132,7 @@ def play_api(room: PlayRoom | None, method: str, path: str, body: bytes, query: 
     import json
 
     from cluster.config import ConfigError
-    from cluster.ui.dashboard import QueryError, query_int
+    from cluster.ui.guards import QueryError, query_int
 
     if room is None:
         return 404, {"error": "this server has no policies to play: start it with `selfplay dashboard --run-dir DIR` or `selfplay play POLICY --web`"}

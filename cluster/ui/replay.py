@@ -65,7 +65,7 @@ def replay_api(viewer: ReplayViewer | None, target: str) -> tuple[int, dict]:
     from redis.exceptions import RedisError
 
     from cluster.stores.connection import RedisUnavailable
-    from cluster.ui.dashboard import QueryError, query_int
+    from cluster.ui.guards import QueryError, query_int
 
     if viewer is None:
         return 404, {"error": "this server shows no run's replays: start it with `selfplay dashboard --run-dir DIR` (or --redis-url)"}

@@ -138,31 +138,6 @@ function renderHealth(health) {
        el("div", { class: "tile-label" }, label))));
 }
 
-// ---- the learner: whose league is shown ------------------------------------------------------
-
-function renderLearners(learners, current) {
-  const names = (learners || []).filter((n) => typeof n === "string");
-  const pick = document.getElementById("learner-pick");
-  pick.hidden = names.length < 2;  // a run of one learner looks as it always did
-  document.getElementById("league-of").textContent = current ? `of ${current}` : "";
-  const select = document.getElementById("learner");
-  const have = [...select.options].map((o) => o.value);
-  if (have.join("\n") !== names.join("\n")) {
-    select.replaceChildren(...names.map((n) => el("option", { value: n }, n)));
-  }
-  select.value = names.includes(current) ? current : "";  // none chosen while the asked one is unknown
-}
-
-function bindLearner() {
-  const select = document.getElementById("learner");
-  select.addEventListener("change", () => {
-    view.learner = select.value;
-    view.curves = null;  // another league has other players: its default curves
-    saveView();
-    refreshNow();
-  });
-}
-
 // ---- league table and its controls ----------------------------------------------------------
 
 function renderLeague(state, colours) {
