@@ -167,7 +167,7 @@ def test_a_run_of_several_learners_writes_each_learners_scalars_under_its_name(t
     assert tags["agent/league/latest_score_vs_random"][-1][1] == pytest.approx(6 / 8)
     # The run's own numbers stay untagged; nothing of a learner is left without its name.
     assert tags["charts/env_steps"] == [(1000, 1000.0), (2000, 2000.0)] and tags["system/queue"][0] == (1000, 2.0)
-    assert not {"losses/policy", "system/learner_version", "league/elo/latest"} & set(tags)
+    assert not {"losses/policy", "system/learner_version", "system/dropped_stale", "league/elo/latest"} & set(tags)
 
 
 def test_a_run_of_one_learner_keeps_todays_names(tmp_path):

@@ -44,6 +44,7 @@ _LEARNER_PLAIN = (
     "learner_version", "sample_reuse", "dropped_stale", "corrupt_payloads", "rejected_full", "queue", "samples_in", "samples_used", "learner_busy",
 )
 _CHARTS = ("env_steps", "env_steps_per_s", "games", "eval_games")
+_PER_LEARNER = ("learner_version", "sample_reuse", "dropped_stale")  # also in a learner's update (system/...)
 
 
 def _number(v: Any) -> float | None:
@@ -182,7 +183,9 @@ class MetricsObserver(Observer):
             learner = {**(e.update.scalars if e.update is not None else {}), **e.learner.scalars()}
             self.sink.record(run_scalars(learner, counts, e.league), e.env_steps)
             return
-        service = {k: v for k, v in e.learner.scalars().items() if k != "learner_version"}  # whose? each has its own
+        # The service's counters are the run's, but for those each learner's updates also report (its
+        # own version, reuse and drops): one name is never both a run's gauge and a learner's.
+        service = {k: v for k, v in e.learner.scalars().items() if k not in _PER_LEARNER}
         self.sink.record(run_scalars(service, counts, None), e.env_steps)
         versions = dict(e.learner.role_versions)
         for name, state in self.leagues().items():
