@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -167,6 +170,22 @@ def test_selfplay_league_prints_every_learner_or_the_one_asked(roles_run, redis_
     assert "league of role agent" not in capsys.readouterr().out
     assert main([*base, "--learner", "prey"]) == 2
     assert "no learner 'prey'; its learners are adversary, agent" in capsys.readouterr().err
+
+
+def test_selfplay_dashboard_opens_on_the_learner_asked(roles_run, redis_server, capsys):
+    base = ["dashboard", "--redis-url", redis_server.url, "--prefix", PREFIX, "--run", RUN, "--port", "0"]
+    assert main([*base, "--role", "prey"]) == 2  # refused before serving
+    assert "no learner 'prey'; its learners are adversary, agent" in capsys.readouterr().err
+    proc = subprocess.Popen([sys.executable, "-m", "cluster.run.cli", *base, "--learner", "agent"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = proc.stdout.readline()  # printed once the server listens
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/#learner=agent ", line)
+        assert m, line
+        assert get(f"http://127.0.0.1:{m.group(1)}/api/state?learner=agent")[1]["learner"] == "agent"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 # ---- the page, in a real headless Chromium ----------------------------------------------------------

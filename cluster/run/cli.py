@@ -127,7 +127,8 @@ def _league(args: argparse.Namespace) -> int:
 
 
 def _learners_shown(meta: dict, wanted: str, run_id: str) -> list[str]:
-    """The learners whose leagues `selfplay league` prints: `--learner NAME`'s, or every one."""
+    """The learners `--learner NAME` picks: its one, or every one when absent; an unknown name is a
+    ConfigError naming the run's learners (`selfplay league` and `dashboard`)."""
     from league.views import UnknownLearner, pick_learner, run_learners
 
     learners = run_learners(meta.get("roles"))  # a league per role (docs/architecture.md, "Asymmetric roles")
@@ -166,6 +167,7 @@ def _dashboard(args: argparse.Namespace) -> int:
     from cluster.ui.dashboard_data import DashboardData
     from cluster.ui.replay import ReplayViewer
     from cluster.stores.replay_store import ReplayStore
+    from urllib.parse import quote
 
     token = args.token or os.environ.get("SELFPLAY_DASHBOARD_TOKEN", "")
     try:  # a bad token is refused before the run's Redis is opened
@@ -177,8 +179,11 @@ def _dashboard(args: argparse.Namespace) -> int:
         run_id = _pick_run(client, args.prefix, args.run)
         keys = RunKeys(args.prefix, run_id)
         store = LeagueStore(client, keys)
+        view = ""
+        if args.learner:  # refused now, with the run's learners, rather than on the page
+            view = "learner=" + quote(_learners_shown(store.meta() or {}, args.learner, run_id)[0])
         run_dashboard(DashboardData(store), args.host, args.port, token, play=PlayRoom(LeaguePolicies(client, keys)),
-                      replays=ReplayViewer(ReplayStore(client, keys)))
+                      replays=ReplayViewer(ReplayStore(client, keys)), view=view)
     return 0
 
 
@@ -351,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="secret every request must carry (default SELFPLAY_DASHBOARD_TOKEN; off loopback one is generated "
         "and printed in the address to open); on loopback the page is open without one",
     )
+    d.add_argument("--learner", "--role", default="", metavar="NAME",
+                   help="open the page on this learner's league (a game with roles has one per role); the page can switch")
     d.set_defaults(func=_dashboard)
 
     e = sub.add_parser("evaluate", help="play a saved policy against a reference or another policy")

@@ -329,15 +329,17 @@ def serve(
     return server
 
 
-def run_dashboard(data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, token: str = "", play: Any = None, replays: Any = None) -> None:
+def run_dashboard(
+    data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, token: str = "", play: Any = None, replays: Any = None, view: str = ""
+) -> None:
     """Serve the dashboard (and, given a PlayRoom, its play page; given a ReplayViewer, its replay page)
     in the foreground until Ctrl-C. Off loopback without a token, one is
-    generated; the printed address carries it."""
+    generated; the printed address carries it, and `view` as its #fragment (e.g. learner=agent)."""
     if not token and not is_loopback(host):
         token = new_token()
     server = DashboardServer(data_fn, host, port, token, play, replays)
     note = "  (open it with the token; Authorization: Bearer TOKEN for scripts)" if token else ""
-    print(f"dashboard: {server.url}{note}  (Ctrl-C to stop)", flush=True)
+    print(f"dashboard: {server.url}{'#' + view if view else ''}{note}  (Ctrl-C to stop)", flush=True)
     serve_until_interrupted(server)
 
 
