@@ -187,3 +187,18 @@ def test_replay_pairs_are_a_bounded_page(start, redis_client, run_keys):
     assert len(body["pairs"]) == 500 and body["pairs"][0]["player"] == "v001000" and not body["truncated"]
     status, body = get(f"?limit={PAIRS_MAX + 1}")
     assert status == 400 and f"from 1 to {PAIRS_MAX}" in body["error"]
+
+
+def test_a_pairs_games_are_its_newest_numbered_as_kept(redis_client, run_keys):
+    """The games of a pair: the newest `limit`, each keeping its index among every kept game."""
+    from cluster.ui.replay import ReplayViewer, replay_api
+    from test_replays import make_evaluator
+
+    ev, _, replays = make_evaluator(redis_client, run_keys, "tictactoe_v3", keep=6, games=6)
+    ev.round()
+    kept = [r.game_id for r in replays.games("latest", "random")]
+    viewer = ReplayViewer(replays)
+    status, body = replay_api(viewer, "/api/replays/games?player=latest&opponent=random&limit=2")
+    assert status == 200 and body["total"] == len(kept) == 6 and body["truncated"]
+    assert [(g["index"], g["game_id"]) for g in body["games"]] == [(4, kept[4]), (5, kept[5])]
+    assert replay_api(viewer, "/api/replays/games?player=latest&opponent=random&limit=201")[0] == 400
