@@ -81,5 +81,7 @@ def refuse_busy(sock: Any) -> None:
     try:
         sock.settimeout(1.0)
         sock.sendall(head.encode() + body)
+        sock.setblocking(False)
+        sock.recv(MAX_BODY)  # what already arrived: closing on unread bytes would reset the answer away
     except OSError:
-        pass  # the client is gone or not reading: it is dropped either way
+        pass  # nothing arrived yet, or the client is gone: it is dropped either way
