@@ -116,43 +116,46 @@ def _league(args: argparse.Namespace) -> int:
     with open_run_redis(args.redis_url, args.run_dir) as url:
         client = connect(url)
         run_id = _pick_run(client, args.prefix, args.run)
-        store = LeagueStore(client, RunKeys(args.prefix, run_id))
+        keys = RunKeys(args.prefix, run_id)
         while True:
-            league, meta = store.league_meta(), store.meta() or {}
-            if meta.get("roles"):  # a league per role (docs/architecture.md, "Asymmetric roles")
-                _print_role_leagues(client, args.prefix, run_id, meta, sel)
-                if not args.watch:
-                    return 0
-                time.sleep(args.watch)
-                print()
-                continue
-            if league is None:
-                store.load()  # says so if the run keeps its league in an older layout
-                raise ConfigError(f"run {run_id!r} has no league state yet")
-            status = "running" if meta.get("running") else "finished"
-            print(f"run {run_id} ({meta.get('game', '?')}, {status}) learner v{league['learner_version']}, {league['games_total']} games")
-            print(format_league(store.players(), sel))
+            meta = LeagueStore(client, keys).meta() or {}
+            for learner in _learners_shown(meta, args.learner, run_id):
+                _print_learner_league(LeagueStore(client, keys.for_role(learner)), meta, sel)
             if not args.watch:
                 return 0
             time.sleep(args.watch)
             print()
 
 
-def _print_role_leagues(client, prefix: str, run_id: str, meta: dict, sel) -> None:
-    """Each role's league: the other role's latest (its learner) against the role's players, on
-    that league's own Elo scale (anchored at the role's random player)."""
-    from cluster.stores.keys import RunKeys
-    from cluster.stores.league_store import LeagueStore
+def _learners_shown(meta: dict, wanted: str, run_id: str) -> list[str]:
+    """The learners `--learner NAME` picks: its one, or every one when absent; an unknown name is a
+    ConfigError naming the run's learners (`selfplay league` and `dashboard`)."""
+    from league.views import UnknownLearner, pick_learner, run_learners
 
+    learners = run_learners(meta.get("roles"))  # a league per role (docs/architecture.md, "Asymmetric roles")
+    try:
+        return [pick_learner(wanted, learners, run_id)] if wanted else learners
+    except UnknownLearner as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _print_learner_league(store, meta: dict, sel) -> None:
+    """One learner's league. A role's league: the other role's latest (its learner) against the
+    role's players, on that league's own Elo scale (anchored at the role's random player)."""
+    run_id, role = store.keys.run_id, store.keys.role
+    league = store.league_meta()
     status = "running" if meta.get("running") else "finished"
-    for role in meta["roles"]:
-        store = LeagueStore(client, RunKeys(prefix, run_id).for_role(role))
-        league = store.league_meta()
-        if league is None:
+    if league is None:
+        if role:
             raise ConfigError(f"run {run_id!r}: role {role!r} has no league state yet")
+        store.load()  # says so if the run keeps its league in an older layout
+        raise ConfigError(f"run {run_id!r} has no league state yet")
+    if role:
         print(f"run {run_id} ({meta.get('game', '?')}, {status}) league of role {role} "
               f"(rated against the other role's latest), {league['games_total']} games")
-        print(format_league(store.players(), sel))
+    else:
+        print(f"run {run_id} ({meta.get('game', '?')}, {status}) learner v{league['learner_version']}, {league['games_total']} games")
+    print(format_league(store.players(), sel))
 
 
 def _dashboard(args: argparse.Namespace) -> int:
@@ -165,6 +168,7 @@ def _dashboard(args: argparse.Namespace) -> int:
     from cluster.ui.dashboard_data import DashboardData
     from cluster.ui.replay import ReplayViewer
     from cluster.stores.replay_store import ReplayStore
+    from urllib.parse import quote
 
     token = args.token or os.environ.get("SELFPLAY_DASHBOARD_TOKEN", "")
     try:  # a bad token is refused before the run's Redis is opened
@@ -176,8 +180,11 @@ def _dashboard(args: argparse.Namespace) -> int:
         run_id = _pick_run(client, args.prefix, args.run)
         keys = RunKeys(args.prefix, run_id)
         store = LeagueStore(client, keys)
+        view = ""
+        if args.learner:  # refused now, with the run's learners, rather than on the page
+            view = "learner=" + quote(_learners_shown(store.meta() or {}, args.learner, run_id)[0])
         run_dashboard(DashboardData(store), args.host, args.port, token, play=PlayRoom(LeaguePolicies(client, keys)),
-                      replays=ReplayViewer(ReplayStore(client, keys)))
+                      replays=ReplayViewer(ReplayStore(client, keys)), view=view)
     return 0
 
 
@@ -292,6 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--newest", type=int, default=5, metavar="N", help="and the newest N snapshots (default 5)")
     lg.add_argument("--filter", default="", metavar="TEXT", help="only players whose id contains TEXT, e.g. v0001")
     lg.add_argument("--all", action="store_true", help="every (matching) player, not only latest, the references, the top and the newest")
+    lg.add_argument(
+        "--learner", "--role", default="", metavar="NAME",
+        help="only this learner's league (a game with roles has one per role, e.g. adversary); default: every learner's",
+    )
     lg.set_defaults(func=_league)
 
     d = sub.add_parser("dashboard", help="serve a live web page of a run's league on localhost")
@@ -303,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="secret every request must carry (default SELFPLAY_DASHBOARD_TOKEN; off loopback one is generated "
         "and printed in the address to open); on loopback the page is open without one",
     )
+    d.add_argument("--learner", "--role", default="", metavar="NAME",
+                   help="open the page on this learner's league (a game with roles has one per role); the page can switch")
     d.set_defaults(func=_dashboard)
 
     e = sub.add_parser("evaluate", help="play a saved policy against a reference or another policy")
