@@ -19,7 +19,7 @@ from typing import Callable
 from actors.evaluator import eval_reference_ids
 from actors.learners import LearnerDef, league_roster
 from actors.scripted import references_for
-from cluster.plan import RunPlan, all_references, plan_run, references  # noqa: F401 - the assembly's first steps, re-exported
+from cluster.plan import RunPlan
 from cluster.run.leagues import LeagueSet, LearnerLeague
 from cluster.run.resume import RunError, StartPoint, league_to_resume, league_without_checkpoint
 from cluster.stores.league_store import run_stores

@@ -290,7 +290,6 @@ class _Loop:
             p.events.update(u)
         update = report.updates[-1] if report.updates else None
         self.latest, self.status = update or self.latest, report.status
-        version = report.status.learner_version
         self.check_rollouts()
         self._league_step(report.status)
         if p.ckpts is not None and checkpoint_version(report.status) >= self.last_ckpt + p.cfg.checkpoint.every_versions:

@@ -33,7 +33,7 @@ def final_policy_path(run_dir: Path, d: LearnerDef, several: bool) -> Path:
 def save_final_policy(run_dir: Path, cfg: Config, d: LearnerDef, version: int, weights, several: bool) -> Path:
     spec = d.spec
     path = final_policy_path(run_dir, d, several)
-    save_policy(path, weights, version, policy_meta(spec.name, cfg.model, spec.obs_shape, spec.num_actions, spec.head))
+    save_policy(path, weights, version, policy_meta(spec.name, cfg.model, spec.obs_shape, spec.num_actions, spec.head, role=d.name))
     return path
 
 

@@ -25,6 +25,7 @@ from cluster.remote.learner_service import LearnerService
 from cluster.run.assembly import open_leagues
 from cluster.run.console import ConsoleLog
 from cluster.run.driver import DriverParts, drive
+from cluster.run.leagues import per_learner
 from cluster.stores.keys import RunKeys
 from cluster.stores.league_store import LeagueReader, RedisResultSink
 from cluster.stores.replay_store import ReplayStore
@@ -174,7 +175,7 @@ def run_inline(
         first = leagues.first.store
         evaluators = build_evaluators(0, cfg, plan, stores, ReplayStore(first.r, RunKeys(cfg.redis.key_prefix, run_id)))
     tb = Path(run_dir) / "tb" if run_dir is not None else None
-    events = Observers([ConsoleLog(log, cfg.run.log_every_s), MetricsObserver(MetricsSink(tb, run_id)), *observers])
+    events = Observers([ConsoleLog(log, cfg.run.log_every_s), MetricsObserver(MetricsSink(tb, run_id), per_learner(leagues)), *observers])
     try:
         parts = DriverParts(
             cfg, learner, LocalRollouts(workers, [r for rs in readers for r in rs]), LocalEvaluators(evaluators), leagues, leagues.first.store, events, log,

@@ -97,3 +97,11 @@ class LeagueSet:
                     seen.add(p.id)
                     out.append(p)
         return out
+
+
+def per_learner(leagues: LeagueSet):
+    """What the metrics observer (cluster/ui/metrics.py) charts per learner: None for a run of one
+    learner (its league rides on every Progress event), else each learner's league by name."""
+    if len(leagues) == 1:
+        return None
+    return lambda: {name: lg.state for name, lg in leagues.leagues.items()}

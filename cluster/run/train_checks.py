@@ -2,14 +2,15 @@
 
 `selfplay config show` and `selfplay submit` run these checks on the user's machine, so that a
 misspelt key, an unknown game or a model that cannot play the game is reported there, in one line,
-rather than minutes later in a job's log on the cluster. run_training checks the same things again
+rather than minutes later in a job's log on the cluster. run_training runs the same checks
 where it runs (cluster/run/trainer.py).
 """
 
 from __future__ import annotations
 
-from actors.games import GameSpec, load_game
-from cluster.config import Config, check_model_fits
+from actors.games import GameSpec
+from cluster.config import Config
+from cluster.plan import plan_run
 from cluster.run.resume import RunError
 from learner.checkpoint_store import is_uri
 
@@ -29,16 +30,9 @@ def check_resume_args(run_dir: str, resume: bool | str) -> None:
 
 
 def check_before_training(cfg: Config, run_dir: str = "", resume: bool | str = False) -> GameSpec:
-    """Load the game and check that the config can train it, as run_training does before it
-    starts Ray; return the game's spec. Raises ConfigError, GameError or RunError."""
-    from cluster.run.roles_run import check_roles_run  # imports the Ray side of a run
-
-    _, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides, cfg.game.roles)
-    if spec.roles:
-        check_roles_run(cfg, spec, resume)
-        for role in spec.roles:
-            check_model_fits(cfg, spec.role(role.name))
-    else:
-        check_model_fits(cfg, spec)
+    """Resolve the game and its learners and check that the config can train them, as run_training
+    does before it starts Ray (the same plan_run); return the game's spec. Raises ConfigError,
+    GameError or RunError."""
+    plan = plan_run(cfg)
     check_resume_args(run_dir or cfg.run.run_dir, resume)
-    return spec
+    return plan.spec

@@ -47,8 +47,9 @@ from cluster.run.assembly import open_leagues
 from cluster.run.console import ConsoleLog
 from cluster.run.driver import DRIVER_TICK_S, DriverParts, Relaunched, drive
 from cluster.run.finals import final_eval, final_line, role_final_lines, role_finals, save_final_policy
-from cluster.run.leagues import LeagueSet
-from cluster.run.resume import RunError, StartPoint, checkpoint_to_resume
+from cluster.run.leagues import LeagueSet, per_learner
+from cluster.run.resume import StartPoint, checkpoint_to_resume
+from cluster.run.train_checks import check_resume_args
 from cluster.stores.connection import redact, resolve_url
 from cluster.stores.embedded_redis import EmbeddedRedis
 from cluster.stores.keys import RunKeys
@@ -57,7 +58,7 @@ from cluster.ui.metrics import MetricsObserver, MetricsSink
 from league.league import Player
 from league.records import RANDOM_ID
 from learner.checkpoint import decode_checkpoint
-from learner.checkpoint_store import CheckpointStore, is_uri, open_checkpoints
+from learner.checkpoint_store import CheckpointStore, open_checkpoints
 
 
 @dataclass
@@ -140,16 +141,7 @@ def run_training(
     `log` receives the console lines; `observers` the run's events (cluster/events.py), after the
     console and the metrics have."""
     plan = plan_run(cfg)  # an unknown game fails here, before anything starts
-    if resume not in (False, True, "auto"):
-        raise RunError(f"--resume takes no value, or 'auto' (continue the run if it exists, else start it); got {resume!r}")
-    if resume and not (run_dir or cfg.run.run_dir):
-        what = "--resume auto needs a run directory that stays the same across tries" if resume == "auto" else "--resume continues an existing run"
-        raise RunError(f"{what}: say which with --run-dir DIR")
-    if is_uri(str(run_dir or cfg.run.run_dir)):
-        raise RunError(
-            f"the run directory {run_dir or cfg.run.run_dir} must be local (TensorBoard files, the embedded Redis' data, the final "
-            "policy); to keep checkpoints in object storage, add --set checkpoint.uri=s3://BUCKET/PATH (or gs://, ...)"
-        )
+    check_resume_args(str(run_dir or cfg.run.run_dir or ""), resume)
     run_dir = Path(run_dir or default_run_dir(cfg))
     run_id = cfg.run.run_id or run_dir.name
     c = cfg.checkpoint
@@ -170,7 +162,7 @@ def run_training(
             new = RunMeta(run_id, plan.spec.name, time.time(), extra=extra)
             meta = RunMeta.from_doc({**new.to_doc(), **(store.meta() or {})}) if resumed else new
             store.set_meta(dataclasses.replace(meta, running=True, config=cfg.to_dict(), resumed_at=time.time() if resumed else meta.resumed_at).to_doc())
-            events = Observers([ConsoleLog(log, cfg.run.log_every_s), MetricsObserver(MetricsSink(run_dir / "tb", run_id)), *observers])
+            events = Observers([ConsoleLog(log, cfg.run.log_every_s), MetricsObserver(MetricsSink(run_dir / "tb", run_id), per_learner(leagues)), *observers])
             run = _Run(cfg, plan, run_id, run_dir, url, leagues, store, log, ckpts, start, events)
             try:
                 return _train(run)
