@@ -1,9 +1,9 @@
 """One way to build a run, for Ray and in-process runs alike (in the manner of Acme's builders).
 
-    plan_run(cfg)            resolve the game once: its slots, spec, learners (cluster/plan.py)
+    plan_run(cfg)            resolve the game once: its slots, spec, learners (cluster/plan.py;
+                             every Ray service builds its parts from the same plan)
     open_leagues(...)        every learner's stores and league: new, resumed from Redis, or restored
                              from the checkpoint; checked before anything is written
-    references(plan, d)      the reference players of learner d, under its player ids
 
 cluster/run/trainer.py (Ray actors) and cluster/run/inline.py (one process, turns) take what these
 build and differ only in how they start the learner, the actors and the evaluators; the driver's loop
