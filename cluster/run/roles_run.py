@@ -67,6 +67,10 @@ class RoleManagers:
     def duplicate_games(self) -> int:
         return sum(m.duplicate_games for m in self.managers.values())
 
+    @property
+    def bad_games(self) -> int:
+        return sum(m.bad_games for m in self.managers.values())
+
     def tables(self) -> dict[str, list[Player]]:
         return {role: m.state.table() for role, m in self.managers.items()}
 
