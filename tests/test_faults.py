@@ -156,7 +156,9 @@ def test_redis_restart_mid_run_loses_nothing(local_ray, tmp_path):
 
 
 def test_repeated_nan_losses_stop_the_run_without_publishing_broken_weights(local_ray, tmp_path):
-    cfg = small_config("game.name=tests.fault_support:env", "game.kwargs={mode: nan_rewards}", "rollout.num_actors=1", "run.max_versions=40")
+    # Finite rewards whose losses overflow: NaN rewards themselves never reach the learner (a
+    # Segment refuses them, test_hostile_segments.py).
+    cfg = small_config("game.name=tests.fault_support:env", "game.kwargs={mode: huge_rewards}", "rollout.num_actors=1", "run.max_versions=40")
     watch = EventWatch()
     with pytest.raises(RunError, match=r"consecutive learner iterations had only NaN/inf losses") as e:
         run_training(cfg, tmp_path / "run", log=lambda line: None, observers=[watch])

@@ -27,6 +27,7 @@ import numpy as np
 
 from actors.games import load_game
 from cluster.config import Config, config_from_dict
+from cluster.remote.inbox import SegmentQueue, queue_bytes_bound, segment_bytes
 from cluster.remote.process import set_torch_threads
 from cluster.stores.connection import connect
 from cluster.stores.keys import RunKeys
@@ -40,6 +41,13 @@ from learner.wire import PayloadError, decode_segments
 def queue_bound(cfg: Config) -> int:
     """Segments the learner's inbound queue holds (learner.queue_segments; 0: one batch)."""
     return cfg.learner.queue_segments or -(-cfg.ppo.batch_size // cfg.rollout.segment_length)
+
+
+def queue_bytes(cfg: Config, spec) -> int:
+    """Bytes the learner's inbound queue holds (learner.queue_bytes; 0: derived, cluster/remote/inbox.py)."""
+    lstm = cfg.model.lstm_size if cfg.model.kind == "lstm" else 0
+    one = max(segment_bytes(s.obs_shape, s.num_actions, cfg.rollout.segment_length, lstm) for s in (spec, *spec.roles))
+    return queue_bytes_bound(cfg.learner.queue_bytes, queue_bound(cfg), one)
 
 
 class LearnerService:
@@ -73,7 +81,7 @@ class LearnerService:
             for k, role in enumerate(self.roles)
         }
         self.params_of = {role: ParamStore(client, keys.for_role(role), cfg.redis.keep_versions) for role in self.roles}
-        self.inboxes = {role: SegmentQueue(queue_bound(cfg)) for role in self.roles}
+        self.inboxes = {role: SegmentQueue(queue_bound(cfg), queue_bytes(cfg, spec)) for role in self.roles}
         self.learner, self.params, self.inbox = self.learners[self.roles[0]], self.params_of[self.roles[0]], self.inboxes[self.roles[0]]
         if checkpoint is not None:
             self.learner.load_state_dict(decode_checkpoint(checkpoint).learner)
@@ -183,11 +191,14 @@ class LearnerService:
         learner, inbox = self.learners[role], self.inboxes[role]
         while not learner.ready():
             try:  # what is queued is taken even when the wait is over
-                payload = inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+                payload, declared = inbox.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 return
             try:
-                learner.add(decode_segments(payload))
+                segments = decode_segments(payload)
+                if len(segments) != declared:  # the queue counted what the actor declared
+                    raise PayloadError(f"a payload declared {declared} segments and holds {len(segments)}")
+                learner.add(segments)
             except (PayloadError, ValueError):
                 # A corrupt batch must not kill training: drop it and count it where users look.
                 self.corrupt_payloads += 1
@@ -309,48 +320,3 @@ class LearnerService:
     def weights(self) -> tuple[int, dict[str, np.ndarray]]:
         with self._update_lock:
             return self.learner.version, self.learner.weights()
-
-
-class SegmentQueue:
-    """A FIFO of encoded segment batches bounded by the number of segments they hold (one batch
-    of segments, or several, per payload), so `learner.queue_segments` means what it says however
-    many segments an actor's tick produces. A payload larger than the whole bound still enters an
-    empty queue: nothing is refused forever."""
-
-    def __init__(self, max_segments: int) -> None:
-        self.max_segments = max_segments
-        self._items: deque[tuple[bytes, int]] = deque()
-        self._segments = 0
-        self._cond = threading.Condition()
-
-    def put(self, payload: bytes, segments: int, timeout: float) -> None:
-        """Raises queue.Full if there is no room within timeout seconds."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._items and self._segments + segments > self.max_segments:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise queue.Full
-                self._cond.wait(remaining)
-            self._items.append((payload, segments))
-            self._segments += segments
-            self._cond.notify_all()
-
-    def get(self, timeout: float) -> bytes:
-        """Raises queue.Empty if nothing arrives within timeout seconds."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not self._items:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise queue.Empty
-                self._cond.wait(remaining)
-            payload, segments = self._items.popleft()
-            self._segments -= segments
-            self._cond.notify_all()
-            return payload
-
-    def qsize(self) -> int:
-        """Segments queued."""
-        with self._cond:
-            return self._segments
