@@ -17,11 +17,13 @@ from cluster.stores.connection import RETRY_DEADLINE_S, RETRY_ON, DeadlineRetry,
 
 class SilentRelay:
     """Forwards 127.0.0.1:port to the Redis at `upstream` until silence() is called; from then on
-    it accepts connections and reads what clients send, and answers nothing, until speak()."""
+    it accepts connections and reads what clients send, and answers nothing, until speak().
+    lose_replies(): requests still reach Redis, its replies are lost (until speak())."""
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.quiet = threading.Event()
+        self.deaf = threading.Event()
         self.stop = threading.Event()
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
@@ -30,8 +32,12 @@ class SilentRelay:
     def silence(self) -> None:
         self.quiet.set()
 
+    def lose_replies(self) -> None:
+        self.deaf.set()
+
     def speak(self) -> None:
         self.quiet.clear()
+        self.deaf.clear()
 
     def close(self) -> None:
         self.stop.set()
@@ -56,7 +62,8 @@ class SilentRelay:
                     if not data:
                         return
                     other = upstream if s is client else client
-                    if other is not None and not self.quiet.is_set():  # silent: swallow both ways
+                    lost = self.quiet.is_set() or (s is upstream and self.deaf.is_set())
+                    if other is not None and not lost:  # silent: swallow both ways; deaf: replies
                         other.sendall(data)
         except OSError:
             return
@@ -106,3 +113,29 @@ def test_retries_are_pinned_not_left_to_the_redis_py_version(redis_server):
     retry = client.get_retry()
     assert isinstance(retry, DeadlineRetry) and retry.deadline_s == RETRY_DEADLINE_S == 30.0
     assert set(retry._supported_errors) == set(RETRY_ON)
+
+
+def test_a_push_retried_after_its_reply_was_lost_is_counted_once(relay, redis_client):
+    """The game queue's RPUSH reaches Redis, its reply is lost, the client retries it: the game is
+    in the queue twice, and the league applies it once and counts the duplicate."""
+    from cluster.stores.keys import RunKeys
+    from cluster.stores.league_store import LeagueStore
+    from cluster.stores.param_store import ParamStore
+    from league.config import LeagueConfig
+    from league.league import LeagueState
+    from league.manager import LeagueManager
+    from league.records import LEARNER_ID, RANDOM_ID, GameResult
+
+    r, url = relay
+    keys = RunKeys("test", "retried-push")
+    actor_side = LeagueStore(connect(url, timeout_s=0.5, retry_deadline_s=10.0), keys)
+    game = GameResult("g1", (LEARNER_ID, RANDOM_ID), (1, -1), (1.0, 0.0), 5, "train", 1.0, 0.0)
+    r.lose_replies()
+    threading.Timer(1.2, r.speak).start()
+    actor_side.push_games([game])  # timed out waiting for the reply, retried, answered
+    assert redis_client.llen(keys.games) == 2
+
+    state = LeagueState.new()
+    manager = LeagueManager(LeagueStore(redis_client, keys), ParamStore(redis_client, keys), LeagueConfig(), state)
+    manager.step(1)
+    assert manager.duplicate_games == 1 and state.games_total == 1 and manager.bad_games == 0
