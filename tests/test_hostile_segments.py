@@ -91,3 +91,22 @@ def test_the_byte_bound_is_configured_or_derived_from_the_segment_bound():
     assert queue_bytes_bound(0, 32, one) == 64 * one  # twice a full queue of them
     assert queue_bytes_bound(0, 8, segment_bytes((18,), 9, 32)) == MIN_QUEUE_BYTES  # small games: the floor
     assert queue_bytes_bound(1000, 8, one) == 1000
+
+
+def test_the_chaos_benchmarks_poison_is_refused_by_the_boundary_checks():
+    """benchmarks/chaos.py --kinds poison injects these into a live run: each must fail decoding."""
+    from actors.games import load_game
+    from benchmarks.chaos_poison import bad_game_payloads, bad_segment_payloads
+    from cluster.stores.payloads import decode_game
+
+    games = bad_game_payloads(7)
+    assert len(games) == 2
+    for raw in games:
+        with pytest.raises(PayloadError):
+            decode_game(raw)
+    _, spec = load_game("tictactoe_v3")
+    segments = bad_segment_payloads(spec, 16)
+    assert len(segments) == 2
+    for raw in segments:
+        with pytest.raises(PayloadError):
+            decode_segments(raw)
