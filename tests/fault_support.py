@@ -72,7 +72,8 @@ def env(mode: str = "ok", flag: str = "", after: int = 40, **kwargs):
         if mode == "nan_rewards":
             game.rewards = {a: float("nan") for a in game.rewards}
         if mode == "huge_rewards":
-            game.rewards = {a: 1e38 * r for a, r in game.rewards.items()}
+            # Read from the game itself: once set here, `game.rewards` is the wrapper's own copy.
+            game.rewards = {a: 1e38 * r for a, r in game.unwrapped.rewards.items()}
         if mode == "raise_once" and _moves[0] >= after and _claim(flag):
             raise RuntimeError("injected fault in a game")
         if mode == "raise_always" and _moves[0] >= after:

@@ -183,6 +183,16 @@ def test_repeated_nan_losses_stop_the_run_without_publishing_broken_weights(loca
         assert all(np.isfinite(t).all() for t in tensors.values())
 
 
+def test_a_game_that_hands_out_nan_rewards_stops_the_run_with_that_error(local_ray, tmp_path):
+    """NaN rewards never reach the learner: the actor's Segment refuses them, and with its restarts
+    used up the run stops naming them."""
+    cfg = small_config(
+        "game.name=tests.fault_support:env", "game.kwargs={mode: nan_rewards}", "rollout.num_actors=1", "rollout.max_restarts=0", "run.max_versions=40",
+    )
+    with pytest.raises(RunError, match=r"rollout actor 0 died .*last error: ValueError: segment field rewards holds NaN or inf values"):
+        run_training(cfg, tmp_path / "run", log=lambda line: None)
+
+
 # --- corrupt trajectory payloads -----------------------------------------------------------------
 
 
