@@ -132,3 +132,15 @@ def test_torch_floor_excludes_versions_whose_weights_only_can_be_bypassed():
     floor, ceiling = re.search(r'"torch>=([\d.]+),<([\d.]+)"', text).groups()
     assert tuple(map(int, floor.split("."))) >= (2, 6)
     assert tuple(map(int, ceiling.split("."))) > (2, 13)  # the CI's pinned 2.13.0 stays inside
+
+
+def test_a_player_record_written_before_a_field_existed_still_reads(redis_client, run_keys):
+    from cluster.stores.league_store import PLAYER_SCHEMA, PLAYER_V
+    from cluster.stores.payloads import encode_doc
+
+    store = LeagueStore(redis_client, run_keys)
+    store.save(LeagueState.new())
+    old = {"id": "v000003", "kind": "snapshot", "version": 3, "elo": 12.5}  # no payoff_win_rate, counts...
+    redis_client.hset(run_keys.league_players, "v000003", encode_doc(PLAYER_SCHEMA, PLAYER_V, old))
+    p = store.load().players["v000003"]
+    assert (p.version, p.elo, p.payoff_win_rate, p.games) == (3, 12.5, 0.5, 0)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 
 from league.league import LEARNER, REFERENCE, SNAPSHOT, Player
 from league.records import GameResult
@@ -95,11 +96,16 @@ def _number(body: dict, key: str, what: str, lo: float = -math.inf, hi: float = 
 
 def player_from_body(body: dict, what: str = "league player") -> Player:
     """A league player record (league/league.py Player) from its document body, every field checked:
-    no unknown or missing fields, an id, a kind in the allowed set, finite ratings, counts >= 0."""
-    fields = set(Player.__dataclass_fields__)
-    if set(body) != fields:
-        raise PayloadError(f"{what}: fields {sorted(set(body) ^ fields)} missing or unexpected")
+    no unknown fields (a missing one takes its default, as records written before it existed do),
+    an id, a kind in the allowed set, finite ratings, counts >= 0."""
+    unknown = set(body) - set(Player.__dataclass_fields__)
+    if unknown or not {"id", "kind", "version"} <= set(body):
+        raise PayloadError(f"{what}: unexpected fields {sorted(unknown)} or no id, kind and version")
     pid = check_id(body["id"], f"{what}.id")
+    try:
+        body = asdict(Player(**body))  # with the defaults of fields it lacks
+    except TypeError as exc:
+        raise PayloadError(f"{what} {pid!r}: {exc}") from exc
     what = f"league player {pid!r}"
     if body["kind"] not in PLAYER_KINDS:
         raise PayloadError(f"{what}.kind: {body['kind']!r} is not one of {sorted(PLAYER_KINDS)}")
@@ -113,8 +119,9 @@ def player_from_body(body: dict, what: str = "league player") -> Player:
     _number(body, "elo", what)
     _number(body, "quality", what)
     _number(body, "payoff_win_rate", what, 0.0, 1.0)
-    if body["elo_stderr"] is not None:
-        _number(body, "elo_stderr", what, 0.0)
+    stderr = body["elo_stderr"]
+    if stderr is not None and (isinstance(stderr, bool) or not isinstance(stderr, (int, float)) or not stderr >= 0.0):
+        raise PayloadError(f"{what}.elo_stderr: expected None or a number >= 0, got {stderr!r}")
     if not isinstance(body["training_opponent"], bool):
         raise PayloadError(f"{what}.training_opponent: expected a bool, got {body['training_opponent']!r}")
     return Player(**body)
