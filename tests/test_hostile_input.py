@@ -9,7 +9,6 @@ import math
 import msgpack
 import pytest
 
-from cluster.stores.keys import RunKeys
 from cluster.stores.league_store import BAD_GAMES_KEPT, LeagueReader, LeagueStore
 from cluster.stores.param_store import ParamStore
 from cluster.stores.payloads import MAX_ID_CHARS, decode_bad_game, decode_game, encode_game

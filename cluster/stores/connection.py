@@ -7,6 +7,7 @@ dropped connection or a timeout is retried with exponential backoff for at most 
 
 from __future__ import annotations
 
+import builtins
 import os
 import socket
 import time
@@ -25,8 +26,10 @@ RETRIES = 20
 RETRY_DEADLINE_S = 30.0
 BACKOFF = ExponentialBackoff(cap=2.0, base=0.05)
 # Pinned rather than left to redis-py's defaults: under redis-py 5.0.x a Retry without
-# retry_on_error retries nothing (the connection re-raises every error), and later versions differ.
-RETRY_ON = (redis.ConnectionError, redis.TimeoutError, socket.timeout)
+# retry_on_error retries nothing (the connection re-raises every error), and its reconnect
+# retries only the OS's own refused / reset errors (builtins.ConnectionError), which its default
+# set leaves out, so a command sent while Redis restarts failed at once; later versions differ.
+RETRY_ON = (redis.ConnectionError, redis.TimeoutError, socket.timeout, builtins.ConnectionError)
 
 
 class DeadlineRetry(Retry):
@@ -41,9 +44,14 @@ class DeadlineRetry(Retry):
         self.deadline_s = deadline_s
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, DeadlineRetry) and super().__eq__(other) and self.deadline_s == other.deadline_s
+        if not isinstance(other, DeadlineRetry):
+            return NotImplemented
+        mine, theirs = (self._backoff, self._retries, set(self._supported_errors), self.deadline_s), (
+            other._backoff, other._retries, set(other._supported_errors), other.deadline_s)
+        return mine == theirs
 
-    __hash__ = Retry.__hash__
+    def __hash__(self) -> int:
+        return hash((self._retries, frozenset(self._supported_errors), self.deadline_s))
 
     def call_with_retry(self, do, fail, is_retryable=None, with_failure_count: bool = False):
         self._backoff.reset()
