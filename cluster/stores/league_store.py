@@ -220,7 +220,8 @@ class LeagueStore:
         """Count, log and keep a refused game result in {p}:{run}:games:bad (the newest
         BAD_GAMES_KEPT), so a bad record stops nothing and can still be looked at."""
         self.bad_games += 1
-        log.warning("refused a game result from %s (kept in %s): %s", self.keys.games, self.keys.games_bad, reason)
+        if self.bad_games <= 10 or self.bad_games % 1000 == 0:  # a flood of them does not flood the log
+            log.warning("refused game result #%d from %s (kept in %s): %s", self.bad_games, self.keys.games, self.keys.games_bad, reason)
         pipe = self.r.pipeline(transaction=False)
         pipe.lpush(self.keys.games_bad, encode_bad_game(raw, reason, time.time()))
         pipe.ltrim(self.keys.games_bad, 0, BAD_GAMES_KEPT - 1)
