@@ -224,6 +224,7 @@ def validate(cfg: Config) -> None:
         (cfg.learner.device in ("auto", "cpu", "cuda"), "learner.device must be auto, cpu or cuda"),
         (cfg.learner.publish_every >= 1, "learner.publish_every must be >= 1"),
         (cfg.learner.queue_segments >= 0, "learner.queue_segments must be >= 0 (0: one batch)"),
+        (cfg.learner.queue_bytes >= 0, "learner.queue_bytes must be >= 0 (0: derived from queue_segments)"),
         (cfg.league.snapshot_every >= 1, "league.snapshot_every must be >= 1"),
         (0.0 <= cfg.league.latest_prob <= 1.0, "league.latest_prob must be in [0, 1]"),
         (0.0 <= cfg.game.team_spirit <= 1.0, "game.team_spirit must be in [0, 1] (OpenAI Five's tau)"),

@@ -76,3 +76,7 @@ class LearnerConfig:
     the actors. 0: one batch (ceil(ppo.batch_size / rollout.segment_length)), so actors fill the
     next batch while the learner trains on the current one, then wait instead of running ahead
     and producing samples that go stale."""
+    queue_bytes: int = 0
+    """Bound of the learner's inbound queue in bytes of encoded payloads, besides queue_segments:
+    what a payload weighs is measured, not declared by the actor that sends it. 0: twice the bytes
+    of queue_segments segments of this game, at least 64 MiB (cluster/remote/inbox.py)."""
