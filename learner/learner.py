@@ -20,6 +20,7 @@ import torch
 from learner.arch import ModelConfig
 from learner.config import LearnerConfig, PPOConfig
 from learner.model import PolicyNet, load_numpy_state, state_dict_numpy
+from learner.phases import PhaseTimer, phase
 from learner.ppo import explained_variance, gae_segments, linear_schedule, minibatch_slices, ppo_loss
 from learner.recurrent import SequenceBatch, check_recurrent_segment
 from learner.segment import Segment
@@ -98,6 +99,7 @@ class Learner:
         self._pending_samples = 0
         self._consecutive_nonfinite = 0
         self._rng = np.random.default_rng(seed)
+        self.timer: PhaseTimer | None = None  # attach one to see where update() spends its time
 
     # --- data in ---------------------------------------------------------------------------
     def add(self, segments: list[Segment]) -> None:
@@ -157,69 +159,76 @@ class Learner:
 
     def update(self) -> dict[str, float]:
         """One learner iteration on the oldest pending samples. Call only when ready()."""
-        batch = self._take_batch()
-        if not batch:
-            raise RuntimeError("update() called without pending samples")
-        c = self.cfg
-        adv_np, ret_np = gae_segments(
-            [s.rewards for s in batch], [s.values for s in batch], [s.dones for s in batch],
-            [s.bootstrap_value for s in batch], c.gamma, c.gae_lambda,
-        )
-        lags = np.concatenate([self.version - s.versions for s in batch])
-        cat = lambda name: np.concatenate([getattr(s, name) for s in batch])  # noqa: E731
-        dev = self.device
-        obs = torch.from_numpy(cat("obs")).to(dev)
-        masks = torch.from_numpy(cat("masks")).to(dev)
-        actions = torch.from_numpy(cat("actions")).to(dev)
-        old_logp = torch.from_numpy(cat("logp")).to(dev)
-        val_np = cat("values")
-        adv_all = torch.from_numpy(adv_np).to(dev)
-        ret_all = torch.from_numpy(ret_np).to(dev)
-        n = len(adv_np)
-        lr = linear_schedule(c.lr, c.lr_end_factor, self.version, c.schedule_versions)
-        ent_coef = linear_schedule(c.ent_coef, c.ent_end_factor, self.version, c.schedule_versions)
-        for group in self.opt.param_groups:
-            group["lr"] = lr
-        # Recurrent models: minibatches of whole segments, unrolled from their shipped states.
-        seq = SequenceBatch(batch, dev) if self.model.recurrent else None
-        pieces = minibatch_slices(n, c.minibatch_size) if seq is None else seq.pieces(n, c.minibatch_size)
+        t = self.timer
+        with phase(t, "prepare"):
+            batch = self._take_batch()
+            if not batch:
+                raise RuntimeError("update() called without pending samples")
+            c = self.cfg
+            adv_np, ret_np = gae_segments(
+                [s.rewards for s in batch], [s.values for s in batch], [s.dones for s in batch],
+                [s.bootstrap_value for s in batch], c.gamma, c.gae_lambda,
+            )
+            lags = np.concatenate([self.version - s.versions for s in batch])
+            cat = lambda name: np.concatenate([getattr(s, name) for s in batch])  # noqa: E731
+            dev = self.device
+            obs = torch.from_numpy(cat("obs")).to(dev)
+            masks = torch.from_numpy(cat("masks")).to(dev)
+            actions = torch.from_numpy(cat("actions")).to(dev)
+            old_logp = torch.from_numpy(cat("logp")).to(dev)
+            val_np = cat("values")
+            adv_all = torch.from_numpy(adv_np).to(dev)
+            ret_all = torch.from_numpy(ret_np).to(dev)
+            n = len(adv_np)
+            lr = linear_schedule(c.lr, c.lr_end_factor, self.version, c.schedule_versions)
+            ent_coef = linear_schedule(c.ent_coef, c.ent_end_factor, self.version, c.schedule_versions)
+            for group in self.opt.param_groups:
+                group["lr"] = lr
+            # Recurrent models: minibatches of whole segments, unrolled from their shipped states.
+            seq = SequenceBatch(batch, dev) if self.model.recurrent else None
+            pieces = minibatch_slices(n, c.minibatch_size) if seq is None else seq.pieces(n, c.minibatch_size)
         sums: dict[str, float] = {}
         steps = skipped = 0
         kl_stopped = False
         for _ in range(c.epochs):
             if kl_stopped:
                 break
-            order = torch.from_numpy(self._rng.permutation(n if seq is None else seq.num_segments)).to(dev)
+            with phase(t, "prepare"):
+                order = torch.from_numpy(self._rng.permutation(n if seq is None else seq.num_segments)).to(dev)
             for piece in pieces:
-                if seq is None:
-                    idx = order[piece]
-                else:
-                    idx, logits, values = seq.forward(self.model, order[piece])
-                adv = adv_all[idx]
-                if c.normalize_advantages and len(idx) > 1:
-                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                if seq is None:
-                    logits, values = self.model(obs[idx], masks[idx])
-                parts = ppo_loss(
-                    logits, values, actions[idx], old_logp[idx], adv, ret_all[idx], c.clip, c.vf_coef, ent_coef, self.model.log_std
-                )
-                if not torch.isfinite(parts.total):
-                    skipped += 1
-                    continue
-                self.opt.zero_grad(set_to_none=True)
-                parts.total.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)
-                if not torch.isfinite(grad_norm):
-                    skipped += 1
+                with phase(t, "forward"):
+                    if seq is None:
+                        idx = order[piece]
+                    else:
+                        idx, logits, values = seq.forward(self.model, order[piece])
+                    adv = adv_all[idx]
+                    if c.normalize_advantages and len(idx) > 1:
+                        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                    if seq is None:
+                        logits, values = self.model(obs[idx], masks[idx])
+                    parts = ppo_loss(
+                        logits, values, actions[idx], old_logp[idx], adv, ret_all[idx], c.clip, c.vf_coef, ent_coef, self.model.log_std
+                    )
+                    if not torch.isfinite(parts.total):
+                        skipped += 1
+                        continue
+                with phase(t, "backward"):
                     self.opt.zero_grad(set_to_none=True)
-                    continue
-                self.opt.step()
+                    parts.total.backward()
+                    grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)
+                    if not torch.isfinite(grad_norm):
+                        skipped += 1
+                        self.opt.zero_grad(set_to_none=True)
+                        continue
+                with phase(t, "step"):
+                    self.opt.step()
                 steps += 1
-                for k in ("total", "policy", "value", "entropy", "approx_kl", "clip_frac"):
-                    sums[k] = sums.get(k, 0.0) + float(getattr(parts, k).detach())
-                if c.target_kl > 0 and float(parts.approx_kl) > 1.5 * c.target_kl:
-                    kl_stopped = True  # this batch has moved the policy far enough from the one that acted
-                    break
+                with phase(t, "metrics"):
+                    for k in ("total", "policy", "value", "entropy", "approx_kl", "clip_frac"):
+                        sums[k] = sums.get(k, 0.0) + float(getattr(parts, k).detach())
+                    if c.target_kl > 0 and float(parts.approx_kl) > 1.5 * c.target_kl:
+                        kl_stopped = True  # this batch has moved the policy far enough from the one that acted
+                        break
         self.stats.nonfinite_skipped += skipped
         if steps == 0:
             self._consecutive_nonfinite += 1
