@@ -68,11 +68,13 @@ class SequenceBatch:
         bounds = [round(i * self.num_segments / k) for i in range(k + 1)]
         return [slice(bounds[i], bounds[i + 1]) for i in range(k)]
 
-    def forward(self, model: PolicyNet, segs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, model: PolicyNet, segs: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Unroll the segments `segs` (indices into the batch) from their shipped states. Returns
         (flat sample indices into the batch's concatenated samples, masked logits, values), the
-        padding left out, segment after segment in the order of `segs`."""
-        seg_np = segs.cpu().numpy()
+        padding left out, segment after segment in the order of `segs`. Pass host (numpy)
+        indices: a GPU tensor would have to be read back first, a wait for the device."""
+        seg_np = segs.cpu().numpy() if isinstance(segs, torch.Tensor) else np.asarray(segs)
+        segs = torch.from_numpy(seg_np).to(self.device)
         width = int(self.lengths[seg_np].max())
         st = self.state[segs]
         obs = self.obs[segs, :width].transpose(0, 1)
