@@ -112,7 +112,10 @@ class BareLoop:
                 ratio = log_ratio.exp()
                 policy_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1.0 - c.clip, 1.0 + c.clip)).mean()
                 value_loss = 0.5 * (values - self.ret[idx]).pow(2).mean()
-                entropy = (-(logp_all.exp() * logp_all).sum(-1)).mean()
+                # The entropy from a log-softmax of its own, as ppo_loss computes it: sharing the one
+                # above would sum the gradients in another order, and so round them differently.
+                logp_ent = torch.log_softmax(logits, dim=-1)
+                entropy = (-(logp_ent.exp() * logp_ent).sum(-1)).mean()
                 total = policy_loss + c.vf_coef * value_loss - ent_coef * entropy
                 self.opt.zero_grad(set_to_none=True)
                 total.backward()

@@ -114,7 +114,9 @@ class Learner:
         gaussian = self.model.log_std is not None
         # What a segment of this game holds per step: Box games have no mask and a float vector action.
         self._mask_width, self._action_dims = (0, (spec.num_actions,)) if gaussian else (spec.num_actions, ())
-        fused = self.device.type == "cuda"  # see _fit_optimizer
+        # Where a non-finite step is caught (_train_step): on the host on CPU, on the device on CUDA.
+        self._guard_on_device = self.device.type == "cuda"
+        fused = self._guard_on_device  # see _fit_optimizer
         self.opt = torch.optim.Adam(
             self.model.parameters(), lr=ppo_cfg.lr, betas=(0.9, 0.999), eps=1e-5, foreach=not fused, fused=fused
         )
@@ -287,7 +289,7 @@ class Learner:
         On CPU that is checked on the host, where it costs nothing and spares a NaN loss its
         backward pass; on CUDA on the device, so that the host never waits: fused Adam skips its
         step where `found_inf` is 1 (the mechanism torch.amp.GradScaler drives)."""
-        t, guard_on_device = self.timer, self.device.type == "cuda"
+        t, guard_on_device = self.timer, self._guard_on_device
         if not guard_on_device and not torch.isfinite(parts.total):
             return self._no
         with phase(t, "backward"):
@@ -348,10 +350,10 @@ class Learner:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._bf16)
 
     def _fit_optimizer(self) -> None:
-        """Adam's kernel for this device. CPU: foreach, bit for bit the default per-tensor loop,
-        in fewer calls. CUDA: fused, whose `found_inf` lets a non-finite step be skipped on the
-        device (_train_step); its step counts must then live on the device too."""
-        fused = self.device.type == "cuda"
+        """Adam's kernel for where steps are guarded. CPU: foreach, bit for bit the default
+        per-tensor loop, in fewer calls. CUDA: fused, whose `found_inf` lets a non-finite step be
+        skipped on the device (_train_step); its step counts then live on the device too."""
+        fused = self._guard_on_device
         for group in self.opt.param_groups:
             group["fused"], group["foreach"] = (True, False) if fused else (False, True)
             for p in group["params"]:
