@@ -100,7 +100,9 @@ class BareLoop:
         for group in self.opt.param_groups:
             group["lr"] = lr
         for _ in range(c.epochs):
-            order = torch.from_numpy(self.rng.permutation(self.n)).to(self.device)
+            order = torch.from_numpy(self.rng.permutation(self.n))
+            if self.device.type == "cuda":  # an asynchronous copy: a plain one would wait for the GPU
+                order = order.pin_memory().to(self.device, non_blocking=True)
             for piece in self.pieces:
                 idx = order[piece]
                 adv = self.adv[idx]

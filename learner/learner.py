@@ -25,7 +25,7 @@ from learner.phases import PhaseTimer, phase
 from learner.ppo import LossParts, explained_variance, gae_segments, linear_schedule, minibatch_slices, ppo_loss
 from learner.recurrent import SequenceBatch, check_recurrent_segment
 from learner.segment import Segment
-from learner.staging import BatchStager, host_weights
+from learner.staging import BatchStager, host_weights, to_cpu
 
 _LOSSES = ("total", "policy", "value", "entropy", "approx_kl", "clip_frac")
 """The LossParts fields an update reports, averaged over the minibatches whose step was taken."""
@@ -207,12 +207,13 @@ class Learner:
         acc = torch.zeros(len(_LOSSES) + 1, dtype=torch.float64, device=self.device)
         tried = 0
         kl_stopped = False
-        for _ in range(c.epochs):
+        for epoch in range(c.epochs):
             if kl_stopped:
                 break
             with phase(t, "prepare"):
                 order = self._rng.permutation(b.n if b.seq is None else b.seq.num_segments)
-                order_dev = torch.from_numpy(order).to(self.device)
+                # A buffer per epoch: an earlier epoch's copy may still be queued on the GPU.
+                order_dev = self._stage(f"order{epoch}", [order])
             for piece in b.pieces:
                 tried += 1
                 with phase(t, "forward"):
@@ -384,7 +385,7 @@ class Learner:
         return {
             "version": self.version,
             "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
-            "optimizer": _to_cpu(self.opt.state_dict()),
+            "optimizer": to_cpu(self.opt.state_dict()),
             "rng": {"torch": torch.get_rng_state(), "cuda": cuda, "numpy": self._rng.bit_generator.state},
             "stats": {k: getattr(self.stats, k) for k in self._COUNTERS},
             "consecutive_nonfinite": self._consecutive_nonfinite,
@@ -404,12 +405,3 @@ class Learner:
         self._consecutive_nonfinite = int(state.get("consecutive_nonfinite", 0))
         self.version = int(state["version"])
 
-
-def _to_cpu(obj):
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu().clone()
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_cpu(v) for v in obj)
-    return obj

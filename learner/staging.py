@@ -60,3 +60,14 @@ def host_weights(model: nn.Module) -> dict[str, np.ndarray]:
             out[k] = flat[at : at + size].reshape(tuple(state[k].shape))
             at += size
     return {k: out[k] for k in state}  # the state dict's order
+
+
+def to_cpu(obj):
+    """Tensors anywhere in a nest of dicts, lists and tuples, as detached CPU copies (a checkpoint's form)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().clone()
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
