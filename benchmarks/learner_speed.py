@@ -16,7 +16,10 @@ them), nothing read back to the host. The two alternate `--rounds` times so that
 machine's noise falls on both; each prints samples/s (batch samples per second of updates,
 each sample used `epochs` times), then where the learner's time goes, from extra updates timed
 phase by phase (the timer synchronizes CUDA at each boundary, so those are not in the rates).
-The last line is `ratio: X`, the learner's samples/s over the bare loop's.
+The last line is `ratio: X`, the learner's samples/s over the bare loop's (wall clock); the line
+before it is the same ratio in CPU time, which a shared machine's other processes do not disturb
+(comparable only at the same --threads). The bare loop is bit for bit the learner's arithmetic on
+CPU (tests/test_learner_speed.py), so the gap between them is the learner's own overhead.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ class BatchStager:
     def __call__(self, name: str, arrays: list[np.ndarray]) -> torch.Tensor:
         """The arrays concatenated along their first axis, as a tensor on the device."""
         if not self.pinned:
-            return torch.from_numpy(np.concatenate(arrays) if len(arrays) > 1 else arrays[0]).to(self.device)
+            return torch.from_numpy(np.concatenate(arrays))  # a fresh array: segments' own may be read-only
         rows = sum(len(a) for a in arrays)
         first = arrays[0]
         buf = self._buffers.get(name)
