@@ -4,10 +4,10 @@
 #   2. benchmarks/learner_speed.py --device cuda: the learner against a bare loop on the card;
 #   3. tests/test_learner_speed.py's CUDA test (when pytest is installed), then a 3-minute connect
 #      four training run with the learner on CUDA (actors on CPU);
-# then the results with the GPU's name. Every step has its own timeout (together under 8
-# minutes: 20 + 45 + 60 + 50 + RUN_SECONDS + 120 s at most: a run also starts Ray, plays its
-# final matches and stops); a failed step is
-# reported and the next one still runs. The exit status is 1 if any step failed.
+# then the results with the GPU's name. Every step has its own timeout, together under 8 minutes
+# (20 + 45 + 60 + 50 + RUN_SECONDS + 120 s at most: a run also starts Ray, plays its final
+# matches and stops). A failed step is reported and the next one still runs; the exit status is
+# 1 if any step failed.
 #
 #   bash benchmarks/device_check.sh             # on the GPU machine, from anywhere
 #   bash benchmarks/device_check.sh --dry-run   # anywhere: the CPU benchmark briefly, the config
