@@ -29,18 +29,21 @@ import math
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
-import numpy as np
-import torch
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout, as benchmarks/strength.py
 
-from actors.games import load_game
-from cluster.config import load_config
-from learner.learner import Learner
-from learner.model import PolicyNet
-from learner.phases import PHASES, PhaseTimer
-from learner.ppo import gae_segments, linear_schedule, minibatch_slices
-from learner.segment import Segment
-from learner.wire import encode_weights
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from actors.games import load_game  # noqa: E402
+from cluster.config import load_config  # noqa: E402
+from learner.learner import Learner  # noqa: E402
+from learner.model import PolicyNet  # noqa: E402
+from learner.phases import PHASES, PhaseTimer  # noqa: E402
+from learner.ppo import gae_segments, linear_schedule, minibatch_slices  # noqa: E402
+from learner.segment import Segment  # noqa: E402
+from learner.wire import encode_weights  # noqa: E402
 
 
 def synthetic_segments(obs_shape, num_actions: int, batch_size: int, length: int, seed: int) -> list[Segment]:
