@@ -91,7 +91,8 @@ def _on_device_guard(learner: Learner) -> Learner:
 def test_a_nonfinite_minibatch_changes_nothing_when_the_device_guards_the_step():
     _, learner, segments = _setup(["ppo.minibatch_size=128"])
     _on_device_guard(learner)
-    poisoned = [replace(segments[0], rewards=np.full(len(segments[0]), np.nan, np.float32)), *segments[1:]]
+    # Finite rewards whose losses overflow (a segment with NaN rewards is refused when it is made).
+    poisoned = [replace(segments[0], rewards=np.full(len(segments[0]), 1e38, np.float32)), *segments[1:]]
     before = learner.weights()
     m = _update(learner, poisoned)
     assert m["losses/grad_steps"] == 0 and m["losses/nonfinite_skipped"] == 2 and "losses/total" not in m
