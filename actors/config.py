@@ -18,7 +18,10 @@ from learner.config import PPOConfig
 @dataclass(frozen=True)
 class GameConfig:
     name: str = "tictactoe_v3"
-    """PettingZoo game: a built-in name (e.g. connect_four_v3) or 'package.module' / 'package.module:factory'."""
+    """PettingZoo game: a built-in name (connect_four_v3, simple_tag_v3...), or a game of your own
+    as an import path, 'mygame:env' or 'package.module:factory' (any name with ':'; the factory
+    returns an AEC or parallel env), or 'package.module' exposing env() / parallel_env()
+    (docs/custom_game.md)."""
     kwargs: dict = field(default_factory=dict)
     """Keyword arguments passed to the game's env() factory."""
     native: bool = True
@@ -34,7 +37,7 @@ class GameConfig:
     """Which sides each role (one policy, learner stream and league) plays: {role: [side, ...]},
     every side in exactly one role, the sides of a role observing and acting alike. Empty: sides
     grouped by what their agents observe and how they act (actors/roles.py); a game whose sides all
-    alike has one role and trains as two-player games always have."""
+    act alike has one role and trains as two-player games always have."""
     team_spirit: float = 1.0
     """OpenAI Five's tau in [0, 1]: each agent learns from (1 - tau) * its own reward + tau * its
     side's mean reward. No effect when every side has one agent."""

@@ -18,7 +18,7 @@ import importlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 import numpy as np
 
@@ -44,7 +44,8 @@ _MPE_NAME = re.compile(r"^(simple\w*|collect_treasure)_v\d+$")
 
 def _missing_package_error(name: str, package: str) -> GameError:
     extra = GAME_EXTRAS.get(package.split(".")[0])
-    fix = f"pip install 'selfplay[{extra}]'" if extra else f"pip install {package}"
+    # The README installs from a checkout; a wheel of the project takes the same extra.
+    fix = f"pip install -e \".[{extra}]\" from a checkout (or pip install 'selfplay[{extra}]')" if extra else f"pip install {package}"
     return GameError(f"game {name!r} needs the package {package!r}, which is not installed: {fix}")
 
 
@@ -112,11 +113,14 @@ def resolve_game(name: str) -> Callable[..., Any]:
     """Return a factory making the env for `name`: an AEC env, or a ParallelEnv for a game that
     has a parallel API (load_game steps each kind as what it is).
 
-    Accepts a built-in PettingZoo name ('connect_four_v3'), an mpe2 name, or a module path
-    ('package.module' exposing env()/parallel_env(), or 'package.module:factory').
+    Accepts a built-in PettingZoo name ('connect_four_v3'), an mpe2 name, or an import path: any
+    name with ':' ('mygame:env', 'package.module:factory') or a dotted 'package.module' exposing
+    env()/parallel_env(). A name with ':' is never looked up among the built-ins.
     """
-    module_name, _, attr = name.partition(":")
-    candidates = [module_name] if "." in module_name else [
+    module_name, colon, attr = name.partition(":")
+    if colon and not (module_name and attr):
+        raise GameError(f"game {name!r}: an import path needs a module and a factory, e.g. 'mygame:env'")
+    candidates = [module_name] if colon or "." in module_name else [
         *(f"pettingzoo.{fam}.{module_name}" for fam in BUILTIN_FAMILIES),
         f"mpe2.{module_name}",
     ]
@@ -147,9 +151,15 @@ def resolve_game(name: str) -> Callable[..., Any]:
         if hasattr(module, "env"):
             return module.env
         raise GameError(f"game {name!r}: module {cand} has neither env() nor parallel_env()")
+    if len(candidates) == 1:  # an import path: say where Python looked
+        raise GameError(
+            f"unknown game {name!r}: module {module_name!r} cannot be imported. Put the folder holding it on "
+            f"PYTHONPATH (selfplay adds the current directory), or install its package (docs/custom_game.md)."
+        )
     raise GameError(
-        f"unknown game {name!r}: not a PettingZoo built-in ({', '.join(BUILTIN_FAMILIES)}) and not an importable "
-        f"module path. Use e.g. 'connect_four_v3', 'tictactoe_v3' or 'mypkg.mygame:env'."
+        f"unknown game {name!r}: not a PettingZoo built-in ({', '.join((*BUILTIN_FAMILIES, 'mpe2'))}) and not an "
+        f"importable module path. Use e.g. 'connect_four_v3', 'tictactoe_v3', 'simple_tag_v3' or a module of your "
+        f"own, 'mygame:env' (docs/custom_game.md)."
     )
 
 
@@ -386,15 +396,50 @@ def side_scores(returns: list[float], sides: tuple[tuple[int, ...], ...]) -> tup
     return placement_scores([sum(returns[i] for i in seats) / len(seats) for seats in sides])
 
 
+def load_game_config(game) -> tuple[Callable[[], GameSlot], GameSpec]:
+    """load_game for a run's `game` config section (actors/config.py GameConfig)."""
+    return load_game(game.name, game.kwargs, game.native, game.sides, game.roles)
+
+
+BUILTIN_FACTORIES = ("", "env", "parallel_env", "raw_env")
+"""The factories of a built-in game a name may pick (`connect_four_v3:raw_env`)."""
+
+
+def is_builtin_game(name: str) -> bool:
+    """A name that can only import a PettingZoo built-in or an mpe2 game (no dotted module path)."""
+    module_name, _, attr = name.partition(":")
+    return "." not in module_name and attr in BUILTIN_FACTORIES
+
+
+def check_trusted_game(name: str, trusted: Collection[str]) -> None:
+    """GameError unless `name` is a built-in game or one of `trusted`: the names the user gave on the
+    command line or in a config file. A name read from Redis or from a policy file is data that
+    anyone who can write there chose; importing it would run their code (issue 22, item 2)."""
+    if is_builtin_game(name) or name in trusted:
+        return
+    raise GameError(
+        f"game {name!r} is not a built-in game, and it was read from data (a run's metadata, a policy file, a replay), not given by you: "
+        f"importing it would run code that whoever wrote that data chose. If you trust it, name it yourself: "
+        f"pass --game {name} (or --config FILE whose game.name is {name})"
+    )
+
+
 def load_game(
-    name: str, kwargs: dict | None = None, native: bool = True, sides: dict | None = None, roles: dict | None = None
+    name: str, kwargs: dict | None = None, native: bool = True, sides: dict | None = None, roles: dict | None = None,
+    trusted: Collection[str] | None = None,
 ) -> tuple[Callable[[], GameSlot], GameSpec]:
     """Resolve a game and return (slot factory, spec), failing early with a clear GameError.
 
     With `native`, a game this project implements itself (actors/native_games.py: the same game,
-    verified move by move against PettingZoo's) is served by that faster implementation."""
+    verified move by move against PettingZoo's) is served by that faster implementation.
+
+    `trusted`: give it whenever `name` was READ (from Redis, a policy file, a replay) rather than
+    written by the user: only built-in games and these names are then imported (check_trusted_game).
+    None: `name` is the user's own (their config's game.name, their --game)."""
     from actors.native_games import native_slot_factory  # it imports GameSpec from here
 
+    if trusted is not None:
+        check_trusted_game(name, trusted)
     fast = native_slot_factory(name, kwargs) if native and not sides and not roles else None
     if fast is not None:
         return fast, fast().spec()

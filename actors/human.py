@@ -12,11 +12,11 @@ environment stops observing once the game is over and the final position is the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Collection, Iterable, Protocol
 
 import numpy as np
 
-from actors.games import GameError, GameSlot, load_game, refuse_roles
+from actors.games import GameError, GameSlot, load_game
 from actors.memory import SeatMemory
 from learner.model import InferencePolicy
 
@@ -155,14 +155,36 @@ class AnsiBoard:
         return f"you move {'first' if seat == 0 else 'second'}"
 
 
-def board_for(game: str, kwargs: dict | None = None) -> tuple[Callable[[], GameSlot], Board]:
-    """The game's slot factory and how a person plays it; GameError naming the playable games otherwise."""
+def board_for(
+    game: str, kwargs: dict | None = None, trusted: Collection[str] = (), sides: dict | None = None, roles: dict | None = None
+) -> tuple[Callable[[], GameSlot], Board]:
+    """The game's slot factory and how a person sees it: a drawn grid, or the game's own text
+    (render_mode "ansi"). `game` is imported only if built in or in `trusted` (actors/games.py
+    check_trusted_game): it is often read from a policy file or a replay."""
     if game in GRID_BOARDS:
-        make_slot, _ = load_game(game, kwargs)
+        make_slot, _ = load_game(game, kwargs, trusted=trusted)
         return make_slot, GRID_BOARDS[game]
-    make_slot, spec = load_game(game, {**(kwargs or {}), "render_mode": "ansi"})
-    refuse_roles(spec, "human play")
+    make_slot, _ = load_game(game, {**(kwargs or {}), "render_mode": "ansi"}, sides=sides, roles=roles, trusted=trusted)
     return make_slot, AnsiBoard()
+
+
+def refuse_unplayable(spec, parallel: bool) -> None:
+    """GameError saying why a person cannot play `spec` (`parallel`: its slots are ParallelSlots)
+    here, turn by turn, typing moves. Replays (actors/replay.py) need no such check."""
+    if parallel and spec.roles:
+        # A parallel game without roles (rps_v2) is offered one decision at a time and stays
+        # playable; with roles (mpe2's simple_tag) it is a real-time chase of many steps in which
+        # every agent moves at once, which typing one move per step cannot play in any useful way.
+        raise GameError(
+            f"game {spec.name!r} cannot be played by hand: it is a parallel game with roles, whose agents all act at "
+            "once on every step of a real-time game; human play is turn by turn, one typed move at a time, so only "
+            "turn-based (AEC) games with roles can be played"
+        )
+    if spec.continuous and not spec.roles:
+        raise GameError(
+            f"game {spec.name!r} cannot be played by hand: its actions are real-valued vectors (a Box action space), "
+            "which cannot be typed as moves"
+        )
 
 
 class HumanMatch:
@@ -179,7 +201,10 @@ class HumanMatch:
         self.slot = make_slot()
         self.slot.reset(seed=seed)
         if policy.net.log_std is not None:
-            raise GameError("this policy acts in a Box (continuous) action space, which cannot be played by hand here")
+            raise GameError(
+                f"{self.slot.name}'s actions are real-valued vectors (a Box action space, as this policy's are): a person "
+                "cannot type them as moves, so human play covers Discrete-action games only"
+            )
         if self.slot.num_actions != policy.net.num_actions or self.slot.obs.size != policy.net.obs_dim:
             raise GameError(
                 f"this policy ({policy.net.obs_dim} inputs, {policy.net.num_actions} actions) was not trained on "
@@ -224,6 +249,56 @@ class HumanMatch:
         if not self.over:
             return None
         score = self.slot.scores()[self.human_seat]
+        return "win" if score == 1.0 else "loss" if score == 0.0 else "draw"
+
+
+class RoleHumanMatch(HumanMatch):
+    """One game of a person in a seat of `role`, in a game with roles (actors/roles.py); every other
+    seat, the role's own others included, is played by `agents[its role]` (actors/evaluate.py Agent:
+    a policy or a scripted player).
+
+    Seats are the game's agents: `seat` picks among the role's seats (0: its first), and the person
+    plays that one agent. Moves are made one decision at a time, as GameSlot offers them."""
+
+    def __init__(self, make_slot: Callable[[], GameSlot], spec, role: str, agents: dict, seat: int = 0, seed: int = 0) -> None:
+        from actors.roles import role_of_sides
+
+        names = [r.name for r in spec.roles]
+        if role not in names:
+            raise GameError(f"game {spec.name!r} has no role {role!r}; its roles are {', '.join(names)}")
+        if spec.role(role).continuous:
+            raise GameError(
+                f"role {role!r} of {spec.name} acts with real-valued vectors (a Box action space): a person cannot type "
+                "them as moves, so only a role with Discrete actions can be played by hand"
+            )
+        seats = [i for k in spec.roles[names.index(role)].sides for i in spec.sides[k]]
+        if not 0 <= seat < len(seats):
+            raise GameError(f"role {role!r} of {spec.name} has {len(seats)} seat(s) ({', '.join(spec.agents[i] for i in seats)})")
+        missing = sorted(set(names) - set(agents))
+        if missing:
+            raise ValueError(f"a role match needs an agent for every role; none for {missing}")
+        self.slot = make_slot()
+        self.slot.reset(seed=seed)
+        self.role, self.human_seat, self.agents = role, seats[seat], dict(agents)
+        self._role_of_side = [names[r] for r in role_of_sides(spec.roles, spec.num_sides)]
+        self.rng = np.random.default_rng(seed)
+        self.moves: list[int] = []
+        for agent in self.agents.values():
+            agent.new_game(0)
+
+    def policy_move(self) -> int:
+        if self.over or self.humans_turn:
+            raise MoveError("it is not the policy's turn")
+        agent = self.agents[self._role_of_side[self.slot.side]]
+        action = agent.act([self.slot], self.rng, keys=[0])[0]
+        self._play(action)
+        return action
+
+    def outcome(self) -> str | None:
+        """The person's side's result: "win", "loss" or "draw" (a placement between counts as a draw)."""
+        if not self.over:
+            return None
+        score = self.slot.scores()[self.slot.side_of[self.human_seat]]
         return "win" if score == 1.0 else "loss" if score == 0.0 else "draw"
 
 

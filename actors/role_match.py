@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from actors.evaluate import Agent
+from actors.evaluate import Agent, MatchResult
 from actors.games import GameSlot, GameSpec
 from actors.roles import role_of_sides
 from league.records import GameResult
@@ -60,3 +60,40 @@ def role_match(make_slot, spec: GameSpec, seats: dict[str, Seat], games: int, se
         versions = tuple(seats[r].version for r in side_role)
         results.append(GameResult(f"{game_id}-{g}", players, versions, slot.scores(), slot.length, "eval", 1.0, time.time()))
     return RoleMatchResult(games, {r: t / max(games, 1) for r, t in totals.items()}, tuple(results))
+
+
+def role_outcomes(result: RoleMatchResult, spec: GameSpec, role: str) -> MatchResult:
+    """`role`'s wins, draws and losses in `result` (its sides' mean score per game above, at or below
+    0.5): the score and 95% interval of play_match's MatchResult, for a role instead of a seat."""
+    sides = next(r.sides for r in spec.roles if r.name == role)
+    w = d = l = 0
+    for game in result.results:
+        s = sum(game.scores[k] for k in sides) / len(sides)
+        w, d, l = w + (s > 0.5), d + (s == 0.5), l + (s < 0.5)
+    return MatchResult(w, d, l)
+
+
+def sample_role_positions(make_slot, spec: GameSpec, role: str, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(obs float32 [count, obs_dim], mask bool [count, A]) of `role`'s decisions in seeded games where
+    every role plays its random reference: what sample_positions (actors/evaluate.py) is for one role."""
+    from actors.scripted import references_for
+
+    random_of = [references_for(spec.name, spec.role(r.name))["random"] for r in spec.roles]
+    role_of_side = role_of_sides(spec.roles, spec.num_sides)
+    mine = [r.name for r in spec.roles].index(role)
+    rng = np.random.default_rng(seed)
+    obs, masks = [], []
+    slot: GameSlot = make_slot()
+    game = 0
+    while len(obs) < count:
+        slot.reset(seed=seed * 100_003 + game)
+        game += 1
+        while not slot.over and len(obs) < count:
+            r = role_of_side[slot.side]
+            if r == mine:
+                obs.append(slot.obs.copy())
+                masks.append(slot.mask.copy())
+            slot.step(random_of[r](slot.raw_obs, slot.mask, rng))
+        if game > count and not obs:
+            raise ValueError(f"{count} random games of {spec.name} gave role {role!r} no decision to make")
+    return np.stack(obs).astype(np.float32), np.stack(masks)

@@ -125,23 +125,3 @@ def role_of_sides(roles: tuple[RoleSpec, ...], num_sides: int) -> tuple[int, ...
         for k in role.sides:
             out[k] = r
     return tuple(out)
-
-
-def role_roster(roles: tuple[RoleSpec, ...], role: str):
-    """The Roster (league/league.py) of `role`'s league: `role`'s players as the other role's
-    learner meets them. Two roles only: with three, whose learner a league serves is not decided."""
-    from league.league import Roster
-    from league.records import LEARNER_ID, RANDOM_ID
-
-    names = [r.name for r in roles]
-    if len(names) != 2 or role not in names:
-        raise RoleError(f"leagues per role support games of exactly two roles; this game has {names}")
-    other = names[1 - names.index(role)]
-    return Roster(
-        learner_id=role_player(other, LEARNER_ID),
-        snapshot_prefix=role_player(role, ""),
-        random_id=role_player(role, RANDOM_ID),
-        pool_latest_id=role_player(role, LEARNER_ID),
-        own_snapshots=False,
-    )
-

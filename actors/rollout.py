@@ -100,12 +100,13 @@ class RolloutWorker:
 
     def _make_roles(self, spec: GameSpec, io: RoleIO | dict[str, RoleIO], with_roles: bool) -> list[_Role]:
         cfg = self.cfg
-        if bool(spec.roles) != with_roles:
-            raise ValueError(
-                f"game {spec.name!r} has {len(spec.roles) or 'no'} roles: pass "
-                + ("roles={role: RoleIO} (and params, league, sink None)" if spec.roles else "params, league and sink, not roles=")
-            )
+        if spec.roles and not with_roles:
+            raise ValueError(f"game {spec.name!r} has {len(spec.roles)} roles: pass roles={{role: RoleIO}} (and params, league, sink None)")
         if not spec.roles:
+            if with_roles:  # the one learner of a game without roles, named "" (actors/learners.py)
+                if list(io) != [""]:
+                    raise ValueError(f"game {spec.name!r} has no roles: pass roles={{'': RoleIO}} or params, league and sink; got {sorted(io)}")
+                io = io[""]
             entries = [("", LEARNER_ID, spec, io, tuple(range(len(spec.sides))))]
         else:
             names = [r.name for r in spec.roles]

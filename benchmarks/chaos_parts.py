@@ -17,7 +17,7 @@ import yaml
 
 from cluster.events import ActorRestarted, ActorStarted, LearnerRestarted, LearnerStarted, Observer, Progress
 
-KINDS = ("actor", "evaluator", "learner", "redis", "node", "driver")
+KINDS = ("actor", "evaluator", "learner", "redis", "node", "poison", "driver")
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -124,6 +124,11 @@ class Chaos(Observer):
         self.last_kill_at = time.monotonic() + args.minutes * 60 - args.every / 2
         self.returning: list[tuple[float, object]] = []  # (when, removed node) to add back
         self.threads: list[threading.Thread] = []
+        self.poison = None
+        if "poison" in args.kinds:
+            from benchmarks.chaos_poison import Poison
+
+            self.poison = Poison(cfg, server.url)
         self.run_dir: Path | None = None  # the run's directory, for a second driver of it (set by chaos.py)
 
     def learner_started(self, e: LearnerStarted) -> None:
@@ -141,6 +146,8 @@ class Chaos(Observer):
 
     def progress(self, e: Progress) -> None:
         self.progress_versions.append(e.version)
+        if self.poison is not None:
+            self.poison.observe(e.learner.corrupt_payloads)
         now = time.monotonic()
         for when, node in [r for r in self.returning if r[0] <= now]:
             self.returning.remove((when, node))
@@ -158,7 +165,7 @@ class Chaos(Observer):
             self.next_at, self.turn = now + self.args.every, self.turn + 1
             if what:
                 self.kills[kind] += 1
-                self.log(f"chaos: killed {what}")
+                self.log(f"chaos: {'injected' if kind == 'poison' else 'killed'} {what}")
 
     def _kill_actor(self) -> str:
         i = self.kills["actor"] % self.cfg.rollout.num_actors
@@ -215,6 +222,13 @@ class Chaos(Observer):
         self._thread(again)
         return "nothing: started the same run again as a second driver"
 
+    def _kill_poison(self) -> str:
+        """Not a kill: hostile input (benchmarks/chaos_poison.py), counted and survived."""
+        what = self.poison.inject(self.progress_versions[-1])
+        if not what:
+            self.skipped["poison"] = "a game with roles: the poison kind sends one policy's segments"
+        return what
+
     def _thread(self, fn) -> None:
         t = threading.Thread(target=fn, daemon=True)
         t.start()
@@ -270,8 +284,12 @@ def table(runs: list[dict], args) -> tuple[str, bool]:
     for r in runs:
         r["lost"] = len(r["reported"] - r["recorded"])
         r["mono"] = _monotonic(r["versions"]) and _monotonic(r["progress_versions"])
+        ok = ok and r["lost"] == 0 and r["mono"] and r["games_total"] == len(r["recorded"])
+        p = r["monkey"].poison if r["monkey"].enabled else None
+        if p is not None and p.games_injected:  # every poison game refused, and versions went on after the first
+            ok = ok and r["result"].summary["bad_games"] == p.games_injected and r["result"].learner_version > p.first_version
         m = r["monkey"]
-        ok = ok and r["lost"] == 0 and r["mono"] and r["games_total"] == len(r["recorded"]) and m.kills["driver"] == m.recovered["driver"]
+        ok = ok and m.kills["driver"] == m.recovered["driver"]  # every second driver refused
     row("minutes", lambda r: f"{r['minutes']:.1f}")
     row("final learner version", lambda r: str(r["result"].learner_version))
     row("games reported (ids Redis acknowledged)", lambda r: str(len(r["reported"])))
@@ -284,13 +302,29 @@ def table(runs: list[dict], args) -> tuple[str, bool]:
     for kind, label in (("actor", "rollout actor"), ("evaluator", "evaluator"), ("learner", "learner"), ("redis", "redis-server"), ("node", "node")):
         row(f"{label}: killed / restarts seen", lambda r, k=kind: _kills(r, k))
     row("**second driver** of the run: started / refused (the run goes on)", lambda r: _kills(r, "driver"))
+    if "poison" in args.kinds:
+        row("poison: bad game results injected / refused (bad_games)", lambda r: _poison(r, "games"))
+        row("poison: malformed segments sent / dropped (corrupt_payloads)", lambda r: _poison(r, "segments"))
+        row("poison: learner versions after the first injection", lambda r: _poison(r, "versions"))
     row("**final strength** (latest, greedy)", lambda r: r["strength"])
     head = f"| {'':<10} | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols) + "\n"
     body = "".join(f"| {label} | " + " | ".join(vals) + " |\n" for label, vals in rows)
+    promise = "; every poison game refused, and versions went on after it" if "poison" in args.kinds else ""
     notes = "".join(f"\n- {k}: skipped, {why}" for k, why in runs[0]["monkey"].skipped.items())
     cmd = f"python benchmarks/chaos.py --minutes {args.minutes:g} --every {args.every:g} --config {args.config}" + "".join(
         f" --set {s}" for s in args.set) + (f" --kinds {','.join(args.kinds)}" if args.kinds != KINDS else "") + (" --baseline" if args.baseline else "") + (" --local-cluster" if args.local_cluster else "")
-    return f"\n## Chaos benchmark\n\n`{cmd}`\n\n{head}{body}{notes}\n\n{'PASS' if ok else 'FAIL'}: games lost 0, versions monotonic, every second driver refused\n", ok
+    return f"\n## Chaos benchmark\n\n`{cmd}`\n\n{head}{body}{notes}\n\n{'PASS' if ok else 'FAIL'}: games lost 0, versions monotonic, every second driver refused{promise}\n", ok
+
+
+def _poison(r: dict, what: str) -> str:
+    p = r["monkey"].poison if r["monkey"].enabled else None
+    if p is None or p.first_version is None:
+        return "-"
+    if what == "games":
+        return f"{p.games_injected} / {r['result'].summary['bad_games']}"
+    if what == "segments":
+        return f"{p.segments_injected} / {p.corrupt_payloads}"
+    return f"{r['result'].learner_version - p.first_version} (v{p.first_version} to v{r['result'].learner_version})"
 
 
 def _kills(r: dict, kind: str) -> str:

@@ -26,13 +26,21 @@ from actors.scripted import references_for
 from league.config import LeagueConfig
 from league.sampling import SAMPLERS
 from learner.arch import ModelConfig
-from learner.config import LearnerConfig, PPOConfig
+from learner.config import AUTOCAST_MODES, LearnerConfig, PPOConfig
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads 1e-3 (exponent, no dot) as a float, as YAML 1.2 does."""
+    """SafeLoader read as YAML 1.2's core schema where PyYAML (YAML 1.1) differs in ways that
+    matter to a config: 1e-3 (exponent, no dot) is a float, and only true/false are booleans, so
+    `--set game.native=yes` is the string 'yes' (refused for a bool key), not a silent true."""
 
 
+_BOOL = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
@@ -186,7 +194,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+            hint = " (only true and false are booleans, as in YAML 1.2)" if isinstance(value, str) else ""
+            raise ConfigError(f"{where}: expected true or false, got {value!r}{hint}")
         return value
     if tp is str:
         if not isinstance(value, str):
@@ -259,8 +268,10 @@ def validate(cfg: Config) -> None:
         (cfg.rollout.opponent_cache >= 1, "rollout.opponent_cache must be >= 1 (idle opponents kept besides those in play)"),
         (cfg.rollout.opening_random_moves >= 0, "rollout.opening_random_moves must be >= 0 (0: off)"),
         (cfg.learner.device in ("auto", "cpu", "cuda"), "learner.device must be auto, cpu or cuda"),
+        (cfg.learner.autocast in AUTOCAST_MODES, f"learner.autocast must be one of {', '.join(AUTOCAST_MODES)}"),
         (cfg.learner.publish_every >= 1, "learner.publish_every must be >= 1"),
         (cfg.learner.queue_segments >= 0, "learner.queue_segments must be >= 0 (0: one batch)"),
+        (cfg.learner.queue_bytes >= 0, "learner.queue_bytes must be >= 0 (0: derived from queue_segments)"),
         (cfg.league.snapshot_every >= 1, "league.snapshot_every must be >= 1"),
         (0.0 <= cfg.league.latest_prob <= 1.0, "league.latest_prob must be in [0, 1]"),
         (0.0 <= cfg.game.team_spirit <= 1.0, "game.team_spirit must be in [0, 1] (OpenAI Five's tau)"),

@@ -99,10 +99,32 @@ class Roster:
     random_id: str = RANDOM_ID
     pool_latest_id: str = ""
     own_snapshots: bool = True
+    more_learner_ids: tuple[str, ...] = ()
+    """Further learners this league serves: in a game of three or more roles, B's players meet the
+    latest of every other role. Each is a player of kind learner; PFSP weighs their mean win rate."""
+    partial_games: bool = False
+    """Record the head-to-head pairs of a game whose players this league knows, skipping the rest:
+    a role's league holds only some of a game's players (the other roles' snapshots live in their
+    own leagues). False: a game with an unknown player counts nothing (a retired player)."""
 
     @property
     def anchors(self) -> dict[str, float]:
         return {self.random_id: 0.0}
+
+    @property
+    def learner_ids(self) -> tuple[str, ...]:
+        return (self.learner_id, *self.more_learner_ids)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "more_learner_ids": list(self.more_learner_ids)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Roster":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"league roster has unknown fields {unknown}")
+        return cls(**{**d, "more_learner_ids": tuple(d.get("more_learner_ids", ()))})
 
 
 class LeagueState:
@@ -154,7 +176,8 @@ class LeagueState:
         `roster`: whose league this is (a role's, see Roster); the one-role league by default."""
         roster = roster or Roster()
         state = cls(payoff=Payoff(decay=payoff_decay), epoch=secrets.token_hex(6), roster=roster)
-        state._join(Player(roster.learner_id, LEARNER, 0))
+        for learner_id in roster.learner_ids:
+            state._join(Player(learner_id, LEARNER, 0))
         if roster.pool_latest_id:
             state._join(Player(roster.pool_latest_id, LEARNER, 0))  # drawn as "latest", never from the pool
         anchors = roster.anchors
@@ -196,7 +219,7 @@ class LeagueState:
     def charted_ids(self) -> list[str]:
         """The learner and the references: the players worth a chart of their own in a league of
         thousands, whose ids do not change as it grows (O(references))."""
-        return [self.learner_id, *self._references]
+        return [*self.roster.learner_ids, *self._references]
 
     def past_pool(self) -> dict[str, PoolEntry]:
         """Opponents other than the latest policy: snapshots and training references, as sampler
@@ -215,40 +238,44 @@ class LeagueState:
         A game of N seats (sides) counts as its N(N-1)/2 head-to-head results (GameResult.pairs):
         the pairwise decomposition of the ranking, so ratings and payoff need no other model. A
         player's own counts take one game per seat: a win when it beat more seats than beat it."""
-        if any(pid not in self.players for pid in g.players):
+        known = [pid in self.players for pid in g.players]
+        if not all(known) and not (self.roster.partial_games and sum(known) >= 2):
             return  # a player retired or unknown to this league: count nothing rather than guess
         self.games_total += 1
-        self.changed.update(g.players)
-        for pid, s in zip(g.players, g.scores):
+        self.changed.update(pid for pid, k in zip(g.players, known) if k)
+        for pid, s, k in zip(g.players, g.scores, known):
+            if not k:
+                continue
             p = self.players[pid]
             p.games += 1
             p.wins += s > 0.5
             p.draws += s == 0.5
             p.losses += s < 0.5
         rated = g.kind == "eval" or cfg.rate_training_games
-        learner_id, random_id = self.learner_id, self.roster.random_id
+        learners, random_id = self.roster.learner_ids, self.roster.random_id
         for i, j, s_ij in g.pairs():
             a, b = g.players[i], g.players[j]
-            if a == b:
-                continue  # mirror pair: no rating information
+            if a == b or not (known[i] and known[j]):
+                continue  # mirror pair: no rating information; or a player this league does not hold
             pa, pb = self.players[a], self.players[b]
             for p, q, s in ((pa, pb, s_ij), (pb, pa, 1.0 - s_ij)):
                 idx = 0 if s == 1.0 else 1 if s == 0.5 else 2
                 if q.id == random_id:
                     p.vs_random[idx] += 1
-                if p.id == learner_id:
+                if p.id in learners:
                     q.vs_learner[idx] += 1
             self.payoff.update(a, b, s_ij)
-            if learner_id in (a, b):
-                other = pb if a == learner_id else pa
-                other.payoff_win_rate = self.payoff.win_rate(learner_id, other.id)
+            if a in learners or b in learners:
+                learner, other = (a, pb) if a in learners else (b, pa)
+                other.payoff_win_rate = self.payoff.win_rate(learner, other.id)
             ra, rb = self.rating_identity(a, g.versions[i]), self.rating_identity(b, g.versions[j])
             if ra != rb and rated:
                 self.elo.add(ra, rb, s_ij)
         # OpenAI Five: when the current agent beats past opponent i, q_i -= eta / (N p_i).
         # A loss or draw changes nothing. Only two-seat games carry their opponent's sampling
         # probability (N-seat games draw several opponents), so only they move quality scores.
-        if g.kind == "train" and len(g.players) == 2 and learner_id in g.players:
+        learner_id = next((pid for pid in g.players if pid in learners), None)
+        if g.kind == "train" and len(g.players) == 2 and learner_id is not None and all(known):
             seat = g.players.index(learner_id)
             opponent = self.players[g.players[1 - seat]]
             if g.scores[seat] == 1.0 and opponent.id != learner_id and opponent.in_pool:
@@ -315,6 +342,7 @@ class LeagueState:
             "epoch": self.epoch,
             "payoff_decay": self.payoff.decay,
             "payoff_min_games": self.payoff.min_games,
+            **({"roster": self.roster.to_dict()} if self.roster != Roster() else {}),
         }
 
     def to_dict(self) -> dict:
@@ -327,7 +355,7 @@ class LeagueState:
             "revision": self.revision,
             "epoch": self.epoch,
             "payoff": self.payoff.to_dict(),
-            **({"roster": asdict(self.roster)} if self.roster != Roster() else {}),
+            **({"roster": self.roster.to_dict()} if self.roster != Roster() else {}),
         }
 
     @classmethod
@@ -344,7 +372,7 @@ class LeagueState:
             epoch=str(d.get("epoch", "")),
             results={str(k): [float(v[0]), float(v[1])] for k, v in d.get("results", {}).items()},
             payoff=Payoff.from_dict(d["payoff"]) if "payoff" in d else Payoff(),
-            roster=Roster(**d["roster"]) if "roster" in d else None,
+            roster=Roster.from_dict(d["roster"]) if "roster" in d else None,
         )
 
     def table(self) -> list[Player]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Callable, Protocol
+from typing import Callable, Mapping, Protocol
 
 from league.config import LeagueConfig
 from league.league import LeagueState, Player
@@ -24,6 +24,9 @@ after a lost reply or a claim re-read after a crash, seconds apart, never hours.
 
 
 class GameSource(Protocol):
+    bad_games: int  # game results refused: failed the store's checks, or set aside by the manager
+
+    def set_aside(self, game: GameResult, reason: str) -> None: ...
     def pop_games(self, max_n: int = ...) -> list[GameResult]: ...
     def save(self, state: LeagueState) -> None: ...
     def record_ratings(self, players: list[Player], learner_version: int) -> None: ...
@@ -78,16 +81,29 @@ class LeagueManager:
         self.fit_seconds = 0.0  # time spent in rating fits so far
         self.strength = StrengthTracker()
 
-    def step(self, learner_version: int, refit: bool = False, env_steps: int = -1) -> list[str]:
+    @property
+    def bad_games(self) -> int:
+        """Game results refused (malformed or out of range) and set aside, never applied."""
+        return self.store.bad_games
+
+    def step(self, learner_version: int, refit: bool = False, env_steps: int = -1, versions: Mapping[str, int] | None = None) -> list[str]:
         """Apply queued games, append the latest's score against each reference it played
         (league/strength.py; stamped with `env_steps`, -1 when unknown), refit the ratings if due
-        (or `refit`), add a snapshot if one is due, save. Returns new snapshot ids."""
+        (or `refit`), add a snapshot if one is due, save. Returns new snapshot ids.
+        `versions`: the versions of this league's other learner players (a role's league holds
+        the latest of every role: cluster/run/leagues.py), by player id."""
         st = self.state
         for g in self.store.pop_games():
             if not self.seen_game_ids.add(g.game_id):
                 self.duplicate_games += 1
                 continue  # reported twice (e.g. an actor retried a push): count once
-            st.record(g, self.cfg)
+            try:
+                st.record(g, self.cfg)
+            except (ArithmeticError, LookupError, TypeError, ValueError) as exc:
+                # One bad game must not stop the league (nor every --resume that reclaims it):
+                # set it aside, counted in bad_games, and go on with the rest.
+                self.store.set_aside(g, f"the league could not apply it: {type(exc).__name__}: {exc}")
+                continue
             self.strength.add(g, st)
             self._new_evidence = True
         points = self.strength.take()
@@ -105,6 +121,11 @@ class LeagueManager:
             st.learner_version = learner_version
             st.players[st.learner_id].version = learner_version
             st.changed.add(st.learner_id)
+        for pid, version in (versions or {}).items():
+            player = st.players.get(pid)
+            if player is not None and player.version != version:
+                player.version = version
+                st.changed.add(pid)
         added = []
         published = self.params.latest_version()
         if published >= 0 and st.due_snapshot(published, self.cfg.snapshot_every):

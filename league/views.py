@@ -75,3 +75,25 @@ def default_curves(shown: list[Player], everyone: Iterable[Player], top: int = 3
     fixed = sorted((p for p in everyone if p.kind in (LEARNER, REFERENCE)), key=lambda p: (p.kind != LEARNER, p.id))
     best = [p.id for p in shown if p.kind not in (LEARNER, REFERENCE)][:top]
     return [p.id for p in fixed] + best
+
+
+def run_learners(roles: Iterable[str] | None) -> list[str]:
+    """The learners of a run whose metadata lists `roles` (its `roles` entry, in order): one league
+    per role, or the one learner "" (the run's own keys) of a game without roles."""
+    return list(roles or ()) or [""]
+
+
+class UnknownLearner(LookupError):
+    """A learner the run does not have; the message names the ones it has."""
+
+
+def pick_learner(name: str, learners: list[str], run_id: str) -> str:
+    """The learner `name` names ("" or None: the first), or UnknownLearner saying which exist."""
+    if not name:
+        return learners[0]
+    if name in learners:
+        return name
+    if learners == [""]:
+        raise UnknownLearner(f"run {run_id!r} has no learner {name!r}: its game has no roles, so it has one league; "
+                             "leave the learner out")
+    raise UnknownLearner(f"run {run_id!r} has no learner {name!r}; its learners are {', '.join(learners)}")

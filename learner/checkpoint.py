@@ -49,6 +49,34 @@ class Checkpoint:
     """The league when it was written (LeagueState.to_dict(): players, ratings, quality, payoff), so
     a run whose Redis lost everything resumes from the checkpoint alone; the snapshots' weights are
     kept beside the checkpoints (CheckpointStore.save_blob), written once each."""
+    learners: dict | None = None
+    """A run of several learners (one per role, actors/learners.py): {name: LearnerState}, and
+    `version` is then the sum of their versions (it names the file and grows with every update of
+    any learner), `learner` is empty and `spec` the first learner's. None for a run of one learner,
+    whose checkpoint is exactly what it always was."""
+    leagues: dict | None = None
+    """With `learners`: each learner's league, {name: LeagueState.to_dict()}."""
+
+    def learner_states(self) -> dict[str, "LearnerState"]:
+        """Every learner's state by name; a one-learner checkpoint's is named ""."""
+        if self.learners is None:
+            return {"": LearnerState(self.version, self.learner, self.spec)}
+        return dict(self.learners)
+
+    def league_of(self, name: str) -> dict | None:
+        return self.league if self.learners is None else (self.leagues or {}).get(name)
+
+
+@dataclass(frozen=True)
+class LearnerState:
+    """One learner of a several-learner checkpoint: its version, Learner.state_dict() and spec."""
+
+    version: int
+    learner: dict
+    spec: dict
+
+    def to_dict(self) -> dict:
+        return {"version": int(self.version), "learner": self.learner, "spec": self.spec}
 
 
 def model_spec(game: str, obs_shape, num_actions: int, model, head: str = "categorical") -> dict:
@@ -74,6 +102,8 @@ def encode_checkpoint(ckpt: Checkpoint) -> bytes:
             "progress": ckpt.progress,
             "saved_at": float(ckpt.saved_at or time.time()),
             **({"league": ckpt.league} if ckpt.league is not None else {}),
+            **({"learners": {n: st.to_dict() for n, st in ckpt.learners.items()}} if ckpt.learners is not None else {}),
+            **({"leagues": ckpt.leagues} if ckpt.leagues is not None else {}),
         },
         buf,
     )
@@ -101,20 +131,45 @@ def decode_checkpoint(data: bytes, source: str = "checkpoint") -> Checkpoint:
     missing = [k for k in _SPEC_KEYS if k not in obj["spec"]]
     if missing:
         raise CheckpointError(f"{source}: spec lacks {missing}")
-    league = obj.get("league")
-    if league is not None and not isinstance(league, dict):
-        raise CheckpointError(f"{source}: field 'league' is not a dict")
-    return Checkpoint(obj["version"], obj["learner"], obj["spec"], obj["config"], obj["progress"], float(obj.get("saved_at", 0.0)), league)
+    for key in ("league", "learners", "leagues"):
+        if obj.get(key) is not None and not isinstance(obj[key], dict):
+            raise CheckpointError(f"{source}: field {key!r} is not a dict")
+    learners = None
+    if obj.get("learners") is not None:
+        learners = {}
+        for name, st in obj["learners"].items():
+            if not (isinstance(name, str) and isinstance(st, dict) and isinstance(st.get("version"), int)
+                    and isinstance(st.get("learner"), dict) and isinstance(st.get("spec"), dict)):
+                raise CheckpointError(f"{source}: learner {name!r} is not a version, a learner state and a spec")
+            learners[name] = LearnerState(st["version"], st["learner"], st["spec"])
+    return Checkpoint(
+        obj["version"], obj["learner"], obj["spec"], obj["config"], obj["progress"], float(obj.get("saved_at", 0.0)),
+        obj.get("league"), learners, obj.get("leagues"),
+    )
 
 
-def check_compatible(ckpt: Checkpoint, spec: dict, source: str = "checkpoint") -> None:
-    """Refuse a checkpoint whose weights cannot fit the network this config builds, naming every difference."""
+def check_compatible(ckpt: Checkpoint, spec: dict | dict[str, dict], source: str = "checkpoint") -> None:
+    """Refuse a checkpoint whose weights cannot fit the network this config builds, naming every
+    difference. `spec`: model_spec's record, or {learner name: record} for a run's learners."""
+    specs = spec if "game" not in spec else {"": spec}
+    states = ckpt.learner_states()
+    if sorted(states) != sorted(specs):
+        names = lambda d: sorted(d) if sorted(d) != [""] else "one learner"  # noqa: E731
+        raise CheckpointError(
+            f"{source} holds learners {names(states)}, this config's game trains {names(specs)}. Resume with the run's "
+            "own config (config.yaml in its run directory), or start a new run in another --run-dir."
+        )
+    for name, ours in specs.items():
+        _check_spec(states[name].spec, ours, source + (f" (learner {name})" if name else ""))
+
+
+def _check_spec(saved: dict, spec: dict, source: str) -> None:
     from learner.arch import head_from_meta, model_from_meta
 
-    diffs = [f"{k}: checkpoint {ckpt.spec.get(k)!r}, config {spec[k]!r}" for k in ("game", "obs_dim", "num_actions") if ckpt.spec.get(k) != spec[k]]
-    if head_from_meta(ckpt.spec) != head_from_meta(spec):
-        diffs.append(f"policy head: checkpoint {head_from_meta(ckpt.spec)}, game {head_from_meta(spec)}")
-    theirs, ours = model_from_meta(ckpt.spec), model_from_meta(spec)
+    diffs = [f"{k}: checkpoint {saved.get(k)!r}, config {spec[k]!r}" for k in ("game", "obs_dim", "num_actions") if saved.get(k) != spec[k]]
+    if head_from_meta(saved) != head_from_meta(spec):
+        diffs.append(f"policy head: checkpoint {head_from_meta(saved)}, game {head_from_meta(spec)}")
+    theirs, ours = model_from_meta(saved), model_from_meta(spec)
     a, b = theirs.to_dict(), ours.to_dict()
     used = ours.fields_in_use() | theirs.fields_in_use()
     diffs += [f"model.{k}: checkpoint {a[k]!r}, config {b[k]!r}" for k in a if k in used and a[k] != b[k]]
@@ -159,8 +214,10 @@ BLOBS = "snapshots"
 
 
 def _blob_name(name: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith("."):
-        raise ValueError(f"blob name {name!r} must be letters, digits, _ . - (a league player id)")
+    """A blob's file name: a player id, a role's (`adversary/v000010`) kept in the role's folder."""
+    parts = name.split("/")
+    if len(parts) > 2 or any(not re.fullmatch(r"[A-Za-z0-9_.-]+", p) or p.startswith(".") for p in parts):
+        raise ValueError(f"blob name {name!r} must be letters, digits, _ . - (a league player id, or role/id)")
     return f"{name}.msgpack"
 
 
@@ -200,9 +257,9 @@ class CheckpointDir:
 
     def save_blob(self, name: str, data: bytes) -> None:
         """Keep a named blob beside the checkpoints (a snapshot's weights), atomically; never pruned."""
-        folder = self.path / BLOBS
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(folder / _blob_name(name), data)
+        target = self.path / BLOBS / _blob_name(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(target, data)
 
     def read_blob(self, name: str) -> bytes | None:
         path = self.path / BLOBS / _blob_name(name)

@@ -4,8 +4,8 @@
     policy = load_policy("runs/<run>/final_policy.msgpack")   # or runs/<run>/checkpoints/ckpt-v00000153.pt
     actions, logp, values = policy.act(obs_batch, mask_batch, np.random.default_rng(0), greedy=True)
 
-A policy file holds the weights plus {game, model, head, obs_shape, obs_dim, num_actions}; it is never
-pickled. A learner checkpoint (learner/checkpoint.py) loads too: it carries the same facts, and is
+A policy file holds the weights plus {game, model, head, obs_shape, obs_dim, num_actions}, and `role`
+for one role's policy of a game with roles; it is never pickled. A learner checkpoint (learner/checkpoint.py) loads too: it carries the same facts, and is
 read with torch.load(weights_only=True).
 """
 
@@ -20,12 +20,15 @@ from learner.model import InferencePolicy
 from learner.wire import PayloadError, decode_weights, encode_weights
 
 
-def policy_meta(game: str, model: ModelConfig | tuple, obs_shape, num_actions: int, head: str = CATEGORICAL) -> dict:
+def policy_meta(game: str, model: ModelConfig | tuple, obs_shape, num_actions: int, head: str = CATEGORICAL, role: str = "") -> dict:
     """What a reader needs to rebuild the network. `obs_shape` may be a bare int (a flat observation);
-    `head` is the game's policy head (gaussian for Box games, num_actions then the action's size)."""
+    `head` is the game's policy head (gaussian for Box games, num_actions then the action's size).
+    `role`: in a game with roles (actors/roles.py), the role this network plays; obs_shape,
+    num_actions and head are then that role's (GameSpec.role). Absent for a game without roles."""
     model = as_model_config(model)
     shape = [int(obs_shape)] if isinstance(obs_shape, (int, np.integer)) else [int(d) for d in obs_shape]
     return {
+        **({"role": str(role)} if role else {}),  # files without it (older, or role-less games) stay readable
         "game": game,
         "model": model.to_dict(),
         "head": head,  # absent from files written before Box games: categorical
@@ -72,7 +75,10 @@ def load_policy(path: str | Path) -> InferencePolicy:
     blob = p.read_bytes()
     if blob[:2] == b"PK":  # torch.save's zip container: a learner checkpoint
         return policy_from_checkpoint(blob, str(p))
-    return policy_from_blob(blob)
+    try:
+        return policy_from_blob(blob)
+    except PayloadError as exc:  # the decoder knows the bytes, not the file they came from
+        raise PayloadError(f"{p} is not a policy file saved by selfplay: {exc}") from exc
 
 
 def policy_from_checkpoint(blob: bytes, source: str = "checkpoint") -> InferencePolicy:
@@ -80,5 +86,6 @@ def policy_from_checkpoint(blob: bytes, source: str = "checkpoint") -> Inference
 
     ckpt = decode_checkpoint(blob, source)
     spec = ckpt.spec
-    meta = policy_meta(spec["game"], model_from_meta(spec), spec.get("obs_shape") or spec["obs_dim"], spec["num_actions"], head_from_meta(spec))
+    meta = policy_meta(spec["game"], model_from_meta(spec), spec.get("obs_shape") or spec["obs_dim"], spec["num_actions"], head_from_meta(spec),
+                       spec.get("role", ""))
     return build_policy({k: v.numpy() for k, v in ckpt.learner["model"].items()}, ckpt.version, meta)

@@ -3,8 +3,9 @@
 The model's inputs are what the policy sees, batched: `obs` float32 [batch, obs_dim] (the game's
 observation flattened) and `mask` bool [batch, num_actions] (True = legal). Its outputs are `probs`
 float32 [batch, num_actions] (the policy's action probabilities, 0 on illegal actions) and `value`
-float32 [batch]. The game, observation shape and learner version are stored in the model's
-metadata_props, so a reader without this project knows how to feed it.
+float32 [batch]. The game, observation shape and learner version (and, for one role's policy of a
+game with roles, the role) are stored in the model's metadata_props, so a reader without this
+project knows how to feed it.
 
 onnx and onnxruntime are an optional extra: pip install 'selfplay[export]'.
 """
@@ -115,6 +116,7 @@ def export_onnx(policy: "InferencePolicy", path: str | Path, obs: np.ndarray, ma
         "num_actions": str(policy.net.num_actions),
         "learner_version": str(policy.version),
         "model_kind": policy.net.model_cfg.kind,
+        **({"role": str(meta["role"])} if meta.get("role") else {}),  # the role it plays, in a game with roles
     }
     for k, v in props.items():
         entry = model.metadata_props.add()

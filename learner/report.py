@@ -77,6 +77,10 @@ class LearnerStatus:
     role_versions: tuple[tuple[str, int], ...] = ()
     """(role, its learner's version) per role, in a game with roles; empty without roles."""
 
+    def versions(self) -> dict[str, int]:
+        """Each learner's version by name: {"": learner_version} for a run of one learner."""
+        return dict(self.role_versions) if self.role_versions else {"": self.learner_version}
+
     def scalars(self) -> dict[str, float]:
         """The counters by name (cluster/ui/metrics.py files them under system/)."""
         out = {k: float(v) for k, v in self.__dict__.items() if k != "role_versions"}

@@ -31,6 +31,7 @@ from cluster.stores.embedded_redis import EmbeddedRedis
 from cluster.stores.keys import RunKeys
 from cluster.stores.league_store import LeagueStore, list_runs
 from cluster.stores.param_store import ParamStore
+from tests.needs import skip_unless_ci
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -40,7 +41,7 @@ FAIL_FAST_TIMEOUT_S = 150.0
 
 pytestmark = [
     pytest.mark.ray,
-    pytest.mark.skipif(shutil.which("ray", path=str(VENV_BIN)) is None, reason="needs the ray CLI next to this Python"),
+    skip_unless_ci(shutil.which("ray", path=str(VENV_BIN)) is None, reason="needs the ray CLI next to this Python"),
 ]
 
 
@@ -267,3 +268,49 @@ def test_job_asking_for_missing_gpu_fails_fast(submit, redis_url: str, tmp_path:
     ], FAIL_FAST_TIMEOUT_S)
     assert job.status == "FAILED", f"job {job.job_id} ended {job.status or 'not in time'}; client output:\n{job.output}"
     assert "learner.num_gpus is 1 but the largest node of this cluster has 0 GPU(s)" in job.output, job.output
+
+
+def test_selfplay_submit_ships_a_game_module_of_ones_own(ray_head: Head, redis_url: str, tmp_path: Path):
+    """`selfplay submit` as a user types it: the config checked here, the working directory and a
+    game module from outside it (docs/custom_game.md's Sticks, shipped as py_modules) sent to the
+    cluster, --run-dir and --resume auto passed on, the follow-up commands printed, the job trained."""
+    from ray.job_submission import JobSubmissionClient
+
+    from test_custom_game_doc import doc_file  # tests/ is on sys.path, as for fault_support
+
+    games = tmp_path / "games"
+    games.mkdir()
+    (games / "sticks.py").write_text(doc_file("sticks.py"))
+    run_dir = (tmp_path / "sticks-e2e").resolve()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_AUTH", "RAY_ADDRESS", "RAY_API_SERVER"))}
+    env.pop("REDIS_URL", None)
+    env.update(ray_head.auth_env, PYTHONPATH=f"{REPO}{os.pathsep}{games}")  # the game imports here, from outside REPO
+    argv = [
+        sys.executable, "-m", "cluster.run.cli", "submit", "--address", ray_head.address,
+        "--config", "configs/tictactoe_cluster_test.yaml", "--set", "game.name=sticks:env", "--set", "run.total_env_steps=6000",
+        "--redis-url", redis_url, "--run-dir", str(run_dir), "--resume", "auto",
+    ]
+    job_id = ""
+    try:
+        done = subprocess.run(argv, env=env, cwd=str(REPO), timeout=JOB_TIMEOUT_S, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        print(done.stdout)  # shown with -s, and by pytest when the test fails
+        found = re.search(r"^Submitted job (\S+): selfplay train (.*)$", done.stdout, re.MULTILINE)
+        assert found, done.stdout
+        job_id = found.group(1)
+        assert found.group(2) == (
+            "--config configs/tictactoe_cluster_test.yaml --set game.name=sticks:env --set run.total_env_steps=6000 "
+            f"--run-dir {run_dir} --resume auto"
+        )
+        assert f"ray job logs --follow {job_id} --address {ray_head.address}" in done.stdout
+        assert f"--run {run_dir.name}" in done.stdout
+        assert done.returncode == 0 and "job status: SUCCEEDED" in done.stdout, done.stdout[-4000:]
+    finally:
+        if job_id:
+            client = JobSubmissionClient(ray_head.address, headers={"Authorization": f"Bearer {ray_head.auth_env['RAY_AUTH_TOKEN']}"})
+            if not client.get_job_status(job_id).is_terminal():
+                client.stop_job(job_id)
+                wait_for_job(client, job_id, timeout_s=60)
+    store = LeagueStore(redis_connect(redis_url), RunKeys("selfplay", run_dir.name))
+    state = store.load()
+    assert state is not None and state.learner_version > 0 and state.games_total > 0
+    assert store.meta()["game"] == "sticks:env" and store.meta()["running"] is False

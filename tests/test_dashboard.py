@@ -318,6 +318,7 @@ def test_page_renders_full_state(start_server, tmp_path):
         classes = [a["class"] for a in dom.find("path", data_player=ref)]
         assert any("strength-line" in c for c in classes) and any("strength-band" in c for c in classes), (ref, classes)
     assert "6 of 6 players" in text
+    assert "hidden" in dom.one("label", id="learner-pick")  # one learner: no selector, the page as it was
 
 
 @pytest.mark.browser

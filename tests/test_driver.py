@@ -19,7 +19,9 @@ from cluster.events import (
     SnapshotAdded,
 )
 from cluster.run.console import ConsoleLog, format_progress
+from cluster.plan import plan_run
 from cluster.run.driver import DriverParts, drive
+from cluster.run.leagues import LeagueSet, LearnerLeague
 from cluster.stores.league_store import run_stores
 from league.manager import LeagueManager
 from learner.checkpoint import CheckpointDir
@@ -47,14 +49,17 @@ class _Learner:
         self.params.publish(self.version, {"w": np.zeros(2, np.float32)})
         return LearnerProgress((_report(self.version, skipped=int(self.version == 2)),), _status(self.version))
 
-    def checkpoint(self, progress: dict, league: dict | None = None) -> tuple[int, bytes]:
+    def checkpoint(self, progress: dict, leagues: dict | None = None) -> tuple[int, bytes]:
         return self.version, b"checkpoint"
 
     def stop(self) -> int:
         self.stopped = True
         return self.version
 
-    def weights(self):
+    def versions(self) -> dict[str, int]:
+        return {"": self.version}
+
+    def weights(self, name: str = ""):
         return self.version, {}
 
 
@@ -96,8 +101,10 @@ def _parts(redis_server, tmp_path, events: Observer, *overrides: str, **kw) -> D
     params, store = run_stores(cfg, redis_server.url, "driver")
     state = initial_league(cfg, references_for(cfg.game.name))
     store.save(state)
+    (one,) = plan_run(cfg).learners
+    leagues = LeagueSet([LearnerLeague(one, params, store, LeagueManager(store, params, cfg.league, state))])
     return DriverParts(
-        cfg, _Learner(params), _Rollouts(), _Evaluators(), LeagueManager(store, params, cfg.league, state), store, events, lambda line: None,
+        cfg, _Learner(params), _Rollouts(), _Evaluators(), leagues, store, events, lambda line: None,
         ckpts=CheckpointDir(tmp_path / "checkpoints"), run_dir=tmp_path, tick_s=0.0, **kw,
     )
 

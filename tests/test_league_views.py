@@ -173,7 +173,7 @@ def test_dashboard_data_reads_only_what_changed(league):
     state.players[snapshot_id(3)].elo = 5000.0
     state.changed.add(snapshot_id(3))
     store.save(state)
-    got = store.changes_since(data._epoch, data._revision)
+    got = store.changes_since(data.league("")._epoch, data.league("")._revision)
     assert [p.id for p in got[3]] == [snapshot_id(3)]  # what the next poll reads
     assert data()["players"][0]["id"] == snapshot_id(3)
 

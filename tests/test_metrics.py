@@ -92,3 +92,95 @@ def test_league_scalars_are_written_at_most_every_league_every_s(tmp_path):
     acc.Reload()
     assert [e.step for e in acc.Scalars("system/learner_version")] == [0, 1, 2, 3, 4, 5]
     assert [e.step for e in acc.Scalars("league/elo/latest")] == [0, 3, 5]
+
+
+# ---- a run of several learners (a game with roles): each learner's scalars under its name ------------
+
+
+def _role_league(role: str, other: str) -> LeagueState:
+    """Role `role`'s league as actors/roles.py role_roster builds it: the other role's latest is its learner."""
+    from league.league import Roster
+
+    roster = Roster(learner_id=f"{other}/latest", snapshot_prefix=f"{role}/", random_id=f"{role}/random",
+                    pool_latest_id=f"{role}/latest", own_snapshots=False)
+    state = LeagueState.new((f"{role}/random",), roster=roster)
+    state.add_snapshot(0)
+    for i in range(8):
+        s = 1.0 if i % 4 else 0.0
+        state.record(GameResult(f"{role}{i}", (f"{other}/latest", f"{role}/random"), (3, -1), (s, 1.0 - s), 9, "eval", 1.0, 0.0), LeagueConfig())
+    state.refit()
+    return state
+
+
+def _update(role: str, version: int, policy_loss: float):
+    from learner.report import IterationReport
+
+    m = {"system/learner_version": version, "system/staleness_min": 0, "system/staleness_mean": 0.5, "system/staleness_max": 1,
+         "losses/policy": policy_loss}
+    return IterationReport.from_metrics(m, role=role)
+
+
+def _progress(env_steps: int, status, update, league: LeagueState):
+    from cluster.events import Progress
+
+    return Progress(1.0, env_steps, 500.0, 40, 8, status, update, update, league)
+
+
+def _tags(tb) -> dict[str, list[tuple[int, float]]]:
+    acc = EventAccumulator(str(tb))
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_gauge_points_tag_the_learner():
+    points = gauge_points({"league/elo/agent/latest": 120.0, "losses/policy": 0.1}, "run-7", learner="adversary")
+    assert points == [
+        GaugePoint("selfplay_league_elo", {"run_id": "run-7", "learner": "adversary", "player": "agent/latest"}, 120.0),
+        GaugePoint("selfplay_losses_policy", {"run_id": "run-7", "learner": "adversary"}, 0.1),
+    ]
+    assert gauge_points({"losses/policy": 0.1}, "run-7", learner="") == [GaugePoint("selfplay_losses_policy", {"run_id": "run-7"}, 0.1)]
+
+
+def test_a_run_of_several_learners_writes_each_learners_scalars_under_its_name(tmp_path):
+    from cluster.ui.metrics import MetricsObserver
+    from learner.report import LearnerStatus
+
+    leagues = {"adversary": _role_league("adversary", "agent"), "agent": _role_league("agent", "adversary")}
+    observer = MetricsObserver(MetricsSink(tmp_path / "tb", "tag-run", league_every_s=0.0), leagues=lambda: leagues)
+    status = LearnerStatus(96, 5000, 4000, 3, queue=2, role_versions=(("adversary", 96), ("agent", 32)))
+    observer.update(_update("adversary", 95, 0.5))
+    observer.update(_update("agent", 32, -0.25))
+    observer.update(_update("adversary", 96, 0.75))  # the newest of a learner's updates since the last tick
+    observer.progress(_progress(1000, status, _update("adversary", 96, 0.75), leagues["adversary"]))
+    observer.update(_update("agent", 33, -0.125))
+    observer.progress(_progress(2000, status, None, leagues["adversary"]))
+    observer.close()
+
+    tags = _tags(tmp_path / "tb")
+    assert tags["adversary/losses/policy"] == [(1000, 0.75)]  # no update of its own since: nothing at 2000
+    assert tags["agent/losses/policy"] == [(1000, -0.25), (2000, -0.125)]
+    assert tags["adversary/system/learner_version"] == [(1000, 96.0), (2000, 96.0)]
+    assert tags["agent/system/learner_version"] == [(1000, 32.0), (2000, 33.0)]  # its update's, where it has one
+    # Each learner's league under its name: adversary's league rates agent's latest against adversary's players.
+    assert tags["adversary/league/elo/agent/latest"][-1][1] == pytest.approx(leagues["adversary"].players["agent/latest"].elo)
+    assert tags["agent/league/elo/adversary/latest"][-1][1] == pytest.approx(leagues["agent"].players["adversary/latest"].elo)
+    assert tags["agent/league/latest_score_vs_random"][-1][1] == pytest.approx(6 / 8)
+    # The run's own numbers stay untagged; nothing of a learner is left without its name.
+    assert tags["charts/env_steps"] == [(1000, 1000.0), (2000, 2000.0)] and tags["system/queue"][0] == (1000, 2.0)
+    assert not {"losses/policy", "system/learner_version", "system/dropped_stale", "league/elo/latest"} & set(tags)
+
+
+def test_a_run_of_one_learner_keeps_todays_names(tmp_path):
+    from cluster.ui.metrics import MetricsObserver
+    from learner.report import LearnerStatus
+
+    state = _league()
+    observer = MetricsObserver(MetricsSink(tmp_path / "tb", "run-1", league_every_s=0.0))
+    update = _update("", 7, 0.5)
+    observer.update(update)
+    observer.progress(_progress(1000, LearnerStatus(7, 100, 90, 0), update, state))
+    observer.close()
+    tags = _tags(tmp_path / "tb")
+    assert tags["losses/policy"] == [(1000, 0.5)] and tags["system/learner_version"] == [(1000, 7.0)]
+    assert "league/elo/latest" in tags and "charts/env_steps" in tags
+    assert not any(t.startswith(("adversary/", "agent/", "/")) for t in tags)

@@ -46,7 +46,8 @@ def start():
 
 def call(url: str, body: dict | bytes | None = None) -> tuple[int, dict]:
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
+    headers = {} if body is None else {"Content-Type": "application/json"}  # the play API takes JSON only
+    req = urllib.request.Request(url, data=data, method="GET" if body is None else "POST", headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.status, json.load(resp)
@@ -65,7 +66,7 @@ def room_for(tmp_path: Path, game: str, seed: int = 0) -> tuple[PlayRoom, Path]:
 def test_a_game_over_the_api(start, tmp_path):
     room, policy_file = room_for(tmp_path, "tictactoe_v3")
     api = start(room).url + "api/play/"
-    assert call(api + "options") == (200, {"game": "tictactoe_v3", "players": ["p"], "unplayable": None})
+    assert call(api + "options") == (200, {"game": "tictactoe_v3", "players": ["p"], "total": 1, "truncated": False, "unplayable": None})
     lines, outcome, moves = planned_game(policy_file, "tictactoe_v3", 1)
     status, game = call(api + "new", {"player": "p", "first": False})
     assert status == 200 and game["moves"] == moves[:1] and game["human_piece"] == 2 and game["your_turn"]

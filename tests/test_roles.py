@@ -13,7 +13,7 @@ from actors.roles import RoleError, map_roles, role_player
 from actors.rollout import RoleIO, RolloutWorker
 from actors.scripted import random_legal
 from cluster.config import Config
-from league.league import REFERENCE, SNAPSHOT, Player
+from league.league import REFERENCE, SNAPSHOT, Player, Roster
 from league.pool import LeagueView
 from league.records import LEARNER_ID, RANDOM_ID
 from tests.test_rollout import HIDDEN, FakeLeague, FakeParams, ListResults, ListSink
@@ -225,7 +225,7 @@ def test_what_a_run_with_roles_does_not_support_is_refused_before_anything_is_wr
 
     run_dir = tmp_path / "run"
     for extra, message in (
-        (["--resume"], "--resume is not supported for roles yet"),
+        (["--resume"], "--resume: no checkpoint in"),  # resumable like any run: there is just nothing to resume yet
         (["--set", "model.kind=lstm"], "recurrent policies (model.kind lstm) are not supported with roles yet"),
     ):
         assert main(["train", "--config", "configs/simple_tag_smoke.yaml", "--run-dir", str(run_dir), *extra]) == 2
@@ -278,17 +278,27 @@ def test_the_learner_serves_one_policy_per_role_with_its_own_versions_and_stalen
     status = service.train(wait_s=0.0).status
     assert dict(status.role_versions) == service.versions() and status.samples_used >= 4 * 48
     assert all(0 <= r.staleness_max <= 2 for r in reports)  # lag within a role's own versions
-    with pytest.raises(ValueError, match="serves roles \\['hunter', 'runner'\\]"):
+    with pytest.raises(ValueError, match="this run trains learners \\['hunter', 'runner'\\]"):
         service.submit(b"", role="prey")
-    with pytest.raises(ValueError, match="checkpoints of several policies are not supported yet"):
-        service.checkpoint({})
+    # A checkpoint holds every learner, and a new service restores each from it.
+    from learner.checkpoint import decode_checkpoint
+
+    version, data = service.checkpoint({"env_steps": 1}, {H: {"players": []}, R: {"players": []}})
+    ckpt = decode_checkpoint(data)
+    assert version == sum(versions.values()) and {n: st.version for n, st in ckpt.learner_states().items()} == versions
+    assert ckpt.league_of(H) == {"players": []}
+    restored = LearnerService(cfg.to_dict(), redis_server.url, "roles-run-2", initial_version=versions, checkpoint=data)
+    assert restored.versions() == versions
+    for role in (H, R):
+        a, b = service.streams[role].learner.weights(), restored.streams[role].learner.weights()
+        assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
 # --- a league per role ------------------------------------------------------------------------
 
 
 def test_a_roles_league_holds_its_players_as_the_other_roles_learner_meets_them(redis_client):
-    from actors.roles import role_roster
+    from actors.learners import league_roster, learner_set
     from cluster.stores.keys import RunKeys
     from cluster.stores.league_store import LeagueStore
     from cluster.stores.param_store import ParamStore
@@ -298,7 +308,7 @@ def test_a_roles_league_holds_its_players_as_the_other_roles_learner_meets_them(
     from league.records import GameResult
 
     _, spec = load_game(CHASE)
-    roster = role_roster(spec.roles, H)  # the hunters' league: what the runner's learner is drawn against
+    roster = league_roster(learner_set(spec), H)  # the hunters' league: what the runner's learner is drawn against
     assert (roster.learner_id, roster.pool_latest_id, roster.random_id) == ("runner/latest", "hunter/latest", "hunter/random")
     keys = RunKeys("selfplay", "chase").for_role(H)
     params, store = ParamStore(redis_client, keys), LeagueStore(redis_client, keys)
@@ -324,5 +334,4 @@ def test_a_roles_league_holds_its_players_as_the_other_roles_learner_meets_them(
     assert params.fetch_snapshot("hunter/v000003")[0] == 3
     assert store.load().players.keys() == players.keys()  # saved under the role's keys
     assert LeagueStore(redis_client, RunKeys("selfplay", "chase")).load() is None
-    with pytest.raises(RoleError, match="exactly two roles"):
-        role_roster(spec.roles[:1], H)
+    assert league_roster(learner_set(load_game("tictactoe_v3")[1]), "") == Roster()  # one learner: the run's league as always

@@ -52,7 +52,8 @@ def test_simple_tag_trains_each_role_and_rates_its_players_on_ray(tmp_path, caps
             assert latest.elo_stderr is not None and latest.games > 0, lines
             assert latest.version == versions[role]
         assert not LeagueStore(client, keys).load()  # nothing under the role-less keys
-    assert any(line.startswith("predators' catches per episode against a random prey: first ") for line in lines), lines
+    assert any(line.startswith("final: adversary first (greedy) vs random agent over 6 games: mean return per game adversary ") for line in lines), lines
+    assert set(result.role_finals) == {"adversary", "agent"} and result.versions == versions
     assert {p.id for p in result.table} >= {"adversary/latest", "agent/latest", "adversary/random", "agent/random"}
     # `selfplay league` prints each role's league.
     from cluster.run.cli import main

@@ -9,49 +9,73 @@ EvaluatorPool is the driver's handle on all of them (cluster/run/trainer.py).
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import asdict
 from typing import Callable
 
 import ray
 
 from actors.evaluator import Evaluator
-from actors.games import load_game
+from actors.replay import ReplaySink
+from actors.role_evaluator import RoleEvaluator
 from actors.scripted import references_for
 from cluster.config import Config, config_from_dict
+from cluster.plan import RunPlan, plan_run
 from cluster.remote.process import set_torch_threads
 from cluster.stores.league_store import LeagueReader, run_stores
 from cluster.stores.league_store import RedisResultSink
 from cluster.stores.replay_store import ReplayStore
+from league.records import RANDOM_ID
+
+
+def build_evaluators(evaluator_id: int, cfg: Config, plan: RunPlan, stores: dict, replays: ReplaySink | None) -> list:
+    """The evaluators of one evaluator process: one Evaluator for a run of one learner; one
+    RoleEvaluator per role for a game with roles (each role's games reported to every league).
+    `stores`: {learner name: (ParamStore, LeagueStore)}. In-process runs build theirs here too."""
+    sink = RedisResultSink(*(store for _, store in stores.values()))
+    if len(plan.learners) == 1:
+        params, store = stores[plan.names[0]]
+        league = LeagueReader(store, refresh_s=0.0)  # rounds are seconds apart: always read afresh
+        return [Evaluator(evaluator_id, cfg, plan.make_slot, plan.spec, params, league, sink, references_for(cfg.game.name, plan.spec), replays)]
+    out = []
+    for d in plan.learners:
+        params, store = stores[d.name]
+        opponents = {o.name: (o, references_for(cfg.game.name, o.spec)[RANDOM_ID], stores[o.name][0]) for o in plan.learners if o.name != d.name}
+        out.append(RoleEvaluator(evaluator_id, cfg, plan.make_slot, plan.spec, d, opponents, params, LeagueReader(store, refresh_s=0.0), sink))
+    return out
 
 
 class EvaluatorService:
     def __init__(self, evaluator_id: int, cfg_dict: dict, redis_url: str, run_id: str) -> None:
         cfg: Config = config_from_dict(cfg_dict)
         set_torch_threads(1)
-        params, store = run_stores(cfg, redis_url, run_id)
-        make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides, cfg.game.roles)
-        self.evaluator = Evaluator(
-            evaluator_id,
-            cfg,
-            make_slot,
-            spec,
-            params=params,
-            league=LeagueReader(store, refresh_s=0.0),  # rounds are seconds apart: always read afresh
-            results=RedisResultSink(store),
-            references=references_for(cfg.game.name, spec),
-            replays=ReplayStore(store.r, store.keys),
-        )
+        plan = plan_run(cfg)
+        stores = {name: run_stores(cfg, redis_url, run_id, name) for name in plan.names}
+        _, run_store = run_stores(cfg, redis_url, run_id)
+        self.evaluators = build_evaluators(evaluator_id, cfg, plan, stores, ReplayStore(run_store.r, run_store.keys))
+        self.interval_s = cfg.eval.interval_s
         self._stop = threading.Event()
 
     def run(self) -> dict:
-        self.evaluator.run(self._stop.is_set, self._stop.wait)
+        """Rounds every eval.interval_s until stop(); a round rates every learner in turn."""
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            for evaluator in self.evaluators:
+                evaluator.round()
+            if self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - t0))):
+                break
         return self.stats()
 
     def stop(self) -> None:
         self._stop.set()
 
     def stats(self) -> dict:
-        return asdict(self.evaluator.stats)
+        """The evaluators' counters, summed (games, rounds, missing snapshots); the first's version."""
+        stats = [asdict(e.stats) for e in self.evaluators]
+        out = dict(stats[0])
+        for key in ("rounds", "games", "missing_snapshots"):
+            out[key] = sum(s[key] for s in stats)
+        return out
 
 
 class EvaluatorPool:

@@ -38,9 +38,10 @@ class RayLearner:
             ) from exc
 
     @classmethod
-    def start(cls, cfg: Config, url: str, run_id: str, version: int, checkpoint: bytes | None, name: str = "") -> "RayLearner":
+    def start(cls, cfg: Config, url: str, run_id: str, version: int | dict[str, int], checkpoint: bytes | None, name: str = "") -> "RayLearner":
         """Start the learner actor (restoring the checkpoint, if any), publish its weights and
-        start its training thread. `name`: the Ray actor name, by which rollout actors find it
+        start its training thread. `version`: where its learners continue (one number, or one per
+        learner by name). `name`: the Ray actor name, by which rollout actors find it
         (a new learner that replaces a dead one takes the dead one's name)."""
         name = name or f"selfplay-learner-{run_id}-{secrets.token_hex(4)}"
         options = dict(
@@ -65,7 +66,7 @@ class RayLearner:
         actor.start_training.remote()
         return cls(actor, name, cfg.learner.call_timeout_s)
 
-    def replace(self, cfg: Config, url: str, run_id: str, version: int, checkpoint: bytes | None) -> "RayLearner":
+    def replace(self, cfg: Config, url: str, run_id: str, version: int | dict[str, int], checkpoint: bytes | None) -> "RayLearner":
         """A new learner under this (dead) one's name; this one is killed first, should it linger."""
         try:
             ray.kill(self.actor, no_restart=True)
@@ -82,11 +83,14 @@ class RayLearner:
     def progress(self) -> LearnerProgress:
         return self._get(self.actor.progress.remote(), "progress()")
 
-    def checkpoint(self, progress: dict, league: dict | None = None) -> tuple[int, bytes]:
-        return self._get(self.actor.checkpoint.remote(progress, league), "checkpoint()")
+    def checkpoint(self, progress: dict, leagues: dict | None = None) -> tuple[int, bytes]:
+        return self._get(self.actor.checkpoint.remote(progress, leagues), "checkpoint()")
 
     def stop(self) -> int:
         return self._get(self.actor.stop_training.remote(), "stop()")
 
-    def weights(self) -> tuple[int, dict[str, np.ndarray]]:
-        return self._get(self.actor.weights.remote(), "weights()")
+    def versions(self) -> dict[str, int]:
+        return self._get(self.actor.versions.remote(), "versions()")
+
+    def weights(self, name: str = "") -> tuple[int, dict[str, np.ndarray]]:
+        return self._get(self.actor.weights.remote(name), "weights()")

@@ -1,17 +1,17 @@
-"""Thin Ray adapter around the plain-Python learner (learner/learner.py).
+"""Thin Ray adapter around the plain-Python learners (learner/learner.py) of a run.
 
-LearnerService owns the Learner, a bounded inbound queue of encoded segment batches, and the
-parameter store it publishes to. `submit()` runs on Ray's thread pool while `train()` runs the
-update, so actors never wait on an update, only on a full queue (backpressure).
+A run trains a set of learners (actors/learners.py): one for a game whose sides are alike, one per
+role for a game whose sides differ. LearnerService holds each learner's stream: its Learner, a
+bounded inbound queue of encoded segment batches and the parameter store it publishes to (the
+learner's own keys). `submit()` runs on Ray's thread pool while `train()` runs the update, so
+actors never wait on an update, only on a full queue (backpressure); actors say which learner a
+batch is for (the learner's name, "" for the one learner of a game without roles). Every update,
+version, staleness and publish is one learner's own; the learners take turns, so none starves.
 
-Roles (actors/roles.py): a game whose sides differ has one policy per role. The service then holds
-one Learner, one inbound queue and one parameter store (role-namespaced keys) per role, and every
-update, version, staleness and publish is that role's own; actors say which role a batch is for.
-A game without roles has one, named "", and is served exactly as before.
-
-Faults: the learner restores a checkpoint when given one, republishes its weights if Redis comes
-back without them, and counts per rollout-actor incarnation the segments produced and received, so
-the segments a crashed actor lost can be reported (cluster/remote/fleet.py restarts it).
+Faults: the service restores a checkpoint when given one (every learner's state), republishes a
+learner's weights if Redis comes back without them, and counts per rollout-actor incarnation the
+segments produced and received, so the segments a crashed actor lost can be reported
+(cluster/remote/fleet.py restarts it).
 """
 
 from __future__ import annotations
@@ -21,17 +21,20 @@ import queue
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from actors.games import load_game
+from actors.learners import LearnerDef
 from cluster.config import Config, config_from_dict, written_config
+from cluster.plan import plan_run
+from cluster.remote.inbox import SegmentQueue, queue_bytes_bound, segment_bytes
 from cluster.remote.process import set_torch_threads
 from cluster.stores.connection import connect
 from cluster.stores.keys import RunKeys
 from cluster.stores.param_store import ParamStore
-from learner.checkpoint import Checkpoint, decode_checkpoint, encode_checkpoint, model_spec
+from learner.checkpoint import Checkpoint, LearnerState, decode_checkpoint, encode_checkpoint, model_spec
 from learner.learner import Learner
 from learner.report import IterationReport, LearnerProgress, LearnerStatus
 from learner.wire import PayloadError, decode_segments
@@ -42,6 +45,24 @@ def queue_bound(cfg: Config) -> int:
     return cfg.learner.queue_segments or -(-cfg.ppo.batch_size // cfg.rollout.segment_length)
 
 
+@dataclass
+class Stream:
+    """One learner's part of the service: its Learner, inbound queue and parameter store."""
+
+    defn: LearnerDef
+    learner: Learner
+    inbox: "SegmentQueue"
+    params: ParamStore
+    published: int = -1
+
+
+def queue_bytes(cfg: Config, spec) -> int:
+    """Bytes the learner's inbound queue holds (learner.queue_bytes; 0: derived, cluster/remote/inbox.py)."""
+    lstm = cfg.model.lstm_size if cfg.model.kind == "lstm" else 0
+    one = max(segment_bytes(s.obs_shape, s.num_actions, cfg.rollout.segment_length, lstm) for s in (spec, *spec.roles))
+    return queue_bytes_bound(cfg.learner.queue_bytes, queue_bound(cfg), one)
+
+
 class LearnerService:
     def __init__(
         self,
@@ -49,42 +70,45 @@ class LearnerService:
         redis_url: str,
         run_id: str,
         initial_weights: dict | None = None,
-        initial_version: int = 0,
+        initial_version: int | dict[str, int] = 0,
         checkpoint: bytes | None = None,
         own_process: bool = True,
     ) -> None:
-        """`checkpoint` (a learner/checkpoint.py payload) restores weights, optimizer, RNGs and
-        counters; `initial_version` is then the version to continue from (see resume_version).
+        """`checkpoint` (a learner/checkpoint.py payload) restores every learner's weights,
+        optimizer, RNGs and counters; `initial_version` is then the version to continue from (see
+        resume_version), one number, or one per learner by name for a run of several.
         `own_process`: False when the service runs inside the driver (an in-process run), whose
         process-wide torch settings it then leaves alone."""
         cfg = config_from_dict(cfg_dict)
         if own_process:
             set_torch_threads(cfg.learner.torch_threads)
         self.cfg = cfg
-        _, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides, cfg.game.roles)
-        self.spec = spec
-        self.roles = tuple(r.name for r in spec.roles) or ("",)
-        if spec.roles and (checkpoint is not None or initial_weights is not None):
-            raise ValueError(f"game {spec.name!r} has roles {list(self.roles)}: restoring a checkpoint or weights is not supported for roles yet")
+        plan = plan_run(cfg)
+        self.spec = plan.spec
         client, keys = connect(redis_url), RunKeys(cfg.redis.key_prefix, run_id)
-        # One learner per role, each seeded on its own (k = 0 without roles: the seed as always).
-        self.learners = {
-            role: Learner(spec.role(role) if role else spec, cfg.model, cfg.ppo, cfg.learner, seed=cfg.run.seed + k)
-            for k, role in enumerate(self.roles)
+        # Each learner seeded on its own (index 0 for the one learner of a game: the seed as always).
+        self.streams = {
+            d.name: Stream(
+                d, Learner(d.spec, cfg.model, cfg.ppo, cfg.learner, seed=cfg.run.seed + d.index),
+                SegmentQueue(queue_bound(cfg), queue_bytes(cfg, plan.spec)), ParamStore(client, keys.for_role(d.name), cfg.redis.keep_versions),
+            )
+            for d in plan.learners
         }
-        self.params_of = {role: ParamStore(client, keys.for_role(role), cfg.redis.keep_versions) for role in self.roles}
-        self.inboxes = {role: SegmentQueue(queue_bound(cfg)) for role in self.roles}
-        self.learner, self.params, self.inbox = self.learners[self.roles[0]], self.params_of[self.roles[0]], self.inboxes[self.roles[0]]
+        self.names = tuple(self.streams)
         if checkpoint is not None:
-            self.learner.load_state_dict(decode_checkpoint(checkpoint).learner)
+            saved = decode_checkpoint(checkpoint).learner_states()
+            if sorted(saved) != sorted(self.names):
+                raise ValueError(f"the checkpoint holds learners {sorted(saved)}; this game trains {sorted(self.names)}")
+            for name, st in saved.items():
+                self.streams[name].learner.load_state_dict(st.learner)
         if initial_weights is not None:
             self.learner.load_weights(initial_weights)
-        for learner in self.learners.values():
-            learner.version = initial_version
+        for name, stream in self.streams.items():
+            stream.learner.version = initial_version if isinstance(initial_version, int) else initial_version[name]
         self.corrupt_payloads = 0
         self.rejected_full = 0
         self.republished = 0
-        self._published = dict.fromkeys(self.roles, -1)
+        self._turn = -1
         # Per rollout-actor incarnation: [segments it says it produced, segments queued here].
         self._delivery: dict[str, list[int]] = {}
         self._failures: dict[str, str] = {}
@@ -99,41 +123,64 @@ class LearnerService:
         self._error: BaseException | None = None
         self._updating_s = self._waited_s = 0.0
 
+    # A run of one learner (a game without roles) is served through these, as it always was.
+    @property
+    def only(self) -> Stream:
+        if len(self.streams) != 1:
+            raise ValueError(f"this run trains learners {list(self.names)}: name one")
+        return next(iter(self.streams.values()))
+
+    learner = property(lambda self: self.only.learner)
+    params = property(lambda self: self.only.params)
+    inbox = property(lambda self: self.only.inbox)
+
+    @property
+    def params_of(self) -> dict[str, ParamStore]:
+        return {name: s.params for name, s in self.streams.items()}
+
     def pid(self) -> int:
         return os.getpid()
 
     def device(self) -> str:
-        return str(self.learner.device)
+        return str(self.streams[self.names[0]].learner.device)
 
-    def publish(self, role: str | None = None) -> int:
-        """Publish `role`'s weights (every role's when None); returns the (first) role's version."""
-        for r in self.roles if role is None else (role,):
-            learner = self.learners[r]
-            self.params_of[r].publish(learner.version, learner.weights(), {"device": str(learner.device), "published_at": time.time()})
-            self._published[r] = learner.version
-        return self.learners[self.roles[0] if role is None else role].version
+    def publish(self, name: str | None = None) -> int:
+        """Publish learner `name`'s weights (every learner's when None); returns the (first) one's version."""
+        for n in self.names if name is None else (name,):
+            stream = self.streams[n]
+            learner = stream.learner
+            stream.params.publish(learner.version, learner.weights(), {"device": str(learner.device), "published_at": time.time()})
+            stream.published = learner.version
+        return self.streams[self.names[0] if name is None else name].learner.version
 
     def versions(self) -> dict[str, int]:
-        """Each role's learner version ({"": version} for a game without roles)."""
-        return {r: learner.version for r, learner in self.learners.items()}
+        """Each learner's version by name ({"": version} for a game without roles)."""
+        return {n: s.learner.version for n, s in self.streams.items()}
 
-    def _republish_if_lost(self, role: str) -> None:
+    def _republish_if_lost(self, name: str) -> None:
         """A Redis that restarted without its data, or lost the weights key, no longer has our weights: publish them again."""
-        params, published = self.params_of[role], self._published[role]
-        if published >= 0 and (params.latest_version() < published or not params.holds_weights(published)):  # restarted empty, or evicted
-            self.publish(role)
+        stream = self.streams[name]
+        if stream.published >= 0 and (stream.params.latest_version() < stream.published or not stream.params.holds_weights(stream.published)):
+            self.publish(name)  # restarted empty, or the weights key evicted
             self.republished += 1
 
-    def checkpoint(self, progress: dict, league: dict | None = None) -> tuple[int, bytes]:
-        """(version, the learner's complete state, and the driver's `league`, as a checkpoint payload);
-        the driver writes it where checkpoints live."""
-        if self.spec.roles:
-            raise ValueError(f"game {self.spec.name!r} has roles: checkpoints of several policies are not supported yet")
+    def checkpoint(self, progress: dict, leagues: dict | None = None) -> tuple[int, bytes]:
+        """(the checkpoint's version, every learner's complete state and the driver's `leagues`
+        ({learner name: league}) as a checkpoint payload); the driver writes it where checkpoints
+        live. One learner: its version, and the payload a run has always written."""
         c = self.cfg
-        spec = model_spec(c.game.name, self.spec.obs_shape, self.spec.num_actions, c.model, self.spec.head)
         with self._update_lock:
-            v, state = self.learner.version, self.learner.state_dict()
-        return v, encode_checkpoint(Checkpoint(v, state, spec, written_config(c), progress, time.time(), league))
+            states = {
+                n: LearnerState(s.learner.version, s.learner.state_dict(), model_spec(c.game.name, s.defn.spec.obs_shape, s.defn.spec.num_actions, c.model, s.defn.spec.head))
+                for n, s in self.streams.items()
+            }
+        if len(states) == 1:
+            (st,) = states.values()
+            league = (leagues or {}).get(self.names[0])
+            return st.version, encode_checkpoint(Checkpoint(st.version, st.learner, st.spec, written_config(c), progress, time.time(), league))
+        version = sum(st.version for st in states.values())
+        first = states[self.names[0]]
+        return version, encode_checkpoint(Checkpoint(version, {}, first.spec, written_config(c), progress, time.time(), None, states, leagues))
 
     def submit(
         self, payload: bytes, timeout_s: float = 0.5, source: str = "", produced: int = 0, count: int = 0, role: str = ""
@@ -141,10 +188,11 @@ class LearnerService:
         """Called by actors. False = the queue stayed full for timeout_s; the caller retries later.
         `source` names the actor incarnation, `produced` its running count of segments made and
         `count` the segments in this payload: what a crashed incarnation lost is their difference.
-        `role`: whose segments these are (a game with roles); "" for a game without."""
-        inbox = self.inboxes.get(role)
-        if inbox is None:
-            raise ValueError(f"segments for role {role!r}, but this learner serves roles {list(self.roles)}")
+        `role`: which learner's segments these are (its role in a game with roles; "" for a game without)."""
+        stream = self.streams.get(role)
+        if stream is None:
+            raise ValueError(f"segments for learner {role!r}, but this run trains learners {list(self.names)}")
+        inbox = stream.inbox
         try:
             inbox.put(payload, max(count, 1), timeout=timeout_s)
             accepted = True
@@ -176,19 +224,22 @@ class LearnerService:
         with self._lock:
             return dict(self._failures)
 
-    def _drain(self, wait_s: float, role: str = "") -> None:
+    def _drain(self, wait_s: float, name: str = "") -> None:
         """Move batches from the queue into the learner: wait (up to wait_s) until a batch is
         ready, then stop, so that while the learner updates on it the actors fill the bounded queue
         with the next batch (and then wait: backpressure) instead of running ever further ahead."""
         deadline = time.monotonic() + wait_s
-        learner, inbox = self.learners[role], self.inboxes[role]
+        learner, inbox = self.streams[name].learner, self.streams[name].inbox
         while not learner.ready():
             try:  # what is queued is taken even when the wait is over
-                payload = inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+                payload, declared = inbox.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 return
             try:
-                learner.add(decode_segments(payload))
+                segments = decode_segments(payload)
+                if len(segments) != declared:  # the queue counted what the actor declared
+                    raise PayloadError(f"a payload declared {declared} segments and holds {len(segments)}")
+                learner.add(segments)
             except (PayloadError, ValueError):
                 # A corrupt batch must not kill training: drop it and count it where users look.
                 self.corrupt_payloads += 1
@@ -199,72 +250,75 @@ class LearnerService:
         report = self._train_once(wait_s)
         return LearnerProgress(() if report is None else (report,), self._status())
 
+    def add(self, segments: list, name: str = "") -> None:
+        """An in-process run's segments, straight into learner `name` (no queue, no wire format)."""
+        self.streams[name].learner.add(segments)
+
     def train_ready(self, on_update: Callable[[Learner], None] | None = None) -> LearnerProgress:
-        """Update for as long as the learner holds a full batch (an in-process run's learner step:
-        its segments go straight into `self.learner`), calling on_update(learner) after each.
-        Reports every update, then the counters."""
+        """Update for as long as a learner holds a full batch (an in-process run's learner step:
+        its segments go straight into the learners, `add`), calling on_update(learner) after
+        each. Reports every update, then the counters."""
         reports = []
-        if self.spec.roles:
-            raise ValueError(f"game {self.spec.name!r} has roles: the in-process learner step serves one policy")
-        while self.learner.ready():
+        while any(s.learner.ready() for s in self.streams.values()):
             report = self._train_once(0.0)
             if report is None:
                 break
             reports.append(report)
             if on_update is not None:
-                on_update(self.learner)
+                on_update(self.streams[report.role].learner)
         return LearnerProgress(tuple(reports), self._status())
 
     def _train_once(self, wait_s: float) -> IterationReport | None:
-        """One update's report, or None when too few samples arrived within wait_s. With roles,
-        the roles take turns: the first with a full batch (each waited for wait_s / roles) updates."""
-        for role in self._turns():
-            report = self._train_role(role, wait_s / len(self.roles))
+        """One update's report, or None when too few samples arrived within wait_s. The learners
+        take turns: the first with a full batch (each waited for wait_s / learners) updates."""
+        for name in self._turns():
+            report = self._train_learner(name, wait_s / len(self.names))
             if report is not None:
                 return report
         return None
 
     def _turns(self) -> tuple[str, ...]:
-        """The roles in the order they try next: rotated after each call, so no role starves."""
-        if len(self.roles) == 1:
-            return self.roles
-        self._turn = (getattr(self, "_turn", -1) + 1) % len(self.roles)
-        return self.roles[self._turn :] + self.roles[: self._turn]
+        """The learners in the order they try next: rotated after each call, so none starves."""
+        if len(self.names) == 1:
+            return self.names
+        self._turn = (self._turn + 1) % len(self.names)
+        return self.names[self._turn :] + self.names[: self._turn]
 
-    def _train_role(self, role: str, wait_s: float) -> IterationReport | None:
+    def _train_learner(self, name: str, wait_s: float) -> IterationReport | None:
         t0 = time.monotonic()
-        self._drain(wait_s, role)
+        self._drain(wait_s, name)
         t1 = time.monotonic()
-        learner = self.learners[role]
+        learner = self.streams[name].learner
         with self._update_lock:
-            self._republish_if_lost(role)
+            self._republish_if_lost(name)
             if not learner.ready():
                 self._waited_s += time.monotonic() - t0
                 return None
             out = learner.update()
             if learner.version % self.cfg.learner.publish_every == 0:
-                self.publish(role)
+                self.publish(name)
         t2 = time.monotonic()
         self._waited_s += t1 - t0
         self._updating_s += t2 - t1
-        return IterationReport.from_metrics(out, update_s=t2 - t1, wait_for_data_s=t1 - t0, role=role)
+        return IterationReport.from_metrics(out, update_s=t2 - t1, wait_for_data_s=t1 - t0, role=name)
 
     def _status(self) -> LearnerStatus:
-        """The counters, summed over roles; learner_version is the first role's (role_versions: each)."""
-        learners = list(self.learners.values())
+        """The counters, summed over learners; learner_version is the first one's (role_versions: each,
+        for a run of several)."""
+        learners = [s.learner for s in self.streams.values()]
         busy = self._updating_s + self._waited_s
         return LearnerStatus(
-            learner_version=self.learner.version,
+            learner_version=learners[0].version,
             samples_in=sum(l.stats.samples_in for l in learners),
             samples_used=sum(l.stats.samples_used for l in learners),
             dropped_stale=sum(l.stats.dropped_stale for l in learners),
             corrupt_payloads=self.corrupt_payloads,
             rejected_full=self.rejected_full,
             republished=self.republished,
-            queue=sum(q.qsize() for q in self.inboxes.values()),
-            sample_reuse=self.learner.sample_reuse(),
+            queue=sum(s.inbox.qsize() for s in self.streams.values()),
+            sample_reuse=sum(l.sample_reuse() for l in learners) / len(learners),
             learner_busy=self._updating_s / busy if busy > 0 else 0.0,
-            role_versions=tuple(self.versions().items()) if self.spec.roles else (),
+            role_versions=tuple(self.versions().items()) if len(learners) > 1 else (),
         )
 
     # --- training on its own thread (what a distributed run uses) ----------------------------
@@ -305,53 +359,10 @@ class LearnerService:
             self._thread.join(timeout_s)
         if self._error is not None:
             raise self._error
-        return self.learner.version
+        return self.streams[self.names[0]].learner.version
 
-    def weights(self) -> tuple[int, dict[str, np.ndarray]]:
+    def weights(self, name: str = "") -> tuple[int, dict[str, np.ndarray]]:
+        """Learner `name`'s version and weights (the first learner's when "" names none)."""
+        stream = self.streams.get(name) or self.streams[self.names[0]]
         with self._update_lock:
-            return self.learner.version, self.learner.weights()
-
-
-class SegmentQueue:
-    """A FIFO of encoded segment batches bounded by the number of segments they hold (one batch
-    of segments, or several, per payload), so `learner.queue_segments` means what it says however
-    many segments an actor's tick produces. A payload larger than the whole bound still enters an
-    empty queue: nothing is refused forever."""
-
-    def __init__(self, max_segments: int) -> None:
-        self.max_segments = max_segments
-        self._items: deque[tuple[bytes, int]] = deque()
-        self._segments = 0
-        self._cond = threading.Condition()
-
-    def put(self, payload: bytes, segments: int, timeout: float) -> None:
-        """Raises queue.Full if there is no room within timeout seconds."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._items and self._segments + segments > self.max_segments:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise queue.Full
-                self._cond.wait(remaining)
-            self._items.append((payload, segments))
-            self._segments += segments
-            self._cond.notify_all()
-
-    def get(self, timeout: float) -> bytes:
-        """Raises queue.Empty if nothing arrives within timeout seconds."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not self._items:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise queue.Empty
-                self._cond.wait(remaining)
-            payload, segments = self._items.popleft()
-            self._segments -= segments
-            self._cond.notify_all()
-            return payload
-
-    def qsize(self) -> int:
-        """Segments queued."""
-        with self._cond:
-            return self._segments
+            return stream.learner.version, stream.learner.weights()

@@ -18,13 +18,11 @@ from dataclasses import dataclass
 
 import ray
 
-from actors.games import load_game
-from actors.roles import role_player
 from actors.rollout import RoleIO, RolloutWorker
-from actors.scripted import references_for
 from cluster.config import Config, config_from_dict
 from cluster.remote.learner_service import queue_bound
 from cluster.remote.process import restart_salt, set_torch_threads
+from cluster.plan import all_references, plan_run
 from cluster.stores.league_store import LeagueReader, RedisResultSink, run_stores
 from learner.segment import Segment
 from learner.wire import encode_segments
@@ -220,34 +218,25 @@ class RolloutService:
         except ValueError:
             learner = None  # restarted while the learner is being replaced: the sink finds the new one
         set_torch_threads(1)
-        make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides, cfg.game.roles)
+        plan = plan_run(cfg)
         self.actor_id = actor_id
-        roles = [r.name for r in spec.roles] or [""]  # "": a game without roles, served as always
-        stores = {role: run_stores(cfg, redis_url, run_id, role) for role in roles}
+        # Per learner ("" for the one of a game without roles): its weights, league and stream.
+        stores = {name: run_stores(cfg, redis_url, run_id, name) for name in plan.names}
         self.sinks = {
-            role: RaySegmentSink(learner, cfg.rollout.max_inflight, learner_name=learner_name, buffer=send_buffer(cfg), role=role)
-            for role in roles
+            name: RaySegmentSink(learner, cfg.rollout.max_inflight, learner_name=learner_name, buffer=send_buffer(cfg), role=name)
+            for name in plan.names
         }
-        self.sink = self.sinks[roles[0]]
+        self.sink = self.sinks[plan.names[0]]
         io = {
-            role: RoleIO(params, LeagueReader(store, cfg.rollout.league_refresh_s, sampler=cfg.league.sampler), self.sinks[role])
-            for role, (params, store) in stores.items()
+            name: RoleIO(params, LeagueReader(store, cfg.rollout.league_refresh_s, sampler=cfg.league.sampler), self.sinks[name])
+            for name, (params, store) in stores.items()
         }
-        if spec.roles:
-            refs = {role_player(r, k): fn for r in roles for k, fn in references_for(cfg.game.name, spec.role(r)).items()}
-            parts = dict(params=None, league=None, sink=None, roles=io)
-        else:
-            refs, one = references_for(cfg.game.name, spec), io[""]
-            parts = dict(params=one.params, league=one.league, sink=one.sink)
         self.worker = RolloutWorker(
-            actor_id,
-            cfg,
-            make_slot,
-            spec,
+            actor_id, cfg, plan.make_slot, plan.spec, None, None, None,
             results=RedisResultSink(*(store for _, store in stores.values())),
-            references=refs,
+            references=all_references(plan),
             restart_salt=restart_salt(),
-            **parts,
+            roles=io,
         )
         for sink in self.sinks.values():
             sink.source = self.source

@@ -15,10 +15,15 @@ bearer header (see docs/cluster.md). We never copy the token into the job.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import shlex
+import shutil
+import site
 import socket
 import sys
+import sysconfig
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
@@ -48,8 +53,98 @@ PASSTHROUGH_ENV_VARS: tuple[str, ...] = ("REDIS_URL",)
 _RAY_ADDRESS_ENV_VARS: tuple[str, ...] = ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS")
 
 
+PROJECT_PACKAGES: tuple[str, ...] = ("actors", "cluster", "learner", "league")
+"""This project's top-level packages: the working directory (or the image) carries them."""
+
+
 class ClusterConnectionError(ConnectionError):
     """The Ray dashboard / Jobs API could not be reached or refused the client."""
+
+
+def train_args(config: str, sets: list[str] | None = None, run_dir: str = "", resume: bool | str = False) -> list[str]:
+    """The arguments after `selfplay train` for a job: --config, each --set, --run-dir, --resume [auto]."""
+    args = ["--config", config]
+    for s in sets or []:
+        args += ["--set", s]
+    if run_dir:
+        args += ["--run-dir", run_dir]
+    if resume == "auto":
+        args += ["--resume", "auto"]
+    elif resume:
+        args.append("--resume")
+    return args
+
+
+def config_in_working_dir(config: str, working_dir: str) -> str:
+    """The config file's path as the job sees it: relative to the shipped working directory, which
+    must hold it (the job runs in a copy of that directory, not on this machine's disk)."""
+    path, root = os.path.realpath(config), os.path.realpath(working_dir)
+    if os.path.commonpath([path, root]) != root:
+        raise ValueError(
+            f"config file {config} is outside the working directory {working_dir} that is shipped to the cluster: "
+            "move it into that directory, or pass --working-dir a folder holding both"
+        )
+    return os.path.relpath(path, root)
+
+
+def _installed(path: str) -> bool:
+    """Whether `path` lies in an installed site-packages (there, the image must provide it)."""
+    roots = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")} | set(site.getsitepackages())
+    roots.add(site.getusersitepackages())
+    return any(os.path.commonpath([path, os.path.realpath(r)]) == os.path.realpath(r) for r in roots if os.path.isdir(r))
+
+
+def game_py_modules(game_name: str, working_dir: str) -> list[str]:
+    """The local module to ship as the job's py_modules for a game given as an import path
+    ('mygame:env', 'mypkg.games:make'): its top-level package folder, or its single .py file.
+    Nothing for a built-in game, this project's own packages, a module that sits at the top of the
+    working directory (shipped with it, and on the job's PYTHONPATH), or one installed in
+    site-packages (the cluster's image must have it: docs/custom_game.md)."""
+    module_name, colon, _ = game_name.partition(":")
+    if not colon and "." not in module_name:
+        return []  # a built-in PettingZoo or mpe2 name
+    top = module_name.split(".")[0]
+    if top in PROJECT_PACKAGES:
+        return []
+    found = importlib.util.find_spec(top)
+    if found is None:
+        return []  # not importable here: the local config check has said so already
+    if found.submodule_search_locations:
+        path = list(found.submodule_search_locations)[0]
+    elif found.origin and found.origin.endswith(".py"):
+        path = found.origin
+    else:
+        return []  # a built-in or compiled module: only an image can carry it
+    path, root = os.path.realpath(path), os.path.realpath(working_dir)
+    if os.path.dirname(path) == root or _installed(path):
+        return []
+    return [path]
+
+
+def packaged_py_modules(paths: list[str], scratch: str) -> list[str]:
+    """`paths` as Ray's job client can upload them: folders as they are, and each single-file
+    module `name.py` copied into a package folder `scratch/name/__init__.py` (imported as `name`
+    all the same). Ray 2.60's JobSubmissionClient packs every local py_modules entry as a folder
+    and fails on a .py file ("must be an existing directory")."""
+    out = []
+    for path in paths:
+        if os.path.isfile(path) and path.endswith(".py"):
+            folder = os.path.join(scratch, os.path.basename(path)[: -len(".py")])
+            os.makedirs(folder, exist_ok=False)
+            shutil.copyfile(path, os.path.join(folder, "__init__.py"))
+            path = folder
+        out.append(path)
+    return out
+
+
+def follow_up_lines(address: str, job_id: str, run_id: str = "") -> list[str]:
+    """The commands to follow, stop and watch a submitted job."""
+    league = f"selfplay league --redis-url \"$REDIS_URL\" {f'--run {run_id} ' if run_id else ''}--watch 10"
+    return [
+        f"Follow its logs: ray job logs --follow {job_id} --address {address}",
+        f"Stop it:         ray job stop {job_id} --address {address}   (it writes a checkpoint first)",
+        f"Its league:      {league}   (the run's Redis, as this machine reaches it)",
+    ]
 
 
 def build_entrypoint(entrypoint_args: list[str]) -> str:
@@ -206,22 +301,27 @@ def submit_job(
     connect_timeout_s: float = 5.0,
     finish_timeout_s: float = 60.0,
     out: TextIO | None = None,
+    run_id: str = "",
 ) -> JobStatus:
     """Submit `selfplay train <entrypoint_args>` and return the job's status.
 
     With follow=True, logs stream to `out` and the returned status is terminal
     (finish_timeout_s bounds the wait for it once the log stream closes). With
     follow=False the status is the one right after submission, usually PENDING.
-    JobStatus is a str enum, so the result compares equal to "SUCCEEDED" etc.
+    JobStatus is a str enum, so the result compares equal to "SUCCEEDED" etc. `run_id` (the run
+    directory's name) goes into the printed `selfplay league` command.
     """
     out = out or sys.stdout
     entrypoint = build_entrypoint(entrypoint_args)
     runtime_env = build_runtime_env(working_dir, env, runtime_env_extra)
     client = connect(address, connect_timeout_s)
-    job_id = client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env)
+    with tempfile.TemporaryDirectory(prefix="selfplay-py-modules-") as scratch:  # read by the upload below
+        if runtime_env.get("py_modules"):
+            runtime_env["py_modules"] = packaged_py_modules(runtime_env["py_modules"], scratch)
+        job_id = client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env)
     print(f"Submitted job {job_id}: {entrypoint}", file=out, flush=True)
+    print("\n".join(follow_up_lines(address, job_id, run_id)), file=out, flush=True)
     if not follow:
-        print(f"Follow it with: ray job logs -f {job_id} --address {address}", file=out, flush=True)
         return client.get_job_status(job_id)
     follow_logs(client, job_id, out)
     status = wait_for_job(client, job_id, timeout_s=finish_timeout_s)

@@ -13,13 +13,14 @@ from typing import Iterator
 from actors.games import GameError
 from actors.replay import ReplayError
 from cluster.config import ConfigError, load_config
+from cluster.run.jobs_cli import SubmitError, add_config_parser, add_submit_parser
 from cluster.stores.connection import RedisUnavailable, resolve_url
 from cluster.stores.lease import LeaseError
 from learner.checkpoint import CheckpointError
 from learner.onnx_export import ExportError
 from learner.wire import PayloadError
 
-USER_ERRORS = (ConfigError, GameError, RedisUnavailable, LeaseError, PayloadError, CheckpointError, FileNotFoundError, ExportError, ReplayError)
+USER_ERRORS = (ConfigError, GameError, RedisUnavailable, LeaseError, PayloadError, CheckpointError, FileNotFoundError, ExportError, ReplayError, SubmitError)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -116,43 +117,46 @@ def _league(args: argparse.Namespace) -> int:
     with open_run_redis(args.redis_url, args.run_dir) as url:
         client = connect(url)
         run_id = _pick_run(client, args.prefix, args.run)
-        store = LeagueStore(client, RunKeys(args.prefix, run_id))
+        keys = RunKeys(args.prefix, run_id)
         while True:
-            league, meta = store.league_meta(), store.meta() or {}
-            if meta.get("roles"):  # a league per role (docs/architecture.md, "Asymmetric roles")
-                _print_role_leagues(client, args.prefix, run_id, meta, sel)
-                if not args.watch:
-                    return 0
-                time.sleep(args.watch)
-                print()
-                continue
-            if league is None:
-                store.load()  # says so if the run keeps its league in an older layout
-                raise ConfigError(f"run {run_id!r} has no league state yet")
-            status = "running" if meta.get("running") else "finished"
-            print(f"run {run_id} ({meta.get('game', '?')}, {status}) learner v{league['learner_version']}, {league['games_total']} games")
-            print(format_league(store.players(), sel))
+            meta = LeagueStore(client, keys).meta() or {}
+            for learner in _learners_shown(meta, args.learner, run_id):
+                _print_learner_league(LeagueStore(client, keys.for_role(learner)), meta, sel)
             if not args.watch:
                 return 0
             time.sleep(args.watch)
             print()
 
 
-def _print_role_leagues(client, prefix: str, run_id: str, meta: dict, sel) -> None:
-    """Each role's league: the other role's latest (its learner) against the role's players, on
-    that league's own Elo scale (anchored at the role's random player)."""
-    from cluster.stores.keys import RunKeys
-    from cluster.stores.league_store import LeagueStore
+def _learners_shown(meta: dict, wanted: str, run_id: str) -> list[str]:
+    """The learners `--learner NAME` picks: its one, or every one when absent; an unknown name is a
+    ConfigError naming the run's learners (`selfplay league` and `dashboard`)."""
+    from league.views import UnknownLearner, pick_learner, run_learners
 
+    learners = run_learners(meta.get("roles"))  # a league per role (docs/architecture.md, "Asymmetric roles")
+    try:
+        return [pick_learner(wanted, learners, run_id)] if wanted else learners
+    except UnknownLearner as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _print_learner_league(store, meta: dict, sel) -> None:
+    """One learner's league. A role's league: the other role's latest (its learner) against the
+    role's players, on that league's own Elo scale (anchored at the role's random player)."""
+    run_id, role = store.keys.run_id, store.keys.role
+    league = store.league_meta()
     status = "running" if meta.get("running") else "finished"
-    for role in meta["roles"]:
-        store = LeagueStore(client, RunKeys(prefix, run_id).for_role(role))
-        league = store.league_meta()
-        if league is None:
+    if league is None:
+        if role:
             raise ConfigError(f"run {run_id!r}: role {role!r} has no league state yet")
+        store.load()  # says so if the run keeps its league in an older layout
+        raise ConfigError(f"run {run_id!r} has no league state yet")
+    if role:
         print(f"run {run_id} ({meta.get('game', '?')}, {status}) league of role {role} "
               f"(rated against the other role's latest), {league['games_total']} games")
-        print(format_league(store.players(), sel))
+    else:
+        print(f"run {run_id} ({meta.get('game', '?')}, {status}) learner v{league['learner_version']}, {league['games_total']} games")
+    print(format_league(store.players(), sel))
 
 
 def _dashboard(args: argparse.Namespace) -> int:
@@ -165,6 +169,7 @@ def _dashboard(args: argparse.Namespace) -> int:
     from cluster.ui.dashboard_data import DashboardData
     from cluster.ui.replay import ReplayViewer
     from cluster.stores.replay_store import ReplayStore
+    from urllib.parse import quote
 
     token = args.token or os.environ.get("SELFPLAY_DASHBOARD_TOKEN", "")
     try:  # a bad token is refused before the run's Redis is opened
@@ -176,107 +181,61 @@ def _dashboard(args: argparse.Namespace) -> int:
         run_id = _pick_run(client, args.prefix, args.run)
         keys = RunKeys(args.prefix, run_id)
         store = LeagueStore(client, keys)
+        view = ""
+        if args.learner:  # refused now, with the run's learners, rather than on the page
+            view = "learner=" + quote(_learners_shown(store.meta() or {}, args.learner, run_id)[0])
         run_dashboard(DashboardData(store), args.host, args.port, token, play=PlayRoom(LeaguePolicies(client, keys)),
-                      replays=ReplayViewer(ReplayStore(client, keys)))
+                      replays=ReplayViewer(ReplayStore(client, keys)), view=view)
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from actors.evaluate import Agent, play_match
-    from actors.games import load_game, refuse_roles
-    from actors.scripted import references_for
-    from cluster.run.policies import load_named_policy
-    from learner.export import load_policy
+    from cluster.run.policy_commands import evaluate
 
-    policy = load_named_policy(args)
-    game = args.game or policy.meta.get("game", "")
-    make_slot, spec = load_game(game)
-    refuse_roles(spec, "selfplay evaluate")
-    refs = references_for(game, spec)
-    if args.opponent in refs:
-        opponent = Agent(scripted=refs[args.opponent])
-    elif Path(args.opponent).is_file():
-        opponent = Agent(policy=load_policy(args.opponent), greedy=args.greedy)
-    else:
-        raise ConfigError(f"opponent {args.opponent!r} is neither a reference of {game} ({', '.join(refs)}) nor a policy file")
-    r = play_match(make_slot, Agent(policy=policy, greedy=args.greedy), opponent, args.games, seed=args.seed)
-    lo, hi = r.confidence_interval()
-    print(f"{args.policy} vs {args.opponent} on {game}, {r.games} games (seats alternate)")
-    print(f"W {r.wins}  D {r.draws}  L {r.losses}   score {r.score:.3f}  95% CI [{lo:.3f}, {hi:.3f}]")
-    return 0
-
-
-def _game_of(args: argparse.Namespace, policy) -> str:
-    game = args.game or policy.meta.get("game", "")
-    if not game:
-        raise ConfigError(f"{args.policy} does not say which game it plays; pass --game NAME (e.g. connect_four_v3)")
-    return game
+    return evaluate(args)
 
 
 def _play(args: argparse.Namespace) -> int:
-    from actors.human import HumanMatch, board_for, play_in_terminal
-    from cluster.run.policies import load_named_policy
+    from cluster.run.policy_commands import play
 
-    policy = load_named_policy(args)
-    game = _game_of(args, policy)
-    if args.web:
-        from cluster.ui.play import FixedPolicies, serve_play
-
-        serve_play(FixedPolicies(game, {args.policy: policy}), args.host, args.port)
-        return 0
-    make_slot, board = board_for(game)
-    match = HumanMatch(make_slot, policy, human_seat=1 if args.second else 0, greedy=not args.sample, seed=args.seed)
-    try:
-        play_in_terminal(match, board, input, lambda text: print(text, flush=True))
-    except KeyboardInterrupt:
-        print("\ninterrupted: game abandoned")
-        return 130
-    return 0
+    return play(args)
 
 
 def _export(args: argparse.Namespace) -> int:
-    from actors.evaluate import sample_positions
-    from actors.games import load_game, refuse_roles
-    from cluster.run.policies import load_named_policy
-    from learner.onnx_export import check_exportable, export_checked, require_onnx
+    from cluster.run.policy_commands import export
 
-    require_onnx()  # before any loading: a missing extra is the first thing to hear about
-    policy = load_named_policy(args)
-    check_exportable(policy)
-    game = _game_of(args, policy)
-    make_slot, spec = load_game(game)
-    refuse_roles(spec, "ONNX export")
-    obs, mask = sample_positions(make_slot, args.positions, seed=args.seed)
-    parity = export_checked(policy, args.out, obs, mask, tolerance=args.tolerance)
-    print(f"wrote {args.out}: inputs obs float32 [batch, {policy.net.obs_dim}], mask bool [batch, {policy.net.num_actions}]; "
-          f"outputs probs, value")
-    print(f"onnxruntime vs torch on {parity.positions} positions of {game}: max abs difference "
-          f"probs {parity.max_abs_diff_probs:.3g}, value {parity.max_abs_diff_value:.3g} (tolerance {args.tolerance:g})")
-    return 0
+    return export(args)
 
 
 def _replay(args: argparse.Namespace) -> int:
     from actors.replay import format_replay
+    from actors.roles import ROLE_SEP, role_player
     from cluster.stores.connection import connect
     from cluster.stores.keys import RunKeys
     from cluster.stores.replay_store import ReplayStore
 
+    # Replays are kept by player id, which a game with roles namespaces already (adversary/latest):
+    # --role only spells that prefix, and filters --list.
+    player = args.player
+    if args.role and not player.startswith(role_player(args.role, "")):
+        player = role_player(args.role, player)
     with open_run_redis(args.redis_url, args.run_dir) as url:
         client = connect(url)
         run_id = _pick_run(client, args.prefix, args.run)
         store = ReplayStore(client, RunKeys(args.prefix, run_id))
         pairs = store.pairs()
         if args.list:
-            print(f"run {run_id}: replays kept per (player, reference) pair")
-            for player, ref, n in pairs:
-                if args.opponent in ("", ref):
-                    print(f"  --player {player:<10} --opponent {ref:<10} {n} games")
+            of_role = f" of role {args.role}" if args.role else ""
+            print(f"run {run_id}: replays kept per (player, reference) pair{of_role}")
+            for p, ref, n in pairs:
+                if args.opponent in ("", ref) and (not args.role or p.startswith(args.role + ROLE_SEP)):
+                    print(f"  --player {p:<10} --opponent {ref:<10} {n} games")
             return 0
-        opponent = args.opponent or _only_opponent(pairs, args.player, run_id)
-        replay = store.game(args.player, opponent, args.index)
-        n = store.count(args.player, opponent)
-        print(f"run {run_id}: replay {args.index % n} of {n} kept of {args.player} against {opponent} (0 the oldest)")
-        print(format_replay(replay))
+        opponent = args.opponent or _only_opponent(pairs, player, run_id)
+        replay = store.game(player, opponent, args.index)
+        n = store.count(player, opponent)
+        print(f"run {run_id}: replay {args.index % n} of {n} kept of {player} against {opponent} (0 the oldest)")
+        print(format_replay(replay, trusted=(args.game,) if args.game else ()))
     return 0
 
 
@@ -290,20 +249,26 @@ def _only_opponent(pairs: list[tuple[str, str, int]], player: str, run_id: str) 
     raise ConfigError(f"{player} has replays against {', '.join(refs)}: choose one with --opponent")
 
 
-def _submit(args: argparse.Namespace) -> int:
-    from cluster.remote.submit import submit_job
-
-    status = submit_job(args.address, ["--config", args.config, *sum((["--set", s] for s in args.set or []), [])], follow=not args.no_follow)
-    print(f"job status: {status}")
-    return 0 if str(status) in ("SUCCEEDED", "PENDING", "RUNNING") else 1
-
-
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     """Where to find a run: shared by the commands that read one."""
     p.add_argument("--redis-url", default="", help="Redis of the run (default REDIS_URL)")
     p.add_argument("--run-dir", default="", help="a local run's directory (reads its embedded Redis data)")
     p.add_argument("--run", default="", help="run id (default: the newest run in that Redis)")
     p.add_argument("--prefix", default="selfplay", help="redis.key_prefix of the run")
+
+
+def _add_policy_args(p: argparse.ArgumentParser, role_help: str = "") -> None:
+    """--role and --config: shared by the commands that load a policy (docs/play_and_export.md)."""
+    p.add_argument(
+        "--role", default="",
+        help=role_help or "in a game with roles (e.g. simple_tag_v3: adversary, agent), the role the policy plays "
+        "(a policy file that records its role needs none)",
+    )
+    p.add_argument(
+        "--config", default="",
+        help="a config file whose game.name you trust: a game that is not built in is imported only if you name it "
+        "(here or with --game), never because a run's metadata or a policy file names it",
+    )
 
 
 POLICY_HELP = (
@@ -335,26 +300,33 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--newest", type=int, default=5, metavar="N", help="and the newest N snapshots (default 5)")
     lg.add_argument("--filter", default="", metavar="TEXT", help="only players whose id contains TEXT, e.g. v0001")
     lg.add_argument("--all", action="store_true", help="every (matching) player, not only latest, the references, the top and the newest")
+    lg.add_argument(
+        "--learner", "--role", default="", metavar="NAME",
+        help="only this learner's league (a game with roles has one per role, e.g. adversary); default: every learner's",
+    )
     lg.set_defaults(func=_league)
 
     d = sub.add_parser("dashboard", help="serve a live web page of a run's league on localhost")
     _add_run_args(d)
     d.add_argument("--host", default="127.0.0.1", help="address to serve on; any but loopback needs a token")
-    d.add_argument("--port", type=int, default=8765)
+    d.add_argument("--port", type=int, default=8765, help="port to serve on (default: %(default)s)")
     d.add_argument(
         "--token", default="",
         help="secret every request must carry (default SELFPLAY_DASHBOARD_TOKEN; off loopback one is generated "
         "and printed in the address to open); on loopback the page is open without one",
     )
+    d.add_argument("--learner", "--role", default="", metavar="NAME",
+                   help="open the page on this learner's league (a game with roles has one per role); the page can switch")
     d.set_defaults(func=_dashboard)
 
     e = sub.add_parser("evaluate", help="play a saved policy against a reference or another policy")
     e.add_argument("policy", help=POLICY_HELP)
     e.add_argument("--opponent", default="random", help="a reference name (random, minimax, tactical) or a policy file")
-    e.add_argument("--games", type=int, default=200)
-    e.add_argument("--game", default="", help="game name (default: the one stored in the policy file)")
+    e.add_argument("--games", type=int, default=200, help="games to play; seats alternate game by game (default: %(default)s)")
+    e.add_argument("--game", default="", help="game name (default: the one stored in the policy file); a module path named here is trusted")
     e.add_argument("--greedy", action="store_true", help="play the most likely legal move instead of sampling")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=int, default=0, help="seed of the games and of sampled moves (default: %(default)s)")
+    _add_policy_args(e)
     _add_run_args(e)
     e.set_defaults(func=_evaluate)
 
@@ -362,24 +334,30 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("policy", help=POLICY_HELP)
     side = pl.add_mutually_exclusive_group()
     side.add_argument("--first", action="store_true", help="you move first (the default)")
-    side.add_argument("--second", action="store_true", help="the policy moves first")
+    side.add_argument("--second", action="store_true", help="the policy moves first (with --role: you take your role's second seat)")
     pl.add_argument("--sample", action="store_true", help="the policy samples its moves instead of playing its most likely one")
     pl.add_argument("--seed", type=int, default=0, help="seed of the policy's sampling (with --sample)")
-    pl.add_argument("--game", default="", help="game name (default: the one stored with the policy)")
+    pl.add_argument("--game", default="", help="game name (default: the one stored with the policy); a module path named here is trusted")
     pl.add_argument("--web", action="store_true", help="serve a page to play it in the browser instead (--host, --port); the page chooses side and sampling")
-    pl.add_argument("--host", default="127.0.0.1")
-    pl.add_argument("--port", type=int, default=8765)
+    pl.add_argument("--host", default="127.0.0.1", help="with --web: address to serve on (default: %(default)s)")
+    pl.add_argument("--port", type=int, default=8765, help="with --web: port to serve on (default: %(default)s)")
+    _add_policy_args(pl, "the role YOU play, in a game with roles (the other roles are played by the run's "
+                     "players of those roles, or their random players)")
     _add_run_args(pl)
     pl.set_defaults(func=_play)
 
     x = sub.add_parser("export", help="export a policy to ONNX, checked against torch with onnxruntime")
     x.add_argument("policy", help=POLICY_HELP)
-    x.add_argument("--format", choices=["onnx"], default="onnx", help="the only format so far")
+    x.add_argument(
+        "--format", choices=["onnx", "policy"], default="onnx",
+        help="onnx (checked against torch), or policy: a policy file (msgpack, learner/export.py) of a run's player or a checkpoint",
+    )
     x.add_argument("--out", required=True, help="the file to write, e.g. policy.onnx")
-    x.add_argument("--game", default="", help="game name (default: the one stored with the policy)")
+    x.add_argument("--game", default="", help="game name (default: the one stored with the policy); a module path named here is trusted")
     x.add_argument("--positions", type=int, default=256, help="positions of random games the check runs both models on")
     x.add_argument("--tolerance", type=float, default=1e-5, help="largest allowed abs difference of probabilities and values")
     x.add_argument("--seed", type=int, default=0, help="seed of the random games")
+    _add_policy_args(x)
     _add_run_args(x)
     x.set_defaults(func=_export)
 
@@ -388,20 +366,22 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--opponent", default="", help="the reference it played (random, minimax, tactical...); needed when there are several")
     rp.add_argument("--index", type=int, default=-1, help="which kept game: 0 the oldest, -1 the newest (the default)")
     rp.add_argument("--list", action="store_true", help="list the pairs with kept games instead (only those against --opponent, if given)")
+    rp.add_argument("--role", default="", help="in a game with roles: the role of --player (adversary: adversary/latest); with --list, only that role's players")
+    rp.add_argument("--game", default="", help="trust this game (a module path) if the replays name it: see docs/play_and_export.md")
     _add_run_args(rp)
     rp.set_defaults(func=_replay)
 
-    sb = sub.add_parser("submit", help="submit `selfplay train` to a Ray cluster through the Job Submission API")
-    sb.add_argument("--address", required=True, help="Ray dashboard address, e.g. http://HEAD:8265")
-    sb.add_argument("--config", required=True)
-    sb.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
-    sb.add_argument("--no-follow", action="store_true", help="print the job id and return without following logs")
-    sb.set_defaults(func=_submit)
+    add_submit_parser(sub)
+    add_config_parser(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # A console script, unlike `python -m`, does not see the current directory: a game module of your
+    # own there (game.name: mygame:env) should import all the same. Appended, so it hides nothing installed.
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
     try:
         return args.func(args)
     except USER_ERRORS as exc:

@@ -39,18 +39,21 @@ from cluster.events import CheckpointWritten, Health, LearnerRestarted, Observer
 from cluster.restart_budget import RestartWindow
 from cluster.run.resume import RunError, StartPoint
 from cluster.stores.league_store import LeagueStore
+from cluster.run.leagues import LeagueSet
 from cluster.stores.redis_memory import is_out_of_memory, out_of_memory_message, unless_out_of_memory
-from league.manager import LeagueManager
 from learner.checkpoint_store import CheckpointStore
 from learner.learner import NonFiniteLossError
 from learner.report import IterationReport, LearnerProgress, LearnerStatus
 
 
 class LearnerHandle(Protocol):
+    """The run's learners (one service for all of them: cluster/remote/learner_service.py)."""
+
     def progress(self) -> LearnerProgress: ...
-    def checkpoint(self, progress: dict, league: dict | None = None) -> tuple[int, bytes]: ...
+    def checkpoint(self, progress: dict, leagues: dict | None = None) -> tuple[int, bytes]: ...
     def stop(self) -> int: ...
-    def weights(self) -> tuple[int, dict[str, np.ndarray]]: ...
+    def versions(self) -> dict[str, int]: ...
+    def weights(self, name: str = "") -> tuple[int, dict[str, np.ndarray]]: ...
 
 
 class RolloutsHandle(Protocol):
@@ -113,8 +116,10 @@ class DriverParts:
     learner: LearnerHandle
     rollouts: RolloutsHandle
     evaluators: EvaluatorsHandle
-    manager: LeagueManager
+    leagues: LeagueSet
+    """Every learner's league (cluster/run/leagues.py)."""
     store: LeagueStore
+    """The run's own keys: its health and meta."""
     events: Observer
     log: Callable[[str], None]
     ckpts: CheckpointStore | None = None
@@ -192,6 +197,12 @@ def sigterm_as_interrupt() -> Callable[[], None]:
     return lambda: signal.signal(signal.SIGTERM, previous)
 
 
+def checkpoint_version(status: LearnerStatus) -> int:
+    """What names a checkpoint: the learner's version, or the sum of every learner's (a run of
+    several), which grows with every update of any of them."""
+    return sum(status.versions().values())
+
+
 def budget_spent(cfg: Config, env_steps: int, version: int, seconds: float) -> bool:
     """Whichever of the run's budgets (env steps, learner versions, wall time) runs out first ends it."""
     r = cfg.run
@@ -212,8 +223,8 @@ class _Loop:
         self.last_ckpt = p.start.checkpoint_version
         # Snapshots whose weights are already kept beside the checkpoints: those the start
         # checkpoint's league names (kept before it was written).
-        league = p.start.league or {}
-        self.kept_snapshots: set[str] = {d["id"] for d in league.get("players", []) if d.get("kind") == "snapshot"}
+        leagues = [p.start.league or {}, *(league or {} for _, _, league in p.start.learners)]
+        self.kept_snapshots: set[str] = {d["id"] for lg in leagues for d in lg.get("players", []) if d.get("kind") == "snapshot"}
         self.league_version = p.start.version  # the league stepped at the start (see drive())
         self.lag_sum, self.lag_n, self.lag_max = 0.0, 0, 0.0
         self.base_samples: int | None = None
@@ -271,8 +282,8 @@ class _Loop:
         trained = p.start.train_seconds + time.monotonic() - self.t0
         progress = {"env_steps": self.steps, "games": self.games, "train_seconds": trained}
         self._keep_snapshots()
-        league = p.manager.state.to_dict()
-        version, data = self.call(lambda learner: learner.checkpoint(progress, league))
+        leagues = p.leagues.checkpoint_leagues()
+        version, data = self.call(lambda learner: learner.checkpoint(progress, leagues))
         where = p.ckpts.save(data, version)
         self.last_ckpt = version
         p.events.checkpoint(CheckpointWritten(where, version, final, resume_hint(p.run_dir)))
@@ -281,8 +292,9 @@ class _Loop:
         """Copy the weights of snapshots not yet kept beside the checkpoints (each once): the league a
         checkpoint carries then never names a snapshot whose weights only Redis holds."""
         p = self.p
-        params = p.manager.params  # the run's ParamStore (the manager's snapshot writer)
-        for pid in sorted(p.manager.state.snapshot_ids() - self.kept_snapshots):
+        for pid, params in p.leagues.snapshot_ids():
+            if pid in self.kept_snapshots:
+                continue
             payload = params.snapshot_payload(pid)
             if payload is not None:
                 p.ckpts.save_blob(pid, payload)
@@ -299,10 +311,9 @@ class _Loop:
             p.events.update(u)
         update = report.updates[-1] if report.updates else None
         self.latest, self.status = update or self.latest, report.status
-        version = report.status.learner_version
         self.check_rollouts()
-        self._league_step(version)
-        if p.ckpts is not None and version >= self.last_ckpt + p.cfg.checkpoint.every_versions:
+        self._league_step(report.status)
+        if p.ckpts is not None and checkpoint_version(report.status) >= self.last_ckpt + p.cfg.checkpoint.every_versions:
             self.checkpoint(final=False)
         now = time.monotonic()
         rate = self.run_steps / max(now - self.t0, 1e-9)
@@ -312,11 +323,12 @@ class _Loop:
         p.store.set_health(self._health(rate, samples_rate).to_doc())
         p.evaluators.check()
         p.events.progress(
-            Progress(now - self.t0, self.steps, rate, self.games, p.evaluators.games(), report.status, update, self.latest, p.manager.state)
+            Progress(now - self.t0, self.steps, rate, self.games, p.evaluators.games(), report.status, update, self.latest, p.leagues.first.state)
         )
         if p.events.stop_requested():
             raise _Stop
-        return budget_spent(p.cfg, self.steps, version, p.start.train_seconds + now - self.t0)
+        most = max(report.status.versions().values())  # run.max_versions: the most advanced learner's
+        return budget_spent(p.cfg, self.steps, most, p.start.train_seconds + now - self.t0)
 
     def poll_rollouts(self) -> None:
         """Env steps and games so far (in-process: the actors play one round now)."""
@@ -333,21 +345,21 @@ class _Loop:
         except FleetError as exc:
             raise RunError(f"{exc}. Continue from the last checkpoint with: {resume_hint(self.p.run_dir)}") from exc
 
-    def final_league_step(self, version: int) -> None:
-        """Claim every game reported so far and refit the ratings, whatever the cadence (`version`:
-        the stopped learner's, which may be past the last tick's)."""
+    def final_league_step(self, versions: dict[str, int]) -> None:
+        """Claim every game reported so far and refit the ratings, whatever the cadence (`versions`:
+        the stopped learners', which may be past the last tick's)."""
         p = self.p
         self.hold()
-        for pid in p.manager.step(version, refit=True, env_steps=self.steps):
+        for pid, version in p.leagues.step(versions, refit=True, env_steps=self.steps):
             p.events.snapshot(SnapshotAdded(pid, version))
 
-    def _league_step(self, version: int) -> None:
-        p, every = self.p, self.p.league_every_versions
+    def _league_step(self, status: LearnerStatus) -> None:
+        p, every, version = self.p, self.p.league_every_versions, status.learner_version
         if every and version // every <= self.league_version // every:
             return
         self.league_version = version
-        for pid in p.manager.step(version, env_steps=self.steps):
-            p.events.snapshot(SnapshotAdded(pid, version))
+        for pid, v in p.leagues.step(status.versions(), env_steps=self.steps):
+            p.events.snapshot(SnapshotAdded(pid, v))
         p.rollouts.league_changed()
         p.evaluators.league_changed()
 
@@ -378,7 +390,8 @@ class _Loop:
             "actor_restarts": p.rollouts.restarts,
             "learner_restarts": self.learner_restarts,
             "lost_segments": p.rollouts.lost_segments,
-            "duplicate_games": p.manager.duplicate_games,
+            "duplicate_games": p.leagues.duplicate_games,
+            "bad_games": p.leagues.bad_games,  # game results refused and set aside (docs/faults.md)
             "checkpoint_version": self.last_ckpt,
             "interrupted": interrupted,
         }
@@ -406,8 +419,11 @@ def drive(p: DriverParts) -> DriveOutcome:
             interrupted, oom, error = True, exc, f"Redis out of memory: {_first_line(exc)}"
             p.log(f"{error}: writing a checkpoint, then stopping actors")
         # Stop updates first: the checkpoint and the final policy are then the same weights.
-        stop = lambda: loop.call(lambda learner: learner.stop())  # noqa: E731
-        stopped_at = stop() if oom is None else unless_out_of_memory(stop)  # a learner killed by the same full Redis re-raises it
+        if oom is None:
+            loop.call(lambda learner: learner.stop())
+        else:  # a learner whose thread died of the same full Redis re-raises it on stop: its state is still there
+            unless_out_of_memory(lambda: loop.call(lambda learner: learner.stop()))
+        stopped_at = loop.call(lambda learner: learner.versions()) if oom is None else {}
         if interrupted:
             loop.checkpoint(final=True)  # before anything else: a preempted job has seconds left
         else:

@@ -16,16 +16,18 @@ import dataclasses
 from pathlib import Path
 from typing import Callable
 
-from actors.evaluator import Evaluator, initial_league
-from actors.games import load_game, refuse_roles
-from actors.rollout import RolloutWorker
-from actors.scripted import references_for
-from cluster.config import Config, check_model_fits
+from actors.rollout import RoleIO, RolloutWorker
+from cluster.config import Config
 from cluster.events import Observer, Observers
+from cluster.plan import all_references, plan_run
+from cluster.remote.evaluator_service import build_evaluators
 from cluster.remote.learner_service import LearnerService
+from cluster.run.assembly import open_leagues
 from cluster.run.console import ConsoleLog
 from cluster.run.driver import DriverParts, drive
-from cluster.stores.league_store import LeagueReader, RedisResultSink, run_stores
+from cluster.run.leagues import per_learner
+from cluster.stores.keys import RunKeys
+from cluster.stores.league_store import LeagueReader, RedisResultSink
 from cluster.stores.replay_store import ReplayStore
 from cluster.ui.metrics import MetricsObserver, MetricsSink
 from league.manager import LeagueManager
@@ -48,21 +50,38 @@ class LocalLearner:
     def __init__(self, service: LearnerService, on_update: Callable[[Learner], None] | None = None) -> None:
         self.service, self.on_update = service, on_update
 
+    def sink(self, name: str) -> "LocalSink":
+        """Learner `name`'s segment sink for the rollout workers."""
+        return LocalSink(self.service, name)
+
     def send(self, segments: list[Segment]) -> None:
-        """The rollout workers' segment sink."""
-        self.service.learner.add(segments)
+        """The rollout workers' segment sink (a run of one learner)."""
+        self.service.add(segments)
 
     def progress(self) -> LearnerProgress:
         return self.service.train_ready(self.on_update)
 
-    def checkpoint(self, progress: dict, league: dict | None = None) -> tuple[int, bytes]:
-        return self.service.checkpoint(progress, league)
+    def checkpoint(self, progress: dict, leagues: dict | None = None) -> tuple[int, bytes]:
+        return self.service.checkpoint(progress, leagues)
 
     def stop(self) -> int:
         return self.service.stop_training()
 
-    def weights(self):
-        return self.service.weights()
+    def versions(self) -> dict[str, int]:
+        return self.service.versions()
+
+    def weights(self, name: str = ""):
+        return self.service.weights(name)
+
+
+class LocalSink:
+    """One learner's segment sink in an in-process run: straight into its Learner."""
+
+    def __init__(self, service: LearnerService, name: str) -> None:
+        self.service, self.name = service, name
+
+    def send(self, segments: list[Segment]) -> None:
+        self.service.add(segments, self.name)
 
 
 class LocalRollouts:
@@ -100,20 +119,21 @@ class LocalRollouts:
 
 
 class LocalEvaluators:
-    """At most one evaluator, playing one round of rating games after every league step."""
+    """At most one evaluator process' evaluators (one per learner), playing one round of rating
+    games each after every league step."""
 
-    def __init__(self, evaluator: Evaluator | None) -> None:
-        self.evaluator = evaluator
+    def __init__(self, evaluators: list) -> None:
+        self.evaluators = evaluators
 
     def check(self) -> None:
         pass
 
     def games(self) -> int:
-        return self.evaluator.stats.games if self.evaluator is not None else 0
+        return sum(e.stats.games for e in self.evaluators)
 
     def league_changed(self) -> None:
-        if self.evaluator is not None:
-            self.evaluator.round()  # its games count at the next league step
+        for e in self.evaluators:
+            e.round()  # its games count at the next league step
 
     def stop(self) -> None:
         pass
@@ -132,41 +152,46 @@ def run_inline(
 
     on_update(learner) runs after every learner iteration (learning curves, benchmarks/). With
     run_dir, checkpoints and TensorBoard scalars are written there."""
-    make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides, cfg.game.roles)
-    refuse_roles(spec, "in-process training")
-    check_model_fits(cfg, spec)
-    params, store = run_stores(cfg, redis_url, run_id)
-    refs = references_for(cfg.game.name, spec)
-    state = initial_league(cfg, refs)
-    store.save(state)
+    plan = plan_run(cfg)
     service = LearnerService(cfg.to_dict(), redis_url, run_id, own_process=False)
     service.publish()
     learner = LocalLearner(service, on_update)
     # Steps come every LEAGUE_EVERY_VERSIONS versions here, not every half second: fit at each one.
-    manager = LeagueManager(store, params, dataclasses.replace(cfg.league, rating_every_s=0.0), state)
-    manager.step(service.learner.version)
-    readers = [LeagueReader(store, refresh_s=float("inf"), sampler=cfg.league.sampler) for _ in range(cfg.rollout.num_actors)]
-    sink = RedisResultSink(store)
-    workers = [RolloutWorker(i, cfg, make_slot, spec, params, readers[i], learner, sink, refs) for i in range(cfg.rollout.num_actors)]
-    evaluator = None
+    manager_cfg = dataclasses.replace(cfg.league, rating_every_s=0.0)
+    leagues, _ = open_leagues(plan, redis_url, run_id, Path(run_dir or "."), None, False, None, log, manager_cfg)
+    leagues.step(service.versions())
+    stores = {lg.learner.name: (lg.params, lg.store) for lg in leagues}
+    readers = [[] for _ in range(cfg.rollout.num_actors)]
+    workers = []
+    for i in range(cfg.rollout.num_actors):
+        io = {}
+        for lg in leagues:
+            reader = LeagueReader(lg.store, refresh_s=float("inf"), sampler=cfg.league.sampler)
+            readers[i].append(reader)
+            io[lg.learner.name] = RoleIO(lg.params, reader, learner.sink(lg.learner.name))
+        workers.append(RolloutWorker(i, cfg, plan.make_slot, plan.spec, None, None, None, RedisResultSink(*(st for _, st in stores.values())), all_references(plan), roles=io))
+    evaluators = []
     if cfg.eval.num_evaluators > 0:
-        replays = ReplayStore(store.r, store.keys)
-        evaluator = Evaluator(0, cfg, make_slot, spec, params, LeagueReader(store, refresh_s=0.0), sink, refs, replays)
+        first = leagues.first.store
+        evaluators = build_evaluators(0, cfg, plan, stores, ReplayStore(first.r, RunKeys(cfg.redis.key_prefix, run_id)))
     tb = Path(run_dir) / "tb" if run_dir is not None else None
-    events = Observers([ConsoleLog(log, cfg.run.log_every_s), MetricsObserver(MetricsSink(tb, run_id)), *observers])
+    events = Observers([ConsoleLog(log, cfg.run.log_every_s), MetricsObserver(MetricsSink(tb, run_id), per_learner(leagues)), *observers])
     try:
         parts = DriverParts(
-            cfg, learner, LocalRollouts(workers, readers), LocalEvaluators(evaluator), manager, store, events, log,
+            cfg, learner, LocalRollouts(workers, [r for rs in readers for r in rs]), LocalEvaluators(evaluators), leagues, leagues.first.store, events, log,
             ckpts=CheckpointDir(Path(run_dir) / cfg.checkpoint.dir_name, cfg.checkpoint.keep) if run_dir is not None else None,
             run_dir=run_dir, tick_s=0.0, league_every_versions=LEAGUE_EVERY_VERSIONS,
         )
         outcome = drive(parts)
     finally:
         events.close()
-    version = service.learner.version
-    if evaluator is not None:
-        if params.latest_version() < version:  # rate the final weights, however publish_every falls
-            service.publish()
-        evaluator.round()
-    manager.step(version, refit=True, env_steps=outcome.env_steps)
-    return service.learner, manager, outcome.env_steps
+    versions = service.versions()
+    if evaluators:
+        for name, stream in service.streams.items():
+            if stream.params.latest_version() < versions[name]:  # rate the final weights, however publish_every falls
+                service.publish(name)
+        for e in evaluators:
+            e.round()
+    leagues.step(versions, refit=True, env_steps=outcome.env_steps)
+    first = leagues.first
+    return service.streams[first.learner.name].learner, first.manager, outcome.env_steps

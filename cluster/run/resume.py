@@ -38,9 +38,38 @@ class StartPoint:
     train_seconds: float = 0.0  # wall time trained before this start (run.max_seconds counts it)
     config_changes: tuple[str, ...] = ()  # "key: old -> new" against the checkpoint's config
     league: dict | None = None  # the league the checkpoint carries (LeagueState.to_dict()), if any
+    learners: tuple[tuple[str, int, dict | None], ...] = ()
+    """A run of several learners: (name, its version in the checkpoint, its league) per learner."""
+    versions: tuple[tuple[str, int], ...] = ()
+    """A run of several learners: the version each continues from (empty: `version` for the one)."""
+    file_version: int = -1
+    """In one learner's view of a several-learner checkpoint: the checkpoint file's own version."""
+
+    def for_learner(self, name: str) -> "StartPoint":
+        """One learner's view: its checkpointed version and league (this start for a run of one)."""
+        for n, version, league in self.learners:
+            if n == name:
+                return dataclasses.replace(
+                    self, checkpoint_version=version, version=version, league=league, learners=(), file_version=self.checkpoint_version
+                )
+        return self
+
+    def with_versions(self, versions: dict[str, int]) -> "StartPoint":
+        """This start with each learner's version to continue from (one learner: `version` is its)."""
+        if list(versions) == [""]:
+            return dataclasses.replace(self, version=versions[""], versions=())
+        return dataclasses.replace(self, versions=tuple(versions.items()), version=sum(versions.values()))
+
+    def version_of(self, name: str) -> int:
+        return dict(self.versions).get(name, self.version)
+
+    def learner_versions(self, names) -> int | dict[str, int]:
+        """What a learner service starts from: one version, or {name: version}."""
+        names = list(names)
+        return self.version if names == [""] else {n: self.version_of(n) for n in names}
 
 
-def checkpoint_to_resume(cfg: Config, spec, run_dir: Path, ckpts: CheckpointStore, resume: bool | str, log=print) -> StartPoint | None:
+def checkpoint_to_resume(cfg: Config, learners, run_dir: Path, ckpts: CheckpointStore, resume: bool | str, log=print) -> StartPoint | None:
     """The newest checkpoint when resuming, checked against this config; refuses to start a fresh
     run over an existing one. `resume="auto"`: the newest checkpoint if there is one, else None (a
     fresh start, or a league without a checkpoint: see league_without_checkpoint). Reads only: a
@@ -59,13 +88,22 @@ def checkpoint_to_resume(cfg: Config, spec, run_dir: Path, ckpts: CheckpointStor
     # A corrupt or truncated newest checkpoint falls back to the newest readable one, said in the log.
     version, data, ckpt = newest_readable(ckpts, log)
     source = f"checkpoint {ckpts.location(version)}"
-    check_compatible(ckpt, model_spec(spec.name, spec.obs_shape, spec.num_actions, cfg.model, spec.head), source)
+    specs = {d.name: model_spec(d.spec.name, d.spec.obs_shape, d.spec.num_actions, cfg.model, d.spec.head) for d in _learner_defs(learners)}
+    check_compatible(ckpt, specs if list(specs) != [""] else specs[""], source)
     p = ckpt.progress
     changes = config_changes(written_config(ckpt.config), written_config(cfg))  # both as written: a password is no change
+    several = tuple((n, st.version, ckpt.league_of(n)) for n, st in ckpt.learner_states().items()) if ckpt.learners is not None else ()
     return StartPoint(
         ckpt.version, data, ckpt.version, int(p.get("env_steps", 0)), int(p.get("games", 0)), float(p.get("train_seconds", 0.0)), changes,
-        ckpt.league,
+        ckpt.league, several,
     )
+
+
+def _learner_defs(learners):
+    """A run's learners (actors/learners.py), or a game's spec for the one learner of a game without roles."""
+    from actors.learners import learner_set
+
+    return learner_set(learners) if hasattr(learners, "obs_shape") else learners
 
 
 def config_changes(old: dict, new: dict, prefix: str = "") -> tuple[str, ...]:
@@ -80,7 +118,7 @@ def config_changes(old: dict, new: dict, prefix: str = "") -> tuple[str, ...]:
 
 
 def league_to_resume(
-    cfg, spec, run_id, run_dir, params: ParamStore, existing, start: StartPoint, log, ckpts: CheckpointStore | None = None
+    cfg, spec, run_id, run_dir, params: ParamStore, existing, start: StartPoint, log, ckpts: CheckpointStore | None = None, label: str = ""
 ) -> tuple[LeagueState, StartPoint]:
     """Check that Redis still holds the run's league and weights that fit, and pick the version to
     continue from. A Redis that lost the run (no persistence, a new instance) is refilled from the
@@ -94,8 +132,9 @@ def league_to_resume(
         )
     _check_published(cfg, spec, run_id, params)
     version = resume_version(start.checkpoint_version, params.latest_version())
+    who = f"learner {label}" if label and label != "latest" else "learner"
     log(
-        f"resuming run {run_id} from checkpoint {checkpoint_name(start)} at learner version {start.checkpoint_version} "
+        f"resuming run {run_id} from checkpoint {checkpoint_name(start)} at {who} version {start.checkpoint_version} "
         f"({start.env_steps:,} env steps, {start.games:,} games); league: {len(existing.players)} players, "
         f"{existing.games_total:,} games"
     )
@@ -162,4 +201,4 @@ def _check_published(cfg, spec, run_id, params: ParamStore) -> None:
 
 
 def checkpoint_name(start: StartPoint) -> str:
-    return f"ckpt-v{start.checkpoint_version:08d}.pt"
+    return f"ckpt-v{start.file_version if start.file_version >= 0 else start.checkpoint_version:08d}.pt"

@@ -16,6 +16,13 @@ the address ``selfplay dashboard`` prints) and keeps it in an HttpOnly cookie; s
 unless a token is given anyway. The token travels as plain HTTP: across networks you do not trust,
 reach the dashboard through an SSH tunnel or a TLS proxy.
 
+Hostile input (issue 22, item 9): at most `max_connections` connections are served at once (the next
+is answered 503 at once), each with a socket timeout of `request_timeout_s` so a slow client frees
+its slot; a POST needs a Content-Length of at most MAX_BODY (411/400/413 otherwise) and the JSON
+content type (415 otherwise: a cross-site form cannot send it without CORS' preflight, which this
+server never grants); on loopback, only requests whose Host names the loopback are answered (403
+otherwise), so a web page whose DNS name is rebound to 127.0.0.1 cannot read the dashboard.
+
 Standard library only, so the dashboard runs anywhere the package imports.
 """
 
@@ -34,6 +41,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
+from cluster.ui.guards import LOOPBACK_NAMES, MAX_BODY, QueryError, body_refusal, host_allowed, refuse_busy
+
 WEB_DIR = Path(__file__).parent / "web"
 
 # Route -> (file in WEB_DIR, content type). Anything not listed is a 404, so
@@ -43,6 +52,7 @@ STATIC_ROUTES: dict[str, tuple[str, str]] = {
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
     "/charts.js": ("charts.js", "text/javascript; charset=utf-8"),
+    "/learner.js": ("learner.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
     "/play": ("play.html", "text/html; charset=utf-8"),
     "/play.js": ("play.js", "text/javascript; charset=utf-8"),
@@ -53,7 +63,8 @@ STATIC_ROUTES: dict[str, tuple[str, str]] = {
 }
 PLAY_API = "/api/play/"  # answered by cluster/ui/play.py's play_api
 REPLAY_API = "/api/replays"  # answered by cluster/ui/replay.py's replay_api
-MAX_BODY = 4096  # the play page's requests are a few dozen bytes
+MAX_CONNECTIONS = 32  # a browser opens up to 6 per host; the rest is room for a few tabs and scripts
+REQUEST_TIMEOUT_S = 10.0  # a request's bytes must arrive (and its answer be read) within this
 
 DataFn = Callable[[Mapping[str, str]], dict[str, Any]]
 """Query parameters (the last value of each) -> the /api/state document."""
@@ -89,9 +100,13 @@ class DashboardServer(ThreadingHTTPServer):
 
     daemon_threads = True  # a hung browser connection must not block exit
 
-    def __init__(self, data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, token: str = "", play: Any = None, replays: Any = None) -> None:
+    def __init__(
+        self, data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, token: str = "", play: Any = None, replays: Any = None,
+        max_connections: int = MAX_CONNECTIONS, request_timeout_s: float = REQUEST_TIMEOUT_S,
+    ) -> None:
         """`token`: the secret every request must carry; required unless `host` is loopback. `play`: a
-        cluster.ui.play.PlayRoom, or None: the play page then says how to get one."""
+        cluster.ui.play.PlayRoom, or None: the play page then says how to get one. `max_connections`
+        served at once, each given `request_timeout_s` (see the module's docstring)."""
         if not token and not is_loopback(host):
             raise DashboardAuthError(
                 f"a dashboard on {host or 'every interface'} is reachable from other machines: give it a token "
@@ -100,7 +115,35 @@ class DashboardServer(ThreadingHTTPServer):
         self.check_token(token)
         self.data_fn, self.token, self.play = data_fn, token, play
         self.replays = replays  # a cluster.ui.replay.ReplayViewer, or None: the replay page says how to get one
+        self.request_timeout_s = request_timeout_s
+        self._slots = threading.BoundedSemaphore(max_connections)
+        # On loopback, the Host names a request may carry (DNS rebinding); None: any (a token guards it).
+        self.allowed_hosts = {*LOOPBACK_NAMES, host.lower()} if is_loopback(host) else None
         super().__init__((host, port), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            refuse_busy(request)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()  # no thread was started to release it
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], OSError):
+            return  # a client that timed out or hung up: nothing to report
+        super().handle_error(request, client_address)
 
     @staticmethod
     def check_token(token: str) -> None:
@@ -122,9 +165,13 @@ class DashboardServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: DashboardServer
 
+    def setup(self) -> None:
+        self.timeout = self.server.request_timeout_s  # StreamRequestHandler sets it on the socket
+        super().setup()
+
     def do_GET(self) -> None:  # noqa: N802 (http.server naming)
         path, _, query = self.path.split("#", 1)[0].partition("?")
-        if not self._authorised(query):
+        if not self._host_allowed() or not self._authorised(query):
             return
         if path == "/api/state":
             self._send_state()
@@ -143,21 +190,47 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 (http.server naming)
         path, _, query = self.path.split("#", 1)[0].partition("?")
-        if not self._authorised(query):
+        if not self._host_allowed() or not self._authorised(query):
             return
-        length = int(self.headers.get("Content-Length") or 0)
         if not path.startswith(PLAY_API):
             self._send_json(HTTPStatus.NOT_FOUND, {"error": f"not found: POST {path}"})
-        elif length > MAX_BODY:
-            self._send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"request body over {MAX_BODY} bytes"})
-        else:
-            self._send_play("POST", path, self.rfile.read(length))
+            return
+        body = self._json_body()
+        if body is not None:
+            self._send_play("POST", path, body)
+
+    def _json_body(self) -> bytes | None:
+        """The request's body, at most MAX_BODY bytes of JSON; None when refused (answered)."""
+        refuse = body_refusal(self.headers)
+        if refuse is not None:
+            self.close_connection = True  # the unread body must not be taken for a next request
+            self._send_json(refuse[0], {"error": refuse[1]})
+            return None
+        n = int(self.headers["Content-Length"])
+        body = self.rfile.read(n)  # bounded by n, and by the socket timeout for a client that stalls
+        if len(body) < n:
+            self._send_json(HTTPStatus.BAD_REQUEST, {"error": f"the body ended after {len(body)} of its {n} bytes"})
+            return None
+        return body
 
     def _send_play(self, method: str, path: str, body: bytes) -> None:
         from cluster.ui.play import play_api
 
-        status, payload = play_api(self.server.play, method, path, body)
+        status, payload = play_api(self.server.play, method, path, body, dict(parse_qsl(urlsplit(self.path).query)))
         self._send_json(HTTPStatus(status), payload)
+
+    def _host_allowed(self) -> bool:
+        """On loopback, True if the Host header names the loopback; else it has been answered 403."""
+        given = self.headers.get("Host", "")
+        if host_allowed(given, self.server.allowed_hosts):
+            return True
+        self.close_connection = True
+        self._send_json(
+            HTTPStatus.FORBIDDEN,
+            {"error": f"Host {given!r} is not this dashboard's address: open {self.server.url} "
+             "(a dashboard on loopback answers only requests addressed to localhost, 127.0.0.1 or [::1])"},
+        )
+        return False
 
     def _authorised(self, query: str) -> bool:
         """True if the request may go on; else it has been answered with 401."""
@@ -196,6 +269,9 @@ class _Handler(BaseHTTPRequestHandler):
             query = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
             query.pop("token", None)  # the dashboard's secret, not a view parameter
             state = self.server.data_fn(query)
+        except QueryError as exc:
+            self._send_json(HTTPStatus(exc.status), {"error": str(exc), **exc.extra})
+            return
         except Exception as exc:  # noqa: BLE001 -- forwarded to the page, not swallowed
             self._send_json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": _describe(exc)})
             return
@@ -238,27 +314,32 @@ def _describe(exc: Exception) -> str:
     return text
 
 
-def serve(data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, token: str = "", play: Any = None, replays: Any = None) -> DashboardServer:
+def serve(
+    data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, token: str = "", play: Any = None, replays: Any = None, **limits: Any
+) -> DashboardServer:
     """Start the dashboard in a background thread and return the server.
 
     ``port=0`` picks a free port (read it back from ``server.port``). Stop it
-    with ``server.shutdown(); server.server_close()``.
+    with ``server.shutdown(); server.server_close()``. ``limits``: DashboardServer's
+    max_connections and request_timeout_s.
     """
-    server = DashboardServer(data_fn, host, port, token, play, replays)
+    server = DashboardServer(data_fn, host, port, token, play, replays, **limits)
     thread = threading.Thread(target=server.serve_forever, name="dashboard", daemon=True)
     thread.start()
     return server
 
 
-def run_dashboard(data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, token: str = "", play: Any = None, replays: Any = None) -> None:
+def run_dashboard(
+    data_fn: DataFn, host: str = "127.0.0.1", port: int = 8765, token: str = "", play: Any = None, replays: Any = None, view: str = ""
+) -> None:
     """Serve the dashboard (and, given a PlayRoom, its play page; given a ReplayViewer, its replay page)
     in the foreground until Ctrl-C. Off loopback without a token, one is
-    generated; the printed address carries it."""
+    generated; the printed address carries it, and `view` as its #fragment (e.g. learner=agent)."""
     if not token and not is_loopback(host):
         token = new_token()
     server = DashboardServer(data_fn, host, port, token, play, replays)
     note = "  (open it with the token; Authorization: Bearer TOKEN for scripts)" if token else ""
-    print(f"dashboard: {server.url}{note}  (Ctrl-C to stop)", flush=True)
+    print(f"dashboard: {server.url}{'#' + view if view else ''}{note}  (Ctrl-C to stop)", flush=True)
     serve_until_interrupted(server)
 
 

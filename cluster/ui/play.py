@@ -14,8 +14,12 @@ import threading
 from collections import OrderedDict
 from typing import Protocol
 
+from collections.abc import Mapping
+
 from actors.human import GRID_BOARDS, OUTCOME_TEXT, HumanMatch, MoveError
 from learner.model import InferencePolicy
+
+OPTIONS_LIMIT, OPTIONS_MAX = 200, 1000  # /api/play/options?limit=N: its default and its cap
 
 
 class PolicySource(Protocol):
@@ -57,14 +61,17 @@ class PlayRoom:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
-    def options(self) -> dict:
+    def options(self, limit: int = OPTIONS_LIMIT) -> dict:
+        """The game and the first `limit` players (newest first: a league has thousands); `total`
+        counts them all."""
         game = self.source.game()
         board = GRID_BOARDS.get(game)
         unplayable = None if board else (
             f"the browser plays {' and '.join(GRID_BOARDS)}; this run's game is {game or 'unknown'}: "
             "play it in the terminal with `selfplay play`"
         )
-        return {"game": game, "players": self.source.players() if board else [], "unplayable": unplayable}
+        players = self.source.players() if board else []
+        return {"game": game, "players": players[:limit], "total": len(players), "truncated": len(players) > limit, "unplayable": unplayable}
 
     def new_game(self, player: str, first: bool = True, sample: bool = False) -> dict:
         from actors.games import load_game
@@ -73,7 +80,7 @@ class PlayRoom:
         if game not in GRID_BOARDS:
             raise MoveError(self.options()["unplayable"])
         policy = self.source.load(player)
-        make_slot, _ = load_game(game)
+        make_slot, _ = load_game(game, trusted=())  # the name is read from Redis: only the grid games above reach here
         with self._lock:
             game_id = f"g{next(self._ids)}"
             match = HumanMatch(make_slot, policy, human_seat=0 if first else 1, greedy=not sample, seed=int(game_id[1:]))
@@ -119,17 +126,19 @@ class PlayRoom:
         }
 
 
-def play_api(room: PlayRoom | None, method: str, path: str, body: bytes) -> tuple[int, dict]:
-    """(HTTP status, JSON answer) for a request to /api/play/...: what the dashboard server calls."""
+def play_api(room: PlayRoom | None, method: str, path: str, body: bytes, query: Mapping[str, str] | None = None) -> tuple[int, dict]:
+    """(HTTP status, JSON answer) for a request to /api/play/... with query parameters `query`: what
+    the dashboard server calls."""
     import json
 
     from cluster.config import ConfigError
+    from cluster.ui.guards import QueryError, query_int
 
     if room is None:
         return 404, {"error": "this server has no policies to play: start it with `selfplay dashboard --run-dir DIR` or `selfplay play POLICY --web`"}
     try:
         if (method, path) == ("GET", "/api/play/options"):
-            return 200, room.options()
+            return 200, room.options(query_int(query or {}, "limit", OPTIONS_LIMIT, OPTIONS_MAX, low=1))
         if method != "POST" or path not in ("/api/play/new", "/api/play/move"):
             return 404, {"error": f"no {method} {path}; the play API is GET /api/play/options, POST /api/play/new, POST /api/play/move"}
         try:
@@ -141,6 +150,8 @@ def play_api(room: PlayRoom | None, method: str, path: str, body: bytes) -> tupl
         if path == "/api/play/new":
             return 200, room.new_game(str(req.get("player", "")), first=bool(req.get("first", True)), sample=bool(req.get("sample", False)))
         return 200, room.move(str(req.get("id", "")), req.get("action"))
+    except QueryError as exc:
+        return exc.status, {"error": str(exc)}
     except MoveError as exc:
         return 400, {"error": str(exc)}
     except LookupError as exc:

@@ -1,8 +1,10 @@
 // selfplay live dashboard. No libraries: the DOM and SVG are built by hand (helpers in charts.js).
 //
-// GET /api/state?top=K&newest=N&filter=TEXT&all=1&curves=ID,ID&payoff=ID,ID returns a document
-// whose size is bounded whatever the league's size (cluster/ui/dashboard_data.py):
+// GET /api/state?learner=NAME&top=K&newest=N&filter=TEXT&all=1&curves=ID,ID&payoff=ID,ID returns a
+// document whose size is bounded whatever the league's size (cluster/ui/dashboard_data.py):
 // { run_id, game, updated_at (unix s), running (bool),
+//   learners: [name], learner: name,   the run's learners (one per role; [""] for a game without
+//                                       roles) and whose league the rest of the document is
 //   league: {players: in the league, matched: by the filter, shown, truncated (bool)},
 //   selection: {top, newest, filter, all, curves: [id], payoff: [id]},   what the server applied
 //   players: [{id, kind: learner|snapshot|reference, version, elo, elo_stderr, games,
@@ -17,7 +19,7 @@
 // Parameters left out take the server's defaults (top 10, newest 5; curves: latest, the references
 // and the top 3; payoff: the players shown, at most 30). Any field may be null or empty; the page
 // must still draw. A non-200 answer carries {"error": message}, shown in a banner while the last
-// good state stays up. The page keeps its view (x axes, selection, curves) in the URL's #fragment.
+// good state stays up (an unknown learner is a 404 that also lists the run's `learners`). The page keeps its view (x axes, selection, curves) in the URL's #fragment.
 "use strict";
 
 const REFRESH_MS = 2000;
@@ -44,6 +46,7 @@ window.addEventListener("unhandledrejection", (ev) => {
 
 const hashParams = new URLSearchParams(location.hash.slice(1));
 const view = {
+  learner: hashParams.get("learner") || "",                                 // whose league ("": the first)
   x: hashParams.get("x") === "learner_version" ? "learner_version" : "t",    // Elo chart's x axis
   sx: hashParams.get("sx") === "t" ? "t" : "env_steps",                     // strength chart's x axis
   top: hashParams.get("top") || "",
@@ -55,6 +58,7 @@ const view = {
 
 function query() {
   const q = new URLSearchParams();
+  if (view.learner) q.set("learner", view.learner);
   if (view.top !== "") q.set("top", view.top);
   if (view.newest !== "") q.set("newest", view.newest);
   if (view.filter) q.set("filter", view.filter);
@@ -306,6 +310,7 @@ function render(state) {
   const players = state.players || [];
   const { colours, kinds } = colourMap(players, Object.keys(state.elo_history || {}));
   renderHeader(state);
+  renderLearners(state.learners, state.learner);
   renderHealth(state.health);
   renderLeague(state, colours);
   renderPayoff(state.payoff, state.league);
@@ -324,7 +329,9 @@ async function fetchState() {
   let body = null;
   try { body = await response.json(); } catch (_) { /* non-JSON body: reported below */ }
   if (!response.ok) {
-    throw new Error((body && body.error) || `HTTP ${response.status} ${response.statusText}`);
+    const err = new Error((body && body.error) || `HTTP ${response.status} ${response.statusText}`);
+    err.learners = body && Array.isArray(body.learners) ? body.learners : null;
+    throw err;
   }
   if (!body || typeof body !== "object") throw new Error("malformed /api/state response");
   return body;
@@ -338,6 +345,7 @@ async function refresh() {
       state = await fetchState();
     } catch (err) {
       if (seq !== requestSeq) return;
+      if (err.learners) renderLearners(err.learners, view.learner);  // an unknown learner: offer the run's
       // Keep the last good state on screen; the banner says why it is not updating.
       showBanner(lastState ? `${err.message} (showing last state)` : err.message);
       if (!lastState) {
@@ -386,6 +394,7 @@ function bindToggle(attr, key) {
 bindToggle("x", "x");
 bindToggle("sx", "sx");
 bindControls();
+bindLearner();
 
 let resizeTimer = null;
 window.addEventListener("resize", () => {

@@ -1,7 +1,8 @@
 // selfplay replay page: the rating games evaluators kept, stepped through move by move. No libraries.
 //
-// GET /api/replays                                  -> {pairs: [{player, opponent, games}]}
-// GET /api/replays/games?player=P&opponent=R        -> {player, opponent, games: [summary]}
+// GET /api/replays                                  -> {pairs: [{player, opponent, games}], total, truncated}
+// GET /api/replays/games?player=P&opponent=R        -> {player, opponent, games: [summary], total, truncated}
+//   (bounded pages: the first 200 pairs, the newest 50 games of a pair; cluster/ui/replay.py)
 // GET /api/replays/game?player=P&opponent=R&index=I -> summary + {rows, cols, drop, frames: [frame]}
 // summary: {index, game_id, game, players, versions, rated_seat, result, moves, finished_at}
 // frame:   {move, action, caption, text, grid: [[0|1|2]] | null}   (null: drawn as text instead)
@@ -103,9 +104,10 @@ async function loadPair(wantIndex) {
     option.textContent = `${g.index}: ${g.result} in ${g.moves} moves (${g.players[0]} first)`;
     select.appendChild(option);
   }
-  const n = list.games.length;
+  const n = Number.isInteger(list.total) ? list.total : list.games.length;  // indices count every kept game
   const want = Number.isInteger(wantIndex) ? ((wantIndex % n) + n) % n : n - 1; // default: the newest
   select.value = String(want);
+  if (select.selectedIndex < 0) select.selectedIndex = select.options.length - 1;  // older than those listed
   await loadGame();
 }
 
