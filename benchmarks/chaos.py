@@ -16,6 +16,10 @@ period, so the last one's recovery is seen) the next of these (--kinds, all by d
   node        with --local-cluster, a worker node (its raylet and every worker on it), the learner's
               node and the rollout nodes in turn; an identical node joins --node-down-s later.
               Without --local-cluster there is no node to lose but the driver's, and nodes are skipped.
+  poison      not a kill: hostile input (benchmarks/chaos_poison.py): two game results out of range
+              pushed into the game queue, two malformed segments (an action past the last, a NaN
+              reward) sent to the learner; the run must refuse and count them (bad_games,
+              corrupt_payloads) and go on
 
 It reports, for each run:
   games lost    every game id whose push Redis acknowledged (each process of the run appends those
@@ -27,6 +31,8 @@ It reports, for each run:
   versions      the published version (ParamStore.latest_version), sampled every 0.5 s from Redis,
                 and the driver's progress versions: neither may ever decrease.
   restarts      kills made and recoveries seen, per component.
+  poison        bad game results injected and refused, malformed segments sent and dropped, and
+                the learner versions made after the first injection (the run went on).
   strength      the run's own final matches: latest (greedy) against the tactical bot (the strongest
                 scripted reference of the game when it has no tactical one), score and 95% CI.
 Restart budgets (rollout.max_restarts, learner.max_restarts) are raised to 1000: a 20-minute chaos run

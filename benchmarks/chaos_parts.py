@@ -14,7 +14,7 @@ import ray
 
 from cluster.events import ActorRestarted, ActorStarted, LearnerRestarted, LearnerStarted, Observer, Progress
 
-KINDS = ("actor", "evaluator", "learner", "redis", "node")
+KINDS = ("actor", "evaluator", "learner", "redis", "node", "poison")
 
 
 # --- games: reported (Redis took the push) vs recorded (the league counted it) -------------------
@@ -120,6 +120,11 @@ class Chaos(Observer):
         self.last_kill_at = time.monotonic() + args.minutes * 60 - args.every / 2
         self.returning: list[tuple[float, object]] = []  # (when, removed node) to add back
         self.threads: list[threading.Thread] = []
+        self.poison = None
+        if "poison" in args.kinds:
+            from benchmarks.chaos_poison import Poison
+
+            self.poison = Poison(cfg, server.url)
 
     def learner_started(self, e: LearnerStarted) -> None:
         self.pids["learner"] = e.pid
@@ -136,6 +141,8 @@ class Chaos(Observer):
 
     def progress(self, e: Progress) -> None:
         self.progress_versions.append(e.version)
+        if self.poison is not None:
+            self.poison.observe(e.learner.corrupt_payloads)
         now = time.monotonic()
         for when, node in [r for r in self.returning if r[0] <= now]:
             self.returning.remove((when, node))
@@ -153,7 +160,7 @@ class Chaos(Observer):
             self.next_at, self.turn = now + self.args.every, self.turn + 1
             if what:
                 self.kills[kind] += 1
-                self.log(f"chaos: killed {what}")
+                self.log(f"chaos: {'injected' if kind == 'poison' else 'killed'} {what}")
 
     def _kill_actor(self) -> str:
         i = self.kills["actor"] % self.cfg.rollout.num_actors
@@ -194,6 +201,13 @@ class Chaos(Observer):
         self.returning.append((time.monotonic() + self.args.node_down_s, node))
         self._thread(lambda: self.cluster.remove_node(node))
         return f"{role} (back in {self.args.node_down_s:g} s)"
+
+    def _kill_poison(self) -> str:
+        """Not a kill: hostile input (benchmarks/chaos_poison.py), counted and survived."""
+        what = self.poison.inject(self.progress_versions[-1])
+        if not what:
+            self.skipped["poison"] = "a game with roles: the poison kind sends one policy's segments"
+        return what
 
     def _thread(self, fn) -> None:
         t = threading.Thread(target=fn, daemon=True)
@@ -236,6 +250,9 @@ def table(runs: list[dict], args) -> tuple[str, bool]:
         r["lost"] = len(r["reported"] - r["recorded"])
         r["mono"] = _monotonic(r["versions"]) and _monotonic(r["progress_versions"])
         ok = ok and r["lost"] == 0 and r["mono"] and r["games_total"] == len(r["recorded"])
+        p = r["monkey"].poison if r["monkey"].enabled else None
+        if p is not None and p.games_injected:  # every poison game refused, and versions went on after the first
+            ok = ok and r["result"].summary["bad_games"] == p.games_injected and r["result"].learner_version > p.first_version
     row("minutes", lambda r: f"{r['minutes']:.1f}")
     row("final learner version", lambda r: str(r["result"].learner_version))
     row("games reported (ids Redis acknowledged)", lambda r: str(len(r["reported"])))
@@ -247,13 +264,29 @@ def table(runs: list[dict], args) -> tuple[str, bool]:
         lambda r: f"**{'yes' if r['mono'] else 'NO'}** ({len(r['versions'])}; {len(r['progress_versions'])})")
     for kind, label in (("actor", "rollout actor"), ("evaluator", "evaluator"), ("learner", "learner"), ("redis", "redis-server"), ("node", "node")):
         row(f"{label}: killed / restarts seen", lambda r, k=kind: _kills(r, k))
+    if "poison" in args.kinds:
+        row("poison: bad game results injected / refused (bad_games)", lambda r: _poison(r, "games"))
+        row("poison: malformed segments sent / dropped (corrupt_payloads)", lambda r: _poison(r, "segments"))
+        row("poison: learner versions after the first injection", lambda r: _poison(r, "versions"))
     row("**final strength** (latest, greedy)", lambda r: r["strength"])
     head = f"| {'':<10} | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols) + "\n"
     body = "".join(f"| {label} | " + " | ".join(vals) + " |\n" for label, vals in rows)
+    promise = "; every poison game refused, and versions went on after it" if "poison" in args.kinds else ""
     notes = "".join(f"\n- {k}: skipped, {why}" for k, why in runs[0]["monkey"].skipped.items())
     cmd = f"python benchmarks/chaos.py --minutes {args.minutes:g} --every {args.every:g} --config {args.config}" + "".join(
         f" --set {s}" for s in args.set) + (f" --kinds {','.join(args.kinds)}" if args.kinds != KINDS else "") + (" --baseline" if args.baseline else "") + (" --local-cluster" if args.local_cluster else "")
-    return f"\n## Chaos benchmark\n\n`{cmd}`\n\n{head}{body}{notes}\n\n{'PASS' if ok else 'FAIL'}: games lost 0 and versions monotonic\n", ok
+    return f"\n## Chaos benchmark\n\n`{cmd}`\n\n{head}{body}{notes}\n\n{'PASS' if ok else 'FAIL'}: games lost 0 and versions monotonic{promise}\n", ok
+
+
+def _poison(r: dict, what: str) -> str:
+    p = r["monkey"].poison if r["monkey"].enabled else None
+    if p is None or p.first_version is None:
+        return "-"
+    if what == "games":
+        return f"{p.games_injected} / {r['result'].summary['bad_games']}"
+    if what == "segments":
+        return f"{p.segments_injected} / {p.corrupt_payloads}"
+    return f"{r['result'].learner_version - p.first_version} (v{p.first_version} to v{r['result'].learner_version})"
 
 
 def _kills(r: dict, kind: str) -> str:

@@ -26,7 +26,7 @@ from actors.scripted import references_for
 from league.config import LeagueConfig
 from league.sampling import SAMPLERS
 from learner.arch import ModelConfig
-from learner.config import LearnerConfig, PPOConfig
+from learner.config import AUTOCAST_MODES, LearnerConfig, PPOConfig
 
 
 class _Loader(yaml.SafeLoader):
@@ -222,8 +222,10 @@ def validate(cfg: Config) -> None:
         (cfg.rollout.opponent_cache >= 1, "rollout.opponent_cache must be >= 1 (idle opponents kept besides those in play)"),
         (cfg.rollout.opening_random_moves >= 0, "rollout.opening_random_moves must be >= 0 (0: off)"),
         (cfg.learner.device in ("auto", "cpu", "cuda"), "learner.device must be auto, cpu or cuda"),
+        (cfg.learner.autocast in AUTOCAST_MODES, f"learner.autocast must be one of {', '.join(AUTOCAST_MODES)}"),
         (cfg.learner.publish_every >= 1, "learner.publish_every must be >= 1"),
         (cfg.learner.queue_segments >= 0, "learner.queue_segments must be >= 0 (0: one batch)"),
+        (cfg.learner.queue_bytes >= 0, "learner.queue_bytes must be >= 0 (0: derived from queue_segments)"),
         (cfg.league.snapshot_every >= 1, "league.snapshot_every must be >= 1"),
         (0.0 <= cfg.league.latest_prob <= 1.0, "league.latest_prob must be in [0, 1]"),
         (0.0 <= cfg.game.team_spirit <= 1.0, "game.team_spirit must be in [0, 1] (OpenAI Five's tau)"),

@@ -24,6 +24,9 @@ after a lost reply or a claim re-read after a crash, seconds apart, never hours.
 
 
 class GameSource(Protocol):
+    bad_games: int  # game results refused: failed the store's checks, or set aside by the manager
+
+    def set_aside(self, game: GameResult, reason: str) -> None: ...
     def pop_games(self, max_n: int = ...) -> list[GameResult]: ...
     def save(self, state: LeagueState) -> None: ...
     def record_ratings(self, players: list[Player], learner_version: int) -> None: ...
@@ -78,6 +81,11 @@ class LeagueManager:
         self.fit_seconds = 0.0  # time spent in rating fits so far
         self.strength = StrengthTracker()
 
+    @property
+    def bad_games(self) -> int:
+        """Game results refused (malformed or out of range) and set aside, never applied."""
+        return self.store.bad_games
+
     def step(self, learner_version: int, refit: bool = False, env_steps: int = -1, versions: Mapping[str, int] | None = None) -> list[str]:
         """Apply queued games, append the latest's score against each reference it played
         (league/strength.py; stamped with `env_steps`, -1 when unknown), refit the ratings if due
@@ -89,7 +97,13 @@ class LeagueManager:
             if not self.seen_game_ids.add(g.game_id):
                 self.duplicate_games += 1
                 continue  # reported twice (e.g. an actor retried a push): count once
-            st.record(g, self.cfg)
+            try:
+                st.record(g, self.cfg)
+            except (ArithmeticError, LookupError, TypeError, ValueError) as exc:
+                # One bad game must not stop the league (nor every --resume that reclaims it):
+                # set it aside, counted in bad_games, and go on with the rest.
+                self.store.set_aside(g, f"the league could not apply it: {type(exc).__name__}: {exc}")
+                continue
             self.strength.add(g, st)
             self._new_evidence = True
         points = self.strength.take()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 LEARNER_ID = "latest"
@@ -47,6 +48,14 @@ class GameResult:
             raise ValueError(f"scores {self.scores} must be placements in [0, 1] summing to {n / 2} (N/2)")
         if self.kind not in ("train", "eval"):
             raise ValueError(f"game kind {self.kind!r} must be 'train' or 'eval'")
+        # The quality update divides by opponent_prob (league/sampling.py): a probability outside
+        # (0, 1] or NaN would raise in the league manager, or move quality scores by inf.
+        if not 0.0 < self.opponent_prob <= 1.0:
+            raise ValueError(f"opponent_prob {self.opponent_prob!r} must be a probability in (0, 1]")
+        if self.length < 0 or not math.isfinite(self.finished_at):
+            raise ValueError(f"length {self.length!r} must be >= 0 and finished_at {self.finished_at!r} finite")
+        if any(v < -1 for v in self.versions):
+            raise ValueError(f"versions {self.versions} must be learner versions >= 0, or -1 for references")
 
     def pairs(self) -> list[tuple[int, int, float]]:
         """The ranking as head-to-head results: (seat i, seat j, i's score against j) for i < j.

@@ -12,17 +12,23 @@ import heapq
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ContextManager, Protocol
 
 import numpy as np
 import torch
 
 from learner.arch import ModelConfig
-from learner.config import LearnerConfig, PPOConfig
-from learner.model import PolicyNet, load_numpy_state, state_dict_numpy
-from learner.ppo import explained_variance, gae_segments, linear_schedule, minibatch_slices, ppo_loss
+from learner.config import AUTOCAST_MODES, LearnerConfig, PPOConfig
+from learner.host_memory import retain_freed_memory
+from learner.model import PolicyNet, load_numpy_state
+from learner.phases import PhaseTimer, phase
+from learner.ppo import LossParts, explained_variance, gae_segments, linear_schedule, minibatch_slices, ppo_loss
 from learner.recurrent import SequenceBatch, check_recurrent_segment
 from learner.segment import Segment
+from learner.staging import BatchStager, host_weights, to_cpu
+
+_LOSSES = ("total", "policy", "value", "entropy", "approx_kl", "clip_frac")
+"""The LossParts fields an update reports, averaged over the minibatches whose step was taken."""
 
 
 class PolicyShape(Protocol):
@@ -64,6 +70,26 @@ class LearnerStats:
     started: float = field(default_factory=time.monotonic)
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """One update's samples: tensors on the learner's device, and what the metrics need on the host."""
+
+    n: int
+    obs: torch.Tensor
+    masks: torch.Tensor
+    actions: torch.Tensor
+    old_logp: torch.Tensor
+    adv: torch.Tensor
+    ret: torch.Tensor
+    val_np: np.ndarray
+    ret_np: np.ndarray
+    lags: np.ndarray
+    seq: SequenceBatch | None
+    pieces: list[slice]
+    lr: float
+    ent_coef: float
+
+
 class Learner:
     MAX_CONSECUTIVE_NONFINITE = 3
 
@@ -75,7 +101,10 @@ class Learner:
         learner_cfg: LearnerConfig,
         seed: int = 0,
     ) -> None:
+        if learner_cfg.autocast not in AUTOCAST_MODES:
+            raise ValueError(f"learner.autocast {learner_cfg.autocast!r} is unknown; choose one of {', '.join(AUTOCAST_MODES)}")
         torch.set_num_threads(learner_cfg.torch_threads)
+        retain_freed_memory()
         torch.manual_seed(seed)
         self.cfg = ppo_cfg
         self.device = pick_device(learner_cfg.device)
@@ -85,7 +114,15 @@ class Learner:
         gaussian = self.model.log_std is not None
         # What a segment of this game holds per step: Box games have no mask and a float vector action.
         self._mask_width, self._action_dims = (0, (spec.num_actions,)) if gaussian else (spec.num_actions, ())
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=ppo_cfg.lr, betas=(0.9, 0.999), eps=1e-5)
+        # Where a non-finite step is caught (_train_step): on the host on CPU, on the device on CUDA.
+        self._guard_on_device = self.device.type == "cuda"
+        fused = self._guard_on_device  # see _fit_optimizer
+        self.opt = torch.optim.Adam(
+            self.model.parameters(), lr=ppo_cfg.lr, betas=(0.9, 0.999), eps=1e-5, foreach=not fused, fused=fused
+        )
+        self._stage = BatchStager(self.device)
+        self._bf16 = learner_cfg.autocast == "bf16"
+        self._yes, self._no = torch.tensor(True, device=self.device), torch.tensor(False, device=self.device)
         self.version = 0
         self.stats = LearnerStats()
         # Pending segments, in arrival order (the order update() takes them in), by arrival number.
@@ -98,6 +135,7 @@ class Learner:
         self._pending_samples = 0
         self._consecutive_nonfinite = 0
         self._rng = np.random.default_rng(seed)
+        self.timer: PhaseTimer | None = None  # attach one to see where update() spends its time
 
     # --- data in ---------------------------------------------------------------------------
     def add(self, segments: list[Segment]) -> None:
@@ -156,8 +194,44 @@ class Learner:
         return batch
 
     def update(self) -> dict[str, float]:
-        """One learner iteration on the oldest pending samples. Call only when ready()."""
-        batch = self._take_batch()
+        """One learner iteration on the oldest pending samples. Call only when ready().
+
+        Nothing is read back from the device until the update's end, one wait on a GPU: the losses
+        are summed where they are computed and a non-finite step is skipped there (_train_step).
+        The exception is ppo.target_kl > 0, whose stop needs each minibatch's KL on the host."""
+        t, c = self.timer, self.cfg
+        with phase(t, "prepare"):
+            b = self._prepare(self._take_batch())
+        # Per minibatch tried: its losses, then 1 if its step was taken. float64, so the sums are
+        # those Python floats gave and the step count is exact.
+        acc = torch.zeros(len(_LOSSES) + 1, dtype=torch.float64, device=self.device)
+        tried = 0
+        kl_stopped = False
+        for epoch in range(c.epochs):
+            if kl_stopped:
+                break
+            with phase(t, "prepare"):
+                order = self._rng.permutation(b.n if b.seq is None else b.seq.num_segments)
+                # A buffer per epoch: an earlier epoch's copy may still be queued on the GPU.
+                order_dev = self._stage(f"order{epoch}", [order])
+            for piece in b.pieces:
+                tried += 1
+                with phase(t, "forward"):
+                    parts = self._loss(b, order_dev[piece] if b.seq is None else order[piece])
+                ok = self._train_step(parts)
+                with phase(t, "metrics"):
+                    row = torch.stack([*(getattr(parts, k).detach().double() for k in _LOSSES), ok.double()])
+                    acc += torch.where(ok, row, 0.0)
+                    if c.target_kl > 0 and bool(ok) and float(parts.approx_kl) > 1.5 * c.target_kl:
+                        kl_stopped = True  # this batch has moved the policy far enough from the one that acted
+                        break
+        with phase(t, "metrics"):
+            *sums, steps = acc.tolist()  # the update's one read from the device
+        return self._finish(b, sums, int(steps), tried - int(steps), kl_stopped)
+
+    def _prepare(self, batch: list[Segment]) -> _Batch:
+        """GAE on the host, then the batch's tensors on the device (once per update) and this
+        version's learning rate and entropy weight."""
         if not batch:
             raise RuntimeError("update() called without pending samples")
         c = self.cfg
@@ -165,61 +239,79 @@ class Learner:
             [s.rewards for s in batch], [s.values for s in batch], [s.dones for s in batch],
             [s.bootstrap_value for s in batch], c.gamma, c.gae_lambda,
         )
-        lags = np.concatenate([self.version - s.versions for s in batch])
-        cat = lambda name: np.concatenate([getattr(s, name) for s in batch])  # noqa: E731
-        dev = self.device
-        obs = torch.from_numpy(cat("obs")).to(dev)
-        masks = torch.from_numpy(cat("masks")).to(dev)
-        actions = torch.from_numpy(cat("actions")).to(dev)
-        old_logp = torch.from_numpy(cat("logp")).to(dev)
-        val_np = cat("values")
-        adv_all = torch.from_numpy(adv_np).to(dev)
-        ret_all = torch.from_numpy(ret_np).to(dev)
+        tensor = lambda name: self._stage(name, [getattr(s, name) for s in batch])  # noqa: E731
         n = len(adv_np)
         lr = linear_schedule(c.lr, c.lr_end_factor, self.version, c.schedule_versions)
-        ent_coef = linear_schedule(c.ent_coef, c.ent_end_factor, self.version, c.schedule_versions)
         for group in self.opt.param_groups:
             group["lr"] = lr
         # Recurrent models: minibatches of whole segments, unrolled from their shipped states.
-        seq = SequenceBatch(batch, dev) if self.model.recurrent else None
-        pieces = minibatch_slices(n, c.minibatch_size) if seq is None else seq.pieces(n, c.minibatch_size)
-        sums: dict[str, float] = {}
-        steps = skipped = 0
-        kl_stopped = False
-        for _ in range(c.epochs):
-            if kl_stopped:
-                break
-            order = torch.from_numpy(self._rng.permutation(n if seq is None else seq.num_segments)).to(dev)
-            for piece in pieces:
-                if seq is None:
-                    idx = order[piece]
-                else:
-                    idx, logits, values = seq.forward(self.model, order[piece])
-                adv = adv_all[idx]
-                if c.normalize_advantages and len(idx) > 1:
-                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                if seq is None:
-                    logits, values = self.model(obs[idx], masks[idx])
-                parts = ppo_loss(
-                    logits, values, actions[idx], old_logp[idx], adv, ret_all[idx], c.clip, c.vf_coef, ent_coef, self.model.log_std
-                )
-                if not torch.isfinite(parts.total):
-                    skipped += 1
-                    continue
+        seq = SequenceBatch(batch, self.device) if self.model.recurrent else None
+        return _Batch(
+            n=n,
+            obs=tensor("obs"),
+            masks=tensor("masks"),
+            actions=tensor("actions"),
+            old_logp=tensor("logp"),
+            adv=self._stage("adv", [adv_np]),
+            ret=self._stage("ret", [ret_np]),
+            val_np=np.concatenate([s.values for s in batch]),
+            ret_np=ret_np,
+            lags=np.concatenate([self.version - s.versions for s in batch]),
+            seq=seq,
+            pieces=minibatch_slices(n, c.minibatch_size) if seq is None else seq.pieces(n, c.minibatch_size),
+            lr=lr,
+            ent_coef=linear_schedule(c.ent_coef, c.ent_end_factor, self.version, c.schedule_versions),
+        )
+
+    def _loss(self, b: _Batch, picked) -> LossParts:
+        """The PPO loss of one minibatch: `picked` are sample indices on the device, or for a
+        recurrent model segment indices (numpy). The network runs under autocast when
+        learner.autocast asks for it; the loss itself is always float32."""
+        c = self.cfg
+        if b.seq is None:
+            idx = picked
+        else:
+            with self._autocast():
+                idx, logits, values = b.seq.forward(self.model, picked)
+        adv = b.adv[idx]
+        if c.normalize_advantages and len(idx) > 1:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        if b.seq is None:
+            with self._autocast():
+                logits, values = self.model(b.obs[idx], b.masks[idx])
+        return ppo_loss(
+            logits.float(), values.float(), b.actions[idx], b.old_logp[idx], adv, b.ret[idx], c.clip, c.vf_coef, b.ent_coef,
+            self.model.log_std,
+        )
+
+    def _train_step(self, parts: LossParts) -> torch.Tensor:
+        """Backward, gradient-norm clip and optimizer step; whether the step was taken, as a bool
+        tensor on the device. A minibatch whose loss or gradient norm is NaN/inf changes nothing.
+        On CPU that is checked on the host, where it costs nothing and spares a NaN loss its
+        backward pass; on CUDA on the device, so that the host never waits: fused Adam skips its
+        step where `found_inf` is 1 (the mechanism torch.amp.GradScaler drives)."""
+        t, guard_on_device = self.timer, self._guard_on_device
+        if not guard_on_device and not torch.isfinite(parts.total):
+            return self._no
+        with phase(t, "backward"):
+            self.opt.zero_grad(set_to_none=True)
+            parts.total.backward()
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
+        if not guard_on_device:
+            if not torch.isfinite(norm):
                 self.opt.zero_grad(set_to_none=True)
-                parts.total.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)
-                if not torch.isfinite(grad_norm):
-                    skipped += 1
-                    self.opt.zero_grad(set_to_none=True)
-                    continue
+                return self._no
+            with phase(t, "step"):
                 self.opt.step()
-                steps += 1
-                for k in ("total", "policy", "value", "entropy", "approx_kl", "clip_frac"):
-                    sums[k] = sums.get(k, 0.0) + float(getattr(parts, k).detach())
-                if c.target_kl > 0 and float(parts.approx_kl) > 1.5 * c.target_kl:
-                    kl_stopped = True  # this batch has moved the policy far enough from the one that acted
-                    break
+            return self._yes
+        ok = torch.isfinite(parts.total) & torch.isfinite(norm)
+        with phase(t, "step"):
+            self.opt.found_inf = (~ok).float()
+            self.opt.step()
+        return ok
+
+    def _finish(self, b: _Batch, sums: list[float], steps: int, skipped: int, kl_stopped: bool) -> dict[str, float]:
+        """Counters, the version, and the update's metrics."""
         self.stats.nonfinite_skipped += skipped
         if steps == 0:
             self._consecutive_nonfinite += 1
@@ -231,15 +323,16 @@ class Learner:
         else:
             self._consecutive_nonfinite = 0
         self.version += 1
-        self.stats.samples_used += n
-        self.stats.samples_consumed += steps * n // len(pieces)
-        metrics = {f"losses/{k}": v / max(steps, 1) for k, v in sums.items()}
+        self.stats.samples_used += b.n
+        self.stats.samples_consumed += steps * b.n // len(b.pieces)
+        metrics = {f"losses/{k}": v / steps for k, v in zip(_LOSSES, sums)} if steps else {}
+        lags = b.lags
         metrics.update(
             {
-                "losses/lr": lr,
-                "losses/ent_coef": ent_coef,
+                "losses/lr": b.lr,
+                "losses/ent_coef": b.ent_coef,
                 "losses/kl_stop": float(kl_stopped),
-                "losses/explained_variance": explained_variance(val_np, ret_np),
+                "losses/explained_variance": explained_variance(b.val_np, b.ret_np),
                 "losses/grad_steps": float(steps),
                 "losses/nonfinite_skipped": float(skipped),
                 "system/staleness_min": float(lags.min()),
@@ -248,10 +341,26 @@ class Learner:
                 "system/dropped_stale": float(self.stats.dropped_stale),
                 "system/sample_reuse": self.sample_reuse(),
                 "system/learner_version": float(self.version),
-                "system/batch_samples": float(n),
+                "system/batch_samples": float(b.n),
             }
         )
         return metrics
+
+    def _autocast(self) -> ContextManager[None]:
+        """bf16 autocast of the network's forward pass when learner.autocast is bf16 (off: a no-op)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._bf16)
+
+    def _fit_optimizer(self) -> None:
+        """Adam's kernel for where steps are guarded. CPU: foreach, bit for bit the default
+        per-tensor loop, in fewer calls. CUDA: fused, whose `found_inf` lets a non-finite step be
+        skipped on the device (_train_step); its step counts then live on the device too."""
+        fused = self._guard_on_device
+        for group in self.opt.param_groups:
+            group["fused"], group["foreach"] = (True, False) if fused else (False, True)
+            for p in group["params"]:
+                st = self.opt.state.get(p)
+                if st and "step" in st:
+                    st["step"] = st["step"].to(device=p.device if fused else "cpu", dtype=torch.float32)
 
     def sample_reuse(self) -> float:
         """ANCHORS' definition: samples consumed by the optimiser / samples produced by rollouts."""
@@ -259,7 +368,8 @@ class Learner:
 
     # --- weights ---------------------------------------------------------------------------
     def weights(self) -> dict[str, np.ndarray]:
-        return state_dict_numpy(self.model)
+        """The weights as fresh host arrays, one copy from the device (learner/staging.py)."""
+        return host_weights(self.model)
 
     def load_weights(self, tensors: dict[str, np.ndarray]) -> None:
         load_numpy_state(self.model, tensors)
@@ -275,7 +385,7 @@ class Learner:
         return {
             "version": self.version,
             "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
-            "optimizer": _to_cpu(self.opt.state_dict()),
+            "optimizer": to_cpu(self.opt.state_dict()),
             "rng": {"torch": torch.get_rng_state(), "cuda": cuda, "numpy": self._rng.bit_generator.state},
             "stats": {k: getattr(self.stats, k) for k in self._COUNTERS},
             "consecutive_nonfinite": self._consecutive_nonfinite,
@@ -285,6 +395,7 @@ class Learner:
         """Restore a state_dict(); weights of another shape are refused naming the mismatch."""
         load_numpy_state(self.model, {k: v.numpy() for k, v in state["model"].items()})
         self.opt.load_state_dict(state["optimizer"])  # moves optimizer state to the parameters' device
+        self._fit_optimizer()  # a checkpoint from another device names that device's Adam kernel
         torch.set_rng_state(state["rng"]["torch"])
         if state["rng"]["cuda"] and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
@@ -294,12 +405,3 @@ class Learner:
         self._consecutive_nonfinite = int(state.get("consecutive_nonfinite", 0))
         self.version = int(state["version"])
 
-
-def _to_cpu(obj):
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu().clone()
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_cpu(v) for v in obj)
-    return obj

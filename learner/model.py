@@ -248,7 +248,9 @@ class InferencePolicy:
     """A frozen copy of the network for acting: numpy in, numpy out, sampling from a numpy RNG.
 
     Sampling uses the Gumbel-max trick with the caller's Generator so rollouts are reproducible from
-    (seed, actor, env) without touching torch's global RNG.
+    (seed, actor, env) without touching torch's global RNG. Its forward passes run in
+    torch.inference_mode (no autograd bookkeeping at all, not even tensor version counters): what
+    they compute leaves as numpy and never meets a gradient.
     """
 
     def __init__(
@@ -262,7 +264,7 @@ class InferencePolicy:
         load_numpy_state(self.net, tensors)
         self.version = version
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def value(self, obs: np.ndarray, state: np.ndarray | None = None) -> np.ndarray:
         """V(obs) for a batch of network inputs, float32 [B] (the value does not read the mask); a
         recurrent policy's from each seat's `state` float32 [B, 2, lstm_size]."""
@@ -274,7 +276,7 @@ class InferencePolicy:
             values = self.net(x, mask)[1]
         return values.numpy().astype(np.float32)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def act(self, obs: np.ndarray, mask: np.ndarray, rng: np.random.Generator, greedy: bool = False):
         """Batched action selection. Returns (actions int64 [B], logp float32 [B], values float32 [B]);
         a Gaussian policy's actions are float32 [B, A] (see _act_gaussian)."""
@@ -291,7 +293,7 @@ class InferencePolicy:
         """The state of n seats at a game's start: float32 [n, 2, lstm_size] of zeros (h, then c)."""
         return np.zeros((n, 2, self.net.state_size), np.float32)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def act_recurrent(self, obs: np.ndarray, mask: np.ndarray, state: np.ndarray, rng: np.random.Generator, greedy: bool = False):
         """act() for a recurrent policy: `state` float32 [B, 2, lstm_size] is each seat's state
         before this decision. Returns (actions, logp, values, the states after it). Samples as act()

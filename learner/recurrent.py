@@ -68,17 +68,25 @@ class SequenceBatch:
         bounds = [round(i * self.num_segments / k) for i in range(k + 1)]
         return [slice(bounds[i], bounds[i + 1]) for i in range(k)]
 
-    def forward(self, model: PolicyNet, segs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, model: PolicyNet, segs: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Unroll the segments `segs` (indices into the batch) from their shipped states. Returns
         (flat sample indices into the batch's concatenated samples, masked logits, values), the
-        padding left out, segment after segment in the order of `segs`."""
-        seg_np = segs.cpu().numpy()
+        padding left out, segment after segment in the order of `segs`. Pass host (numpy)
+        indices: a GPU tensor would have to be read back first, a wait for the device."""
+        seg_np = segs.cpu().numpy() if isinstance(segs, torch.Tensor) else np.asarray(segs)
+        segs = self._to_device(seg_np)
         width = int(self.lengths[seg_np].max())
         st = self.state[segs]
         obs = self.obs[segs, :width].transpose(0, 1)
         masks = self.masks[segs, :width].transpose(0, 1)
         starts = self.starts[segs, :width].transpose(0, 1)
         logits, values, _ = model.unroll(obs, masks, starts, (st[:, 0].contiguous(), st[:, 1].contiguous()))
-        valid = torch.from_numpy(np.arange(width)[None, :] < self.lengths[seg_np][:, None]).to(self.device)  # [B, T]
+        valid = self._to_device(np.arange(width)[None, :] < self.lengths[seg_np][:, None])  # [B, T]
         idx = np.concatenate([np.arange(self.offsets[i], self.offsets[i] + self.lengths[i]) for i in seg_np])
-        return torch.from_numpy(idx).to(self.device), logits.transpose(0, 1)[valid], values.transpose(0, 1)[valid]
+        return self._to_device(idx), logits.transpose(0, 1)[valid], values.transpose(0, 1)[valid]
+
+    def _to_device(self, a: np.ndarray) -> torch.Tensor:
+        """A host array on the device; on CUDA copied asynchronously from pinned memory (a plain
+        copy would wait for the GPU to finish everything queued before it)."""
+        t = torch.from_numpy(a)
+        return t.pin_memory().to(self.device, non_blocking=True) if self.device.type == "cuda" else t

@@ -61,6 +61,16 @@ class Segment:
             )
         if not np.isfinite(self.bootstrap_value):
             raise ValueError("segment bootstrap_value is not finite")
+        # What the learner trains on must be finite (a NaN spreads to every loss of the batch), and
+        # a categorical action must index the mask: out of range it raises in the update (a
+        # device-side assert on CUDA). A game that hands out NaN rewards fails here, at the actor.
+        for name in ("obs", "logp", "values", "rewards"):
+            if not np.isfinite(getattr(self, name)).all():
+                raise ValueError(f"segment field {name} holds NaN or inf values")
+        if not continuous and ((self.actions < 0).any() or (self.actions >= self.masks.shape[1]).any()):
+            raise ValueError(
+                f"segment actions {int(self.actions.min())}..{int(self.actions.max())} out of range for {self.masks.shape[1]} actions"
+            )
         st = self.initial_state
         if st is not None:
             if not isinstance(st, np.ndarray) or st.dtype != np.float32 or st.ndim != 2 or st.shape[0] != 2:

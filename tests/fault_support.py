@@ -61,7 +61,8 @@ _moves = [0]  # moves played in this process, over all game copies
 def env(mode: str = "ok", flag: str = "", after: int = 40, **kwargs):
     """Tic-tac-toe, except: mode 'raise_once' raises in one game of one process (the first to claim
     the `flag` file once it has played `after` moves); 'raise_always' raises in every process once
-    it has played `after` moves; 'nan_rewards' hands out NaN rewards."""
+    it has played `after` moves; 'nan_rewards' hands out NaN rewards (which the actor refuses);
+    'huge_rewards' hands out finite rewards so large (1e38) that the losses overflow to inf."""
     game = tictactoe_v3.env(**kwargs)
     step = game.step
 
@@ -70,6 +71,9 @@ def env(mode: str = "ok", flag: str = "", after: int = 40, **kwargs):
         _moves[0] += 1
         if mode == "nan_rewards":
             game.rewards = {a: float("nan") for a in game.rewards}
+        if mode == "huge_rewards":
+            # Read from the game itself: once set here, `game.rewards` is the wrapper's own copy.
+            game.rewards = {a: 1e38 * r for a, r in game.unwrapped.rewards.items()}
         if mode == "raise_once" and _moves[0] >= after and _claim(flag):
             raise RuntimeError("injected fault in a game")
         if mode == "raise_always" and _moves[0] >= after:

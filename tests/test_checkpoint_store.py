@@ -11,8 +11,10 @@ import socket
 
 import pytest
 
-pytest.importorskip("s3fs", reason="checkpoints in S3 need the s3 extra: pip install -e '.[test]'")
-moto_server = pytest.importorskip("moto.server", reason="the S3 tests start moto's server: pip install -e '.[test]'")
+from tests.needs import needs
+
+needs("s3fs", reason="checkpoints in S3 need the s3 extra: pip install -e '.[test]'")
+moto_server = needs("moto.server", reason="the S3 tests start moto's server: pip install -e '.[test]'")
 
 from actors.games import load_game  # noqa: E402
 from cluster.events import CheckpointWritten, LearnerStarted, RunStarted  # noqa: E402

@@ -31,6 +31,7 @@ from cluster.stores.embedded_redis import EmbeddedRedis
 from cluster.stores.keys import RunKeys
 from cluster.stores.league_store import LeagueStore, list_runs
 from cluster.stores.param_store import ParamStore
+from tests.needs import skip_unless_ci
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -40,7 +41,7 @@ FAIL_FAST_TIMEOUT_S = 150.0
 
 pytestmark = [
     pytest.mark.ray,
-    pytest.mark.skipif(shutil.which("ray", path=str(VENV_BIN)) is None, reason="needs the ray CLI next to this Python"),
+    skip_unless_ci(shutil.which("ray", path=str(VENV_BIN)) is None, reason="needs the ray CLI next to this Python"),
 ]
 
 

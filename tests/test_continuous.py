@@ -32,6 +32,7 @@ from learner.ppo import ppo_loss
 from learner.segment import Segment
 from learner.wire import PayloadError, decode_segments, encode_segments, pack_array
 from tests.continuous_games import TARGETS, payoff
+from tests.needs import needs
 
 TARGET = "tests.continuous_games:target"
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -191,7 +192,7 @@ def test_gaussian_policy_files_record_their_head_and_checkpoints_of_another_head
 
 
 def test_onnx_export_of_a_gaussian_policy_is_refused_with_a_message(target_game, tmp_path, capsys):
-    pytest.importorskip("onnx")
+    needs("onnx", reason="ONNX export needs onnx: pip install -e '.[test]'")
     _, spec = target_game
     policy = InferencePolicy(spec.obs_shape, spec.num_actions, (8,), head=GAUSSIAN)
     meta = policy_meta(spec.name, ModelConfig(hidden_sizes=(8,)), spec.obs_shape, spec.num_actions, spec.head)

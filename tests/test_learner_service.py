@@ -27,9 +27,9 @@ def test_segment_queue_is_bounded_by_segments_not_payloads():
     with pytest.raises(queue.Full):
         q.put(b"c", 1, timeout=0.05)  # full: waits its timeout, then refuses
     assert time.monotonic() - t0 >= 0.04
-    assert q.get(timeout=0.0) == b"a"  # first in, first out
+    assert q.get(timeout=0.0) == (b"a", 3)  # first in, first out, with the count it was declared with
     q.put(b"c", 3, timeout=0.0)  # 2 + 3 fits again
-    assert [q.get(timeout=0.0) for _ in range(2)] == [b"b", b"c"]
+    assert [q.get(timeout=0.0)[0] for _ in range(2)] == [b"b", b"c"]
     with pytest.raises(queue.Empty):
         q.get(timeout=0.01)
     q.put(b"big", 50, timeout=0.0)  # larger than the bound: an empty queue still takes it
@@ -134,7 +134,7 @@ def test_an_error_in_the_training_thread_reaches_the_driver(redis_server, redis_
     service.start_training(wait_s=0.05)
     for k in range(Learner.MAX_CONSECUTIVE_NONFINITE):
         seg = make_segment(version=0, seed=k)
-        seg.rewards[:] = np.nan
+        seg.rewards[:] = 1e38  # finite, but its losses overflow (NaN rewards are refused at decode)
         service.submit(encode_segments([seg, make_segment(version=0, seed=50 + k)]), timeout_s=1.0, source="a0-x", produced=2, count=2)
     _wait_for(lambda: service._error is not None)
     # The iterations before the error are reported first (the driver logs their skipped

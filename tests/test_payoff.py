@@ -115,7 +115,7 @@ def test_round_trip_plain_types():
 
 
 def test_round_trip_through_msgpack():
-    msgpack = pytest.importorskip("msgpack")
+    import msgpack  # a dependency of the project itself
     p = Payoff()
     p.update("x", "y", 0.5)
     restored = Payoff.from_dict(msgpack.unpackb(msgpack.packb(p.to_dict())))

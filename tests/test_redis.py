@@ -179,7 +179,7 @@ def test_corrupt_game_bytes_are_counted_and_skipped(league_store, redis_client, 
     redis_client.rpush(run_keys.games, b"\xc1 not msgpack", b"")
     league_store.push_games([_game(1)])
     assert league_store.pop_games() == [_game(0), _game(1)]
-    assert league_store.corrupt_games == 2
+    assert league_store.bad_games == 2
     assert redis_client.llen(run_keys.games) == 0
 
 
@@ -190,7 +190,7 @@ def test_well_formed_msgpack_with_a_malformed_game_is_counted_and_skipped(league
     redis_client.rpush(run_keys.games, msgpack.packb({"schema": "game", "v": 1, **bad}, use_bin_type=True))
     league_store.push_games([_game(1)])
     assert league_store.pop_games() == [_game(0), _game(1)]
-    assert league_store.corrupt_games == 1
+    assert league_store.bad_games == 1
 
 
 def _state() -> LeagueState:

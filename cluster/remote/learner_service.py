@@ -29,6 +29,7 @@ import numpy as np
 from actors.learners import LearnerDef
 from cluster.config import Config, config_from_dict
 from cluster.plan import plan_run
+from cluster.remote.inbox import SegmentQueue, queue_bytes_bound, segment_bytes
 from cluster.remote.process import set_torch_threads
 from cluster.stores.connection import connect
 from cluster.stores.keys import RunKeys
@@ -53,6 +54,13 @@ class Stream:
     inbox: "SegmentQueue"
     params: ParamStore
     published: int = -1
+
+
+def queue_bytes(cfg: Config, spec) -> int:
+    """Bytes the learner's inbound queue holds (learner.queue_bytes; 0: derived, cluster/remote/inbox.py)."""
+    lstm = cfg.model.lstm_size if cfg.model.kind == "lstm" else 0
+    one = max(segment_bytes(s.obs_shape, s.num_actions, cfg.rollout.segment_length, lstm) for s in (spec, *spec.roles))
+    return queue_bytes_bound(cfg.learner.queue_bytes, queue_bound(cfg), one)
 
 
 class LearnerService:
@@ -82,7 +90,7 @@ class LearnerService:
         self.streams = {
             d.name: Stream(
                 d, Learner(d.spec, cfg.model, cfg.ppo, cfg.learner, seed=cfg.run.seed + d.index),
-                SegmentQueue(queue_bound(cfg)), ParamStore(client, keys.for_role(d.name), cfg.redis.keep_versions),
+                SegmentQueue(queue_bound(cfg), queue_bytes(cfg, plan.spec)), ParamStore(client, keys.for_role(d.name), cfg.redis.keep_versions),
             )
             for d in plan.learners
         }
@@ -224,11 +232,14 @@ class LearnerService:
         learner, inbox = self.streams[name].learner, self.streams[name].inbox
         while not learner.ready():
             try:  # what is queued is taken even when the wait is over
-                payload = inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+                payload, declared = inbox.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 return
             try:
-                learner.add(decode_segments(payload))
+                segments = decode_segments(payload)
+                if len(segments) != declared:  # the queue counted what the actor declared
+                    raise PayloadError(f"a payload declared {declared} segments and holds {len(segments)}")
+                learner.add(segments)
             except (PayloadError, ValueError):
                 # A corrupt batch must not kill training: drop it and count it where users look.
                 self.corrupt_payloads += 1
@@ -355,48 +366,3 @@ class LearnerService:
         stream = self.streams.get(name) or self.streams[self.names[0]]
         with self._update_lock:
             return stream.learner.version, stream.learner.weights()
-
-
-class SegmentQueue:
-    """A FIFO of encoded segment batches bounded by the number of segments they hold (one batch
-    of segments, or several, per payload), so `learner.queue_segments` means what it says however
-    many segments an actor's tick produces. A payload larger than the whole bound still enters an
-    empty queue: nothing is refused forever."""
-
-    def __init__(self, max_segments: int) -> None:
-        self.max_segments = max_segments
-        self._items: deque[tuple[bytes, int]] = deque()
-        self._segments = 0
-        self._cond = threading.Condition()
-
-    def put(self, payload: bytes, segments: int, timeout: float) -> None:
-        """Raises queue.Full if there is no room within timeout seconds."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._items and self._segments + segments > self.max_segments:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise queue.Full
-                self._cond.wait(remaining)
-            self._items.append((payload, segments))
-            self._segments += segments
-            self._cond.notify_all()
-
-    def get(self, timeout: float) -> bytes:
-        """Raises queue.Empty if nothing arrives within timeout seconds."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not self._items:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise queue.Empty
-                self._cond.wait(remaining)
-            payload, segments = self._items.popleft()
-            self._segments -= segments
-            self._cond.notify_all()
-            return payload
-
-    def qsize(self) -> int:
-        """Segments queued."""
-        with self._cond:
-            return self._segments

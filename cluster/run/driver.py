@@ -369,6 +369,7 @@ class _Loop:
             "learner_restarts": self.learner_restarts,
             "lost_segments": p.rollouts.lost_segments,
             "duplicate_games": p.leagues.duplicate_games,
+            "bad_games": p.leagues.bad_games,  # game results refused and set aside (docs/faults.md)
             "checkpoint_version": self.last_ckpt,
             "interrupted": interrupted,
         }

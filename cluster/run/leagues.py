@@ -75,6 +75,11 @@ class LeagueSet:
     def duplicate_games(self) -> int:
         return sum(lg.manager.duplicate_games for lg in self.leagues.values())
 
+    @property
+    def bad_games(self) -> int:
+        """Game results refused and set aside (docs/faults.md), over every league."""
+        return sum(lg.manager.bad_games for lg in self.leagues.values())
+
     def checkpoint_leagues(self) -> dict:
         """{learner name: LeagueState.to_dict()} (a run of one learner: {"": its league})."""
         return {name: lg.state.to_dict() for name, lg in self.leagues.items()}

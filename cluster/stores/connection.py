@@ -1,12 +1,16 @@
 """Connecting to Redis with errors a user can act on (the keys a run writes: cluster/stores/keys.py).
 
 Clients ride out a Redis restart or a network blip: after the first PING, a command that meets a
-dropped connection is retried with exponential backoff (redis-py's Retry) for about 30 s.
+dropped connection or a timeout is retried with exponential backoff for at most 30 s in all
+(DeadlineRetry), the same under every redis-py version the project admits.
 """
 
 from __future__ import annotations
 
+import builtins
 import os
+import socket
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -14,11 +18,56 @@ from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
 # Once connected, a command that meets a dropped connection (Redis restarting, a network blip,
-# AOF still loading) is retried with exponential backoff, 0.1 s doubling to 2 s, for about 30 s in
-# all, before the error reaches the caller. The first PING is not retried: a wrong password or an
-# unreachable host is reported at once.
+# AOF still loading) or no answer within the socket timeout is retried with exponential backoff,
+# 0.1 s doubling to 2 s, at most RETRIES times and RETRY_DEADLINE_S seconds in all, before the
+# error reaches the caller. The first PING is not retried: a wrong password or an unreachable host
+# is reported at once.
 RETRIES = 20
+RETRY_DEADLINE_S = 30.0
 BACKOFF = ExponentialBackoff(cap=2.0, base=0.05)
+# Pinned rather than left to redis-py's defaults: under redis-py 5.0.x a Retry without
+# retry_on_error retries nothing (the connection re-raises every error), and its reconnect
+# retries only the OS's own refused / reset errors (builtins.ConnectionError), which its default
+# set leaves out, so a command sent while Redis restarts failed at once; later versions differ.
+RETRY_ON = (redis.ConnectionError, redis.TimeoutError, socket.timeout, builtins.ConnectionError)
+
+
+class DeadlineRetry(Retry):
+    """redis-py's Retry, bounded in time as well as in tries: against a host that drops packets
+    every try costs a socket timeout, so `retries` tries alone could take minutes. A try that would
+    start after `deadline_s` is not made; the last error is raised instead. Implements the whole
+    loop itself, so it behaves the same under every redis-py version that calls
+    call_with_retry(do, fail[, is_retryable][, with_failure_count])."""
+
+    def __init__(self, backoff, retries: int, deadline_s: float) -> None:
+        super().__init__(backoff, retries, supported_errors=RETRY_ON)
+        self.deadline_s = deadline_s
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DeadlineRetry):
+            return NotImplemented
+        mine, theirs = (self._backoff, self._retries, set(self._supported_errors), self.deadline_s), (
+            other._backoff, other._retries, set(other._supported_errors), other.deadline_s)
+        return mine == theirs
+
+    def __hash__(self) -> int:
+        return hash((self._retries, frozenset(self._supported_errors), self.deadline_s))
+
+    def call_with_retry(self, do, fail, is_retryable=None, with_failure_count: bool = False):
+        self._backoff.reset()
+        start, failures = time.monotonic(), 0
+        while True:
+            try:
+                return do()
+            except RETRY_ON as error:
+                if is_retryable is not None and not is_retryable(error):
+                    raise
+                failures += 1
+                fail(error, failures) if with_failure_count else fail(error)
+                pause = self._backoff.compute(failures)
+                if failures > self._retries or time.monotonic() - start + pause > self.deadline_s:
+                    raise error
+                time.sleep(pause)
 
 
 class RedisUnavailable(RuntimeError):
@@ -39,14 +88,16 @@ def resolve_url(configured: str) -> str:
     return configured or os.environ.get("REDIS_URL", "")
 
 
-def connect(url: str, timeout_s: float = 5.0, retries: int = RETRIES) -> redis.Redis:
+def connect(url: str, timeout_s: float = 5.0, retries: int = RETRIES, retry_deadline_s: float = RETRY_DEADLINE_S) -> redis.Redis:
     """Open a client (redis:// or rediss:// TLS, password in the URL) and check it with PING.
-    Later commands retry lost connections `retries` times with exponential backoff."""
+    Later commands retry lost connections and timeouts (each try waits at most timeout_s) up to
+    `retries` times with exponential backoff, for at most `retry_deadline_s` seconds in all."""
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise RedisUnavailable(f"Redis URL {redact(url)!r} must start with redis://, rediss:// or unix://")
     try:
         client = redis.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30, retry=Retry(NoBackoff(), 0)
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30,
+            retry=Retry(NoBackoff(), 0), retry_on_error=list(RETRY_ON),
         )
         client.ping()
     except redis.AuthenticationError as exc:
@@ -65,5 +116,5 @@ def connect(url: str, timeout_s: float = 5.0, retries: int = RETRIES) -> redis.R
             f"cannot reach Redis at {redact(url)} ({exc}). Check that it is running and reachable from this node, "
             "or leave redis.url empty on a single machine to use an embedded Redis."
         ) from exc
-    client.set_retry(Retry(BACKOFF, retries))
+    client.set_retry(DeadlineRetry(BACKOFF, retries, retry_deadline_s))
     return client

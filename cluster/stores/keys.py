@@ -22,6 +22,7 @@ take keys as arguments, are here too, so that this file is the whole layout.
 | {p}:{run}:league:strength:{ref} | list     | [t, env steps, version, W, D, L], thinned | league manager (record_strength)       | dashboard (latest's score against ref over time)   |
 | {p}:{run}:games               | list       | game payloads, a queue                  | actors, evaluators, driver (push_games)  | league manager (CLAIM_GAMES)                       |
 | {p}:{run}:games:claimed       | list       | games claimed, not yet acknowledged     | league manager (CLAIM_GAMES; save empties it) | league manager                                |
+| {p}:{run}:games:bad           | list       | refused game results, newest first, trimmed to 1000 | league manager (LeagueStore.set_aside_raw) | a person (docs/faults.md)               |
 | {p}:{run}:health              | string     | health doc (rates, lag, actor stats)    | driver (set_health)                      | dashboard, benchmarks                              |
 | {p}:{run}:replays             | set        | "player\treference" pairs with replays   | evaluators (ReplayStore.keep)            | `selfplay replay`, dashboard replay page           |
 | {p}:{run}:replays:{a}:{ref}   | list       | replay payloads, oldest first, trimmed to eval.replays_per_pair | evaluators (ReplayStore.keep: RPUSH, LTRIM) | `selfplay replay`, dashboard replay page |
@@ -87,6 +88,7 @@ class RunKeys:
     league_payoff = property(lambda s: f"{s.own}:league:payoff")
     games = property(lambda s: f"{s.own}:games")
     games_claimed = property(lambda s: f"{s.own}:games:claimed")
+    games_bad = property(lambda s: f"{s.own}:games:bad")
     health = property(lambda s: f"{s.base}:health")
 
     weights_prefix = property(lambda s: f"{s.own}:params:w:")

@@ -6,6 +6,8 @@ evaluators) for the game queue; any number of readers (actors, `selfplay league`
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from dataclasses import asdict
 
@@ -16,7 +18,7 @@ import msgpack
 
 from cluster.stores.keys import CLAIM_GAMES, PUSH_THINNED, RunKeys, runs_index
 from cluster.stores.param_store import ParamStore
-from cluster.stores.payloads import decode_doc, decode_game, encode_doc, encode_game
+from cluster.stores.payloads import decode_doc, decode_game, encode_bad_game, encode_doc, encode_game, player_from_body
 from league.league import LEARNER, REFERENCE, SNAPSHOT, LeagueState, Player, Roster
 from league.payoff import Payoff
 from league.pool import LeagueView
@@ -27,6 +29,10 @@ LEAGUE_SCHEMA, LEAGUE_V = "league_meta", 1
 PLAYER_SCHEMA, PLAYER_V = "league_player", 1
 HEALTH_SCHEMA, HEALTH_V = "health", 1
 META_SCHEMA, META_V = "run_meta", 1
+BAD_GAMES_KEPT = 1000
+"""Refused game results kept aside in {p}:{run}:games:bad (newest first) for a person to inspect."""
+
+log = logging.getLogger("selfplay.league")
 
 
 def _encode_player(p: Player) -> bytes:
@@ -35,7 +41,7 @@ def _encode_player(p: Player) -> bytes:
 
 def _floats(raw: bytes, n: int, key: bytes) -> list[float]:
     v = msgpack.unpackb(raw)
-    if not isinstance(v, list) or len(v) != n or not all(isinstance(x, (int, float)) for x in v):
+    if not isinstance(v, list) or len(v) != n or not all(isinstance(x, (int, float)) and math.isfinite(x) for x in v):
         raise PayloadError(f"league record {key!r}: expected {n} numbers, got {v!r}")
     return [float(x) for x in v]
 
@@ -49,7 +55,8 @@ class LeagueStore:
         self.r = client
         self.keys = keys
         self.max_history = max_history
-        self.corrupt_games = 0
+        self.bad_games = 0  # game results refused (malformed, out of range) and set aside
+        self.bad_players = 0  # player records a reader skipped (changes_since, players)
         self._claim = client.register_script(CLAIM_GAMES)
         self._push_point = client.register_script(PUSH_THINNED)
 
@@ -67,7 +74,7 @@ class LeagueStore:
                     )
                 return None
             rank = {LEARNER: 0, REFERENCE: 1, SNAPSHOT: 2}  # the order a league adds them in
-            found = sorted(self._decode_players(self.r.hvals(k.league_players)), key=lambda p: (rank.get(p.kind, 3), p.version, p.id))
+            found = sorted(self._decode_players(self.r.hvals(k.league_players), strict=True), key=lambda p: (rank.get(p.kind, 3), p.version, p.id))
             players = {p.id: p for p in found}
             results = {key.decode(): _floats(v, 2, key) for key, v in self.r.hgetall(k.league_results).items()}
             payoff = Payoff(decay=float(meta["payoff_decay"]), min_games=float(meta["payoff_min_games"]))
@@ -171,15 +178,19 @@ class LeagueStore:
         raw = self.r.get(self.keys.league_meta)
         return None if raw is None else decode_doc(raw, LEAGUE_SCHEMA, LEAGUE_V)
 
-    @staticmethod
-    def _decode_players(raw: list[bytes]) -> list[Player]:
+    def _decode_players(self, raw: list[bytes], strict: bool = False) -> list[Player]:
+        """Player records, each checked (payloads.player_from_body). `strict` (the manager loading
+        its league): a bad record is an error naming it; otherwise (readers: actors, the dashboard)
+        it is skipped, counted in bad_players and logged, so one bad record stops no reader."""
         out = []
         for item in raw:
-            body = decode_doc(item, PLAYER_SCHEMA, PLAYER_V)
             try:
-                out.append(Player(**body))
-            except TypeError as exc:
-                raise PayloadError(f"league player record has unexpected fields: {exc}") from exc
+                out.append(player_from_body(decode_doc(item, PLAYER_SCHEMA, PLAYER_V)))
+            except PayloadError as exc:
+                if strict:
+                    raise PayloadError(f"{self.keys.league_players}: {exc}") from exc
+                self.bad_players += 1
+                log.warning("skipped a league player record in %s: %s", self.keys.league_players, exc)
         return out
 
     # --- game results ----------------------------------------------------------------------
@@ -191,15 +202,31 @@ class LeagueStore:
         """Take up to max_n results off the queue. They stay claimed in Redis until the next save()
         acknowledges them with the state they went into, so a crash or a Redis restart in between
         loses none: the same claim is returned again (the manager counts each game id once).
-        Corrupt entries are counted and dropped, not fatal."""
+        A result that fails any check (payloads.decode_game) is counted in bad_games, logged and
+        set aside (set_aside_raw), never fatal: save() acknowledges it with the rest."""
         raw = self._claim(keys=[self.keys.games, self.keys.games_claimed], args=[max_n])
         out = []
         for item in raw:
             try:
                 out.append(decode_game(item))
-            except PayloadError:
-                self.corrupt_games += 1
+            except PayloadError as exc:
+                self.set_aside_raw(item, str(exc))
         return out
+
+    def set_aside(self, game: GameResult, reason: str) -> None:
+        """A decoded result the league could not apply (the manager's isolation of one bad game)."""
+        self.set_aside_raw(encode_game(game), reason)
+
+    def set_aside_raw(self, raw: bytes, reason: str) -> None:
+        """Count, log and keep a refused game result in {p}:{run}:games:bad (the newest
+        BAD_GAMES_KEPT), so a bad record stops nothing and can still be looked at."""
+        self.bad_games += 1
+        if self.bad_games <= 10 or self.bad_games % 1000 == 0:  # a flood of them does not flood the log
+            log.warning("refused game result #%d from %s (kept in %s): %s", self.bad_games, self.keys.games, self.keys.games_bad, reason)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.lpush(self.keys.games_bad, encode_bad_game(raw, reason, time.time()))
+        pipe.ltrim(self.keys.games_bad, 0, BAD_GAMES_KEPT - 1)
+        pipe.execute()
 
     # --- Elo history ---------------------------------------------------------------------
     def record_ratings(self, players: list[Player], learner_version: int, t: float | None = None) -> None:
