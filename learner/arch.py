@@ -38,7 +38,7 @@ class ModelConfig:
     policy_planes: int = 2
     """conv: planes of the policy head's 1x1 convolution, read by its linear layer. AlphaZero's 2 is
     too narrow where one action stands for many cells (a connect four column): 8 learned to take
-    horizontal and diagonal wins that 2 kept missing (README, "Strength")."""
+    horizontal and diagonal wins that 2 kept missing (docs/results.md, "Connect four")."""
     value_planes: int = 1
     """conv: planes of the value head's 1x1 convolution, read by its MLP (AlphaZero: 1)."""
     lstm_size: int = 128

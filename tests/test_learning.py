@@ -9,7 +9,7 @@ probability of 0, not a lucky sample of games.
 The bar is what every trajectory measured reaches, not what one seed reaches: torch's float
 arithmetic differs between CPUs, so CI's machine follows another trajectory than this one's, and
 perfect play from both seats is reached by some trajectories only (moving second, the policy can end
-a run on one wrong reply to one opening; README, "Strength", gives the spread over seeds with
+a run on one wrong reply to one opening; docs/results.md, "Tic-tac-toe", gives the spread over seeds with
 benchmarks/learning_curve.py). A uniformly random player loses 29% of its games to random moving
 first, 58% moving second.
 """

@@ -1,6 +1,6 @@
 """`selfplay export --format onnx`: parity with the torch policy under onnxruntime for every model
 kind (and symmetry), a wrong model caught by the command's own check, the message when the extra
-is missing, and the README's example run without this project."""
+is missing, and the example of docs/play_and_export.md run without this project."""
 
 from __future__ import annotations
 
@@ -116,8 +116,8 @@ def test_without_the_extra_the_command_names_it(tmp_path, monkeypatch, capsys):
     assert "onnxruntime is missing" in err and "pip install 'selfplay[export]'" in err
 
 
-def readme_onnx_example() -> str:
-    text = (REPO / "README.md").read_text()
+def guide_onnx_example() -> str:
+    text = (REPO / "docs" / "play_and_export.md").read_text()
     start = text.index("    import numpy as np\n    import onnxruntime as ort")
     lines = []
     for line in text[start:].splitlines():
@@ -127,10 +127,10 @@ def readme_onnx_example() -> str:
     return "\n".join(lines)
 
 
-def test_the_readme_example_runs_without_this_project(tmp_path, capsys):
+def test_the_guides_example_runs_without_this_project(tmp_path, capsys):
     policy_file = write_policy(tmp_path / "p.msgpack", "connect_four_v3", ModelConfig(kind="conv", **SMALL))
     assert main(["export", str(policy_file), "--out", str(tmp_path / "policy.onnx")]) == 0
-    (tmp_path / "example.py").write_text(readme_onnx_example())
+    (tmp_path / "example.py").write_text(guide_onnx_example())
     # -I: no PYTHONPATH, no current directory on sys.path; the repo is not importable from tmp_path.
     proc = subprocess.run([sys.executable, "-I", "example.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
