@@ -96,7 +96,11 @@ class RolloutConfig:
     Rating games and final matches always do."""
     max_restarts: int = 5
     """Times Ray restarts each rollout actor after it crashes (killed process, exception in a game,
-    its node lost) before the run stops."""
+    its node lost) before the run stops, within restart_window_s: an actor that used them up in less
+    than that stops the run; one that took longer is replaced by a fresh actor with a fresh count."""
+    restart_window_s: float = 3600.0
+    """The window max_restarts counts over, in seconds (default an hour): a run of weeks on
+    preemptible nodes keeps its actors; a game that fails every time stops the run."""
     resources: dict = field(default_factory=dict)
     """Custom Ray resources each rollout actor asks for besides its CPUs, to place the actors on
     chosen nodes: {rollout_node: 1} puts them only on nodes started with

@@ -15,6 +15,7 @@ seed) and cluster/remote/evaluator_service.py wraps `run()` in a Ray actor.
 from __future__ import annotations
 
 import heapq
+import logging
 
 import secrets
 import time
@@ -33,6 +34,8 @@ from league.league import SNAPSHOT, LeagueState
 from league.pool import LeagueView
 from league.records import LEARNER_ID, RANDOM_ID, GameResult
 from learner.model import InferencePolicy
+
+_log = logging.getLogger(__name__)
 
 
 def eval_reference_ids(cfg: EvalSettings, available: dict[str, ScriptedFn]) -> tuple[str, ...]:
@@ -145,8 +148,10 @@ class Evaluator:
         for pid in pick_snapshots(self.league.state(), ev.snapshots_per_round, ev.snapshot_pick):
             try:
                 version, tensors = self.params.fetch_snapshot(pid)
-            except KeyError:
-                self.stats.missing_snapshots += 1  # the league never names one without weights: count it
+            except KeyError:  # the league never names one without weights: its key was lost or evicted
+                self.stats.missing_snapshots += 1
+                _log.warning("evaluator %s: snapshot %s is missing from Redis (lost or evicted); not rated this round (%d so far)",
+                             self.evaluator_id, pid, self.stats.missing_snapshots)
                 continue
             policy = InferencePolicy(self.spec.obs_shape, self.spec.num_actions, self.cfg.model, head=self.spec.head)
             policy.load(tensors, version)

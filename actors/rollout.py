@@ -14,6 +14,7 @@ role, opponents for a role's sides drawn from that role's league, segments to th
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from typing import Callable
@@ -43,6 +44,8 @@ from learner.model import InferencePolicy
 from learner.segment import Segment
 
 from actors.scripted import ScriptedFn
+
+_log = logging.getLogger(__name__)
 
 
 class RolloutWorker:
@@ -79,6 +82,7 @@ class RolloutWorker:
         self._cache_of: dict[str, OpponentCache] = {}  # seated past opponent -> its role's cache
         self._memory = SeatMemory()  # recurrent policies' states, per (slot, seat)
         self.stats = RolloutStats()
+        self._missing: dict[str, int] = {}  # snapshot id -> times it was drawn but missing from the store
         self._last_poll = -1e9
         self._segment_counter = 0
         self.slots = [make_slot() for _ in range(cfg.rollout.envs_per_actor)]
@@ -183,9 +187,19 @@ class RolloutWorker:
             try:
                 self._seat_opponent(role, opponent)
             except KeyError:
-                opponent, prob = role.latest_id, 1.0  # snapshot missing from the store: play self, count it
-                self.stats.opponent_fallbacks += 1
+                opponent, prob = self._missing_snapshot(role, opponent)
         return opponent, prob
+
+    def _missing_snapshot(self, role: _Role, player_id: str) -> tuple[str, float]:
+        """A snapshot the league names but the store lost (its key evicted or deleted): play self
+        instead, count it, and say so (first time per snapshot, then every 100th) so it is not silent."""
+        self.stats.opponent_fallbacks += 1
+        missing = self._missing.setdefault(player_id, 0) + 1
+        self._missing[player_id] = missing
+        if missing == 1 or missing % 100 == 0:
+            _log.warning("rollout actor %s: snapshot %s is missing from Redis (lost or evicted); playing the latest instead "
+                         "(%d times for it, %d in all)", self.actor_id, player_id, missing, self.stats.opponent_fallbacks)
+        return role.latest_id, 1.0
 
     def _seat_players(self, i: int, episode: int) -> tuple[list[str], float]:
         """Who plays each side of slot i's next game, and the first opponent's draw probability.

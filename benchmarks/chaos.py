@@ -20,6 +20,8 @@ period, so the last one's recovery is seen) the next of these (--kinds, all by d
               pushed into the game queue, two malformed segments (an action past the last, a NaN
               reward) sent to the learner; the run must refuse and count them (bad_games,
               corrupt_payloads) and go on
+  driver      not a kill: the same run started again (`selfplay train --resume auto`, a process of its
+              own) while it runs; it must be refused (the run's lease in Redis) and the run go on
 
 It reports, for each run:
   games lost    every game id whose push Redis acknowledged (each process of the run appends those
@@ -128,6 +130,7 @@ def one_run(args, name: str, out: Path, server: EmbeddedRedis, cluster, chaos: b
         print(f"[{name}] {line}", flush=True)
 
     monkey = Chaos(args, cfg, server, cluster, log, enabled=chaos)
+    monkey.run_dir = out / name
     sampler = VersionSampler(connect(server.url), RunKeys(cfg.redis.key_prefix, name))
     sampler.start()
     t0 = time.monotonic()

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import ray
+import yaml
 
 from cluster.events import ActorRestarted, ActorStarted, LearnerRestarted, LearnerStarted, Observer, Progress
 
-KINDS = ("actor", "evaluator", "learner", "redis", "node", "poison")
+KINDS = ("actor", "evaluator", "learner", "redis", "node", "poison", "driver")
+REPO = Path(__file__).resolve().parents[1]
 
 
 # --- games: reported (Redis took the push) vs recorded (the league counted it) -------------------
@@ -125,6 +129,7 @@ class Chaos(Observer):
             from benchmarks.chaos_poison import Poison
 
             self.poison = Poison(cfg, server.url)
+        self.run_dir: Path | None = None  # the run's directory, for a second driver of it (set by chaos.py)
 
     def learner_started(self, e: LearnerStarted) -> None:
         self.pids["learner"] = e.pid
@@ -202,6 +207,21 @@ class Chaos(Observer):
         self._thread(lambda: self.cluster.remove_node(node))
         return f"{role} (back in {self.args.node_down_s:g} s)"
 
+    def _kill_driver(self) -> str:
+        """Not a kill: the same run started again (`selfplay train ... --resume auto`) while it runs.
+        It must be refused (the run's lease), and this run must go on."""
+        if self.run_dir is None:
+            self.skipped["driver"] = "no run directory given to the monkey"
+            return ""
+
+        def again() -> None:
+            refused, last = second_driver(self.cfg, self.server.url, self.run_dir)
+            self.recovered["driver"] += int(refused)
+            self.log(f"chaos: the second driver {'was refused' if refused else 'WAS NOT REFUSED'}: {last}")
+
+        self._thread(again)
+        return "nothing: started the same run again as a second driver"
+
     def _kill_poison(self) -> str:
         """Not a kill: hostile input (benchmarks/chaos_poison.py), counted and survived."""
         what = self.poison.inject(self.progress_versions[-1])
@@ -220,6 +240,21 @@ class Chaos(Observer):
         for _, node in self.returning:
             self.cluster.add_like(node)  # back for the next run
         self.returning.clear()
+
+
+def second_driver(cfg, redis_url: str, run_dir: Path, timeout_s: float = 300.0) -> tuple[bool, str]:
+    """Run `selfplay train --resume auto` for the run in `run_dir` (its config, the same run id) in
+    a process of its own, as an operator who retried a job would; (whether it was refused because
+    another driver holds the run, its last line of output)."""
+    from cluster.config import written_config
+
+    config = run_dir.parent / f"{run_dir.name}-second-driver.yaml"
+    config.write_text(yaml.safe_dump(written_config(cfg), sort_keys=False))
+    cmd = [sys.executable, "-m", "cluster.run.cli", "train", "--config", str(config), "--redis-url", redis_url,
+           "--run-dir", str(run_dir), "--resume", "auto"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, cwd=REPO)
+    lines = (proc.stderr + proc.stdout).strip().splitlines()
+    return proc.returncode == 2 and "being driven by another driver" in proc.stderr, lines[-1] if lines else f"exit {proc.returncode}"
 
 
 # --- the report ----------------------------------------------------------------------------------
@@ -253,6 +288,8 @@ def table(runs: list[dict], args) -> tuple[str, bool]:
         p = r["monkey"].poison if r["monkey"].enabled else None
         if p is not None and p.games_injected:  # every poison game refused, and versions went on after the first
             ok = ok and r["result"].summary["bad_games"] == p.games_injected and r["result"].learner_version > p.first_version
+        m = r["monkey"]
+        ok = ok and m.kills["driver"] == m.recovered["driver"]  # every second driver refused
     row("minutes", lambda r: f"{r['minutes']:.1f}")
     row("final learner version", lambda r: str(r["result"].learner_version))
     row("games reported (ids Redis acknowledged)", lambda r: str(len(r["reported"])))
@@ -264,6 +301,7 @@ def table(runs: list[dict], args) -> tuple[str, bool]:
         lambda r: f"**{'yes' if r['mono'] else 'NO'}** ({len(r['versions'])}; {len(r['progress_versions'])})")
     for kind, label in (("actor", "rollout actor"), ("evaluator", "evaluator"), ("learner", "learner"), ("redis", "redis-server"), ("node", "node")):
         row(f"{label}: killed / restarts seen", lambda r, k=kind: _kills(r, k))
+    row("**second driver** of the run: started / refused (the run goes on)", lambda r: _kills(r, "driver"))
     if "poison" in args.kinds:
         row("poison: bad game results injected / refused (bad_games)", lambda r: _poison(r, "games"))
         row("poison: malformed segments sent / dropped (corrupt_payloads)", lambda r: _poison(r, "segments"))
@@ -275,7 +313,7 @@ def table(runs: list[dict], args) -> tuple[str, bool]:
     notes = "".join(f"\n- {k}: skipped, {why}" for k, why in runs[0]["monkey"].skipped.items())
     cmd = f"python benchmarks/chaos.py --minutes {args.minutes:g} --every {args.every:g} --config {args.config}" + "".join(
         f" --set {s}" for s in args.set) + (f" --kinds {','.join(args.kinds)}" if args.kinds != KINDS else "") + (" --baseline" if args.baseline else "") + (" --local-cluster" if args.local_cluster else "")
-    return f"\n## Chaos benchmark\n\n`{cmd}`\n\n{head}{body}{notes}\n\n{'PASS' if ok else 'FAIL'}: games lost 0 and versions monotonic{promise}\n", ok
+    return f"\n## Chaos benchmark\n\n`{cmd}`\n\n{head}{body}{notes}\n\n{'PASS' if ok else 'FAIL'}: games lost 0, versions monotonic, every second driver refused{promise}\n", ok
 
 
 def _poison(r: dict, what: str) -> str:

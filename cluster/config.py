@@ -59,7 +59,9 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class RedisConfig:
     url: str = ""
-    """redis:// or rediss:// URL (with password). Empty: REDIS_URL, else an embedded redis-server."""
+    """redis:// or rediss:// URL. Empty: REDIS_URL, else an embedded redis-server. Its password is
+    never written out (config.yaml, run metadata, checkpoints hold redis://:***@host...): give the
+    URL again with --redis-url on each start, or the password alone in REDIS_PASSWORD."""
     key_prefix: str = "selfplay"
     """Prefix of every key this project writes, so one Redis can hold several runs."""
     keep_versions: int = 4
@@ -85,6 +87,10 @@ class RunConfig:
     """Seconds between progress lines."""
     eval_games: int = 100
     """Games against the random player played at the end of the run for the final table."""
+    lease_ttl_s: float = 30.0
+    """The run's lease in Redis (cluster/stores/lease.py) expires this many seconds after its last
+    renewal (every third of it): a second driver of the run is refused while it is held, and a driver
+    that died frees its run this long after."""
     ray_address: str = ""
     """Ray cluster to join ('auto', ray://...); empty = join the cluster when run as a Ray job, else a private local Ray."""
 
@@ -104,7 +110,9 @@ class CheckpointConfig:
     written under a name of its own, then a small pointer (latest.json) to it; readers follow the pointer."""
     storage_options: dict = field(default_factory=dict)
     """Options for the fsspec filesystem of `uri` (e.g. {endpoint_url: http://minio:9000} for s3fs);
-    credentials are better left to the store's own environment variables (AWS_ACCESS_KEY_ID, ...)."""
+    credentials are better left to the store's own environment variables (AWS_ACCESS_KEY_ID, ...):
+    options that look like secrets (key, secret, token, password, credentials...) are written out
+    as "***" and must be given again (--set) on each start."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +133,44 @@ class Config:
 
     def replace(self, section: str, **changes: Any) -> "Config":
         return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})
+
+
+REDACTED = "***"
+"""What a secret is replaced with wherever a config is written out."""
+_SECRET_OPTION = re.compile(r"key|secret|token|passw|credential|sas|auth|session", re.IGNORECASE)
+
+
+def written_config(cfg: "Config | dict") -> dict:
+    """The config as it is written anywhere (RUN_DIR/config.yaml, the run metadata in Redis, every
+    checkpoint, resume logs): redis.url without its password and checkpoint.storage_options without
+    secret-looking values. The one function every write point uses, so no site can forget; secrets
+    come from the command line or the environment on each start instead (docs/cluster.md)."""
+    from cluster.stores.connection import redact
+
+    data = _to_plain(cfg.to_dict() if isinstance(cfg, Config) else cfg)
+    redis_section, ckpt = data.get("redis"), data.get("checkpoint")
+    if isinstance(redis_section, dict) and isinstance(redis_section.get("url"), str):
+        redis_section["url"] = redact(redis_section["url"])
+    if isinstance(ckpt, dict) and isinstance(ckpt.get("storage_options"), dict):
+        ckpt["storage_options"] = _redact_options(ckpt["storage_options"])
+    return data
+
+
+def write_config_file(run_dir: Path, cfg: "Config") -> Path:
+    """RUN_DIR/config.yaml, as written_config has it, atomically (a crash leaves the old file or the
+    new one, never a part: a resume reads it)."""
+    from learner.checkpoint import atomic_write
+
+    path = Path(run_dir) / "config.yaml"
+    atomic_write(path, yaml.safe_dump(written_config(cfg), sort_keys=False).encode())
+    return path
+
+
+def _redact_options(options: dict) -> dict:
+    return {
+        k: _redact_options(v) if isinstance(v, dict) else (REDACTED if _SECRET_OPTION.search(str(k)) and v not in (None, "") else v)
+        for k, v in options.items()
+    }
 
 
 def _to_plain(value: Any) -> Any:
@@ -234,11 +280,14 @@ def validate(cfg: Config) -> None:
         (cfg.checkpoint.keep >= 1, "checkpoint.keep must be >= 1"),
         (cfg.rollout.max_restarts >= 0, "rollout.max_restarts must be >= 0"),
         (cfg.learner.max_restarts >= 0, "learner.max_restarts must be >= 0"),
+        (cfg.learner.restart_window_s > 0 and cfg.rollout.restart_window_s > 0, "learner.restart_window_s and rollout.restart_window_s must be > 0"),
+        (cfg.learner.call_timeout_s > 0, "learner.call_timeout_s must be > 0"),
         (cfg.checkpoint.dir_name not in ("", ".", "..", "redis") and "/" not in cfg.checkpoint.dir_name,
          "checkpoint.dir_name must be a plain directory name other than 'redis'"),
         (math.isfinite(cfg.ppo.lr) and cfg.ppo.lr > 0, "ppo.lr must be a finite number > 0"),
         (cfg.run.total_env_steps > 0, "run.total_env_steps must be > 0"),
         (cfg.run.max_seconds >= 0, "run.max_seconds must be >= 0 (0: no time limit)"),
+        (cfg.run.lease_ttl_s >= 3, "run.lease_ttl_s must be >= 3 (the lease is renewed every third of it)"),
     ]
     for ok, message in checks:
         if not ok:

@@ -16,9 +16,9 @@ import re
 import secrets
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
-from learner.checkpoint import BLOBS, CheckpointDir, CheckpointError, _blob_name
+from learner.checkpoint import BLOBS, Checkpoint, CheckpointDir, CheckpointError, _blob_name, decode_checkpoint
 
 POINTER = "latest.json"
 _OBJECT = re.compile(r"^ckpt-v(\d{8})-([0-9a-f]+)\.pt$")
@@ -31,6 +31,9 @@ class CheckpointStore(Protocol):
     """The directory or URI, for messages."""
 
     def latest_version(self) -> int | None: ...
+    def versions(self) -> list[int]:
+        """Versions stored, oldest first (newest_readable falls back through them)."""
+
     def read(self, version: int) -> bytes: ...
     def save(self, data: bytes, version: int) -> str:
         """Write durably, then drop all but the newest `keep`; returns where it went."""
@@ -48,23 +51,38 @@ def is_uri(where: str | Path) -> bool:
     return isinstance(where, str) and "://" in where and not where.startswith("file://")
 
 
-def open_checkpoints(where: str | Path, keep: int = 3, storage_options: dict | None = None) -> "CheckpointStore":
-    """Checkpoints in a local directory (a path or file://) or under an fsspec URI."""
+def open_checkpoints(where: str | Path, keep: int = 3, storage_options: dict | None = None, run_id: str = "") -> "CheckpointStore":
+    """Checkpoints in a local directory (a path or file://) or under an fsspec URI (`run_id`: the run
+    whose checkpoints these are; an object store holding another run's is refused at the first save)."""
     if is_uri(where):
-        return ObjectCheckpoints(str(where), keep, storage_options or {})
+        return ObjectCheckpoints(str(where), keep, storage_options or {}, run_id)
     return CheckpointDir(str(where).removeprefix("file://"), keep)
+
+
+def _refuse_redacted(options: dict, where: str = "checkpoint.storage_options") -> None:
+    """A secret written out as *** (cluster/config.py's written_config: a config.yaml given again)
+    is not a credential: say how to give it."""
+    for key, value in options.items():
+        if isinstance(value, dict):
+            _refuse_redacted(value, f"{where}.{key}")
+        elif value == "***":
+            raise CheckpointError(
+                f"{where}.{key} was removed when the config was written out (secrets are never stored): give it again "
+                f"with --set {where}.{key}=VALUE, or leave credentials to the store's environment variables (AWS_ACCESS_KEY_ID, ...)"
+            )
 
 
 class ObjectCheckpoints:
     """The checkpoints of one run under an fsspec URI: ckpt-v<version>-<random>.pt objects and the
     latest.json pointer to the newest complete one; the newest `keep` versions are kept."""
 
-    def __init__(self, uri: str, keep: int = 3, storage_options: dict | None = None) -> None:
+    def __init__(self, uri: str, keep: int = 3, storage_options: dict | None = None, run_id: str = "") -> None:
         try:
             import fsspec
         except ImportError as exc:
             raise CheckpointError(f"checkpoints in {uri} need fsspec and the store's backend: pip install -e '.[s3]' (or gcsfs, adlfs, ...)") from exc
-        self.where, self.keep = uri.rstrip("/"), keep
+        self.where, self.keep, self.run_id = uri.rstrip("/"), keep, run_id
+        _refuse_redacted(storage_options or {})
         protocol = fsspec.utils.get_protocol(uri)
         try:
             # A fresh instance: fsspec caches them by options, and env settings (endpoint) may have changed.
@@ -140,14 +158,29 @@ class ObjectCheckpoints:
             return None
 
     def save(self, data: bytes, version: int) -> str:
+        self._refuse_other_run(self._pointer())
         name = f"ckpt-v{version:08d}-{secrets.token_hex(4)}.pt"
         self.fs.pipe_file(self._path(name), data)  # complete (or absent) before the pointer names it
-        self.fs.pipe_file(self._path(POINTER), json.dumps({"version": version, "object": name, "saved_at": time.time()}).encode())
-        self._prune(version, name)
+        doc = {"version": version, "object": name, "saved_at": time.time(), **({"run": self.run_id} if self.run_id else {})}
+        self.fs.pipe_file(self._path(POINTER), json.dumps(doc).encode())
+        now = self._pointer()
+        if now is not None and now.get("object") == name:  # another writer moved the pointer meanwhile: delete nothing
+            self._prune(version, name)
         return f"{self.where}/{name}"
 
+    def _refuse_other_run(self, pointer: dict | None) -> None:
+        """Two runs under one prefix would prune (and overwrite the pointer to) each other's checkpoints."""
+        owner = (pointer or {}).get("run")
+        if self.run_id and owner and owner != self.run_id:
+            raise CheckpointError(
+                f"{self.where} holds the checkpoints of run {owner!r}, not of {self.run_id!r}: give each run a checkpoint.uri "
+                "of its own (e.g. s3://BUCKET/runs/RUN_ID)"
+            )
+
     def _prune(self, newest: int, current: str) -> None:
-        """Delete objects of versions older than the newest `keep`, and orphans of crashed saves."""
+        """Delete objects of versions older than the newest `keep`, and orphans of crashed saves: only
+        names of the checkpoint pattern directly under this run's own prefix (the run's lease and the
+        pointer's run keep other writers away from it)."""
         objects = self._objects()
         kept = sorted({v for v in objects.values() if v <= newest})[-self.keep :]
         # Besides old versions: objects of this version or later that the pointer does not name
@@ -155,3 +188,25 @@ class ObjectCheckpoints:
         stale = [n for n, v in objects.items() if n != current and (v not in kept or v >= newest)]
         if stale:
             self.fs.rm([self._path(n) for n in stale])
+
+
+def newest_readable(ckpts: CheckpointStore, log: Callable[[str], None] = print, below: int | None = None) -> tuple[int, bytes, Checkpoint] | None:
+    """The newest checkpoint that reads and decodes (at most `below`, if given), with its version
+    and payload; each newer one that does not is skipped, saying which and why. None when there is
+    none at all; CheckpointError (the newest one's, naming how many were tried) when none reads."""
+    versions = sorted(ckpts.versions(), reverse=True)
+    if below is not None:
+        versions = [v for v in versions if v <= below]
+    first: CheckpointError | None = None
+    for version in versions:
+        source = f"checkpoint {ckpts.location(version)}"
+        try:
+            data = ckpts.read(version)
+            return version, data, decode_checkpoint(data, source)
+        except (CheckpointError, OSError) as exc:
+            error = exc if isinstance(exc, CheckpointError) else CheckpointError(f"{source} cannot be read ({exc})")
+            first = first or error
+            log(f"skipped {source}: {error}; trying the one before it")
+    if first is not None:
+        raise CheckpointError(f"none of the {len(versions)} checkpoints in {ckpts.where} is readable; the newest: {first}") from first
+    return None

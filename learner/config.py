@@ -71,7 +71,13 @@ class LearnerConfig:
     """Times the driver starts a new learner after the learner dies (its process killed, its node
     lost), each from the newest checkpoint, numbering its versions past every published one; the
     tries wait 1, 2, 4, ... (at most 30) seconds apart. Once they are used up the run stops with the
-    `--resume` command to type. 0: the first death stops the run."""
+    `--resume` command to type. 0: the first death stops the run. Counted per restart_window_s."""
+    restart_window_s: float = 3600.0
+    """max_restarts counts the restarts within any window of this many seconds (a sliding window), not
+    over the whole run: a run of weeks on preemptible nodes goes on; one that dies over and over stops."""
+    call_timeout_s: float = 300.0
+    """The driver waits at most this long for any answer of the learner (progress, checkpoint, stop,
+    weights); a learner that does not answer (wedged) stops the run with a message instead of hanging it."""
     resources: dict = field(default_factory=dict)
     """Custom Ray resources the learner asks for besides its CPUs and GPUs, to place it on chosen
     nodes: {learner_node: 1} puts it only on nodes started with `ray start

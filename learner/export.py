@@ -40,10 +40,9 @@ def policy_meta(game: str, model: ModelConfig | tuple, obs_shape, num_actions: i
 
 
 def save_policy(path: str | Path, tensors: dict[str, np.ndarray], version: int, meta: dict) -> None:
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(encode_weights(tensors, version, meta))
-    tmp.replace(path)  # atomic: a reader never sees half a file
+    from learner.checkpoint import atomic_write  # (learner/checkpoint.py imports this module's policy_meta)
+
+    atomic_write(Path(path), encode_weights(tensors, version, meta))  # temp file, fsync, rename: never half a file, even after a power cut
 
 
 def policy_from_blob(blob: bytes, fallback_meta: dict | None = None) -> InferencePolicy:

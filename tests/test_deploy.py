@@ -294,6 +294,13 @@ def test_redis_url_and_password_in_example_secret_agree():
     assert urlsplit(data["url"]).password == data["password"]
 
 
+def _bytes(size: str) -> int:
+    """'2gb' (redis.conf: kb, mb, gb are powers of 1024) or '4Gi' (Kubernetes) in bytes."""
+    units = {"kb": 1024, "mb": 1024**2, "gb": 1024**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
+    number, unit = size[:-2], size[-2:].lower()
+    return int(float(number) * units[unit])
+
+
 def test_redis_statefulset_password_persistence_and_service():
     sts = _one("StatefulSet")
     pod = sts["spec"]["template"]
@@ -304,6 +311,10 @@ def test_redis_statefulset_password_persistence_and_service():
     assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
     assert args[args.index("--appendonly") + 1] == "yes"
     assert args[args.index("--dir") + 1] == "/data"
+    # maxmemory below the container's limit (else the kernel kills Redis before it refuses a write),
+    # and a policy that never evicts a run's keys (cluster/stores/redis_memory.py refuses others)
+    assert args[args.index("--maxmemory-policy") + 1] == "noeviction"
+    assert _bytes(args[args.index("--maxmemory") + 1]) < _bytes(container["resources"]["limits"]["memory"])
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     claims = {c["metadata"]["name"]: c for c in sts["spec"]["volumeClaimTemplates"]}
     assert mounts["/data"] in claims

@@ -51,7 +51,7 @@ def test_a_dead_learner_is_replaced_past_every_published_version_until_the_resta
         relaunch=relaunch, restart_backoff_s=0.0,
     )
     parts.learner = _DyingLearner(parts.learner.params, dies_at=5)
-    with pytest.raises(RunError, match=r"learner died \(.*\) after 2 restarts \(learner.max_restarts\); continue from the last checkpoint \(v\d+\) with: selfplay train .* --resume"):
+    with pytest.raises(RunError, match=r"learner died \(.*\) after 2 restarts \(learner.max_restarts per learner.restart_window_s\); continue from the last checkpoint \(v\d+\) with: selfplay train .* --resume"):
         drive(parts)
     restarts = watch.of(LearnerRestarted)
     assert [(e.restarts, e.died_at, e.version) for e in restarts] == [(1, 4, 5), (2, 7, 8)]

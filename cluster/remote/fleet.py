@@ -5,7 +5,9 @@ costs only its work in flight, and training goes on. Whether its process was kil
 (the actor then reports the error to the learner and ends its own process), Ray restarts the actor
 (max_restarts = rollout.max_restarts) and runs its interrupted run() task again there
 (max_task_retries = -1). A game that fails every time therefore stops the run after max_restarts
-restarts, with its error, instead of looping forever.
+restarts, with its error, instead of looping forever. The budget is per rollout.restart_window_s
+(cluster/restart_budget.py): an actor that took longer than that to use its restarts up is replaced
+by a fresh one, so a run of weeks on preemptible nodes keeps its actors.
 
 A node that goes away takes its actors with it; Ray restarts them, as it does killed ones, on
 nodes with room for them (rollout.resources names the nodes that qualify), or holds them until a
@@ -20,12 +22,15 @@ restarting actor never stalls the learner, and totals keep the dead incarnations
 
 from __future__ import annotations
 
+import time
+
 import ray
-from ray.exceptions import RayActorError, RayError, RayTaskError
+from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
 
 from cluster.config import Config
 from cluster.events import ActorRestarted, ActorStarted, Observer
 from cluster.remote.rollout_service import ActorStats, RolloutService
+from cluster.restart_budget import used_up_within_window
 
 
 class FleetError(RuntimeError):
@@ -39,8 +44,23 @@ class RolloutFleet:
     def __init__(self, cfg: Config, redis_url: str, run_id: str, learner_name: str, events: Observer) -> None:
         self.cfg, self.learner_name, self.events = cfg, learner_name, events
         self.learner = ray.get_actor(learner_name)
-        cfg_dict = cfg.to_dict()
-        self.actors = [
+        self._args = (cfg.to_dict(), redis_url, run_id, learner_name)
+        n = cfg.rollout.num_actors
+        self.actors: list = [None] * n
+        self.runs: list = [None] * n
+        self.started_at = [0.0] * n  # when each slot's Ray actor was created (its Ray restarts count from there)
+        for i in range(n):
+            self._spawn(i)
+        self._pending: list = [None] * n  # outstanding stats() call per actor
+        self._last: list[ActorStats | None] = [None] * n  # newest stats of the current incarnation
+        self._dead_totals = [[0, 0] for _ in range(n)]  # env steps, games of earlier incarnations
+        self.restarts = 0
+        self.lost_segments = 0
+
+    def _spawn(self, i: int) -> None:
+        """A Ray actor for slot i, with Ray's own restart count (rollout.max_restarts) starting at 0."""
+        cfg = self.cfg
+        self.actors[i] = (
             ray.remote(RolloutService)
             .options(
                 num_cpus=cfg.rollout.actor_num_cpus,
@@ -50,16 +70,10 @@ class RolloutFleet:
                 max_restarts=cfg.rollout.max_restarts,
                 max_task_retries=-1,
             )
-            .remote(i, cfg_dict, redis_url, run_id, learner_name)
-            for i in range(cfg.rollout.num_actors)
-        ]
-        self.runs = [a.run.remote() for a in self.actors]
-        n = len(self.actors)
-        self._pending: list = [None] * n  # outstanding stats() call per actor
-        self._last: list[ActorStats | None] = [None] * n  # newest stats of the current incarnation
-        self._dead_totals = [[0, 0] for _ in range(n)]  # env steps, games of earlier incarnations
-        self.restarts = 0
-        self.lost_segments = 0
+            .remote(i, *self._args)
+        )
+        self.runs[i] = self.actors[i].run.remote()
+        self.started_at[i] = time.monotonic()
 
     # --- supervision -----------------------------------------------------------------------
     def check(self) -> None:
@@ -71,11 +85,17 @@ class RolloutFleet:
             try:
                 ray.get(ref)
             except RayActorError as exc:
+                r = self.cfg.rollout
+                if r.max_restarts > 0 and not used_up_within_window(self.started_at[i], time.monotonic(), r.restart_window_s):
+                    self._pending[i] = None
+                    self._spawn(i)  # its restarts were spread wider than the budget's rate: a fresh actor, a fresh count
+                    continue
                 errors = [e for src, e in self._learner_failures().items() if src.startswith(f"a{i}-")]
                 last = f"; last error: {errors[-1]}" if errors else ""
                 raise FleetError(
-                    f"rollout actor {i} died and was restarted {self.cfg.rollout.max_restarts} times "
-                    f"(rollout.max_restarts); giving up: {_first_line(exc)}{last}"
+                    f"rollout actor {i} died and was restarted {self.cfg.rollout.max_restarts} times within "
+                    f"{self.cfg.rollout.restart_window_s:g} s (rollout.max_restarts per rollout.restart_window_s); "
+                    f"giving up: {_first_line(exc)}{last}"
                 ) from exc
             except RayTaskError as exc:
                 raise FleetError(f"rollout actor {i} failed: {_first_line(getattr(exc, 'cause', None) or exc)}") from exc
@@ -107,8 +127,8 @@ class RolloutFleet:
                 self._dead_totals[i][0] += last.env_steps
                 self._dead_totals[i][1] += last.games
                 try:
-                    lost, error = ray.get(self.learner.incarnation_ended.remote(last.source))
-                except RayActorError:  # the learner that counted its segments died too: the driver replaces it
+                    lost, error = ray.get(self.learner.incarnation_ended.remote(last.source), timeout=self.cfg.learner.call_timeout_s)
+                except (RayActorError, GetTimeoutError):  # the learner died too (the driver replaces it) or is wedged (the driver stops)
                     lost, error = 0, ""
                 self.lost_segments += lost
                 self.events.actor_restarted(
@@ -127,9 +147,9 @@ class RolloutFleet:
 
     def _learner_failures(self) -> dict[str, str]:
         try:
-            return ray.get(self.learner.failures.remote())
-        except RayActorError:
-            return {}  # the learner that heard them died
+            return ray.get(self.learner.failures.remote(), timeout=self.cfg.learner.call_timeout_s)
+        except (RayActorError, GetTimeoutError):
+            return {}  # the learner that heard them died, or does not answer
 
     def stop(self, timeout_s: float = 30.0) -> int:
         """Ask every actor to stop and wait for their run() calls; returns how many had not ended

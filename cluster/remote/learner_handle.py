@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import ray
-from ray.exceptions import ActorAlreadyExistsError
+from ray.exceptions import ActorAlreadyExistsError, GetTimeoutError
 
 from cluster.config import Config
 from cluster.remote.learner_service import LearnerService
@@ -18,9 +18,24 @@ from learner.report import LearnerProgress
 NAME_RELEASE_S = 60.0
 
 
+class LearnerTimeout(GetTimeoutError):
+    """The learner did not answer within learner.call_timeout_s (the driver's loop says how to resume)."""
+
+
 class RayLearner:
-    def __init__(self, actor: "ray.actor.ActorHandle", name: str) -> None:
-        self.actor, self.name = actor, name
+    def __init__(self, actor: "ray.actor.ActorHandle", name: str, timeout_s: float = 300.0) -> None:
+        self.actor, self.name, self.timeout_s = actor, name, timeout_s
+
+    def _get(self, ref, what: str):
+        """ray.get with learner.call_timeout_s: a wedged learner (a stuck device, a deadlock) stops the
+        run with a message instead of hanging the driver forever."""
+        try:
+            return ray.get(ref, timeout=self.timeout_s)
+        except GetTimeoutError as exc:
+            raise LearnerTimeout(
+                f"the learner {self.name} did not answer {what} within {self.timeout_s:g} s (learner.call_timeout_s): "
+                "it is wedged or overloaded; its process is left to Ray (ray.kill it if it lingers)."
+            ) from exc
 
     @classmethod
     def start(cls, cfg: Config, url: str, run_id: str, version: int | dict[str, int], checkpoint: bytes | None, name: str = "") -> "RayLearner":
@@ -47,9 +62,9 @@ class RayLearner:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-        ray.get(actor.publish.remote())
+        ray.get(actor.publish.remote())  # no timeout: it may wait for a node with room (learner.resources)
         actor.start_training.remote()
-        return cls(actor, name)
+        return cls(actor, name, cfg.learner.call_timeout_s)
 
     def replace(self, cfg: Config, url: str, run_id: str, version: int | dict[str, int], checkpoint: bytes | None) -> "RayLearner":
         """A new learner under this (dead) one's name; this one is killed first, should it linger."""
@@ -60,22 +75,22 @@ class RayLearner:
         return RayLearner.start(cfg, url, run_id, version, checkpoint, name=self.name)
 
     def device(self) -> str:
-        return ray.get(self.actor.device.remote())
+        return self._get(self.actor.device.remote(), "device()")
 
     def pid(self) -> int:
-        return ray.get(self.actor.pid.remote())
+        return self._get(self.actor.pid.remote(), "pid()")
 
     def progress(self) -> LearnerProgress:
-        return ray.get(self.actor.progress.remote())
+        return self._get(self.actor.progress.remote(), "progress()")
 
     def checkpoint(self, progress: dict, leagues: dict | None = None) -> tuple[int, bytes]:
-        return ray.get(self.actor.checkpoint.remote(progress, leagues))
+        return self._get(self.actor.checkpoint.remote(progress, leagues), "checkpoint()")
 
     def stop(self) -> int:
-        return ray.get(self.actor.stop_training.remote())
+        return self._get(self.actor.stop_training.remote(), "stop()")
 
     def versions(self) -> dict[str, int]:
-        return ray.get(self.actor.versions.remote())
+        return self._get(self.actor.versions.remote(), "versions()")
 
     def weights(self, name: str = "") -> tuple[int, dict[str, np.ndarray]]:
-        return ray.get(self.actor.weights.remote(name))
+        return self._get(self.actor.weights.remote(name), "weights()")

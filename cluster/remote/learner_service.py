@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from actors.learners import LearnerDef
-from cluster.config import Config, config_from_dict
+from cluster.config import Config, config_from_dict, written_config
 from cluster.plan import plan_run
 from cluster.remote.inbox import SegmentQueue, queue_bytes_bound, segment_bytes
 from cluster.remote.process import set_torch_threads
@@ -158,10 +158,10 @@ class LearnerService:
         return {n: s.learner.version for n, s in self.streams.items()}
 
     def _republish_if_lost(self, name: str) -> None:
-        """A Redis that restarted without its data no longer has our weights: publish them again."""
+        """A Redis that restarted without its data, or lost the weights key, no longer has our weights: publish them again."""
         stream = self.streams[name]
-        if stream.published >= 0 and stream.params.latest_version() < stream.published:
-            self.publish(name)
+        if stream.published >= 0 and (stream.params.latest_version() < stream.published or not stream.params.holds_weights(stream.published)):
+            self.publish(name)  # restarted empty, or the weights key evicted
             self.republished += 1
 
     def checkpoint(self, progress: dict, leagues: dict | None = None) -> tuple[int, bytes]:
@@ -177,10 +177,10 @@ class LearnerService:
         if len(states) == 1:
             (st,) = states.values()
             league = (leagues or {}).get(self.names[0])
-            return st.version, encode_checkpoint(Checkpoint(st.version, st.learner, st.spec, c.to_dict(), progress, time.time(), league))
+            return st.version, encode_checkpoint(Checkpoint(st.version, st.learner, st.spec, written_config(c), progress, time.time(), league))
         version = sum(st.version for st in states.values())
         first = states[self.names[0]]
-        return version, encode_checkpoint(Checkpoint(version, {}, first.spec, c.to_dict(), progress, time.time(), None, states, leagues))
+        return version, encode_checkpoint(Checkpoint(version, {}, first.spec, written_config(c), progress, time.time(), None, states, leagues))
 
     def submit(
         self, payload: bytes, timeout_s: float = 0.5, source: str = "", produced: int = 0, count: int = 0, role: str = ""

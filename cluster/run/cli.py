@@ -15,11 +15,12 @@ from actors.replay import ReplayError
 from cluster.config import ConfigError, load_config
 from cluster.run.jobs_cli import SubmitError, add_config_parser, add_submit_parser
 from cluster.stores.connection import RedisUnavailable, resolve_url
+from cluster.stores.lease import LeaseError
 from learner.checkpoint import CheckpointError
 from learner.onnx_export import ExportError
 from learner.wire import PayloadError
 
-USER_ERRORS = (ConfigError, GameError, RedisUnavailable, PayloadError, CheckpointError, FileNotFoundError, ExportError, ReplayError, SubmitError)
+USER_ERRORS = (ConfigError, GameError, RedisUnavailable, LeaseError, PayloadError, CheckpointError, FileNotFoundError, ExportError, ReplayError, SubmitError)
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ a final checkpoint, stop the actors. What follows (the final policy and matches)
 
 A learner that dies (its process or node gone: Ray's RayActorError from any call) is replaced, when the
 parts say how (`relaunch`), by a new one from the newest checkpoint, at most learner.max_restarts times
-with a growing pause between tries; the call it died in is made again on the new one. The actors keep
+within any learner.restart_window_s (cluster/restart_budget.py) with a growing pause between tries; the call it died in is made again on the new one. The actors keep
 their games and send to the new learner (found under the same Ray name). Only when the tries are used
 up does the run stop, with the command that resumes it.
 """
@@ -32,13 +32,15 @@ from pathlib import Path
 from typing import Callable, Protocol, TypeVar
 
 import numpy as np
-from ray.exceptions import RayActorError
+from ray.exceptions import GetTimeoutError, RayActorError
 
 from cluster.config import Config
 from cluster.events import CheckpointWritten, Health, LearnerRestarted, Observer, Progress, RunStopped, SnapshotAdded
+from cluster.restart_budget import RestartWindow
 from cluster.run.resume import RunError, StartPoint
 from cluster.stores.league_store import LeagueStore
 from cluster.run.leagues import LeagueSet
+from cluster.stores.redis_memory import is_out_of_memory, out_of_memory_message, unless_out_of_memory
 from learner.checkpoint_store import CheckpointStore
 from learner.learner import NonFiniteLossError
 from learner.report import IterationReport, LearnerProgress, LearnerStatus
@@ -70,6 +72,11 @@ class RolloutsHandle(Protocol):
 
     def stop(self) -> int:
         """Returns how many actors did not stop in time."""
+
+
+class LeaseHandle(Protocol):
+    def renew(self) -> None:
+        """Raise (cluster/stores/lease.py's LeaseLost) when this driver no longer holds the run."""
 
 
 class EvaluatorsHandle(Protocol):
@@ -131,6 +138,9 @@ class DriverParts:
     """Run when a budget is spent, after the learner and the actors stopped and before the final
     league step and checkpoint (trainer.py: the final policy and its matches against the references),
     so the last checkpoint's league holds the games it reports."""
+    lease: LeaseHandle | None = None
+    """The run's lease (cluster/stores/lease.py), renewed before every write of the loop: a driver
+    that lost it stops there, writing nothing more. None: no other driver can exist (in-process)."""
 
 
 @dataclass
@@ -156,11 +166,13 @@ def learner_call(call: Callable[[], T], run_dir: Path | None, last_checkpoint: i
         raise RunError(f"{exc} The last checkpoint (v{last_checkpoint}) predates them: after fixing the cause, {resume_hint(run_dir)}") from exc
     except RayActorError as exc:
         raise learner_died(exc, run_dir, last_checkpoint) from exc
+    except GetTimeoutError as exc:  # a wedged learner (learner.call_timeout_s): say so rather than hang
+        raise RunError(f"{exc} Continue from the last checkpoint (v{last_checkpoint}) with: {resume_hint(run_dir)}") from exc
 
 
 def learner_died(exc: BaseException, run_dir: Path | None, last_checkpoint: int, restarts: int = 0) -> RunError:
     """The error that stops a run whose learner died (`restarts`: learners already replaced this session)."""
-    after = f" after {restarts} restart{'s' if restarts != 1 else ''} (learner.max_restarts)" if restarts else ""
+    after = f" after {restarts} restart{'s' if restarts != 1 else ''} (learner.max_restarts per learner.restart_window_s)" if restarts else ""
     return RunError(
         f"learner died ({_first_line(exc)}){after}; continue from the last checkpoint "
         f"(v{last_checkpoint}) with: {resume_hint(run_dir)}"
@@ -220,6 +232,7 @@ class _Loop:
         self.status: LearnerStatus | None = None
         self.run_steps = 0
         self.learner_restarts = 0
+        self.restart_budget = RestartWindow(p.cfg.learner.max_restarts, p.cfg.learner.restart_window_s)
 
     def call(self, what: Callable[[LearnerHandle], T]) -> T:
         """what(the learner); when the learner has died, a new one replaces it (learner.max_restarts)
@@ -236,12 +249,13 @@ class _Loop:
         """Start a new learner, trying until one starts or the restarts are used up (then the run stops)."""
         p, reason = self.p, _first_line(cause)
         while True:
-            if p.relaunch is None or self.learner_restarts >= p.cfg.learner.max_restarts:
+            if p.relaunch is None or not self.restart_budget.allows():
                 raise learner_died(cause, p.run_dir, self.last_ckpt, self.learner_restarts) from cause
             # Wait before each try, longer each time: what killed the learner (a node going away,
             # memory) may take a moment to clear, and a learner that dies at once must not spin.
-            time.sleep(min(p.restart_backoff_s * 2**self.learner_restarts, 30.0))
+            time.sleep(min(p.restart_backoff_s * 2 ** self.restart_budget.recent(), 30.0))
             self.learner_restarts += 1
+            self.restart_budget.record()
             try:
                 new = p.relaunch(p.learner)
             except RayActorError as exc:  # the new one died while starting: that was one try
@@ -255,10 +269,16 @@ class _Loop:
             )
             return
 
+    def hold(self) -> None:
+        """Before a write: still this run's driver? (LeaseLost stops the run otherwise.)"""
+        if self.p.lease is not None:
+            self.p.lease.renew()
+
     def checkpoint(self, final: bool) -> None:
         p = self.p
         if p.ckpts is None:
             return
+        self.hold()
         trained = p.start.train_seconds + time.monotonic() - self.t0
         progress = {"env_steps": self.steps, "games": self.games, "train_seconds": trained}
         self._keep_snapshots()
@@ -283,6 +303,7 @@ class _Loop:
     def tick(self) -> bool:
         """One round of the loop; True when a budget is spent."""
         p = self.p
+        self.hold()
         report = self.call(lambda learner: learner.progress())
         for u in report.updates:
             self.lag_sum, self.lag_n = self.lag_sum + u.staleness_mean, self.lag_n + 1
@@ -328,6 +349,7 @@ class _Loop:
         """Claim every game reported so far and refit the ratings, whatever the cadence (`versions`:
         the stopped learners', which may be past the last tick's)."""
         p = self.p
+        self.hold()
         for pid, version in p.leagues.step(versions, refit=True, env_steps=self.steps):
             p.events.snapshot(SnapshotAdded(pid, version))
 
@@ -378,7 +400,7 @@ class _Loop:
 def drive(p: DriverParts) -> DriveOutcome:
     """Run the loop until a budget is spent or the run is interrupted, then stop the learner, write
     the final checkpoint and stop the actors. The learner and the actors are already started."""
-    loop, interrupted, error, stuck = _Loop(p), False, "", None
+    loop, interrupted, error, stuck, oom = _Loop(p), False, "", None, None
     restore_sigterm = sigterm_as_interrupt()
     try:
         try:
@@ -391,9 +413,17 @@ def drive(p: DriverParts) -> DriveOutcome:
         except (KeyboardInterrupt, _Stop):
             interrupted = True
             p.log("interrupted: writing a checkpoint, then stopping actors")
+        except Exception as exc:  # Redis full (noeviction): stop as on Ctrl-C, the checkpoint needs no Redis
+            if not is_out_of_memory(exc):
+                raise
+            interrupted, oom, error = True, exc, f"Redis out of memory: {_first_line(exc)}"
+            p.log(f"{error}: writing a checkpoint, then stopping actors")
         # Stop updates first: the checkpoint and the final policy are then the same weights.
-        loop.call(lambda learner: learner.stop())
-        stopped_at = loop.call(lambda learner: learner.versions())
+        if oom is None:
+            loop.call(lambda learner: learner.stop())
+        else:  # a learner whose thread died of the same full Redis re-raises it on stop: its state is still there
+            unless_out_of_memory(lambda: loop.call(lambda learner: learner.stop()))
+        stopped_at = loop.call(lambda learner: learner.versions()) if oom is None else {}
         if interrupted:
             loop.checkpoint(final=True)  # before anything else: a preempted job has seconds left
         else:
@@ -413,6 +443,8 @@ def drive(p: DriverParts) -> DriveOutcome:
         if stuck is None:
             stuck = _stop_actors(p)
         p.events.run_stopped(RunStopped(interrupted, stuck, loop.last_ckpt, error))
+    if oom is not None:
+        raise RunError(out_of_memory_message(oom, loop.last_ckpt, p.ckpts.where if p.ckpts else "-", resume_hint(p.run_dir))) from oom
     return DriveOutcome(loop.steps, loop.games, interrupted, loop.last_ckpt, loop.status, loop.summary(interrupted))
 
 

@@ -13,12 +13,12 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from cluster.config import Config
+from cluster.config import Config, written_config
 from cluster.stores.param_store import ParamStore
 from league.league import SNAPSHOT, LeagueState
 from learner.wire import PayloadError
-from learner.checkpoint import check_compatible, decode_checkpoint, model_spec, resume_version
-from learner.checkpoint_store import CheckpointStore
+from learner.checkpoint import check_compatible, model_spec, resume_version
+from learner.checkpoint_store import CheckpointStore, newest_readable
 from learner.model import InferencePolicy
 
 
@@ -69,7 +69,7 @@ class StartPoint:
         return self.version if names == [""] else {n: self.version_of(n) for n in names}
 
 
-def checkpoint_to_resume(cfg: Config, learners, run_dir: Path, ckpts: CheckpointStore, resume: bool | str) -> StartPoint | None:
+def checkpoint_to_resume(cfg: Config, learners, run_dir: Path, ckpts: CheckpointStore, resume: bool | str, log=print) -> StartPoint | None:
     """The newest checkpoint when resuming, checked against this config; refuses to start a fresh
     run over an existing one. `resume="auto"`: the newest checkpoint if there is one, else None (a
     fresh start, or a league without a checkpoint: see league_without_checkpoint). Reads only: a
@@ -85,13 +85,13 @@ def checkpoint_to_resume(cfg: Config, learners, run_dir: Path, ckpts: Checkpoint
         return None
     if latest is None:
         raise RunError(f"--resume: no checkpoint in {ckpts.where}; start the run without --resume, or name the right --run-dir")
-    source = f"checkpoint {ckpts.location(latest)}"
-    data = ckpts.read(latest)
-    ckpt = decode_checkpoint(data, source)
+    # A corrupt or truncated newest checkpoint falls back to the newest readable one, said in the log.
+    version, data, ckpt = newest_readable(ckpts, log)
+    source = f"checkpoint {ckpts.location(version)}"
     specs = {d.name: model_spec(d.spec.name, d.spec.obs_shape, d.spec.num_actions, cfg.model, d.spec.head) for d in _learner_defs(learners)}
     check_compatible(ckpt, specs if list(specs) != [""] else specs[""], source)
     p = ckpt.progress
-    changes = config_changes(ckpt.config, cfg.to_dict())
+    changes = config_changes(written_config(ckpt.config), written_config(cfg))  # both as written: a password is no change
     several = tuple((n, st.version, ckpt.league_of(n)) for n, st in ckpt.learner_states().items()) if ckpt.learners is not None else ()
     return StartPoint(
         ckpt.version, data, ckpt.version, int(p.get("env_steps", 0)), int(p.get("games", 0)), float(p.get("train_seconds", 0.0)), changes,

@@ -20,10 +20,13 @@ checkpoint.every_versions versions and on every clean stop (the end, Ctrl-C, SIG
 supervised by cluster/remote/fleet.py (restarted by Ray, lost work counted); a dead learner is
 replaced by a new one from the newest checkpoint (learner.max_restarts, cluster/run/driver.py); when
 those are used up, or on repeated NaN losses, the run stops with a RunError that says how to resume.
+One driver drives a run: it holds the run's lease in Redis (cluster/stores/lease.py) from before its
+first write to its end. What a run refuses and survives: docs/faults.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -33,10 +36,10 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import ray
-import yaml
+from redis.exceptions import OutOfMemoryError
 
 from actors.evaluate import MatchResult
-from cluster.config import Config
+from cluster.config import Config, write_config_file, written_config
 from cluster.events import LearnerStarted, Observer, Observers, RunMeta, RunStarted
 from cluster.remote.evaluator_service import EvaluatorPool
 from cluster.remote.fleet import RolloutFleet
@@ -50,15 +53,16 @@ from cluster.run.finals import final_eval, final_line, role_final_lines, role_fi
 from cluster.run.leagues import LeagueSet, per_learner
 from cluster.run.resume import StartPoint, checkpoint_to_resume
 from cluster.run.train_checks import check_resume_args
-from cluster.stores.connection import redact, resolve_url
+from cluster.stores.connection import redact, resolve_url, with_password
 from cluster.stores.embedded_redis import EmbeddedRedis
 from cluster.stores.keys import RunKeys
+from cluster.stores.lease import RunLease, refuse_if_driven, run_lease
 from cluster.stores.league_store import LeagueStore
+from cluster.stores.redis_memory import refuse_evicting_redis
 from cluster.ui.metrics import MetricsObserver, MetricsSink
 from league.league import Player
 from league.records import RANDOM_ID
-from learner.checkpoint import decode_checkpoint
-from learner.checkpoint_store import CheckpointStore, open_checkpoints
+from learner.checkpoint_store import CheckpointStore, newest_readable, open_checkpoints
 
 
 @dataclass
@@ -91,7 +95,7 @@ def default_run_dir(cfg: Config) -> Path:
 def redis_for_run(cfg: Config, run_dir: Path, log: Callable[[str], None]) -> Iterator[str]:
     url = resolve_url(cfg.redis.url)
     if url:
-        yield url
+        yield with_password(url)  # the password from REDIS_PASSWORD, if the URL was given without one: actors get the whole URL
         return
     with EmbeddedRedis(run_dir / "redis") as embedded:
         log(f"embedded redis-server on 127.0.0.1:{embedded.port} (data in {run_dir / 'redis'})")
@@ -144,32 +148,37 @@ def run_training(
     check_resume_args(str(run_dir or cfg.run.run_dir or ""), resume)
     run_dir = Path(run_dir or default_run_dir(cfg))
     run_id = cfg.run.run_id or run_dir.name
+    refuse_evicting_redis(resolve_url(cfg.redis.url), log)  # an external Redis that evicts would lose weights, games silently
+    refuse_if_driven(resolve_url(cfg.redis.url), cfg.redis.key_prefix, run_id, cfg.run.lease_ttl_s)  # a live driver: refused first
     c = cfg.checkpoint
-    ckpts = open_checkpoints(c.uri or run_dir / c.dir_name, c.keep, c.storage_options)
-    start = checkpoint_to_resume(cfg, plan.learners, run_dir, ckpts, resume)
+    ckpts = open_checkpoints(c.uri or run_dir / c.dir_name, c.keep, c.storage_options, run_id)
+    start = checkpoint_to_resume(cfg, plan.learners, run_dir, ckpts, resume, log)
     run_dir.mkdir(parents=True, exist_ok=True)
     log(f"run {run_id}: game {plan.spec.name}, run dir {run_dir}" + (f", learners {list(plan.names)}" if len(plan.learners) > 1 else ""))
 
     started_ray = init_ray(cfg, log)  # before touching Redis: a rejected run leaves nothing behind
     try:
-        with redis_for_run(cfg, run_dir, log) as url:
+        with redis_for_run(cfg, run_dir, log) as url, run_lease(url, cfg.redis.key_prefix, run_id, cfg.run.lease_ttl_s) as lease:
             log(f"redis {redact(url)}")
             leagues, start = open_leagues(plan, url, run_id, run_dir, start, resume, ckpts, log)
             resumed = start.checkpoint is not None or start.version > 0
             store = LeagueStore(leagues.first.store.r, RunKeys(cfg.redis.key_prefix, run_id))  # the run's own keys: meta, health
-            (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+            write_config_file(run_dir, cfg)
             extra = {"roles": list(plan.names)} if len(plan.learners) > 1 else {}
             new = RunMeta(run_id, plan.spec.name, time.time(), extra=extra)
             meta = RunMeta.from_doc({**new.to_doc(), **(store.meta() or {})}) if resumed else new
-            store.set_meta(dataclasses.replace(meta, running=True, config=cfg.to_dict(), resumed_at=time.time() if resumed else meta.resumed_at).to_doc())
+            store.set_meta(dataclasses.replace(meta, running=True, config=written_config(cfg), resumed_at=time.time() if resumed else meta.resumed_at).to_doc())
             events = Observers([ConsoleLog(log, cfg.run.log_every_s), MetricsObserver(MetricsSink(run_dir / "tb", run_id), per_learner(leagues)), *observers])
-            run = _Run(cfg, plan, run_id, run_dir, url, leagues, store, log, ckpts, start, events)
+            run = _Run(cfg, plan, run_id, run_dir, url, leagues, store, log, ckpts, start, events, lease)
             try:
                 return _train(run)
             finally:
                 events.close()
-                meta = RunMeta.from_doc({**new.to_doc(), **(store.meta() or {})})
-                store.set_meta(dataclasses.replace(meta, running=False, finished_at=time.time()).to_doc())
+                # A driver that lost its lease writes nothing more; a full Redis refuses this write (the error says so).
+                with contextlib.suppress(OutOfMemoryError):
+                    if lease.held:
+                        meta = RunMeta.from_doc({**new.to_doc(), **(store.meta() or {})})
+                        store.set_meta(dataclasses.replace(meta, running=False, finished_at=time.time()).to_doc())
     finally:
         if started_ray:
             ray.shutdown()
@@ -191,6 +200,7 @@ class _Run:
     ckpts: CheckpointStore
     start: StartPoint
     events: Observers
+    lease: RunLease | None = None
 
 
 def _train(run: _Run) -> TrainResult:
@@ -210,7 +220,7 @@ def _train(run: _Run) -> TrainResult:
     parts = DriverParts(
         cfg, learner, RolloutFleet(cfg, run.url, run.run_id, learner.name, events), EvaluatorPool(cfg, run.url, run.run_id, run.log),
         run.leagues, run.store, events, run.log, ckpts=run.ckpts, run_dir=run.run_dir, start=start, tick_s=DRIVER_TICK_S, league_every_versions=0,
-        relaunch=lambda dead: _relaunch(run, dead), wrap_up=wrap_up,
+        relaunch=lambda dead: _relaunch(run, dead), wrap_up=wrap_up, lease=run.lease,
     )
     outcome = drive(parts)
     if not finals:  # interrupted, no wrap-up: the final policies are still written, the matches are skipped
@@ -258,9 +268,9 @@ def _relaunch(run: _Run, dead: RayLearner) -> Relaunched:
     published, so that actors notice it and no version number ever names two sets of weights."""
     names = run.plan.names
     died = {lg.learner.name: lg.params.latest_version() for lg in run.leagues}
-    ckpt_version = run.ckpts.latest_version()
-    data = run.ckpts.read(ckpt_version) if ckpt_version is not None else None
-    saved = {name: st.version for name, st in decode_checkpoint(data).learner_states().items()} if data is not None else {}
+    found = newest_readable(run.ckpts, run.log)  # a corrupt newest one is skipped, not reread on every try
+    ckpt_version, data, ckpt = found if found is not None else (None, None, None)
+    saved = {name: st.version for name, st in ckpt.learner_states().items()} if ckpt is not None else {}
     versions = {n: max(saved.get(n, 0), died[n] + 1) for n in names}
     new = dead.replace(run.cfg, run.url, run.run_id, versions[""] if list(names) == [""] else versions, data)
     total = lambda v: sum(v.values())  # noqa: E731 - the checkpoint's numbering: the sum over learners

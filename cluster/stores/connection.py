@@ -11,7 +11,7 @@ import builtins
 import os
 import socket
 import time
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
@@ -74,18 +74,42 @@ class RedisUnavailable(RuntimeError):
     """Redis cannot be used: unreachable, wrong password, or not Redis. The message says what to do."""
 
 
+REDACTED_PASSWORD = "***"  # what redact() (and so cluster/config.py's written_config) puts in place of a password
+
+
 def redact(url: str) -> str:
     """The URL with its password replaced, for messages and logs."""
     parts = urlsplit(url)
     if parts.password is None:
         return url
-    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    netloc = f"{parts.username or ''}:{REDACTED_PASSWORD}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def with_password(url: str) -> str:
+    """The URL to connect with: a password written out as *** (a config.yaml, the run metadata) or
+    none at all is taken from REDIS_PASSWORD; a *** with no REDIS_PASSWORD is refused with what to do."""
+    parts = urlsplit(url)
+    secret = os.environ.get("REDIS_PASSWORD", "")
+    if parts.scheme not in ("redis", "rediss") or parts.password not in (None, REDACTED_PASSWORD) or (parts.password is None and not secret):
+        return url
+    if not secret:
+        raise RedisUnavailable(
+            f"the password of {url} was removed when the URL was written out (config files, run metadata and "
+            "checkpoints never hold it): give the URL again with --redis-url redis://:PASSWORD@host:port/0 "
+            "(or REDIS_URL), or set REDIS_PASSWORD"
+        )
+    netloc = f"{quote(parts.username or '', safe='')}:{quote(secret, safe='')}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
 
 
 def resolve_url(configured: str) -> str:
-    """Config wins, then REDIS_URL; empty means 'use an embedded Redis'."""
-    return configured or os.environ.get("REDIS_URL", "")
+    """Config wins, then REDIS_URL; empty means 'use an embedded Redis'. A configured URL whose
+    password was removed when it was written out (a config.yaml given again) gives way to REDIS_URL."""
+    env = os.environ.get("REDIS_URL", "")
+    if configured and env and urlsplit(configured).password == REDACTED_PASSWORD:
+        return env
+    return configured or env
 
 
 def connect(url: str, timeout_s: float = 5.0, retries: int = RETRIES, retry_deadline_s: float = RETRY_DEADLINE_S) -> redis.Redis:
@@ -94,6 +118,7 @@ def connect(url: str, timeout_s: float = 5.0, retries: int = RETRIES, retry_dead
     `retries` times with exponential backoff, for at most `retry_deadline_s` seconds in all."""
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise RedisUnavailable(f"Redis URL {redact(url)!r} must start with redis://, rediss:// or unix://")
+    url = with_password(url)
     try:
         client = redis.Redis.from_url(
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30,

@@ -9,6 +9,7 @@ take keys as arguments, are here too, so that this file is the whole layout.
 |-------------------------------|------------|-----------------------------------------|------------------------------------------|----------------------------------------------------|
 | {p}:runs                      | sorted set | run ids, score = start time             | driver (LeagueStore.set_meta, once)      | `selfplay league` / `dashboard` (list_runs)        |
 | {p}:{run}:meta                | string     | run_meta doc (game, config, running...) | driver (set_meta)                        | CLI, dashboard, `--resume`                         |
+| {p}:{run}:lease               | string     | run_lease doc (token, host, pid), PX ttl | driver (RunLease: SET NX; renew, release by Lua) | a second driver (refused), cluster/stores/lease.py |
 | {p}:{run}:params:version      | string     | newest published version (integer)      | learner (PUBLISH_WEIGHTS)                | rollout actors, evaluators (poll), league manager  |
 | {p}:{run}:params:versions     | sorted set | published versions, score = version     | learner (PUBLISH_WEIGHTS, trims)         | PUBLISH_WEIGHTS only                               |
 | {p}:{run}:params:w:{version}  | string     | weights payload; newest keep_versions   | learner (PUBLISH_WEIGHTS, deletes old)   | actors, evaluators, league manager, driver, CLI, play page |
@@ -117,7 +118,8 @@ class RunKeys:
 PUBLISH_WEIGHTS = """
 local cur = tonumber(redis.call('GET', KEYS[1]) or '-1')
 local new = tonumber(ARGV[1])
-if new <= cur then
+-- The published version again is allowed only when its weights are gone (evicted, lost): a republish.
+if new < cur or (new == cur and redis.call('EXISTS', KEYS[2] .. new) == 1) then
   return redis.error_reply('STALE version ' .. new .. ' is not newer than published ' .. cur)
 end
 redis.call('SET', KEYS[2] .. new, ARGV[2])

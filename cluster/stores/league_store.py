@@ -101,6 +101,8 @@ class LeagueStore:
         """Write what changed since the last save (players, rating pairs, payoff pairs) and the
         scalars, and acknowledge the games claimed by pop_games(), in one transaction. Readers
         find the changed players through the revision log (changes_since)."""
+        # MULTI without WATCH: safe because one driver writes a run's league, which the run's lease
+        # guarantees (cluster/stores/lease.py: a second driver is refused, one that lost it stops).
         k, revision = self.keys, state.revision + 1
         changed = sorted(state.changed)
         results, payoff = state.elo.take_touched(), state.payoff.take_touched()

@@ -60,6 +60,10 @@ class ParamStore:
         raw = self.r.get(self.keys.param_version)
         return -1 if raw is None else int(raw)
 
+    def holds_weights(self, version: int) -> bool:
+        """Whether the weights of `version` are still there (one EXISTS: a lost key is republished)."""
+        return bool(self.r.exists(self.keys.weights(version)))
+
     def fetch(self, version: int | None = None) -> tuple[int, dict[str, np.ndarray]] | None:
         """Weights of `version` (default: latest); None if nothing is published or it was trimmed."""
         if version is None:
