@@ -30,7 +30,17 @@ class LeagueConfig:
     opponent sampler picked. Turn on when eval.num_evaluators is 0, or ratings barely move."""
     payoff_decay: float = 0.99
     """AlphaStar payoff table: each game of a pair first multiplies that pair's counts by this (1 = no decay)."""
+    pfsp_prior_games: float = 4.0
+    """PFSP (alphastar, pfsp_*) weighs the learner's payoff win rate against a past player shrunk
+    towards 0.5 by this many pseudo-games, half won: (W + D/2 + k/2) / (G + k). With the raw rate
+    (0) one win against a new snapshot reads as x = 1, weight (1 - x)^2 = 0: it is never drawn
+    again and its rate never moves. 4: one win gives x = 0.6 (weight 0.16, an unknown's 0.25),
+    three wins leave verification's x < 0.7; the payoff heat map still shows the raw rate."""
     train_references: tuple[str, ...] = ()
     """Scripted reference players (names from actors/scripted.py for the game) that join the past
     pool as training opponents, sampled like snapshots; random always does. Empty: the others only
     play rating games, so every score against them is measured on an opponent never trained against."""
+
+    def __post_init__(self) -> None:
+        if not self.pfsp_prior_games >= 0.0:
+            raise ValueError(f"league.pfsp_prior_games must be >= 0 (0: the raw win rate); got {self.pfsp_prior_games!r}")
