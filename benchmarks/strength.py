@@ -180,7 +180,7 @@ def _over_seeds(cfg, args, out: Path) -> int:
         seeds.append({"seed": seed, "wall_s": round(wall, 1), "env_steps": result.env_steps, "version": final[2],
                       "score": {r: row[r] for r in refs}, "exact": _exact(run_cfg, final)})
         print(f"\nseed {seed}: {wall:.0f} s, {result.env_steps:,} env steps, learner v{result.learner_version}", flush=True)
-        print_seed_table(seeds[-1:], refs)
+        print_seed_table(seeds[-1:], refs, summary=False)
     print(f"\n{cfg.game.name}, {args.config} {' '.join(args.set)}: {args.seeds} seeds ({base}..{base + args.seeds - 1}), "
           f"final policies, {args.games} greedy games per reference, seats alternating")
     print_seed_table(seeds, refs)

@@ -64,7 +64,7 @@ def seed_summary(seeds: list[dict], refs: Sequence[str]) -> dict[str, dict]:
     return out
 
 
-def print_seed_table(seeds: list[dict], refs: Sequence[str], log: Callable[[str], None] = print) -> None:
+def print_seed_table(seeds: list[dict], refs: Sequence[str], log: Callable[[str], None] = print, summary: bool = True) -> None:
     """One line per seed (score and losses in `games` greedy games per reference, and the exact loss
     probabilities from each seat where known), then the mean, the worst seed and the spread."""
     exact = all(s.get("exact") for s in seeds)
@@ -79,6 +79,8 @@ def print_seed_table(seeds: list[dict], refs: Sequence[str], log: Callable[[str]
         if exact:
             line += "  " + " ".join(f"{_pct(s['exact'][r][0]):>13} / {_pct(s['exact'][r][1]):<12}" for r in refs)
         log(line)
+    if not summary:
+        return
     summary = seed_summary(seeds, refs)
     for what in ("mean", "worst", "spread"):
         line = f"{what:>6} {'':>7} {'':>8} " + " ".join(f"{summary[r]['score'][what]:8.3f}{'':>10}" for r in refs)
