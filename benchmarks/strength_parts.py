@@ -81,12 +81,12 @@ def print_seed_table(seeds: list[dict], refs: Sequence[str], log: Callable[[str]
         log(line)
     if not summary:
         return
-    summary = seed_summary(seeds, refs)
+    over = seed_summary(seeds, refs)
     for what in ("mean", "worst", "spread"):
-        line = f"{what:>6} {'':>7} {'':>8} " + " ".join(f"{summary[r]['score'][what]:8.3f}{'':>10}" for r in refs)
+        line = f"{what:>6} {'':>7} {'':>8} " + " ".join(f"{over[r]['score'][what]:8.3f}{'':>10}" for r in refs)
         if exact:
             line += "  " + " ".join(
-                f"{_pct(summary[r]['exact_loss_seat0'][what]):>13} / {_pct(summary[r]['exact_loss_seat1'][what]):<12}" for r in refs
+                f"{_pct(over[r]['exact_loss_seat0'][what]):>13} / {_pct(over[r]['exact_loss_seat1'][what]):<12}" for r in refs
             )
         log(line)
     if exact:
