@@ -181,12 +181,13 @@ def _over_seeds(cfg, args, out: Path) -> int:
                       "score": {r: row[r] for r in refs}, "exact": _exact(run_cfg, final)})
         print(f"\nseed {seed}: {wall:.0f} s, {result.env_steps:,} env steps, learner v{result.learner_version}", flush=True)
         print_seed_table(seeds[-1:], refs, summary=False)
+        # Saved after every seed: a later seed that fails (a Ray start timing out on a loaded
+        # machine) leaves the finished seeds' figures on disk.
+        (out / "strength.json").write_text(json.dumps(
+            {"config": args.config, "overrides": args.set, "minutes": args.minutes, "seeds": seeds, "summary": seed_summary(seeds, refs)}, indent=1))
     print(f"\n{cfg.game.name}, {args.config} {' '.join(args.set)}: {args.seeds} seeds ({base}..{base + args.seeds - 1}), "
           f"final policies, {args.games} greedy games per reference, seats alternating")
     print_seed_table(seeds, refs)
-    summary = seed_summary(seeds, refs)
-    (out / "strength.json").write_text(json.dumps(
-        {"config": args.config, "overrides": args.set, "minutes": args.minutes, "seeds": seeds, "summary": summary}, indent=1))
     print(f"written: {out / 'strength.json'}")
     return 0
 
