@@ -22,10 +22,10 @@ def shrunk_win_rate(wins: float, draws: float, games: float, prior_games: float)
 
     The raw rate (W + D/2) / G reads one win against a new snapshot as x = 1, PFSP-hard's weight
     (1 - x)^2 as 0 and verification's x < 0.7 as false: the snapshot is never drawn again, so its
-    rate never moves. With k > 0 the rate moves towards the evidence as games come in and, since a
-    pair's decayed count stays below 1 / (1 - decay), never reaches 0 or 1: with decay 0.99 and
-    k = 4 a snapshot beaten in every game keeps x <= 0.981, a weight >= 3.7e-4. k = 0: the raw rate
-    (0.5 before any game)."""
+    rate never moves. With k > 0 the rate moves towards the evidence as games come in and never
+    reaches 0 or 1; with decay < 1 a pair's decayed count stays below 1 / (1 - decay), which bounds
+    it: at decay 0.99 and k = 4 a snapshot beaten in every game keeps x <= 102/104, a PFSP-hard
+    weight >= 3.7e-4. k = 0: the raw rate (0.5 before any game)."""
     if prior_games < 0.0:
         raise ValueError(f"prior_games must be >= 0 (0: the raw win rate); got {prior_games!r}")
     if games + prior_games <= 0.0:
