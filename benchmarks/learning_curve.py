@@ -58,8 +58,8 @@ def main() -> int:
     exact = cfg.game.name == "tictactoe_v3"
     t0 = time.monotonic()
 
-    def evaluate(learner) -> None:
-        if learner.version % args.every:
+    def evaluate(learner, final: bool = False) -> None:
+        if learner.version % args.every and not final:
             return
         policy = InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model, learner.version)
         policy.load(learner.weights(), learner.version)
@@ -79,6 +79,8 @@ def main() -> int:
     print(f"{cfg.game.name}: sampler {cfg.league.sampler}, {cfg.run.total_env_steps:,} env steps, seed {cfg.run.seed}", flush=True)
     with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp) / "redis") as redis_server:
         learner, _, steps = run_inline(cfg, redis_server.url, "learning-curve", log=lambda s: None, on_update=evaluate)
+        if learner.version % args.every:
+            evaluate(learner, final=True)  # the policy the run ends with, whatever --every
     print(f"done: v{learner.version}, {steps:,} env steps, {time.monotonic() - t0:.0f} s")
     return 0
 

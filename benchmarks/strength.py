@@ -3,6 +3,7 @@
     python benchmarks/strength.py --config configs/connect_four.yaml --minutes 5
     python benchmarks/strength.py --config configs/tictactoe_smoke.yaml --minutes 3 --every 20
     python benchmarks/strength.py --config configs/connect_four.yaml --minutes 5 --set league.sampler=uniform
+    python benchmarks/strength.py --config configs/tictactoe_smoke.yaml --seeds 5
 
 The run is a real one (private local Ray, rollout actors, learner, evaluators, league) with
 `run.max_seconds = minutes x 60`. While it trains, a thread copies the latest published weights out
@@ -13,6 +14,13 @@ connect four, minimax for tic-tac-toe), seats alternating, so scoring never comp
 for the machine's cores. Prints the table (score = (W + D/2) / games, with its 95% interval) and
 writes `strength.json` and, where matplotlib is installed (`pip install matplotlib`),
 `strength.png` into the run directory (`--out`, default a new directory under runs/).
+
+Without `--minutes` a run keeps its config's own budget (run.total_env_steps, run.max_seconds).
+For tic-tac-toe the final policy's exact loss probability from each seat against random and minimax
+is printed too (benchmarks/strength_parts.py says exactly what it is). `--seeds K` trains K runs
+one after the other, run.seed = the config's run.seed + k, each in `<out>/seed<S>`, scores each
+final policy and prints one line per seed, then per reference the mean, the worst seed and the
+spread (best - worst); `strength.json` keeps every seed's figures and that summary.
 """
 
 from __future__ import annotations
@@ -106,10 +114,89 @@ def _plot(rows: list[dict], refs: list[str], path: Path, title: str) -> bool:
     return True
 
 
+def _train(cfg, out: Path, every_s: float) -> tuple[list, float, object]:
+    """One real run (selfplay train's own code) into `out`, with its own embedded Redis; returns the
+    weight copies taken every `every_s` seconds (the final weights last), the wall time and the
+    run's TrainResult."""
+    from cluster.run.trainer import run_training
+    from cluster.stores.embedded_redis import EmbeddedRedis
+    from cluster.stores.league_store import run_stores
+
+    run_id = out.name
+    copies: list = []
+    stop = threading.Event()
+    with EmbeddedRedis(out / "redis") as redis:
+        cfg = cfg.replace("redis", url=redis.url)
+        thread = threading.Thread(target=_copy_weights, args=(redis.url, cfg, run_id, every_s, stop, copies), daemon=True)
+        thread.start()
+        t0 = time.monotonic()
+        result = run_training(cfg, out, log=lambda line: print(line, flush=True))
+        wall = time.monotonic() - t0
+        stop.set()
+        thread.join()
+        params, _ = run_stores(cfg, redis.url, run_id)
+        final = params.fetch()
+        if final is not None and (not copies or copies[-1][2] != final[0]):
+            copies.append((wall, result.env_steps, final[0], final[1]))
+    if not copies:
+        raise SystemExit(f"the run in {out} published no weights: nothing to score")
+    return copies, wall, result
+
+
+def _exact(cfg, copy) -> dict[str, list[float]] | None:
+    """Exact loss probabilities (strength_parts.exact_tictactoe) of a copy's greedy policy; None
+    for games other than tic-tac-toe."""
+    from actors.games import load_game
+    from benchmarks.strength_parts import EXACT_GAME, exact_losses, exact_tictactoe
+    from learner.model import InferencePolicy
+
+    if cfg.game.name != EXACT_GAME:
+        return None
+    make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides, cfg.game.roles)
+    policy = InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model, copy[2])
+    policy.load(copy[3], copy[2])
+    return exact_losses(exact_tictactoe(make_slot, policy))
+
+
+def _print_exact(exact: dict[str, list[float]]) -> None:
+    for ref, (first, second) in exact.items():
+        print(f"exact P(loss) vs {ref}: moving first {100 * first:.3g}%, moving second {100 * second:.3g}%")
+
+
+def _over_seeds(cfg, args, out: Path) -> int:
+    """--seeds K: K runs (run.seed = base + k), each final policy scored; per-seed lines and summary."""
+    from actors.scripted import references_for
+    from benchmarks.strength_parts import print_seed_table, seed_summary
+
+    refs = list(references_for(cfg.game.name))
+    base = cfg.run.seed
+    seeds: list[dict] = []
+    for k in range(args.seeds):
+        seed = base + k
+        run_cfg = cfg.replace("run", seed=seed)
+        copies, wall, result = _train(run_cfg, out / f"seed{seed}", args.every)
+        final = copies[-1]
+        row = _score_all(run_cfg, [final], args.games, args.seed)[0]
+        seeds.append({"seed": seed, "wall_s": round(wall, 1), "env_steps": result.env_steps, "version": final[2],
+                      "score": {r: row[r] for r in refs}, "exact": _exact(run_cfg, final)})
+        print(f"\nseed {seed}: {wall:.0f} s, {result.env_steps:,} env steps, learner v{result.learner_version}", flush=True)
+        print_seed_table(seeds[-1:], refs, summary=False)
+        # Saved after every seed: a later seed that fails (a Ray start timing out on a loaded
+        # machine) leaves the finished seeds' figures on disk.
+        (out / "strength.json").write_text(json.dumps(
+            {"config": args.config, "overrides": args.set, "minutes": args.minutes, "seeds": seeds, "summary": seed_summary(seeds, refs)}, indent=1))
+    print(f"\n{cfg.game.name}, {args.config} {' '.join(args.set)}: {args.seeds} seeds ({base}..{base + args.seeds - 1}), "
+          f"final policies, {args.games} greedy games per reference, seats alternating")
+    print_seed_table(seeds, refs)
+    print(f"written: {out / 'strength.json'}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", required=True)
-    ap.add_argument("--minutes", type=float, required=True, help="training wall time (run.max_seconds)")
+    ap.add_argument("--minutes", type=float, default=0.0, help="training wall time (run.max_seconds); default: the config's own budget")
+    ap.add_argument("--seeds", type=int, default=1, help="train this many runs, run.seed = the config's + 0..K-1, and summarise over them")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="config override (repeatable)")
     ap.add_argument("--every", type=float, default=30.0, help="seconds between weight copies")
     ap.add_argument("--games", type=int, default=200, help="greedy games per copy and reference")
@@ -118,31 +205,17 @@ def main() -> int:
     args = ap.parse_args()
 
     from cluster.config import load_config
-    from cluster.run.trainer import run_training
-    from cluster.stores.embedded_redis import EmbeddedRedis
 
     out = Path(args.out or f"runs/strength-{time.strftime('%Y%m%d-%H%M%S')}")
     if out.exists():
         raise SystemExit(f"{out} exists; choose another --out")
-    cfg = load_config(args.config, [*args.set, f"run.max_seconds={args.minutes * 60}", "run.total_env_steps=1000000000000"])
-    run_id = out.name
-    copies: list = []
-    stop = threading.Event()
-    with EmbeddedRedis(out / "redis") as redis:
-        cfg = cfg.replace("redis", url=redis.url)
-        thread = threading.Thread(target=_copy_weights, args=(redis.url, cfg, run_id, args.every, stop, copies), daemon=True)
-        thread.start()
-        t0 = time.monotonic()
-        result = run_training(cfg, out, log=lambda line: print(line, flush=True))
-        wall = time.monotonic() - t0
-        stop.set()
-        thread.join()
-        from cluster.stores.league_store import run_stores
-
-        params, _ = run_stores(cfg, redis.url, run_id)
-        final = params.fetch()
-        if final is not None and (not copies or copies[-1][2] != final[0]):
-            copies.append((wall, result.env_steps, final[0], final[1]))
+    budget = [f"run.max_seconds={args.minutes * 60}", "run.total_env_steps=1000000000000"] if args.minutes else []
+    cfg = load_config(args.config, [*args.set, *budget])
+    if args.seeds < 1:
+        raise SystemExit(f"--seeds must be at least 1; got {args.seeds}")
+    if args.seeds > 1:
+        return _over_seeds(cfg, args, out)
+    copies, wall, result = _train(cfg, out, args.every)
     from actors.scripted import references_for
 
     refs = list(references_for(cfg.game.name))
@@ -151,7 +224,10 @@ def main() -> int:
     print(f"\n{cfg.game.name}, {args.config} {' '.join(args.set)}: {wall:.0f} s, {result.env_steps:,} env steps, "
           f"{result.summary['env_steps_per_s']:.0f} env steps/s, learner v{result.learner_version}")
     _print_table(rows, refs)
-    (out / "strength.json").write_text(json.dumps({"config": args.config, "overrides": args.set, "minutes": args.minutes, "rows": rows}, indent=1))
+    exact = _exact(cfg, copies[-1])
+    if exact is not None:
+        _print_exact(exact)
+    (out / "strength.json").write_text(json.dumps({"config": args.config, "overrides": args.set, "minutes": args.minutes, "rows": rows, "exact_loss": exact}, indent=1))
     if _plot(rows, refs, out / "strength.png", f"{cfg.game.name}: {Path(args.config).name} {' '.join(args.set)}"):
         print(f"plot: {out / 'strength.png'}")
     else:

@@ -13,7 +13,9 @@ class LeagueConfig:
     sampler: str = "openai_five"
     """Opponent sampler: openai_five, alphastar, pfsp_hard, pfsp_var, uniform, self_play."""
     latest_prob: float = 0.8
-    """openai_five: probability of playing the latest policy (OpenAI Five: 0.8)."""
+    """openai_five: probability of playing the latest policy (OpenAI Five: 0.8), per game. A game
+    against the latest trains both seats, one against a past player only the learner's, so past
+    players give (1 - p) / (1 + p) of the learner's samples: 11% at 0.8; 2/3 gives 20%."""
     quality_eta: float = 0.01
     """openai_five: quality-score step size eta (OpenAI Five: 0.01)."""
     snapshot_every: int = 10
@@ -30,7 +32,17 @@ class LeagueConfig:
     opponent sampler picked. Turn on when eval.num_evaluators is 0, or ratings barely move."""
     payoff_decay: float = 0.99
     """AlphaStar payoff table: each game of a pair first multiplies that pair's counts by this (1 = no decay)."""
+    pfsp_prior_games: float = 4.0
+    """PFSP (alphastar, pfsp_*) weighs the learner's payoff win rate against a past player shrunk
+    towards 0.5 by this many pseudo-games, half won: (W + D/2 + k/2) / (G + k). With the raw rate
+    (0) one win against a new snapshot reads as x = 1, weight (1 - x)^2 = 0: it is never drawn
+    again and its rate never moves. 4: one win gives x = 0.6 (weight 0.16, an unknown's 0.25),
+    three wins leave verification's x < 0.7; the payoff heat map still shows the raw rate."""
     train_references: tuple[str, ...] = ()
     """Scripted reference players (names from actors/scripted.py for the game) that join the past
     pool as training opponents, sampled like snapshots; random always does. Empty: the others only
     play rating games, so every score against them is measured on an opponent never trained against."""
+
+    def __post_init__(self) -> None:
+        if not self.pfsp_prior_games >= 0.0:
+            raise ValueError(f"league.pfsp_prior_games must be >= 0 (0: the raw win rate); got {self.pfsp_prior_games!r}")

@@ -52,7 +52,7 @@ class Player:
     vs_random: list = field(default_factory=lambda: [0, 0, 0])  # W, D, L against the random player
     vs_learner: list = field(default_factory=lambda: [0, 0, 0])  # the learner's W, D, L against this player
     training_opponent: bool = True  # training games may draw it; False for evaluation-only references
-    payoff_win_rate: float = 0.5  # the learner's decayed payoff win rate against it: what PFSP weighs
+    payoff_win_rate: float = 0.5  # the learner's decayed payoff win rate against it, shrunk (league.pfsp_prior_games): what PFSP weighs
 
     def pool_entry(self) -> PoolEntry:
         return PoolEntry(quality=self.quality, win_rate=self.payoff_win_rate)
@@ -267,7 +267,7 @@ class LeagueState:
             self.payoff.update(a, b, s_ij)
             if a in learners or b in learners:
                 learner, other = (a, pb) if a in learners else (b, pa)
-                other.payoff_win_rate = self.payoff.win_rate(learner, other.id)
+                other.payoff_win_rate = self.payoff.pfsp_win_rate(learner, other.id, cfg.pfsp_prior_games)
             ra, rb = self.rating_identity(a, g.versions[i]), self.rating_identity(b, g.versions[j])
             if ra != rb and rated:
                 self.elo.add(ra, rb, s_ij)

@@ -17,6 +17,22 @@ _W, _D, _L, _G = range(4)
 _DICT_KEYS = {"decay", "min_games", "players", "records"}
 
 
+def shrunk_win_rate(wins: float, draws: float, games: float, prior_games: float) -> float:
+    """(W + D/2 + k/2) / (G + k) with k = ``prior_games``: a Beta prior of k pseudo-games, half won.
+
+    The raw rate (W + D/2) / G reads one win against a new snapshot as x = 1, PFSP-hard's weight
+    (1 - x)^2 as 0 and verification's x < 0.7 as false: the snapshot is never drawn again, so its
+    rate never moves. With k > 0 the rate moves towards the evidence as games come in and never
+    reaches 0 or 1; with decay < 1 a pair's decayed count stays below 1 / (1 - decay), which bounds
+    it: at decay 0.99 and k = 4 a snapshot beaten in every game keeps x <= 102/104, a PFSP-hard
+    weight >= 3.7e-4. k = 0: the raw rate (0.5 before any game)."""
+    if prior_games < 0.0:
+        raise ValueError(f"prior_games must be >= 0 (0: the raw win rate); got {prior_games!r}")
+    if games + prior_games <= 0.0:
+        return 0.5
+    return (wins + 0.5 * draws + 0.5 * prior_games) / (games + prior_games)
+
+
 class Payoff:
     """Decayed results for every ordered pair (a, b), stored from a's side.
 
@@ -97,6 +113,12 @@ class Payoff:
         if g < self.min_games:
             return 0.5
         return (w + 0.5 * d) / g
+
+    def pfsp_win_rate(self, a: str, b: str, prior_games: float) -> float:
+        """a's win rate against b as PFSP should weigh it: shrunk towards 0.5 by ``prior_games``
+        pseudo-games (see shrunk_win_rate), so one result never reads as a certainty."""
+        w, d, _, g = self.record(a, b)
+        return shrunk_win_rate(w, d, g, prior_games)
 
     def players(self) -> list[str]:
         """Every player that has a recorded game, in first-seen order."""

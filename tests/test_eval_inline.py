@@ -31,7 +31,7 @@ CONFIG = {
     "run": {"total_env_steps": STEPS, "seed": 1, "log_every_s": 1e9},
 }
 
-pytestmark = pytest.mark.slow  # the module's fixture trains for 50k env steps first
+pytestmark = [pytest.mark.slow, pytest.mark.learning]  # the module's fixture trains for 50k env steps first
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,9 @@ def test_latest_is_rated_well_above_random_from_rating_games(trained):
     # Minimax is evaluation-only, never a training opponent, and never loses.
     minimax = state.players["minimax"]
     assert not minimax.training_opponent and minimax.losses == 0 and minimax.games > 0
-    assert minimax.elo > latest.elo
+    # The fit never rates the policy clearly above a player it never beat (a policy that draws every
+    # game against minimax may be rated level with it, not above it by more than the noise).
+    assert latest.elo <= minimax.elo + 2 * (latest.elo_stderr**2 + (minimax.elo_stderr or 0.0) ** 2) ** 0.5, table
 
 
 def test_payoff_follows_training_and_rating_games(trained):
@@ -75,7 +77,10 @@ def test_payoff_follows_training_and_rating_games(trained):
     assert any(payoff.games(LEARNER_ID, s) > 0 for s in snapshots)
     assert payoff.games(LEARNER_ID, "minimax") > 0
     assert payoff.win_rate(LEARNER_ID, RANDOM_ID) > 0.6
-    assert payoff.win_rate(LEARNER_ID, "minimax") < 0.5
+    # Minimax never loses: the learner's record against it holds no win, so its rate is at most an
+    # even 0.5 (exactly 0.5 for a policy that draws every game).
+    wins, _, _, games = payoff.record(LEARNER_ID, "minimax")
+    assert games > 0 and wins == 0.0 and payoff.win_rate(LEARNER_ID, "minimax") <= 0.5
 
 
 def test_dashboard_document_carries_the_payoff(trained):

@@ -173,7 +173,10 @@ def test_pfsp_sees_the_learners_recent_win_rate_from_the_decayed_payoff():
         state.record(game(RANDOM_ID, LEARNER_ID, 0.0, "train"), cfg)
     # Lifetime counts would say 60/260 = 0.23; the decayed payoff follows the present.
     assert state.players[RANDOM_ID].learner_win_rate() == pytest.approx(60 / 260)
-    assert state.past_pool()[RANDOM_ID].win_rate == pytest.approx(1 - 0.9**60, rel=1e-6)
+    # Raw, W / G = 1 - 0.9**60; PFSP reads it shrunk by league.pfsp_prior_games (k) pseudo-games.
+    k, games = cfg.pfsp_prior_games, (1 - 0.9**260) / 0.1
+    assert state.past_pool()[RANDOM_ID].win_rate == pytest.approx(((1 - 0.9**60) * games + k / 2) / (games + k), rel=1e-6)
+    assert state.payoff.win_rate(LEARNER_ID, RANDOM_ID) == pytest.approx(1 - 0.9**60, rel=1e-6)
 
 
 def test_game_payloads_of_two_and_four_seats_round_trip():

@@ -1,6 +1,6 @@
 import pytest
 
-from league.payoff import Payoff
+from league.payoff import Payoff, shrunk_win_rate
 
 
 def test_first_game_and_mirror():
@@ -148,3 +148,29 @@ def test_a_rare_pair_keeps_its_record_however_many_games_others_play():
     assert p.games("latest", "random") == pytest.approx(100.0, rel=1e-6)
     w, d, l, g = p.record("latest", "random")
     assert w / g == pytest.approx(0.75, abs=0.01)
+
+
+def test_shrunk_win_rate_golden():
+    """PFSP's rate: (W + D/2 + k/2) / (G + k), a Beta prior of k pseudo-games, half won."""
+    assert shrunk_win_rate(0.0, 0.0, 0.0, 4.0) == 0.5  # never met: an even match
+    assert shrunk_win_rate(1.0, 0.0, 1.0, 4.0) == pytest.approx(3 / 5)  # one win: 0.6, not 1
+    assert shrunk_win_rate(0.0, 0.0, 1.0, 4.0) == pytest.approx(2 / 5)
+    assert shrunk_win_rate(0.0, 1.0, 1.0, 4.0) == 0.5
+    assert shrunk_win_rate(3.0, 0.0, 3.0, 4.0) == pytest.approx(5 / 7)  # three wins: out of verification (0.7)
+    assert shrunk_win_rate(1.0, 0.0, 1.0, 0.0) == 1.0  # k = 0: the raw rate
+    assert shrunk_win_rate(0.0, 0.0, 0.0, 0.0) == 0.5
+    with pytest.raises(ValueError, match="prior_games must be >= 0"):
+        shrunk_win_rate(1.0, 0.0, 1.0, -1.0)
+
+
+def test_pfsp_win_rate_never_reaches_one_under_decay():
+    """A pair's decayed count stays below 1 / (1 - decay), so the shrunk rate of a player beaten in
+    every game stays below (1/(1-d) + k/2) / (1/(1-d) + k): 102 / 104 for d = 0.99, k = 4."""
+    p = Payoff(decay=0.99)
+    p.update("a", "b", 1.0)
+    assert p.win_rate("a", "b") == 1.0 and p.pfsp_win_rate("a", "b", 4.0) == pytest.approx(0.6)
+    for _ in range(2000):
+        p.update("a", "b", 1.0)
+    assert p.pfsp_win_rate("a", "b", 4.0) < 102 / 104
+    assert p.pfsp_win_rate("b", "a", 4.0) > 2 / 104
+    assert p.pfsp_win_rate("a", "b", 0.0) == 1.0

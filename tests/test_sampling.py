@@ -221,3 +221,67 @@ def test_unknown_sampler_names_valid_ones():
 def test_bad_latest_prob():
     with pytest.raises(ValueError, match="latest_prob"):
         sample_openai_five("L", {"a": 0.0}, np.random.default_rng(0), latest_prob=1.5)
+
+
+# --- the PFSP lock-out (issue 24, item 3) -------------------------------------
+
+
+def _league_after_one_win(prior_games: float):
+    from league.config import LeagueConfig
+    from league.league import LeagueState
+    from league.records import LEARNER_ID, RANDOM_ID, GameResult
+
+    cfg = LeagueConfig(pfsp_prior_games=prior_games)
+    state = LeagueState.new((RANDOM_ID,))
+    state.add_snapshot(10)
+    state.add_snapshot(20)
+    beaten = state.snapshot_id(10)
+    state.record(GameResult("g1", (LEARNER_ID, beaten), (25, 10), (1.0, 0.0), 9, "train", 1.0, 0.0), cfg)
+    return state, beaten, LEARNER_ID
+
+
+@pytest.mark.parametrize("sampler", ["alphastar", "pfsp_hard"])
+def test_a_snapshot_beaten_once_keeps_a_positive_probability(sampler):
+    """One win read raw is x = 1: PFSP-hard's weight 0, out of verification, never drawn again. The
+    prior (league.pfsp_prior_games = 4) reads it as x = 0.6; the sum-tree pool agrees with the table."""
+    from league.pool import PoolIndex
+
+    state, beaten, latest = _league_after_one_win(4.0)
+    pool = state.past_pool()
+    assert pool[beaten].win_rate == pytest.approx(0.6)
+    # Weights (1 - x)^2: beaten .16, the other snapshot and random .25 each (never played).
+    assert pfsp_probs({k: e.win_rate for k, e in pool.items()}) == approx_table({beaten: 0.16 / 0.66, **{k: 0.25 / 0.66 for k in pool if k != beaten}})
+    index = PoolIndex(sampler)
+    for pid, entry in pool.items():
+        index.upsert(pid, entry)
+    assert index.prob("pfsp", beaten) == pytest.approx(0.16 / 0.66)
+    if sampler == "alphastar":
+        assert index.prob("verification", beaten) == pytest.approx(0.16 / 0.66)  # 0.6 < 0.7: still verified
+    rng = np.random.default_rng(0)
+    drawn = Counter(choose_opponent(sampler, latest, pool, rng).player_id for _ in range(4000))
+    assert drawn[beaten] > 0
+    rng = np.random.default_rng(1)
+    drawn_index = Counter(index.choose(latest, rng).player_id for _ in range(4000))
+    assert drawn_index[beaten] > 0
+
+
+def test_without_the_prior_one_win_locks_a_snapshot_out():
+    """The bug the prior fixes, kept visible: with k = 0 the beaten snapshot has probability 0."""
+    from league.pool import PoolIndex
+
+    state, beaten, latest = _league_after_one_win(0.0)
+    pool = state.past_pool()
+    assert pool[beaten].win_rate == 1.0
+    index = PoolIndex("alphastar")
+    for pid, entry in pool.items():
+        index.upsert(pid, entry)
+    assert index.prob("pfsp", beaten) == 0.0 and index.prob("verification", beaten) == 0.0
+    rng = np.random.default_rng(0)
+    assert all(choose_opponent("alphastar", latest, pool, rng).player_id != beaten for _ in range(2000))
+
+
+def test_pfsp_prior_games_must_not_be_negative():
+    from league.config import LeagueConfig
+
+    with pytest.raises(ValueError, match="pfsp_prior_games must be >= 0"):
+        LeagueConfig(pfsp_prior_games=-1.0)
