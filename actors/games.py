@@ -241,6 +241,9 @@ class GameSlot:
         self.returns = [0.0] * len(self.agents)
         self.length = 0
         self.truncated: dict[int, np.ndarray] = {}
+        self.left: frozenset[int] = frozenset()
+        """Seats whose agent has left the game by termination (died) while others play on: their
+        last decision is over (the rollout loop ends it), and team means count only the others."""
 
     @staticmethod
     def _build(factory: Callable[..., Any], kwargs: dict | None, name: str) -> Any:
@@ -294,6 +297,7 @@ class GameSlot:
         self.returns = [0.0] * len(self.agents)
         self.length = 0
         self.truncated = {}
+        self.left = frozenset()
         self._advance()
 
     def step(self, action: int | np.ndarray) -> list[float]:
@@ -339,6 +343,8 @@ class GameSlot:
             agent = env.agent_selection
             if env.terminations[agent] or env.truncations[agent]:
                 self._note_truncation(agent)
+                if env.terminations[agent]:  # others still play: it has left the game (died)
+                    self.left = self.left | {self._seat_of[agent]}
                 env.step(None)
                 extra = [a + b for a, b in zip(extra, self._collect_rewards())]
                 continue

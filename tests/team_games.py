@@ -158,3 +158,46 @@ class Chase(ParallelEnv):
 
 def chase(steps: int = 3, time_limit: bool = False) -> Chase:
     return Chase(steps, time_limit)
+
+
+class Skirmish(ParallelEnv):
+    """A parallel team game where an agent dies, for the team-reward tests: red_0, red_1 against
+    blue_0, blue_1 move at once for `steps` steps; each live agent is paid its action (0 or 1) and
+    sees (steps left / steps, its index, its team). red_1 is terminated on step `dies_at` (after
+    being paid for it) and leaves the game, which the others play to the end (termination)."""
+
+    metadata = {"name": "skirmish_v0"}
+
+    def __init__(self, steps: int = 4, dies_at: int = 2) -> None:
+        self.steps, self.dies_at = steps, dies_at
+        self.possible_agents = ["red_0", "red_1", "blue_0", "blue_1"]
+
+    def action_space(self, agent):
+        return Discrete(2)
+
+    def observation_space(self, agent):
+        return Box(0.0, 1.0, (3,), np.float32)
+
+    def _obs(self):
+        left = (self.steps - self.t) / self.steps
+        return {a: np.array([left, int(a[-1]), a.startswith("blue")], np.float32) for a in self.agents}
+
+    def reset(self, seed=None, options=None):
+        self.agents = list(self.possible_agents)
+        self.t = 0
+        return self._obs(), {a: {} for a in self.agents}
+
+    def step(self, actions):
+        assert set(actions) == set(self.agents), "every live agent acts on every step"
+        self.t += 1
+        rewards = {a: float(actions[a]) for a in self.agents}
+        end = self.t >= self.steps
+        terms = {a: end or (a == "red_1" and self.t == self.dies_at) for a in self.agents}
+        truncs = {a: False for a in self.agents}
+        self.agents = [] if end else [a for a in self.agents if not terms[a]]
+        infos = {a: {} for a in self.agents}
+        return self._obs(), rewards, terms, truncs, infos
+
+
+def skirmish(steps: int = 4, dies_at: int = 2) -> Skirmish:
+    return Skirmish(steps, dies_at)
