@@ -26,6 +26,7 @@ import numpy as np
 from actors.config import EvalSettings
 from actors.evaluate import Agent, MatchResult, play_match
 from actors.games import GameSlot, GameSpec
+from actors.references import is_import_path, with_imported
 from actors.replay import Replay, ReplaySink, match_replays
 from actors.rollout import LeagueSource, ParamSource, ResultSink
 from actors.scripted import ScriptedFn
@@ -36,9 +37,10 @@ from learner.model import InferencePolicy
 
 
 def eval_reference_ids(cfg: EvalSettings, available: dict[str, ScriptedFn]) -> tuple[str, ...]:
-    """The references evaluators play: eval.references (empty = all available), random always first."""
+    """The references evaluators play: eval.references (empty = all available; built-in names and
+    `package.module:function` paths, actors/references.py), random always first."""
     wanted = cfg.eval.references or tuple(available)
-    return (RANDOM_ID, *(r for r in wanted if r != RANDOM_ID and r in available))
+    return (RANDOM_ID, *(r for r in wanted if r != RANDOM_ID and (r in available or is_import_path(r))))
 
 
 def initial_league(cfg: EvalSettings, available: dict[str, ScriptedFn]) -> LeagueState:
@@ -125,7 +127,9 @@ class Evaluator:
         self.make_slot, self.spec = make_slot, spec
         self.params, self.league, self.results = params, league, results
         self.replays = replays  # where the last games of each match are kept for replays; None: nowhere
-        self.references = {r: references[r] for r in eval_reference_ids(cfg, references)}
+        ids = eval_reference_ids(cfg, references)
+        players = with_imported(references, ids)  # the user's own, by import path, loaded here
+        self.references = {r: players[r] for r in ids}
         self.latest = InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model, head=spec.head)
         self.stats = EvalStats()
         # Game ids must stay unique when a restarted evaluator counts rounds from 0 again.

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from actors.config import EvalConfig, GameConfig, RolloutConfig
+from actors.references import ReferencePathError, check_reference_names
 from actors.scripted import references_for
 from league.config import LeagueConfig
 from league.sampling import SAMPLERS
@@ -279,10 +280,12 @@ def _validate_eval(cfg: Config) -> None:
     if unknown_train:
         raise ConfigError(
             f"league.train_references {unknown_train} are not reference players of {cfg.game.name}; choose from {', '.join(known)}"
+            " (players named by import path rate, in eval.references; they do not train)"
         )
-    unknown = [r for r in ev.references if r not in known]
-    if unknown:
-        raise ConfigError(f"eval.references {unknown} are not reference players of {cfg.game.name}; choose from {', '.join(known)}")
+    try:  # a user's own players, by import path, are imported here so a wrong one fails before the run
+        check_reference_names(ev.references, known, "eval.references", cfg.game.name)
+    except ReferencePathError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

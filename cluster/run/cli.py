@@ -183,6 +183,7 @@ def _dashboard(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from actors.evaluate import Agent, play_match
     from actors.games import load_game, refuse_roles
+    from actors.references import ReferencePathError, with_imported
     from actors.scripted import references_for
     from cluster.run.policies import load_named_policy
     from learner.export import load_policy
@@ -191,7 +192,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     game = args.game or policy.meta.get("game", "")
     make_slot, spec = load_game(game)
     refuse_roles(spec, "selfplay evaluate")
-    refs = references_for(game, spec)
+    try:
+        refs = with_imported(references_for(game, spec), [args.opponent])  # package.module:function too
+    except ReferencePathError as exc:
+        raise ConfigError(str(exc)) from exc
     if args.opponent in refs:
         opponent = Agent(scripted=refs[args.opponent])
     elif Path(args.opponent).is_file():
