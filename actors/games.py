@@ -71,6 +71,8 @@ class GameSpec:
     """Empty for a game whose agents all observe and act alike (one role: one policy plays every
     side). Two or more when sides differ (actors/roles.py); obs_shape, num_actions and the bounds
     above are then the FIRST role's, and code that plays one policy must refuse (refuse_roles)."""
+    role_name: str = ""
+    """The role this spec describes when it is one role's (GameSpec.role()); empty otherwise."""
 
     @property
     def continuous(self) -> bool:
@@ -94,7 +96,7 @@ class GameSpec:
         """The spec one role's policy sees: that role's observation shape and action space, no roles."""
         for r in self.roles:
             if r.name == name:
-                return GameSpec(self.name, self.agents, r.obs_shape, r.num_actions, self.sides, r.action_low, r.action_high)
+                return GameSpec(self.name, self.agents, r.obs_shape, r.num_actions, self.sides, r.action_low, r.action_high, role_name=r.name)
         raise GameError(f"game {self.name!r} has no role {name!r}; its roles are {[r.name for r in self.roles]}")
 
 
