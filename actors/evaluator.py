@@ -25,6 +25,7 @@ import numpy as np
 
 from actors.config import EvalSettings
 from actors.evaluate import Agent, MatchResult, play_match
+from actors.exploitability import LEDUC, ExploitabilitySink, LeducExploitability
 from actors.games import GameSlot, GameSpec
 from actors.references import is_import_path, with_imported
 from actors.replay import Replay, ReplaySink, match_replays
@@ -121,7 +122,9 @@ class Evaluator:
         results: ResultSink,
         references: dict[str, ScriptedFn],
         replays: ReplaySink | None = None,
+        curves: ExploitabilitySink | None = None,
     ) -> None:
+        """`curves`: where Leduc's exploitability points go (actors/exploitability.py); None: not measured."""
         self.evaluator_id = evaluator_id
         self.cfg = cfg
         self.make_slot, self.spec = make_slot, spec
@@ -131,6 +134,11 @@ class Evaluator:
         players = with_imported(references, ids)  # the user's own, by import path, loaded here
         self.references = {r: players[r] for r in ids}
         self.latest = InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model, head=spec.head)
+        every = getattr(cfg.eval, "exploitability_every", 0)
+        self.exploitability = None
+        if curves is not None and spec.name == LEDUC and every > 0 and evaluator_id == 0:  # one evaluator measures
+            build = lambda: InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model, head=spec.head)  # noqa: E731
+            self.exploitability = LeducExploitability(every, params, build, curves)
         self.stats = EvalStats()
         # Game ids must stay unique when a restarted evaluator counts rounds from 0 again.
         self.incarnation = secrets.token_hex(4)
@@ -186,6 +194,8 @@ class Evaluator:
             self.results.report(games)
         if replays:
             self.replays.keep(replays, keep)
+        if self.exploitability is not None:
+            self.exploitability.maybe_measure(r, self.latest, self.league.state())
         self.stats.rounds += 1
         self.stats.games += len(games)
         self.stats.latest_version = self.latest.version

@@ -271,6 +271,7 @@ def _validate_eval(cfg: Config) -> None:
         (ev.snapshots_per_round >= 0, "eval.snapshots_per_round must be >= 0"),
         (ev.snapshot_pick in ("uncertain", "newest"), "eval.snapshot_pick must be uncertain or newest"),
         (ev.interval_s >= 0, "eval.interval_s must be >= 0"),
+        (ev.exploitability_every >= 0, "eval.exploitability_every must be >= 0 (0: never)"),
         (0.0 < cfg.league.payoff_decay <= 1.0, "league.payoff_decay must be in (0, 1]"),
     ]
     for ok, message in checks:

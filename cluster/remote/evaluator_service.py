@@ -40,6 +40,7 @@ class EvaluatorService:
             results=RedisResultSink(store),
             references=references_for(cfg.game.name, spec),
             replays=ReplayStore(store.r, store.keys),
+            curves=store,  # Leduc's exploitability points (actors/exploitability.py)
         )
         self._stop = threading.Event()
 

@@ -151,7 +151,7 @@ def run_inline(
     evaluator = None
     if cfg.eval.num_evaluators > 0:
         replays = ReplayStore(store.r, store.keys)
-        evaluator = Evaluator(0, cfg, make_slot, spec, params, LeagueReader(store, refresh_s=0.0), sink, refs, replays)
+        evaluator = Evaluator(0, cfg, make_slot, spec, params, LeagueReader(store, refresh_s=0.0), sink, refs, replays, curves=store)
     tb = Path(run_dir) / "tb" if run_dir is not None else None
     events = Observers([ConsoleLog(log, cfg.run.log_every_s), MetricsObserver(MetricsSink(tb, run_id)), *observers])
     try:

@@ -147,6 +147,8 @@ class DashboardData:
             "players": [_player_doc(p) for p in rows],
             "elo_history": {pid: thin(series) for pid, series in self.store.elo_history(curves).items()},
             "strength": {ref: _strength_doc(series) for ref, series in self.store.strength_history(references).items()},
+            # Leduc only: [t, version, latest, mixture, snapshots] (chips per hand a best response wins)
+            "exploitability": thin(self.store.exploitability_history()),
             "payoff": {"players": in_payoff, "win_rate": win_rate, "games": [[round(n, 2) for n in row] for row in games]},
             "health": {
                 "learner_version": league.get("learner_version"),
