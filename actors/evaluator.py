@@ -19,6 +19,7 @@ import heapq
 import secrets
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -134,10 +135,10 @@ class Evaluator:
         players = with_imported(references, ids)  # the user's own, by import path, loaded here
         self.references = {r: players[r] for r in ids}
         self.latest = InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model, head=spec.head)
-        every = getattr(cfg.eval, "exploitability_every", 0)
+        every = cfg.eval.exploitability_every
         self.exploitability = None
         if curves is not None and spec.name == LEDUC and every > 0 and evaluator_id == 0:  # one evaluator measures
-            build = lambda: InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model, head=spec.head)  # noqa: E731
+            build = partial(InferencePolicy, spec.obs_shape, spec.num_actions, cfg.model, head=spec.head)
             self.exploitability = LeducExploitability(every, params, build, curves)
         self.stats = EvalStats()
         # Game ids must stay unique when a restarted evaluator counts rounds from 0 again.

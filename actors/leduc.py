@@ -288,8 +288,8 @@ class _Walker:
         probs = np.zeros((RANKS, len(self.tables), NUM_ACTIONS))
         for c in range(RANKS):
             if reach[c].any():
-                obs, mask = observation(b, b.pointer, c, public)
-                probs[c] = [t(obs, mask) for t in self.tables]
+                key = info_key(*observation(b, b.pointer, c, public))
+                probs[c] = [t.probs[key] for t in self.tables]
         return sum(self.value(apply(b, a), card, public, reach * probs[:, :, a]) for a in acts if (reach * probs[:, :, a]).any())
 
     def _cards(self, mine: int, theirs: int) -> tuple[int, int]:

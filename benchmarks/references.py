@@ -10,6 +10,9 @@ from the per-episode spread.
 
     python benchmarks/references.py                  # every game, default games
     python benchmarks/references.py --games 200 --only holdem
+    python benchmarks/references.py --train configs/holdem.yaml --minutes 5 --games 400
+        # trains in one process for 5 minutes, then scores the latest policy against every
+        # reference of the game (sampling its moves, as in rating games), with 95% intervals
 """
 
 from __future__ import annotations
@@ -77,12 +80,43 @@ def mpe(games: int, seed: int) -> None:
             print(f"{name} ({who}): mean return per episode {rets}{extra} over {games} episodes ({time.monotonic() - t0:.0f} s)")
 
 
+def train_and_score(config: str, minutes: float, games: int, overrides: list[str]) -> None:
+    import tempfile
+
+    import torch
+
+    torch.set_num_threads(1)
+    from cluster.config import load_config
+    from cluster.run.inline import run_inline
+    from cluster.stores.embedded_redis import EmbeddedRedis
+    from learner.model import InferencePolicy
+
+    cfg = load_config(config, [f"run.max_seconds={minutes * 60}", *overrides])
+    make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs)
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp) / "redis") as server:
+        learner, _, steps = run_inline(cfg, server.url, "references", log=lambda s: None)
+    policy = InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model, learner.version)
+    policy.load(learner.weights(), learner.version)
+    print(f"{cfg.game.name} {cfg.game.kwargs or ''}: trained {time.monotonic() - t0:.0f} s, v{learner.version}, {steps:,} env steps")
+    for name, fn in references_for(cfg.game.name, spec).items():
+        r = play_match(make_slot, Agent(policy=policy), Agent(scripted=fn), games, seed=cfg.run.seed + 7)
+        lo, hi = r.confidence_interval()
+        print(f"  latest (sampling) vs {name}: score {r.score:.3f} [{lo:.3f}, {hi:.3f}] over {r.games} games")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--games", type=int, default=400, help="games per hold'em pairing (MPE: episodes, a quarter of this)")
     ap.add_argument("--only", choices=("holdem", "mpe"), default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--train", default="", metavar="CONFIG", help="train this config in one process, then score it against the references")
+    ap.add_argument("--minutes", type=float, default=5.0, help="with --train: training time")
+    ap.add_argument("--set", action="append", default=[], help="with --train: section.key=value override (repeatable)")
     args = ap.parse_args()
+    if args.train:
+        train_and_score(args.train, args.minutes, args.games, args.set)
+        return
     if args.only in (None, "holdem"):
         holdem(args.games, args.seed)
     if args.only in (None, "mpe"):
