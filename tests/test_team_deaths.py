@@ -55,3 +55,31 @@ def test_a_dead_agent_stops_collecting_team_rewards_and_its_teammate_gets_the_li
     assert red1[0].dones.tolist() == [False, True]  # its last decision ends at its death
     np.testing.assert_allclose(red1[0].rewards, (a0[:2] + a1) / 2)  # nothing after it died
     np.testing.assert_allclose(np.concatenate([s.rewards for s in red0]), [*((a0[:2] + a1) / 2), *a0[2:]])
+
+
+def test_a_turn_based_game_ends_a_dead_agents_lane_too():
+    """Fallen (AEC): red_1 moves once (step 2) and dies. Its decision holds that step's red mean only;
+    red_0's later decisions get its own rewards, red_1 no longer in the mean."""
+    make_slot, spec = load_game("tests.team_games:fallen")
+    cfg = (
+        Config()
+        .replace("game", team_spirit=1.0)
+        .replace("rollout", envs_per_actor=1, segment_length=1, weight_poll_s=0.0)
+        .replace("model", hidden_sizes=HIDDEN)
+        .replace("run", seed=2)
+    )
+    params = FakeParams(spec.obs_dim, spec.num_actions)
+    params.publish(0, seed=100)
+    sink, results = ListSink(), ListResults()
+    worker = RolloutWorker(0, cfg, make_slot, spec, params, FakeLeague(None, "uniform"), sink, results, {RANDOM_ID: random_legal})
+    worker.start()
+    while not results.games:
+        worker.tick()
+    red0 = [s for s in sink.segments if s.obs[0, 1] == 0 and s.obs[0, 2] == 0]
+    red1 = [s for s in sink.segments if s.obs[0, 1] == 1 and s.obs[0, 2] == 0]
+    assert len(red0) == 3 and len(red1) == 1 and red1[0].dones.tolist() == [True]
+    a0 = [float(s.actions[0]) for s in red0]
+    a1 = float(red1[0].actions[0])
+    assert a0[1] > 0 and a0[2] > 0  # seeds chosen so that red_0 earns after red_1's death
+    np.testing.assert_allclose(red1[0].rewards, [a1 / 2])
+    np.testing.assert_allclose([float(s.rewards[0]) for s in red0], [(a0[0] + a1) / 2, a0[1], a0[2]])
