@@ -3,7 +3,8 @@
 Hold'em (actors/poker_refs.py): the hand-strength bot against random players, seats alternating
 (in four-player no-limit the bot takes one seat and random players the other three), as a score
 (win 1 / draw 0.5 / loss 0; with four players a placement, 1 first to 0 last) with its 95% Wilson
-interval. MPE (actors/mpe_refs.py): each role's heuristic against the other roles' random players
+interval, and its mean reward per hand in the game's units (PettingZoo's: chips in no-limit, big
+blinds in limit and Leduc), which counts a fold as the small loss it is where a score counts a loss. MPE (actors/mpe_refs.py): each role's heuristic against the other roles' random players
 and against their heuristics, as the mean return per episode of every role (simple_tag pays a
 predator 10 per catch, so the predators' return / 10 is catches per episode), with a 95% interval
 from the per-episode spread.
@@ -42,6 +43,24 @@ HOLDEM = (
 MPE = (("simple_tag_v3", {"max_cycles": 50}), ("simple_world_comm_v3", {"max_cycles": 50}))
 
 
+def mean_return(make_slot, agent_a: Agent, agent_b: Agent, games: int, seed: int) -> tuple[float, float]:
+    """A's mean return per game in the game's own units (chips in no-limit hold'em) and the
+    half-width of its 95% interval; A plays each side in turn, B every other side."""
+    slot = make_slot()
+    rng = np.random.default_rng(seed)
+    out = []
+    for g in range(games):
+        side_a = g % slot.num_sides
+        slot.reset(seed=seed * 100_003 + g)
+        agent_a.new_game(0)
+        agent_b.new_game(0)
+        while not slot.over:
+            agent = agent_a if slot.side == side_a else agent_b
+            slot.step(agent.act([slot], rng, keys=[0])[0])
+        out.append(sum(slot.returns[i] for i in slot.sides[side_a]))
+    return float(np.mean(out)), 1.96 * float(np.std(out, ddof=1)) / math.sqrt(len(out))
+
+
 def holdem(games: int, seed: int) -> None:
     for name, kwargs in HOLDEM:
         make_slot, spec = load_game(name, kwargs)
@@ -49,8 +68,10 @@ def holdem(games: int, seed: int) -> None:
         t0 = time.monotonic()
         r = play_match(make_slot, Agent(scripted=bot), Agent(scripted=random_legal), games, seed=seed)
         lo, hi = r.confidence_interval()
+        won, half = mean_return(make_slot, Agent(scripted=bot), Agent(scripted=random_legal), games, seed)
         label = f"{name}{' ' + str(kwargs) if kwargs else ''}"
-        print(f"{label:<50} hand_strength vs random: score {r.score:.3f} [{lo:.3f}, {hi:.3f}] over {r.games} games ({time.monotonic() - t0:.0f} s)")
+        print(f"{label:<50} hand_strength vs random: score {r.score:.3f} [{lo:.3f}, {hi:.3f}], "
+              f"reward per hand {won:+.2f} ± {half:.2f}, over {r.games} games ({time.monotonic() - t0:.0f} s)")
 
 
 def _returns(make_slot, spec, players: dict[str, str], games: int, seed: int) -> dict[str, tuple[float, float]]:
@@ -102,7 +123,8 @@ def train_and_score(config: str, minutes: float, games: int, overrides: list[str
     for name, fn in references_for(cfg.game.name, spec).items():
         r = play_match(make_slot, Agent(policy=policy), Agent(scripted=fn), games, seed=cfg.run.seed + 7)
         lo, hi = r.confidence_interval()
-        print(f"  latest (sampling) vs {name}: score {r.score:.3f} [{lo:.3f}, {hi:.3f}] over {r.games} games")
+        won, half = mean_return(make_slot, Agent(policy=policy), Agent(scripted=fn), games, cfg.run.seed + 7)
+        print(f"  latest (sampling) vs {name}: score {r.score:.3f} [{lo:.3f}, {hi:.3f}], reward per game {won:+.3f} ± {half:.3f}, over {r.games} games")
 
 
 def main() -> None:
