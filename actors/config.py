@@ -133,6 +133,10 @@ class EvalConfig:
     resources: dict = field(default_factory=dict)
     """Custom Ray resources each evaluator asks for besides its CPUs (as rollout.resources), to
     place evaluators on chosen nodes. Empty: anywhere with CPUs to spare."""
+    exploitability_every: int = 10
+    """leduc_holdem_v4 only: every this many rounds the first evaluator computes exactly what a best
+    response wins per hand against the latest policy and against the league's snapshots mixed
+    uniformly (actors/exploitability.py), charted on the dashboard. 0: never."""
     replays_per_pair: int = 5
     """Rating games kept for replays (`selfplay replay`, the dashboard's replay page) per (rated
     player, reference) pair: the newest ones, in Redis, the rated player being `latest` or a

@@ -20,13 +20,16 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import numpy as np
 
 from actors.config import EvalSettings
 from actors.evaluate import Agent, MatchResult, play_match
+from actors.exploitability import LEDUC, ExploitabilitySink, LeducExploitability
 from actors.games import GameSlot, GameSpec
+from actors.references import is_import_path, with_imported
 from actors.replay import Replay, ReplaySink, match_replays
 from actors.rollout import LeagueSource, ParamSource, ResultSink
 from actors.scripted import ScriptedFn
@@ -39,9 +42,10 @@ _log = logging.getLogger(__name__)
 
 
 def eval_reference_ids(cfg: EvalSettings, available: dict[str, ScriptedFn]) -> tuple[str, ...]:
-    """The references evaluators play: eval.references (empty = all available), random always first."""
+    """The references evaluators play: eval.references (empty = all available; built-in names and
+    `package.module:function` paths, actors/references.py), random always first."""
     wanted = cfg.eval.references or tuple(available)
-    return (RANDOM_ID, *(r for r in wanted if r != RANDOM_ID and r in available))
+    return (RANDOM_ID, *(r for r in wanted if r != RANDOM_ID and (r in available or is_import_path(r))))
 
 
 def initial_league(cfg: EvalSettings, available: dict[str, ScriptedFn]) -> LeagueState:
@@ -122,14 +126,23 @@ class Evaluator:
         results: ResultSink,
         references: dict[str, ScriptedFn],
         replays: ReplaySink | None = None,
+        curves: ExploitabilitySink | None = None,
     ) -> None:
+        """`curves`: where Leduc's exploitability points go (actors/exploitability.py); None: not measured."""
         self.evaluator_id = evaluator_id
         self.cfg = cfg
         self.make_slot, self.spec = make_slot, spec
         self.params, self.league, self.results = params, league, results
         self.replays = replays  # where the last games of each match are kept for replays; None: nowhere
-        self.references = {r: references[r] for r in eval_reference_ids(cfg, references)}
+        ids = eval_reference_ids(cfg, references)
+        players = with_imported(references, ids)  # the user's own, by import path, loaded here
+        self.references = {r: players[r] for r in ids}
         self.latest = InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model, head=spec.head)
+        every = cfg.eval.exploitability_every
+        self.exploitability = None
+        if curves is not None and spec.name == LEDUC and every > 0 and evaluator_id == 0:  # one evaluator measures
+            build = partial(InferencePolicy, spec.obs_shape, spec.num_actions, cfg.model, head=spec.head)
+            self.exploitability = LeducExploitability(every, params, build, curves)
         self.stats = EvalStats()
         # Game ids must stay unique when a restarted evaluator counts rounds from 0 again.
         self.incarnation = secrets.token_hex(4)
@@ -187,6 +200,8 @@ class Evaluator:
             self.results.report(games)
         if replays:
             self.replays.keep(replays, keep)
+        if self.exploitability is not None:
+            self.exploitability.maybe_measure(r, self.latest, self.league.state())
         self.stats.rounds += 1
         self.stats.games += len(games)
         self.stats.latest_version = self.latest.version

@@ -72,6 +72,8 @@ class GameSpec:
     """Empty for a game whose agents all observe and act alike (one role: one policy plays every
     side). Two or more when sides differ (actors/roles.py); obs_shape, num_actions and the bounds
     above are then the FIRST role's, and code that plays one policy must refuse (refuse_roles)."""
+    role_name: str = ""
+    """The role this spec describes when it is one role's (GameSpec.role()); empty otherwise."""
 
     @property
     def continuous(self) -> bool:
@@ -95,7 +97,7 @@ class GameSpec:
         """The spec one role's policy sees: that role's observation shape and action space, no roles."""
         for r in self.roles:
             if r.name == name:
-                return GameSpec(self.name, self.agents, r.obs_shape, r.num_actions, self.sides, r.action_low, r.action_high)
+                return GameSpec(self.name, self.agents, r.obs_shape, r.num_actions, self.sides, r.action_low, r.action_high, role_name=r.name)
         raise GameError(f"game {self.name!r} has no role {name!r}; its roles are {[r.name for r in self.roles]}")
 
 
@@ -251,6 +253,9 @@ class GameSlot:
         self.returns = [0.0] * len(self.agents)
         self.length = 0
         self.truncated: dict[int, np.ndarray] = {}
+        self.left: frozenset[int] = frozenset()
+        """Seats whose agent has left the game by termination (died) while others play on: their
+        last decision is over (the rollout loop ends it), and team means count only the others."""
 
     @staticmethod
     def _build(factory: Callable[..., Any], kwargs: dict | None, name: str) -> Any:
@@ -304,6 +309,7 @@ class GameSlot:
         self.returns = [0.0] * len(self.agents)
         self.length = 0
         self.truncated = {}
+        self.left = frozenset()
         self._advance()
 
     def step(self, action: int | np.ndarray) -> list[float]:
@@ -349,6 +355,8 @@ class GameSlot:
             agent = env.agent_selection
             if env.terminations[agent] or env.truncations[agent]:
                 self._note_truncation(agent)
+                if env.terminations[agent]:  # others still play: it has left the game (died)
+                    self.left = self.left | {self._seat_of[agent]}
                 env.step(None)
                 extra = [a + b for a, b in zip(extra, self._collect_rewards())]
                 continue

@@ -54,6 +54,7 @@ class ConnectFourSlot:
     num_sides = 2
     simultaneous = False
     truncated: dict = {}  # connect four has no time limit: never truncated
+    left: frozenset = frozenset()  # no agent leaves a game of connect four before it ends
 
     def __init__(self) -> None:
         self._board = [0] * (ROWS * COLS)  # 0 empty, 1 player_0, 2 player_1

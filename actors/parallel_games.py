@@ -40,6 +40,7 @@ class ParallelSlot(GameSlot):
         """Seats that move on the current step and have not moved yet, in seat order."""
         self._views: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._actions: dict[str, Any] = {}
+        self.left: frozenset[int] = frozenset()
 
     def reset(self, seed: int | None = None) -> None:
         observations, infos = self.env.reset(seed=seed)
@@ -47,6 +48,7 @@ class ParallelSlot(GameSlot):
         self.returns = [0.0] * len(self.agents)
         self.length = 0
         self.truncated = {}
+        self.left = frozenset()
         self._offer(observations, infos or {})
 
     def view(self, seat: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -75,6 +77,10 @@ class ParallelSlot(GameSlot):
                 raw = np.asarray(_split_obs(observations[agent], None, self._mask_sizes[self._seat_of[agent]])[0])
                 self.truncated[self._seat_of[agent]] = self._network_input(raw)
         self._offer(observations, infos or {})
+        if not self.over:  # an agent terminated while the game goes on has left it (died)
+            gone = {self._seat_of[a] for a, done in terminations.items() if done and self._seat_of[a] not in self._views}
+            if gone:
+                self.left = self.left | gone
         return out
 
     def step(self, action: int | np.ndarray) -> list[float]:

@@ -328,6 +328,7 @@ class RolloutWorker:
                     if cut:
                         self._emit(seat, cut)
                 self.stats.env_steps += 1
+                gone = slot.left  # seats whose agents left the game before this step
                 if slot.simultaneous:
                     rewards = slot.decide(seat, action)
                     if rewards is None:
@@ -335,10 +336,12 @@ class RolloutWorker:
                 else:
                     rewards = slot.step(action)
                 if self._shape is not None:
-                    rewards = self._shape(rewards)
+                    rewards = self._shape(rewards, [s not in gone for s in range(len(rewards))] if gone else None)
                 for s, side in enumerate(self.side_of):
                     if seating.players[side] in self._latest:
                         seating.lanes[s].reward(rewards[s])
+                if slot.left != gone and not slot.over:
+                    self._end_departed(seating, slot.left - gone)
                 if slot.over:
                     finished.append(self._finish_game(i))
         self.stats.ticks += 1
@@ -350,6 +353,15 @@ class RolloutWorker:
                 self.roles[r].io.sink.send(out_segments)
         if finished:
             self.results.report(finished)
+
+    def _end_departed(self, seating: Seating, seats: frozenset[int]) -> None:
+        """A learning agent that left the game (died) has made its last decision: it ends there
+        (done, nothing to bootstrap) and collects nothing of what its team earns afterwards."""
+        for s in seats:
+            if seating.players[self.side_of[s]] in self._latest:
+                cut = seating.lanes[s].end_game()
+                if cut:
+                    self._emit(s, cut)
 
     def _emit(self, seat: int, cut: list) -> None:
         """A cut segment of `seat`, to the stream of the seat's role."""

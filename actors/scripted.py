@@ -174,16 +174,32 @@ def tictactoe_minimax(obs: np.ndarray, mask: np.ndarray, rng: np.random.Generato
 
 # --- registry -----------------------------------------------------------------------
 
-REFERENCES: dict[str, dict[str, ScriptedFn]] = {
-    "connect_four_v3": {"random": random_legal, "tactical": connect_four_tactical, "lookahead": connect_four_lookahead},
-    "tictactoe_v3": {"random": random_legal, "minimax": tictactoe_minimax},
-}
+def _registry() -> tuple[dict[str, dict[str, ScriptedFn]], dict[tuple[str, str], dict[str, ScriptedFn]]]:
+    """(references per game, references per (game, role)); the poker and MPE players live in their
+    own modules (actors/poker_refs.py, actors/mpe_refs.py), which import ScriptedFn from here."""
+    from actors.mpe_refs import ROLE_REFERENCES
+    from actors.poker_refs import hand_strength
+
+    poker = {"random": random_legal, "hand_strength": hand_strength}
+    per_game = {
+        "connect_four_v3": {"random": random_legal, "tactical": connect_four_tactical, "lookahead": connect_four_lookahead},
+        "tictactoe_v3": {"random": random_legal, "minimax": tictactoe_minimax},
+        "texas_holdem_no_limit_v6": poker,
+        "texas_holdem_v4": poker,
+        "leduc_holdem_v4": poker,
+    }
+    return per_game, {key: {"random": random_legal, **refs} for key, refs in ROLE_REFERENCES.items()}
+
+
+REFERENCES, ROLE_REFERENCES = _registry()
 GENERIC_REFERENCES: dict[str, ScriptedFn] = {"random": random_legal}
 
 
 def references_for(game_name: str, spec=None) -> dict[str, ScriptedFn]:
     """Reference players for a game; any game without scripted bots gets random only. Given the
-    game's spec (actors/games.py), a Box game's random player acts uniformly within its bounds.
+    game's spec (actors/games.py), a Box game's random player acts uniformly within its bounds,
+    and one role's spec (spec.role(name)) gives that role's references (simple_tag's predators
+    get a chaser, its prey an evader).
 
     Returns a fresh dict so callers can add or drop entries without touching the registry.
     """
@@ -191,4 +207,7 @@ def references_for(game_name: str, spec=None) -> dict[str, ScriptedFn]:
         from actors.action_spaces import UniformBox
 
         return {"random": UniformBox(spec.action_low, spec.action_high)}
+    role = getattr(spec, "role_name", "") if spec is not None else ""
+    if role:
+        return dict(ROLE_REFERENCES.get((game_name, role), GENERIC_REFERENCES))
     return dict(REFERENCES.get(game_name, GENERIC_REFERENCES))

@@ -81,13 +81,25 @@ def side_of_seats(sides: tuple[tuple[int, ...], ...]) -> tuple[int, ...]:
 
 
 def team_rewards(
-    rewards: np.ndarray, side_of: np.ndarray, num_sides: int, team_spirit: float, zero_sum: bool, scale: float = 1.0
+    rewards: np.ndarray,
+    side_of: np.ndarray,
+    num_sides: int,
+    team_spirit: float,
+    zero_sum: bool,
+    scale: float = 1.0,
+    live: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per-seat rewards shaped as OpenAI Five's (module docstring): team spirit, then zero-sum, then
-    multiplied by `scale`."""
+    multiplied by `scale`. `live` (bool per seat; None: all) leaves the seats whose agent has left
+    the game out of the team means, so its zeros do not dilute what its live teammates receive."""
     r = np.asarray(rewards, dtype=np.float64)
-    counts = np.bincount(side_of, minlength=num_sides)
-    team_mean = np.bincount(side_of, r, minlength=num_sides) / np.maximum(counts, 1)
+    if live is None:
+        counts = np.bincount(side_of, minlength=num_sides)
+        team_mean = np.bincount(side_of, r, minlength=num_sides) / np.maximum(counts, 1)
+    else:
+        w = np.asarray(live, dtype=np.float64)
+        counts = np.bincount(side_of, w, minlength=num_sides)
+        team_mean = np.bincount(side_of, r * w, minlength=num_sides) / np.maximum(counts, 1.0)
     out = (1.0 - team_spirit) * r + team_spirit * team_mean[side_of]
     if zero_sum and num_sides > 1:
         # Blending keeps each team's mean, so the enemy teams' mean is taken from team_mean.
@@ -106,8 +118,9 @@ class RewardShaper:
     zero_sum: bool
     scale: float = 1.0
 
-    def __call__(self, rewards: list[float]) -> list[float]:
-        return team_rewards(np.asarray(rewards), self.side_of, self.num_sides, self.team_spirit, self.zero_sum, self.scale).tolist()
+    def __call__(self, rewards: list[float], live: np.ndarray | None = None) -> list[float]:
+        r = np.asarray(rewards)
+        return team_rewards(r, self.side_of, self.num_sides, self.team_spirit, self.zero_sum, self.scale, live).tolist()
 
 
 def shaper_for(sides: tuple[tuple[int, ...], ...], team_spirit: float, zero_sum: bool, scale: float = 1.0) -> RewardShaper | None:

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from actors.config import EvalConfig, GameConfig, RolloutConfig
+from actors.references import ReferencePathError, check_reference_names
 from actors.scripted import references_for
 from league.config import LeagueConfig
 from league.sampling import SAMPLERS
@@ -330,6 +331,7 @@ def _validate_eval(cfg: Config) -> None:
         (ev.snapshots_per_round >= 0, "eval.snapshots_per_round must be >= 0"),
         (ev.snapshot_pick in ("uncertain", "newest"), "eval.snapshot_pick must be uncertain or newest"),
         (ev.interval_s >= 0, "eval.interval_s must be >= 0"),
+        (ev.exploitability_every >= 0, "eval.exploitability_every must be >= 0 (0: never)"),
         (0.0 < cfg.league.payoff_decay <= 1.0, "league.payoff_decay must be in (0, 1]"),
     ]
     for ok, message in checks:
@@ -339,10 +341,12 @@ def _validate_eval(cfg: Config) -> None:
     if unknown_train:
         raise ConfigError(
             f"league.train_references {unknown_train} are not reference players of {cfg.game.name}; choose from {', '.join(known)}"
+            " (players named by import path rate, in eval.references; they do not train)"
         )
-    unknown = [r for r in ev.references if r not in known]
-    if unknown:
-        raise ConfigError(f"eval.references {unknown} are not reference players of {cfg.game.name}; choose from {', '.join(known)}")
+    try:  # a user's own players, by import path, are imported here so a wrong one fails before the run
+        check_reference_names(ev.references, known, "eval.references", cfg.game.name)
+    except ReferencePathError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -158,3 +158,100 @@ class Chase(ParallelEnv):
 
 def chase(steps: int = 3, time_limit: bool = False) -> Chase:
     return Chase(steps, time_limit)
+
+
+class Skirmish(ParallelEnv):
+    """A parallel team game where an agent dies, for the team-reward tests: red_0, red_1 against
+    blue_0, blue_1 move at once for `steps` steps; each live agent is paid its action (0 or 1) and
+    sees (steps left / steps, its index, its team). red_1 is terminated on step `dies_at` (after
+    being paid for it) and leaves the game, which the others play to the end (termination)."""
+
+    metadata = {"name": "skirmish_v0"}
+
+    def __init__(self, steps: int = 4, dies_at: int = 2) -> None:
+        self.steps, self.dies_at = steps, dies_at
+        self.possible_agents = ["red_0", "red_1", "blue_0", "blue_1"]
+
+    def action_space(self, agent):
+        return Discrete(2)
+
+    def observation_space(self, agent):
+        return Box(0.0, 1.0, (3,), np.float32)
+
+    def _obs(self):
+        left = (self.steps - self.t) / self.steps
+        return {a: np.array([left, int(a[-1]), a.startswith("blue")], np.float32) for a in self.agents}
+
+    def reset(self, seed=None, options=None):
+        self.agents = list(self.possible_agents)
+        self.t = 0
+        return self._obs(), {a: {} for a in self.agents}
+
+    def step(self, actions):
+        assert set(actions) == set(self.agents), "every live agent acts on every step"
+        self.t += 1
+        rewards = {a: float(actions[a]) for a in self.agents}
+        end = self.t >= self.steps
+        terms = {a: end or (a == "red_1" and self.t == self.dies_at) for a in self.agents}
+        truncs = {a: False for a in self.agents}
+        self.agents = [] if end else [a for a in self.agents if not terms[a]]
+        infos = {a: {} for a in self.agents}
+        return self._obs(), rewards, terms, truncs, infos
+
+
+def skirmish(steps: int = 4, dies_at: int = 2) -> Skirmish:
+    return Skirmish(steps, dies_at)
+
+
+FALLEN_ORDER = ("red_0", "blue_0", "red_1", "blue_1", "red_0", "blue_0", "blue_1", "red_0", "blue_0", "blue_1")
+
+
+class Fallen(AECEnv):
+    """Relay's turn-based game, where red_1 dies after its first move: the moves follow FALLEN_ORDER,
+    the mover alone is paid its action (0, 1 or 2), and red_1 is terminated right after its move and
+    leaves the game (stepped with None, as AEC games do with dead agents); the others play on."""
+
+    metadata = {"name": "fallen_v0"}
+
+    def __init__(self) -> None:
+        self.possible_agents = list(ORDER)
+
+    def action_space(self, agent):
+        return Discrete(3)
+
+    def observation_space(self, agent):
+        return Box(0.0, 1.0, (3,), np.float32)
+
+    def reset(self, seed=None, options=None):
+        self.agents = list(self.possible_agents)
+        self.turn = 0
+        self.agent_selection = FALLEN_ORDER[0]
+        self._skip_agent_selection = None
+        self.rewards = {a: 0.0 for a in self.agents}
+        self._cumulative_rewards = {a: 0.0 for a in self.agents}
+        self.terminations = {a: False for a in self.agents}
+        self.truncations = {a: False for a in self.agents}
+        self.infos = {a: {} for a in self.agents}
+
+    def observe(self, agent):
+        return np.array([self.turn / len(FALLEN_ORDER), int(agent[-1]), agent.startswith("blue")], np.float32)
+
+    def step(self, action):
+        me = self.agent_selection
+        if self.terminations[me]:
+            self._was_dead_step(action)
+            return
+        self.rewards = {a: 0.0 for a in self.agents}
+        self.rewards[me] = float(action)
+        self.turn += 1
+        if self.turn == len(FALLEN_ORDER):
+            self.terminations = {a: True for a in self.agents}
+            return
+        if me == "red_1":
+            self.terminations["red_1"] = True
+        self.agent_selection = FALLEN_ORDER[self.turn]
+        self._deads_step_first()
+
+
+def fallen() -> Fallen:
+    return Fallen()

@@ -36,7 +36,8 @@ def build_evaluators(evaluator_id: int, cfg: Config, plan: RunPlan, stores: dict
     if len(plan.learners) == 1:
         params, store = stores[plan.names[0]]
         league = LeagueReader(store, refresh_s=0.0)  # rounds are seconds apart: always read afresh
-        return [Evaluator(evaluator_id, cfg, plan.make_slot, plan.spec, params, league, sink, references_for(cfg.game.name, plan.spec), replays)]
+        # Leduc's exploitability points go to the run's own keys (actors/exploitability.py).
+        return [Evaluator(evaluator_id, cfg, plan.make_slot, plan.spec, params, league, sink, references_for(cfg.game.name, plan.spec), replays, curves=store)]
     out = []
     for d in plan.learners:
         params, store = stores[d.name]

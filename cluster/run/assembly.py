@@ -35,7 +35,9 @@ def new_league(plan: RunPlan, d: LearnerDef) -> LeagueState:
     evaluators are on, the other references as evaluation-only players."""
     cfg = plan.cfg
     available = references_for(cfg.game.name, d.spec)
-    evals = eval_reference_ids(cfg, available) if cfg.eval.num_evaluators > 0 else ()
+    # A role's evaluator plays the other roles' random players only (actors/role_evaluator.py): its
+    # league holds no evaluation-only references that nobody would play.
+    evals = eval_reference_ids(cfg, available) if cfg.eval.num_evaluators > 0 and len(plan.learners) == 1 else ()
     train = (RANDOM_ID, *(r for r in cfg.league.train_references if r != RANDOM_ID))
     return LeagueState.new(
         tuple(map(d.player, train)), tuple(map(d.player, evals)), payoff_decay=cfg.league.payoff_decay,

@@ -16,6 +16,7 @@ from actors.evaluate import Agent, MatchResult, play_match
 from actors.evaluator import match_games
 from actors.learners import LearnerDef
 from actors.role_match import RoleMatchResult, Seat, role_match
+from actors.references import with_imported
 from actors.scripted import references_for
 from cluster.config import Config
 from cluster.run.leagues import LeagueSet
@@ -47,7 +48,7 @@ def final_eval(cfg: Config, plan, d: LearnerDef, version: int, weights, store: L
     """Latest, playing its most likely move, against every reference of the game (random first),
     run.eval_games each, seats alternating; reported to the league as rating ('eval') games."""
     policy = _policy(cfg, d, version, weights)
-    refs = references_for(cfg.game.name, d.spec)
+    refs = with_imported(references_for(cfg.game.name, d.spec), cfg.eval.references)  # import-path references too
     out = {}
     for name in sorted(refs, key=lambda r: r != RANDOM_ID):
         result = play_match(plan.make_slot, Agent(policy=policy, greedy=True), Agent(scripted=refs[name]), cfg.run.eval_games, seed=cfg.run.seed + 7)

@@ -19,6 +19,7 @@ from cluster.run.policies import NamedPolicy, check_fits, load_named_policy, res
 
 def evaluate(args: argparse.Namespace) -> int:
     from actors.evaluate import play_match
+    from actors.references import ReferencePathError, with_imported
     from actors.scripted import references_for
     from learner.export import load_policy
 
@@ -26,7 +27,10 @@ def evaluate(args: argparse.Namespace) -> int:
     if named.role:
         return _evaluate_role(args, named)
     game, spec = named.game, named.spec
-    refs = references_for(game, spec)
+    try:
+        refs = with_imported(references_for(game, spec), [args.opponent])  # package.module:function too
+    except ReferencePathError as exc:
+        raise ConfigError(str(exc)) from exc
     if args.opponent in refs:
         opponent = Agent(scripted=refs[args.opponent])
     elif Path(args.opponent).is_file():

@@ -21,6 +21,7 @@ take keys as arguments, are here too, so that this file is the whole layout.
 | {p}:{run}:league:payoff       | hash       | "a\tb" -> a's decayed [W, D, L, games]  | league manager (save: changed pairs)     | league manager on resume, dashboard                |
 | {p}:{run}:league:elo:{player} | list       | [t, version, Elo, stderr], thinned      | league manager (record_ratings)          | dashboard                                          |
 | {p}:{run}:league:strength:{ref} | list     | [t, env steps, version, W, D, L], thinned | league manager (record_strength)       | dashboard (latest's score against ref over time)   |
+| {p}:{run}:league:exploitability | list     | [t, version, latest, mixture, snapshots], thinned | first evaluator (record_exploitability; leduc_holdem_v4) | dashboard |
 | {p}:{run}:games               | list       | game payloads, a queue                  | actors, evaluators, driver (push_games)  | league manager (CLAIM_GAMES)                       |
 | {p}:{run}:games:claimed       | list       | games claimed, not yet acknowledged     | league manager (CLAIM_GAMES; save empties it) | league manager                                |
 | {p}:{run}:games:bad           | list       | refused game results, newest first, trimmed to 1000 | league manager (LeagueStore.set_aside_raw) | a person (docs/faults.md)               |
@@ -102,6 +103,8 @@ class RunKeys:
 
     def strength(self, reference_id: str) -> str:
         return f"{self.own}:league:strength:{reference_id}"
+
+    exploitability = property(lambda s: f"{s.own}:league:exploitability")
 
     def snapshot(self, player_id: str) -> str:
         return f"{self.base}:snap:{player_id}"

@@ -276,6 +276,18 @@ class LeagueStore:
             pipe.lrange(self.keys.strength(ref), 0, -1)
         return {ref: [list(msgpack.unpackb(x)) for x in raw] for ref, raw in zip(reference_ids, pipe.execute()) if raw}
 
+    # --- exploitability over time (leduc_holdem_v4) -----------------------------------------
+    def record_exploitability(self, t: float, version: int, latest: float, mixture: float, snapshots: int) -> None:
+        """Append [t, latest version, latest's and the league mixture's exploitability (chips per
+        hand), snapshots in the mixture] (actors/exploitability.py), thinned like the Elo histories."""
+        point = msgpack.packb([float(t), int(version), float(latest), float(mixture), int(snapshots)])
+        self._push_point(keys=[self.keys.exploitability], args=[point, self.max_history])
+
+    def exploitability_history(self) -> list[list[float]]:
+        """The points [t, version, latest, mixture, snapshots], oldest first; empty for other games."""
+        key = self.keys.exploitability
+        return [_floats(raw, 5, key.encode()) for raw in self.r.lrange(key, 0, -1)]
+
     # --- run health and metadata ------------------------------------------------------------
     def set_health(self, health: dict) -> None:
         self.r.set(self.keys.health, encode_doc(HEALTH_SCHEMA, HEALTH_V, health))

@@ -137,6 +137,8 @@ class LearnerLeague:
             "players": [_player_doc(p) for p in rows],
             "elo_history": {pid: thin(series) for pid, series in self.store.elo_history(curves).items()},
             "strength": {ref: _strength_doc(series) for ref, series in self.store.strength_history(references).items()},
+            # Leduc only: [t, version, latest, mixture, snapshots] (chips per hand a best response wins)
+            "exploitability": thin(self.store.exploitability_history()),
             "payoff": {"players": in_payoff, "win_rate": win_rate, "games": [[round(n, 2) for n in row] for row in games]},
         }, league
 

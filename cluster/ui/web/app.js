@@ -300,6 +300,28 @@ function renderStrength(state) {
   legend(document.getElementById("strength-legend"), series);
 }
 
+// ---- exploitability (Leduc hold'em only: rows [t, version, latest, mixture, snapshots]) --------
+
+function renderExploitability(state) {
+  const rows = state.exploitability || [];
+  const card = document.getElementById("exploit-card");
+  card.hidden = !rows.length;
+  if (!rows.length) return;
+  const series = [["latest", 2, "#4aa8ff"], ["mixture", 3, "#f2a541"]].map(([id, k, colour]) => ({
+    id, colour, cls: "", flat: false,
+    points: rows.map((r) => ({ x: r[0], y: r[k], version: r[1], snapshots: r[4] })),
+  }));
+  let top = 0;
+  for (const r of rows) top = Math.max(top, r[2], r[3]);
+  const chips = (v) => v.toFixed(2);
+  drawChart(document.getElementById("exploit-chart"), series, {
+    prefix: "exploit", xKind: "time", yLabel: chips, yRange: [0, top * 1.1 || 1], height: 220,
+    aria: "exploitability of the latest policy and of the league's mixture, in chips per hand",
+    title: (s, last) => `${s.id} (v${last.version}${s.id === "mixture" ? `, ${last.snapshots} snapshots` : ""}): ${chips(last.y)} chips per hand`,
+  });
+  legend(document.getElementById("exploit-legend"), series);
+}
+
 // ---- refresh loop ---------------------------------------------------------------------------
 
 let lastState = null;
@@ -316,6 +338,7 @@ function render(state) {
   renderPayoff(state.payoff, state.league);
   renderElo(state, colours, kinds);
   renderStrength(state);
+  renderExploitability(state);
   document.body.dataset.loaded = "1";
 }
 
