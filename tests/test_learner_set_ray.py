@@ -43,9 +43,26 @@ def test_evaluators_rate_every_role_and_a_stopped_roles_run_resumes_every_learne
     run_dir = tmp_path / "run"
     cfg = load_config("configs/simple_tag_smoke.yaml", SMALL_TAG)
 
-    # 1. Train until the prey's learner has a few versions and the evaluator has rated; stop as Ctrl-C does.
-    watch = EventWatch()
-    watch.stop_when = lambda w: bool(w.of(Progress)) and min(w.of(Progress)[-1].learner.versions().values()) >= 3 and w.of(Progress)[-1].eval_games >= 8
+    # 1. Train until the prey's learner has a few versions and the evaluator's games are rated in the
+    # leagues in Redis (rated on the league's own cadence, so the condition is read there, not guessed
+    # from a count of games played); stop as Ctrl-C does.
+    watch, clients = EventWatch(), []
+
+    def rated(w: EventWatch) -> bool:
+        progress = w.of(Progress)
+        if not progress or min(progress[-1].learner.versions().values()) < 3 or progress[-1].eval_games < 8:
+            return False
+        if not clients:
+            clients.append(connect(w.of(RunStarted)[0].redis_url))
+        client, keys = clients[0], RunKeys("selfplay", run_dir.name)
+        leagues = {role: LeagueStore(client, keys.for_role(role)).load() for role in TAG}
+        return all(
+            leagues[TAG[1 - k]].players[f"{role}/latest"].elo_stderr is not None
+            and any(p.elo_stderr is not None for p in leagues[role].players.values() if p.kind == "snapshot")
+            for k, role in enumerate(TAG)
+        )
+
+    watch.stop_when = rated
     first = run_training(cfg, run_dir, log=lambda line: None, observers=[watch])
     assert first.summary["interrupted"], watch.text()
     before = _leagues(run_dir, TAG)
