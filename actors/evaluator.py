@@ -97,6 +97,24 @@ def match_games(
     return out
 
 
+def rated_snapshots(evaluator, build: Callable[[], InferencePolicy]) -> list[tuple[str, InferencePolicy]]:
+    """The snapshots an evaluator (Evaluator or RoleEvaluator) rates this round, each loaded into a
+    network from `build`; a snapshot whose weights are gone is counted, logged and skipped."""
+    ev, out = evaluator.cfg.eval, []
+    for pid in pick_snapshots(evaluator.league.state(), ev.snapshots_per_round, ev.snapshot_pick):
+        try:
+            version, tensors = evaluator.params.fetch_snapshot(pid)
+        except KeyError:  # the league never names one without weights: its key was lost or evicted
+            evaluator.stats.missing_snapshots += 1
+            _log.warning("evaluator %s: snapshot %s is missing from Redis (lost or evicted); not rated this round (%d so far)",
+                         evaluator.evaluator_id, pid, evaluator.stats.missing_snapshots)
+            continue
+        policy = build()
+        policy.load(tensors, version)
+        out.append((pid, policy))
+    return out
+
+
 @dataclass
 class EvalStats:
     rounds: int = 0
@@ -157,19 +175,8 @@ class Evaluator:
         if got is not None:
             self.latest.load(got[1], got[0])
         out = [(LEARNER_ID, self.latest)] if self.latest.version >= 0 else []
-        ev = self.cfg.eval
-        for pid in pick_snapshots(self.league.state(), ev.snapshots_per_round, ev.snapshot_pick):
-            try:
-                version, tensors = self.params.fetch_snapshot(pid)
-            except KeyError:  # the league never names one without weights: its key was lost or evicted
-                self.stats.missing_snapshots += 1
-                _log.warning("evaluator %s: snapshot %s is missing from Redis (lost or evicted); not rated this round (%d so far)",
-                             self.evaluator_id, pid, self.stats.missing_snapshots)
-                continue
-            policy = InferencePolicy(self.spec.obs_shape, self.spec.num_actions, self.cfg.model, head=self.spec.head)
-            policy.load(tensors, version)
-            out.append((pid, policy))
-        return out
+        spec = self.spec
+        return out + rated_snapshots(self, lambda: InferencePolicy(spec.obs_shape, spec.num_actions, self.cfg.model, head=spec.head))
 
     def round(self) -> RoundReport:
         """Rate the latest policy and the picked snapshots against every reference; report the games."""

@@ -22,7 +22,7 @@ import numpy as np
 
 from actors.config import EvalSettings
 from actors.evaluate import Agent
-from actors.evaluator import EvalStats, RoundReport, pick_snapshots
+from actors.evaluator import EvalStats, RoundReport, rated_snapshots
 from actors.games import GameSlot, GameSpec
 from actors.learners import LearnerDef
 from actors.role_match import Seat, role_match
@@ -69,17 +69,7 @@ class RoleEvaluator:
             if got is not None:
                 policy.load(got[1], got[0])
         out = [(self.learner.latest_id, self.latest)] if self.latest.version >= 0 else []
-        ev = self.cfg.eval
-        for pid in pick_snapshots(self.league.state(), ev.snapshots_per_round, ev.snapshot_pick):
-            try:
-                version, tensors = self.params.fetch_snapshot(pid)
-            except KeyError:
-                self.stats.missing_snapshots += 1
-                continue
-            policy = self._build(self.learner)
-            policy.load(tensors, version)
-            out.append((pid, policy))
-        return out
+        return out + rated_snapshots(self, lambda: self._build(self.learner))
 
     def round(self) -> RoundReport:
         t0 = time.monotonic()
