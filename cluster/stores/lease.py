@@ -110,9 +110,11 @@ class RunLease:
         deadline = self._clock() + (self.ttl_ms / 1000 + 1.0 if wait_s is None else wait_s)
         last_ttl = None
         while not self.r.set(self.key, self.value, nx=True, px=self.ttl_ms):
-            raw, ttl = self.r.get(self.key), self.r.pttl(self.key)
-            if raw is None:
-                continue  # expired or released between the two calls: try again
+            # One transaction: read apart, the lease can expire between GET and PTTL, and PTTL's -2
+            # ("no such key") would read as "no expiry".
+            raw, ttl = self.r.pipeline(transaction=True).get(self.key).pttl(self.key).execute()
+            if raw is None or ttl == -2:
+                continue  # expired or released since the SET: try again
             renewed = last_ttl is not None and ttl > last_ttl + 50
             if renewed or ttl < 0 or self._clock() >= deadline:
                 raise LeaseHeld(
@@ -134,7 +136,7 @@ class RunLease:
         if not self.held:
             return
         if not self._renew(keys=[self.key], args=[self.token, self.ttl_ms]):
-            raw, ttl = self.r.get(self.key), self.r.pttl(self.key)
+            raw, ttl = self.r.pipeline(transaction=True).get(self.key).pttl(self.key).execute()
             now = f"now held by {describe(_holder(raw), ttl)}" if raw is not None else "expired and nobody holds it"
             self.held = False
             self.lost = (
