@@ -26,6 +26,7 @@ from actors.games import GameSlot, GameSpec
 from actors.lanes import Lane, rows_to_segment  # noqa: F401 - rows_to_segment is imported from here too
 from actors.memory import SeatMemory
 from actors.opponents import OpponentCache
+from actors.learners import MAIN, learner_set
 from actors.roles import role_of_sides, role_player
 from actors.rollout_parts import (  # noqa: F401 - the protocols and RoleIO are imported from here too
     LeagueSource,
@@ -37,6 +38,7 @@ from actors.rollout_parts import (  # noqa: F401 - the protocols and RoleIO are 
     SegmentSink,
     _Role,
 )
+from actors.seating import owner_of, seat_with_exploiters
 from actors.teams import shaper_for
 from league.pool import LeagueView
 from league.records import LEARNER_ID, GameResult
@@ -78,7 +80,9 @@ class RolloutWorker:
         self._seed_key = [cfg.run.seed, actor_id] + ([] if restart_salt is None else [restart_salt])
         self.rng = np.random.default_rng(self._seed_key)
         self.roles = self._make_roles(spec, RoleIO(params, league, sink) if roles is None else roles, roles is not None)
-        self._latest = {r.latest_id: r.latest for r in self.roles}  # who learns: every role's latest
+        self._latest = {r.latest_id: r.latest for r in self.roles}  # who learns: every role's (every learner's) latest
+        self._index = {r.latest_id: k for k, r in enumerate(self.roles)}  # a latest -> its learner's stream
+        self._by_name = {r.name: r for r in self.roles}
         self._cache_of: dict[str, OpponentCache] = {}  # seated past opponent -> its role's cache
         self._memory = SeatMemory()  # recurrent policies' states, per (slot, seat)
         self.stats = RolloutStats()
@@ -97,29 +101,32 @@ class RolloutWorker:
         self.incarnation = secrets.token_hex(4)
         self._outboxes: list[list[Segment]] = [[] for _ in self.roles]  # per role: its learner's stream
         self.seatings: list[Seating] = []
+        self._lane_owner: list[list[int | None]] = []  # per slot, per seat: whose stream the lane's rows go to
 
     def _make_roles(self, spec: GameSpec, io: RoleIO | dict[str, RoleIO], with_roles: bool) -> list[_Role]:
         cfg = self.cfg
         if spec.roles and not with_roles:
             raise ValueError(f"game {spec.name!r} has {len(spec.roles)} roles: pass roles={{role: RoleIO}} (and params, league, sink None)")
         if not spec.roles:
-            if with_roles:  # the one learner of a game without roles, named "" (actors/learners.py)
-                if list(io) != [""]:
-                    raise ValueError(f"game {spec.name!r} has no roles: pass roles={{'': RoleIO}} or params, league and sink; got {sorted(io)}")
-                io = io[""]
-            entries = [("", LEARNER_ID, spec, io, tuple(range(len(spec.sides))))]
+            if not with_roles:
+                io = {"": io}
+            # The one learner of a game without roles, named "", and any of its exploiters (actors/learners.py).
+            defs = {d.name: d for d in learner_set(spec, cfg.league)}
+            if "" not in io or any(name not in defs for name in io):
+                raise ValueError(f"game {spec.name!r} has no roles: pass roles={{'': RoleIO}} (and its exploiters' {sorted(defs)}) or params, league and sink; got {sorted(io)}")
+            entries = [(name, defs[name].latest_id, spec, io[name], defs[name].sides, defs[name].kind) for name in defs if name in io]
         else:
             names = [r.name for r in spec.roles]
             if sorted(io) != sorted(names):
                 raise ValueError(f"game {spec.name!r} has roles {names}; RoleIO given for {sorted(io)}")
-            entries = [(r.name, role_player(r.name, LEARNER_ID), spec.role(r.name), io[r.name], r.sides) for r in spec.roles]
+            entries = [(r.name, role_player(r.name, LEARNER_ID), spec.role(r.name), io[r.name], r.sides, MAIN) for r in spec.roles]
         out = []
-        for name, latest_id, rspec, rio, sides in entries:
+        for name, latest_id, rspec, rio, sides, kind in entries:
             def build(rspec: GameSpec = rspec) -> InferencePolicy:
                 return InferencePolicy(rspec.obs_shape, rspec.num_actions, cfg.model, head=rspec.head)
 
             cache = OpponentCache(rio.params.fetch_snapshot, build, cfg.rollout.opponent_cache)
-            out.append(_Role(name, latest_id, rio, build(), cache, sides, rspec.continuous))
+            out.append(_Role(name, latest_id, rio, build(), cache, sides, rspec.continuous, kind))
         return out
 
     @property
@@ -183,9 +190,15 @@ class RolloutWorker:
         else:
             choice = state.choose(role.latest_id, self.rng, self.cfg.league.latest_prob)
             opponent, prob = choice.player_id, choice.prob
+        return self._hold(opponent, prob, state, role)
+
+    def _hold(self, opponent: str, prob: float, state: LeagueView | None, role: _Role) -> tuple[str, float]:
+        """Seat a drawn player in memory, its weights from the store of the learner that made it
+        (an exploiter's snapshot: the exploiter's; actors/seating.py); `role`'s latest if lost."""
         if opponent not in self._latest and opponent not in self.references:
+            maker = role if self.spec.roles else self._by_name.get(owner_of(state, opponent), role)
             try:
-                self._seat_opponent(role, opponent)
+                self._seat_opponent(maker, opponent)
             except KeyError:
                 opponent, prob = self._missing_snapshot(role, opponent)
         return opponent, prob
@@ -208,19 +221,28 @@ class RolloutWorker:
         own (N-player games meet a mix of past selves), in the same order of draws as always, so
         two-player runs repeat seed for seed. With roles: one role learns in this game, taking
         turns by slot and episode so every role learns as often; every side of the other roles is
-        drawn from that role's own league (its latest, which then learns too, or a past self)."""
+        drawn from that role's own league (its latest, which then learns too, or a past self).
+        With exploiters: actors/seating.py."""
         if len(self.roles) == 1:
-            role = self.roles[0]
-            state = role.io.league.state()
-            opponent, prob = self._draw(role, state)
-            n = self.num_sides
-            learner_side = int(self.rng.integers(n))
-            players = [role.latest_id] * n
-            others = [side for side in range(n) if side != learner_side]
-            players[others[0]] = opponent
-            for side in others[1:]:
-                players[side] = self._draw(role, state)[0]
-            return players, prob
+            return self._seat_main(self.roles[0])
+        if not self.spec.roles:
+            return seat_with_exploiters(self, i)
+        return self._seat_roles(i, episode)
+
+    def _seat_main(self, role: _Role) -> tuple[list[str], float]:
+        """The learner of a game without roles on a random side, the others drawn from its league."""
+        state = role.io.league.state()
+        opponent, prob = self._draw(role, state)
+        n = self.num_sides
+        learner_side = int(self.rng.integers(n))
+        players = [role.latest_id] * n
+        others = [side for side in range(n) if side != learner_side]
+        players[others[0]] = opponent
+        for side in others[1:]:
+            players[side] = self._draw(role, state)[0]
+        return players, prob
+
+    def _seat_roles(self, i: int, episode: int) -> tuple[list[str], float]:
         learning = (i + episode) % len(self.roles)
         players: list[str] = [""] * self.num_sides
         probs = []
@@ -237,14 +259,19 @@ class RolloutWorker:
     def _new_game(self, i: int, episode: int) -> None:
         """Seat slot i's next game (_seat_players) and flush the lanes of seats that stop learning."""
         players, prob = self._seat_players(i, episode)
+        owners = [self._index.get(players[side]) for side in self.side_of]  # whose latest learns in each seat
         if i < len(self.seatings):
             lanes = self.seatings[i].lanes  # lanes persist across games: segments span game ends
             for s, lane in enumerate(lanes):
-                cut = lane.flush() if players[self.side_of[s]] not in self._latest else None
+                # A seat that stops learning, or whose learner changes (exploiters), cuts what it holds
+                # and sends it to the learner whose rows they are.
+                cut = lane.flush() if owners[s] != self._lane_owner[i][s] else None
                 if cut:
-                    self._emit(s, cut)
+                    self._emit(i, s, cut)
+            self._lane_owner[i] = owners
         else:
             lanes = [Lane(self.cfg.rollout.segment_length) for _ in self.side_of]
+            self._lane_owner.append(owners)
         seating = Seating(players, prob, episode, lanes)
         if i < len(self.seatings):
             self.seatings[i] = seating
@@ -326,7 +353,7 @@ class RolloutWorker:
                     state = None if states is None else states[j]
                     cut = seating.lanes[seat].decide(obs_j.copy(), mask_j.copy(), action, logps[j], values[j], version, state)
                     if cut:
-                        self._emit(seat, cut)
+                        self._emit(i, seat, cut)
                 self.stats.env_steps += 1
                 gone = slot.left  # seats whose agents left the game before this step
                 if slot.simultaneous:
@@ -341,7 +368,7 @@ class RolloutWorker:
                     if seating.players[side] in self._latest:
                         seating.lanes[s].reward(rewards[s])
                 if slot.left != gone and not slot.over:
-                    self._end_departed(seating, slot.left - gone)
+                    self._end_departed(i, seating, slot.left - gone)
                 if slot.over:
                     finished.append(self._finish_game(i))
         self.stats.ticks += 1
@@ -354,18 +381,19 @@ class RolloutWorker:
         if finished:
             self.results.report(finished)
 
-    def _end_departed(self, seating: Seating, seats: frozenset[int]) -> None:
+    def _end_departed(self, i: int, seating: Seating, seats: frozenset[int]) -> None:
         """A learning agent that left the game (died) has made its last decision: it ends there
         (done, nothing to bootstrap) and collects nothing of what its team earns afterwards."""
         for s in seats:
             if seating.players[self.side_of[s]] in self._latest:
                 cut = seating.lanes[s].end_game()
                 if cut:
-                    self._emit(s, cut)
+                    self._emit(i, s, cut)
 
-    def _emit(self, seat: int, cut: list) -> None:
-        """A cut segment of `seat`, to the stream of the seat's role."""
-        self._outboxes[self._role_of_seat[seat]].append(self._segment(*cut))
+    def _emit(self, i: int, seat: int, cut: list) -> None:
+        """A cut segment of slot i's `seat`, to the stream of the learner whose rows its lane holds
+        (the seat's role; with exploiters, whichever learner's latest sat there: actors/seating.py)."""
+        self._outboxes[self._lane_owner[i][seat]].append(self._segment(*cut))
 
     def _segment(self, rows: list[tuple], bootstrap: float, initial_state=None) -> Segment:
         self._segment_counter += 1
@@ -378,7 +406,7 @@ class RolloutWorker:
             if seating.players[side] in self._latest:
                 cut = seating.lanes[s].end_game()
                 if cut:
-                    self._emit(s, cut)
+                    self._emit(i, s, cut)
         result = GameResult(
             game_id=f"a{self.actor_id}-{self.incarnation}-e{i}-g{seating.episode}",
             players=tuple(seating.players),

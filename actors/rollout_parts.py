@@ -56,6 +56,8 @@ class _Role:
     opponents: OpponentCache
     sides: tuple[int, ...]
     continuous: bool
+    kind: str = "main"
+    """actors/learners.py: main (the one learner, or a role's), main_exploiter or league_exploiter."""
 
 
 @dataclass

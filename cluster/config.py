@@ -299,6 +299,27 @@ def validate(cfg: Config) -> None:
     if cfg.league.sampler not in SAMPLERS:
         raise ConfigError(f"league.sampler {cfg.league.sampler!r} is unknown; choose one of {', '.join(SAMPLERS)}")
     _validate_eval(cfg)
+    _validate_exploiters(cfg)
+
+
+def _validate_exploiters(cfg: Config) -> None:
+    """Exploiter counts and share; whether the game has roles is checked by cluster/plan.py."""
+    lg = cfg.league
+    if lg.main_exploiters < 0 or lg.league_exploiters < 0:
+        raise ConfigError("league.main_exploiters and league.league_exploiters must be >= 0 (0: none)")
+    n = lg.main_exploiters + lg.league_exploiters
+    if not n:
+        return
+    if not 0.0 < lg.exploiter_share < 1.0:
+        raise ConfigError(f"league.exploiter_share must be in (0, 1) with exploiters; got {lg.exploiter_share!r}")
+    if lg.exploiter_reset_versions < 1 or lg.exploiter_reset_min_games < 0 or not 0.0 < lg.exploiter_reset_win_rate <= 1.0:
+        raise ConfigError("league.exploiter_reset_versions must be >= 1, exploiter_reset_min_games >= 0 and exploiter_reset_win_rate in (0, 1]")
+    slots = cfg.rollout.num_actors * cfg.rollout.envs_per_actor
+    if int(slots * lg.exploiter_share) < n:
+        raise ConfigError(
+            f"league.exploiter_share {lg.exploiter_share} of {slots} game slots (rollout.num_actors x envs_per_actor) gives "
+            f"{int(slots * lg.exploiter_share)} slots to {n} exploiters; every exploiter needs one: raise the share or the slots"
+        )
 
 
 def _check_resources(key: str, resources: dict) -> None:

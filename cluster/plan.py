@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from actors.games import GameSlot, GameSpec, load_game_config
-from actors.learners import LearnerDef, learner_set
+from actors.learners import LearnerDef, learner_set, league_owners
 from actors.scripted import ScriptedFn, references_for
 from cluster.config import Config, ConfigError, check_model_fits
 
@@ -29,12 +29,27 @@ class RunPlan:
     def names(self) -> tuple[str, ...]:
         return tuple(d.name for d in self.learners)
 
+    @property
+    def owners(self) -> tuple[LearnerDef, ...]:
+        """The learners that own a league (all but the exploiters: actors/learners.py)."""
+        return league_owners(self.learners)
+
+    def league_of(self, name: str) -> str:
+        """Whose league holds learner `name`'s players: its own, or the main learner's for an exploiter."""
+        d = next(d for d in self.learners if d.name == name)
+        return self.owners[0].name if d.exploiter else name
+
 
 def plan_run(cfg: Config) -> RunPlan:
     """Resolve the game (an unknown game fails here, before anything starts) and its learners, and
     check that the config's network fits each of them."""
     make_slot, spec = load_game_config(cfg.game)
-    learners = learner_set(spec)
+    try:
+        learners = learner_set(spec, cfg.league)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if len(learners) > 1 and cfg.model.kind == "lstm" and not spec.roles:
+        raise ConfigError("exploiters (league.main_exploiters, league.league_exploiters) are not supported with recurrent policies yet; use model.kind mlp or conv")
     if len(learners) > 1 and cfg.model.kind == "lstm":
         raise ConfigError(
             f"game {spec.name!r} has roles {[d.name for d in learners]}: recurrent policies (model.kind lstm) are not "

@@ -43,6 +43,24 @@ class LeagueConfig:
     pool as training opponents, sampled like snapshots; random always does. Empty: the others only
     play rating games, so every score against them is measured on an opponent never trained against."""
 
+    main_exploiters: int = 0
+    """AlphaStar main exploiters: extra learners (`main_exploiter`, `main_exploiter2`, ...) with the
+    main agent's network and sides that train only against the main agent's current latest, which
+    learns from those games too. Their snapshots join the league's pool. Games without roles only."""
+    league_exploiters: int = 0
+    """AlphaStar league exploiters (`league_exploiter`, ...): train against the league's whole past
+    pool, drawn by PFSP-hard on their own win rates. Their snapshots join the pool. No roles."""
+    exploiter_share: float = 0.25
+    """With exploiters: the fraction of training game slots whose learner is an exploiter, split
+    evenly among them; assigned by slot index (so a run repeats seed for seed). In (0, 1)."""
+    exploiter_reset_win_rate: float = 0.7
+    """An exploiter whose decayed payoff win rate against the main agent's latest exceeds this
+    (after exploiter_reset_min_games games) is snapshotted and reset to the main agent's weights."""
+    exploiter_reset_min_games: float = 20.0
+    """Games (decayed payoff count) an exploiter plays against the main latest before its win rate can reset it."""
+    exploiter_reset_versions: int = 200
+    """An exploiter that trained this many versions since its last reset is snapshotted and reset."""
+
     def __post_init__(self) -> None:
         if not self.pfsp_prior_games >= 0.0:
             raise ValueError(f"league.pfsp_prior_games must be >= 0 (0: the raw win rate); got {self.pfsp_prior_games!r}")

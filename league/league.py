@@ -53,6 +53,10 @@ class Player:
     vs_learner: list = field(default_factory=lambda: [0, 0, 0])  # the learner's W, D, L against this player
     training_opponent: bool = True  # training games may draw it; False for evaluation-only references
     payoff_win_rate: float = 0.5  # the learner's decayed payoff win rate against it, shrunk (league.pfsp_prior_games): what PFSP weighs
+    owner: str = ""  # a snapshot's learner: "" this league's own; an exploiter's name (actors/learners.py) for its snapshots
+    vs_main: float | None = None  # an exploiter's snapshot: its payoff win rate against the main agent's latest when taken
+    exploiter_win_rates: dict = field(default_factory=dict)  # exploiter latest id -> its shrunk payoff win rate against this player (league exploiters' PFSP)
+    reset_version: int = 0  # an exploiter's latest: the version it was last reset at (0: never)
 
     def pool_entry(self) -> PoolEntry:
         return PoolEntry(quality=self.quality, win_rate=self.payoff_win_rate)
@@ -102,6 +106,10 @@ class Roster:
     more_learner_ids: tuple[str, ...] = ()
     """Further learners this league serves: in a game of three or more roles, B's players meet the
     latest of every other role. Each is a player of kind learner; PFSP weighs their mean win rate."""
+    exploiter_ids: tuple[str, ...] = ()
+    """The latest of the exploiters whose snapshots join this league (the main learner's league of a
+    game without roles; actors/learners.py): players of kind learner, never drawn from the pool,
+    whose games move neither the main learner's PFSP win rates nor quality scores."""
     partial_games: bool = False
     """Record the head-to-head pairs of a game whose players this league knows, skipping the rest:
     a role's league holds only some of a game's players (the other roles' snapshots live in their
@@ -116,7 +124,10 @@ class Roster:
         return (self.learner_id, *self.more_learner_ids)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "more_learner_ids": list(self.more_learner_ids)}
+        d = {**asdict(self), "more_learner_ids": list(self.more_learner_ids), "exploiter_ids": list(self.exploiter_ids)}
+        if not self.exploiter_ids:
+            del d["exploiter_ids"]  # as rosters were written before exploiters
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Roster":
@@ -124,7 +135,7 @@ class Roster:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"league roster has unknown fields {unknown}")
-        return cls(**{**d, "more_learner_ids": tuple(d.get("more_learner_ids", ()))})
+        return cls(**{**d, "more_learner_ids": tuple(d.get("more_learner_ids", ())), "exploiter_ids": tuple(d.get("exploiter_ids", ()))})
 
 
 class LeagueState:
@@ -159,7 +170,12 @@ class LeagueState:
             if games > 0:
                 self.elo.add(a, b, float(score), float(games))
         self.elo.take_touched()
-        self._snapshots = sorted((p.version, p.id) for p in self.players.values() if p.kind == SNAPSHOT)
+        # The league's own learner's snapshots (what rating_identity credits); exploiters' apart.
+        self._snapshots = sorted((p.version, p.id) for p in self.players.values() if p.kind == SNAPSHOT and not p.owner)
+        self._owned: dict[str, int] = {}  # exploiter name -> the version of its newest snapshot
+        for p in self.players.values():
+            if p.kind == SNAPSHOT and p.owner:
+                self._owned[p.owner] = max(self._owned.get(p.owner, -1), p.version)
         self._pool_size = sum(p.in_pool for p in self.players.values())
         self._references = {pid: p for pid, p in self.players.items() if p.kind == REFERENCE}
         self.changed: set[str] = set()  # players whose record changed since the store last saved
@@ -180,6 +196,8 @@ class LeagueState:
             state._join(Player(learner_id, LEARNER, 0))
         if roster.pool_latest_id:
             state._join(Player(roster.pool_latest_id, LEARNER, 0))  # drawn as "latest", never from the pool
+        for exploiter_id in roster.exploiter_ids:
+            state._join(Player(exploiter_id, LEARNER, 0))
         anchors = roster.anchors
         for ref in reference_ids:
             state._join(Player(ref, REFERENCE, -1, elo=anchors.get(ref, 0.0)))
@@ -199,8 +217,10 @@ class LeagueState:
         self._pool_size += player.in_pool
         if player.kind == REFERENCE:
             self._references[player.id] = player
-        if player.kind == SNAPSHOT:
+        if player.kind == SNAPSHOT and not player.owner:
             bisect.insort(self._snapshots, (player.version, player.id))
+        elif player.kind == SNAPSHOT:
+            self._owned[player.owner] = max(self._owned.get(player.owner, -1), player.version)
         self.changed.add(player.id)
 
     # --- reading ---------------------------------------------------------------------------
@@ -214,7 +234,11 @@ class LeagueState:
         return len(self._snapshots)
 
     def snapshot_ids(self) -> set[str]:
-        return {pid for _, pid in self._snapshots}
+        """Every snapshot this league holds, the exploiters' included."""
+        own = {pid for _, pid in self._snapshots}
+        if not self._owned:
+            return own
+        return own | {p.id for p in self.players.values() if p.kind == SNAPSHOT and p.owner}
 
     def charted_ids(self) -> list[str]:
         """The learner and the references: the players worth a chart of their own in a league of
@@ -268,6 +292,9 @@ class LeagueState:
             if a in learners or b in learners:
                 learner, other = (a, pb) if a in learners else (b, pa)
                 other.payoff_win_rate = self.payoff.pfsp_win_rate(learner, other.id, cfg.pfsp_prior_games)
+            elif self.roster.exploiter_ids and (a in self.roster.exploiter_ids or b in self.roster.exploiter_ids):
+                exploiter, other = (a, pb) if a in self.roster.exploiter_ids else (b, pa)
+                other.exploiter_win_rates[exploiter] = self.payoff.pfsp_win_rate(exploiter, other.id, cfg.pfsp_prior_games)
             ra, rb = self.rating_identity(a, g.versions[i]), self.rating_identity(b, g.versions[j])
             if ra != rb and rated:
                 self.elo.add(ra, rb, s_ij)
@@ -275,6 +302,8 @@ class LeagueState:
         # A loss or draw changes nothing. Only two-seat games carry their opponent's sampling
         # probability (N-seat games draw several opponents), so only they move quality scores.
         learner_id = next((pid for pid in g.players if pid in learners), None)
+        if any(pid in self.roster.exploiter_ids for pid in g.players):
+            return  # an exploiter's game: its opponent was not drawn by the learner's sampler
         if g.kind == "train" and len(g.players) == 2 and learner_id is not None and all(known):
             seat = g.players.index(learner_id)
             opponent = self.players[g.players[1 - seat]]
@@ -330,6 +359,41 @@ class LeagueState:
         self._join(player)
         self.last_snapshot_version = version
         return player
+
+    # --- exploiters (actors/learners.py; cluster/run/leagues.py drives these) -------------------
+    def exploiter_last_snapshot(self, owner: str) -> int:
+        """The version of exploiter `owner`'s newest snapshot in this league (-1: none)."""
+        return self._owned.get(owner, -1)
+
+    def exploiter_vs_main(self, exploiter_id: str) -> tuple[float, float]:
+        """(exploiter's decayed payoff win rate against the league's learner, decayed games)."""
+        return self.payoff.win_rate(exploiter_id, self.learner_id), self.payoff.games(exploiter_id, self.learner_id)
+
+    def add_exploiter_snapshot(self, owner: str, exploiter_id: str, player_id: str, version: int) -> Player:
+        """Exploiter `owner`'s published `version` joins the pool as `player_id` (weights under its
+        own parameter store), recording its win rate against the learner now (Player.vs_main)."""
+        if player_id in self.players:
+            raise ValueError(f"snapshot {player_id} already in the league")
+        latest = self.players[exploiter_id]
+        quality = initial_quality({p.id: p.quality for p in self.players.values() if p.in_pool})
+        rate, games = self.exploiter_vs_main(exploiter_id)
+        vs_main = rate if games > 0 else None  # a league exploiter may never have met the main latest
+        player = Player(player_id, SNAPSHOT, version, elo=latest.elo, elo_stderr=latest.elo_stderr, quality=quality, owner=owner, vs_main=vs_main)
+        self._join(player)
+        return player
+
+    def exploiter_reset(self, exploiter_id: str, version: int) -> None:
+        """The exploiter restarted from the learner's weights at `version`: its payoff starts afresh."""
+        for other in self.payoff.players():
+            if other != exploiter_id and self.payoff.games(exploiter_id, other) > 0:
+                self.payoff.set_pair(exploiter_id, other, [0.0, 0.0, 0.0, 0.0])
+                self.payoff.touch([tuple(sorted((exploiter_id, other)))])
+        for p in self.players.values():
+            if p.exploiter_win_rates.pop(exploiter_id, None) is not None:
+                self.changed.add(p.id)
+        latest = self.players[exploiter_id]
+        latest.reset_version, latest.version = version, version
+        self.changed.add(exploiter_id)
 
     # --- storage ---------------------------------------------------------------------------
     def meta(self) -> dict:

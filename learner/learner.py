@@ -374,6 +374,17 @@ class Learner:
     def load_weights(self, tensors: dict[str, np.ndarray]) -> None:
         load_numpy_state(self.model, tensors)
 
+    def restart_from(self, tensors: dict[str, np.ndarray]) -> None:
+        """Start over from another policy's weights (an exploiter's reset, cluster/run/leagues.py):
+        those weights, a fresh optimizer state, and no pending samples (played by the old policy).
+        The version goes on: the caller numbers the new weights past every published one."""
+        self.load_weights(tensors)
+        self.opt.state.clear()
+        self._pending.clear()
+        self._arrivals.clear()
+        self._by_version.clear()
+        self._pending_samples = 0
+
     # --- checkpoints -----------------------------------------------------------------------
     _COUNTERS = ("samples_in", "samples_used", "samples_consumed", "dropped_stale", "nonfinite_skipped")
 

@@ -94,3 +94,6 @@ class RayLearner:
 
     def weights(self, name: str = "") -> tuple[int, dict[str, np.ndarray]]:
         return self._get(self.actor.weights.remote(name), "weights()")
+
+    def reset_learner(self, name: str, source: str = "") -> int:
+        return self._get(self.actor.reset_learner.remote(name, source), "reset_learner()")

@@ -153,6 +153,19 @@ class LearnerService:
             stream.published = learner.version
         return self.streams[self.names[0] if name is None else name].learner.version
 
+    def reset_learner(self, name: str, source: str = "") -> int:
+        """An exploiter's reset (cluster/run/leagues.py): learner `name` restarts from learner
+        `source`'s current weights with a fresh optimizer, as its next version (versions never go
+        back, so no version names two sets of weights), published at once. Returns that version."""
+        if name not in self.streams or source not in self.streams or name == source:
+            raise ValueError(f"reset learner {name!r} from {source!r}: this run trains learners {list(self.names)}")
+        with self._update_lock:
+            target = self.streams[name].learner
+            target.restart_from(self.streams[source].learner.weights())
+            target.version += 1
+            self.publish(name)
+            return target.version
+
     def versions(self) -> dict[str, int]:
         """Each learner's version by name ({"": version} for a game without roles)."""
         return {n: s.learner.version for n, s in self.streams.items()}

@@ -227,13 +227,12 @@ class RolloutService:
             for name in plan.names
         }
         self.sink = self.sinks[plan.names[0]]
-        io = {
-            name: RoleIO(params, LeagueReader(store, cfg.rollout.league_refresh_s, sampler=cfg.league.sampler), self.sinks[name])
-            for name, (params, store) in stores.items()
-        }
+        # An exploiter owns no league: it reads (and its games go to) the main learner's.
+        readers = {d.name: LeagueReader(stores[d.name][1], cfg.rollout.league_refresh_s, sampler=cfg.league.sampler) for d in plan.owners}
+        io = {name: RoleIO(params, readers[plan.league_of(name)], self.sinks[name]) for name, (params, _) in stores.items()}
         self.worker = RolloutWorker(
             actor_id, cfg, plan.make_slot, plan.spec, None, None, None,
-            results=RedisResultSink(*(store for _, store in stores.values())),
+            results=RedisResultSink(*(stores[d.name][1] for d in plan.owners)),
             references=all_references(plan),
             restart_salt=restart_salt(),
             roles=io,

@@ -20,8 +20,9 @@ from actors.evaluator import eval_reference_ids
 from actors.learners import LearnerDef, league_roster
 from actors.scripted import references_for
 from cluster.plan import RunPlan
-from cluster.run.leagues import LeagueSet, LearnerLeague
+from cluster.run.leagues import ExploiterLine, LeagueSet, LearnerLeague
 from cluster.run.resume import RunError, StartPoint, league_to_resume, league_without_checkpoint
+from learner.checkpoint import resume_version
 from cluster.stores.league_store import run_stores
 from league.league import LeagueState
 from league.manager import LeagueManager
@@ -37,7 +38,7 @@ def new_league(plan: RunPlan, d: LearnerDef) -> LeagueState:
     available = references_for(cfg.game.name, d.spec)
     # A role's evaluator plays the other roles' random players only (actors/role_evaluator.py): its
     # league holds no evaluation-only references that nobody would play.
-    evals = eval_reference_ids(cfg, available) if cfg.eval.num_evaluators > 0 and len(plan.learners) == 1 else ()
+    evals = eval_reference_ids(cfg, available) if cfg.eval.num_evaluators > 0 and len(plan.owners) == 1 else ()
     train = (RANDOM_ID, *(r for r in cfg.league.train_references if r != RANDOM_ID))
     return LeagueState.new(
         tuple(map(d.player, train)), tuple(map(d.player, evals)), payoff_decay=cfg.league.payoff_decay,
@@ -58,41 +59,50 @@ def open_leagues(
     Everything is read and checked before the first write."""
     cfg = plan.cfg
     stores = {d.name: run_stores(cfg, url, run_id, d.name) for d in plan.learners}
-    existing = {name: store.load() for name, (_, store) in stores.items()}  # a corrupt league raises PayloadError here
+    # Exploiters own no league (actors/learners.py): the main learner's holds their players.
+    existing = {d.name: stores[d.name][1].load() for d in plan.owners}  # a corrupt league raises PayloadError here
+    exploiter_params = {d.name: stores[d.name][0] for d in plan.learners if d.exploiter}
     states: dict[str, LeagueState] = {}
     versions: dict[str, int] = {}
     restored: set[str] = set()
     if start is not None:
-        for k, d in enumerate(plan.learners):
+        for k, d in enumerate(plan.owners):
             params, _ = stores[d.name]
             own = start.for_learner(d.name)
             if k:
                 own = replace(own, config_changes=())  # said once, with the first learner
-            states[d.name], got = league_to_resume(cfg, d.spec, run_id, run_dir, params, existing[d.name], own, log, ckpts, d.label)
+            states[d.name], got = league_to_resume(
+                cfg, d.spec, run_id, run_dir, params, existing[d.name], own, log, ckpts, d.label, exploiter_params
+            )
             versions[d.name] = got.version
             if existing[d.name] is None:
                 restored.add(d.name)
-        start = start.with_versions(versions)
+        for name, params in exploiter_params.items():  # past what it published, as any learner
+            versions[name] = resume_version(start.for_learner(name).checkpoint_version, params.latest_version())
+        start = start.with_versions({d.name: versions[d.name] for d in plan.learners})
     elif any(v is not None for v in existing.values()) and resume == "auto":
-        for d in plan.learners:
+        for name, params in exploiter_params.items():
+            versions[name] = params.latest_version() + 1
+        for d in plan.owners:
             params, _ = stores[d.name]
             if existing[d.name] is None:
                 raise RunError(f"run {run_id!r} has the leagues of {[n for n, v in existing.items() if v]} in Redis but not learner {d.label}'s")
             states[d.name], got = league_without_checkpoint(cfg, d.spec, run_id, params, existing[d.name], log)
             versions[d.name] = got.version
-        start = StartPoint().with_versions(versions)
+        start = StartPoint().with_versions({d.name: versions[d.name] for d in plan.learners})
     elif any(v is not None for v in existing.values()):
         raise RunError(f"run {run_id!r} already exists in this Redis; continue it with --resume, or choose another --run-dir or run.run_id")
     else:
-        for d in plan.learners:
+        for d in plan.owners:
             states[d.name] = new_league(plan, d)
             restored.add(d.name)
         start = StartPoint()
     league_cfg = manager_cfg or cfg.league
     leagues = []
-    for d in plan.learners:
+    for d in plan.owners:
         params, store = stores[d.name]
         if d.name in restored:
             store.save(states[d.name])  # new, or restored from the checkpoint: Redis holds it now
         leagues.append(LearnerLeague(d, params, store, LeagueManager(store, params, league_cfg, states[d.name])))
-    return LeagueSet(leagues), start
+    lines = [ExploiterLine(d, stores[d.name][0]) for d in plan.learners if d.exploiter]
+    return LeagueSet(leagues, lines, league_cfg), start

@@ -54,6 +54,8 @@ class LearnerHandle(Protocol):
     def stop(self) -> int: ...
     def versions(self) -> dict[str, int]: ...
     def weights(self, name: str = "") -> tuple[int, dict[str, np.ndarray]]: ...
+    def reset_learner(self, name: str, source: str = "") -> int:
+        """An exploiter's reset: `name` restarts from `source`'s weights as its next version, published."""
 
 
 class RolloutsHandle(Protocol):
@@ -360,8 +362,18 @@ class _Loop:
         self.league_version = version
         for pid, v in p.leagues.step(status.versions(), env_steps=self.steps):
             p.events.snapshot(SnapshotAdded(pid, v))
+        self._reset_exploiters()
         p.rollouts.league_changed()
         p.evaluators.league_changed()
+
+    def _reset_exploiters(self) -> None:
+        """Exploiters the league step found due (snapshotted already) restart from the main learner's weights."""
+        p = self.p
+        main = p.leagues.first.learner.name
+        for name in p.leagues.take_resets():
+            version = self.call(lambda learner, name=name: learner.reset_learner(name, main))
+            p.leagues.exploiter_reset(name, version)
+            p.log(f"exploiter {name} reset to the main agent's weights as v{version}")
 
     def _health(self, rate: float, samples_rate: float) -> Health:
         u, s = self.latest, self.status

@@ -73,6 +73,9 @@ class LocalLearner:
     def weights(self, name: str = ""):
         return self.service.weights(name)
 
+    def reset_learner(self, name: str, source: str = "") -> int:
+        return self.service.reset_learner(name, source)
+
 
 class LocalSink:
     """One learner's segment sink in an in-process run: straight into its Learner."""
@@ -161,6 +164,8 @@ def run_inline(
     leagues, _ = open_leagues(plan, redis_url, run_id, Path(run_dir or "."), None, False, None, log, manager_cfg)
     leagues.step(service.versions())
     stores = {lg.learner.name: (lg.params, lg.store) for lg in leagues}
+    results = RedisResultSink(*(st for _, st in stores.values()))  # an exploiter's games go to the main league
+    stores.update({x.learner.name: (x.params, None) for x in leagues.exploiters})  # exploiters own no league
     readers = [[] for _ in range(cfg.rollout.num_actors)]
     workers = []
     for i in range(cfg.rollout.num_actors):
@@ -169,7 +174,9 @@ def run_inline(
             reader = LeagueReader(lg.store, refresh_s=float("inf"), sampler=cfg.league.sampler)
             readers[i].append(reader)
             io[lg.learner.name] = RoleIO(lg.params, reader, learner.sink(lg.learner.name))
-        workers.append(RolloutWorker(i, cfg, plan.make_slot, plan.spec, None, None, None, RedisResultSink(*(st for _, st in stores.values())), all_references(plan), roles=io))
+        for x in leagues.exploiters:  # an exploiter reads the main learner's league (actors/seating.py)
+            io[x.learner.name] = RoleIO(x.params, io[plan.league_of(x.learner.name)].league, learner.sink(x.learner.name))
+        workers.append(RolloutWorker(i, cfg, plan.make_slot, plan.spec, None, None, None, results, all_references(plan), roles=io))
     evaluators = []
     if cfg.eval.num_evaluators > 0:
         first = leagues.first.store

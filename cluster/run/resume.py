@@ -118,13 +118,14 @@ def config_changes(old: dict, new: dict, prefix: str = "") -> tuple[str, ...]:
 
 
 def league_to_resume(
-    cfg, spec, run_id, run_dir, params: ParamStore, existing, start: StartPoint, log, ckpts: CheckpointStore | None = None, label: str = ""
+    cfg, spec, run_id, run_dir, params: ParamStore, existing, start: StartPoint, log, ckpts: CheckpointStore | None = None, label: str = "",
+    owner_params: dict[str, ParamStore] | None = None,
 ) -> tuple[LeagueState, StartPoint]:
     """Check that Redis still holds the run's league and weights that fit, and pick the version to
     continue from. A Redis that lost the run (no persistence, a new instance) is refilled from the
     checkpoint's league and the snapshot weights kept beside it, if the checkpoint carries one."""
     if existing is None and start.league is not None and ckpts is not None:
-        existing = league_from_checkpoint(run_id, params, ckpts, start, log)
+        existing = league_from_checkpoint(run_id, params, ckpts, start, log, owner_params)
     elif existing is None:
         raise RunError(
             f"run {run_id!r} has no league in this Redis, and its checkpoint carries none (written by an older version): "
@@ -148,12 +149,16 @@ def league_to_resume(
     return existing, dataclasses.replace(start, version=version)
 
 
-def league_from_checkpoint(run_id: str, params: ParamStore, ckpts: CheckpointStore, start: StartPoint, log) -> LeagueState:
+def league_from_checkpoint(
+    run_id: str, params: ParamStore, ckpts: CheckpointStore, start: StartPoint, log, owner_params: dict[str, ParamStore] | None = None
+) -> LeagueState:
     """The checkpoint's league, its snapshots' weights put back into Redis from the copies kept
-    beside the checkpoints. Returned unsaved (the caller saves it). Writes only snapshot keys, once
-    each (SET NX): a refused or repeated restore loses nothing."""
+    beside the checkpoints (an exploiter's snapshot into its own store: `owner_params`, by name).
+    Returned unsaved (the caller saves it). Writes only snapshot keys, once each (SET NX): a
+    refused or repeated restore loses nothing."""
     state = LeagueState.from_dict(start.league)
-    snapshots = [p.id for p in state.players.values() if p.kind == SNAPSHOT]
+    owners = {p.id: p.owner for p in state.players.values() if p.kind == SNAPSHOT}
+    snapshots = list(owners)
     missing = []
     for pid in snapshots:
         payload = ckpts.read_blob(pid)
@@ -161,7 +166,7 @@ def league_from_checkpoint(run_id: str, params: ParamStore, ckpts: CheckpointSto
             missing.append(pid)
             continue
         try:
-            params.restore_snapshot(pid, payload)
+            (owner_params or {}).get(owners[pid], params).restore_snapshot(pid, payload)
         except PayloadError as exc:
             raise RunError(f"the kept weights of snapshot {pid} in {ckpts.where} are damaged ({exc}); the league cannot be restored") from exc
     if missing:

@@ -164,7 +164,9 @@ def run_training(
             resumed = start.checkpoint is not None or start.version > 0
             store = LeagueStore(leagues.first.store.r, RunKeys(cfg.redis.key_prefix, run_id))  # the run's own keys: meta, health
             write_config_file(run_dir, cfg)
-            extra = {"roles": list(plan.names)} if len(plan.learners) > 1 else {}
+            extra = {"roles": list(plan.names)} if plan.spec.roles else {}
+            if len(plan.owners) < len(plan.learners):
+                extra["exploiters"] = [d.name for d in plan.learners if d.exploiter]
             new = RunMeta(run_id, plan.spec.name, time.time(), extra=extra)
             meta = RunMeta.from_doc({**new.to_doc(), **(store.meta() or {})}) if resumed else new
             store.set_meta(dataclasses.replace(meta, running=True, config=written_config(cfg), resumed_at=time.time() if resumed else meta.resumed_at).to_doc())
@@ -249,7 +251,7 @@ def _wrap_up(run: _Run, learner, final: bool) -> dict[str, dict]:
         out[d.name] = {"version": version, "matches": {}, "role_matches": {}, "lines": []}
     if not final:
         return out
-    if len(run.plan.learners) == 1:
+    if not run.plan.spec.roles:  # the main learner's matches (its exploiters play none)
         d = run.plan.learners[0]
         matches = final_eval(run.cfg, run.plan, d, out[d.name]["version"], learner.weights(d.name)[1], run.leagues.first.store)
         out[d.name]["matches"] = matches
@@ -268,6 +270,7 @@ def _relaunch(run: _Run, dead: RayLearner) -> Relaunched:
     published, so that actors notice it and no version number ever names two sets of weights."""
     names = run.plan.names
     died = {lg.learner.name: lg.params.latest_version() for lg in run.leagues}
+    died.update({x.learner.name: x.params.latest_version() for x in run.leagues.exploiters})
     found = newest_readable(run.ckpts, run.log)  # a corrupt newest one is skipped, not reread on every try
     ckpt_version, data, ckpt = found if found is not None else (None, None, None)
     saved = {name: st.version for name, st in ckpt.learner_states().items()} if ckpt is not None else {}

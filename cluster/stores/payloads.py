@@ -122,6 +122,15 @@ def player_from_body(body: dict, what: str = "league player") -> Player:
     stderr = body["elo_stderr"]
     if stderr is not None and (isinstance(stderr, bool) or not isinstance(stderr, (int, float)) or not stderr >= 0.0):
         raise PayloadError(f"{what}.elo_stderr: expected None or a number >= 0, got {stderr!r}")
+    if not isinstance(body["owner"], str):
+        raise PayloadError(f"{what}.owner: expected a string, got {body['owner']!r}")
+    if body["vs_main"] is not None:
+        _number(body, "vs_main", what, 0.0, 1.0)
+    rates = body["exploiter_win_rates"]
+    if not isinstance(rates, dict) or not all(isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0 for k, v in rates.items()):
+        raise PayloadError(f"{what}.exploiter_win_rates: expected {{exploiter id: win rate in [0, 1]}}, got {rates!r}")
+    if isinstance(body["reset_version"], bool) or not isinstance(body["reset_version"], int) or body["reset_version"] < 0:
+        raise PayloadError(f"{what}.reset_version: expected an integer >= 0, got {body['reset_version']!r}")
     if not isinstance(body["training_opponent"], bool):
         raise PayloadError(f"{what}.training_opponent: expected a bool, got {body['training_opponent']!r}")
     return Player(**body)
