@@ -80,14 +80,21 @@ def format_elo(p) -> str:
 
 
 def format_table(players) -> str:
-    """One row per player, in the order given; Elo with its standard error."""
-    rows = [f"{'player':<12} {'kind':<10} {'version':>7} {'Elo':>11} {'games':>7} {'win% vs random':>15}"]
+    """One row per player, in the order given; Elo with its standard error. A league with exploiters'
+    snapshots also shows each one's win rate against the main agent when it was taken ("vs main")."""
+    players = list(players)
+    w = max([12, *(len(p.id) for p in players)])  # exploiters' ids (main_exploiter/v000040) are longer
+    main = any(getattr(p, "vs_main", None) is not None for p in players)
+    rows = [f"{'player':<{w}} {'kind':<10} {'version':>7} {'Elo':>11} {'games':>7} {'win% vs random':>15}" + (f" {'win% vs main':>13}" if main else "")]
     for p in players:
         wr = p.win_rate_vs_random()
-        rows.append(
-            f"{p.id:<12} {p.kind:<10} {p.version if p.version >= 0 else '-':>7} {format_elo(p):>11} {p.games:7d} "
+        row = (
+            f"{p.id:<{w}} {p.kind:<10} {p.version if p.version >= 0 else '-':>7} {format_elo(p):>11} {p.games:7d} "
             f"{'-' if wr is None else f'{100 * wr:.1f}':>15}"
         )
+        if main:
+            row += f" {'-' if p.vs_main is None else f'{100 * p.vs_main:.1f}':>13}"
+        rows.append(row)
     return "\n".join(rows)
 
 

@@ -27,14 +27,15 @@ from learner.model import InferencePolicy
 
 
 def final_policy_path(run_dir: Path, d: LearnerDef, several: bool) -> Path:
-    """`final_policy.msgpack` for the one learner of a game without roles; one file per role otherwise."""
-    return Path(run_dir) / (f"final_policy-{d.name}.msgpack" if several else "final_policy.msgpack")
+    """`final_policy.msgpack` for the one learner of a game without roles (its main learner, with
+    exploiters: theirs are `final_policy-main_exploiter.msgpack`, ...); one file per role otherwise."""
+    return Path(run_dir) / (f"final_policy-{d.name}.msgpack" if several and d.name else "final_policy.msgpack")
 
 
 def save_final_policy(run_dir: Path, cfg: Config, d: LearnerDef, version: int, weights, several: bool) -> Path:
     spec = d.spec
     path = final_policy_path(run_dir, d, several)
-    save_policy(path, weights, version, policy_meta(spec.name, cfg.model, spec.obs_shape, spec.num_actions, spec.head, role=d.name))
+    save_policy(path, weights, version, policy_meta(spec.name, cfg.model, spec.obs_shape, spec.num_actions, spec.head, role="" if d.exploiter else d.name))  # an exploiter plays any side
     return path
 
 

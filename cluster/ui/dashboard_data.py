@@ -77,6 +77,7 @@ def _player_doc(p: Player) -> dict:
         "elo_stderr": p.elo_stderr,
         "games": p.games,
         "win_rate_vs_random": p.win_rate_vs_random(),
+        "vs_main": p.vs_main,  # an exploiter's snapshot: its win rate against the main agent when taken
     }
 
 

@@ -8,7 +8,8 @@
 //   league: {players: in the league, matched: by the filter, shown, truncated (bool)},
 //   selection: {top, newest, filter, all, curves: [id], payoff: [id]},   what the server applied
 //   players: [{id, kind: learner|snapshot|reference, version, elo, elo_stderr, games,
-//              win_rate_vs_random}],     the shown ones: latest, references, top K, newest N (or
+//              win_rate_vs_random, vs_main (an exploiter's snapshot's win rate against the main
+//              agent when taken; null otherwise)}],     the shown ones: latest, references, top K, newest N (or
 //                                        every match with all=1, at most 200), best Elo first
 //   elo_history: {id: [[t, learner_version, elo, stderr|null], ...]},   selection.curves' curves
 //   strength: {reference: [[t, env_steps|null, learner_version, wins, draws, losses, score, lo, hi]]},
@@ -155,7 +156,8 @@ function renderLeague(state, colours) {
       el("td", { class: "num" }, fmt(p.version)),
       el("td", { class: "num", title: "Elo ± standard error" }, elo),
       el("td", { class: "num" }, compact(p.games)),
-      el("td", { class: "num" }, pct(p.win_rate_vs_random)));
+      el("td", { class: "num" }, pct(p.win_rate_vs_random)),
+      el("td", { class: "num", title: "an exploiter's snapshot: its win rate against the main agent when taken" }, pct(p.vs_main)));
     tr.addEventListener("click", () => toggleCurve(p.id));
     return tr;
   });
