@@ -133,6 +133,7 @@ class Learner:
         self._by_version: list[tuple[int, int]] = []
         self._arrived = 0
         self._pending_samples = 0
+        self._floor = 0  # samples of versions below this are stale whatever the lag (played before a restart_from)
         self._consecutive_nonfinite = 0
         self._rng = np.random.default_rng(seed)
         self.timer: PhaseTimer | None = None  # attach one to see where update() spends its time
@@ -157,7 +158,7 @@ class Learner:
     def _drop_stale(self) -> None:
         """Drop whole segments whose oldest sample is over the lag limit (GAE needs them whole).
         O(1) when nothing is stale; each segment is dropped or taken once, at O(log n)."""
-        oldest_allowed = self.version - self.cfg.max_policy_lag
+        oldest_allowed = max(self.version - self.cfg.max_policy_lag, self._floor)
         heap = self._by_version
         while heap and heap[0][0] < oldest_allowed:
             _, arrival = heapq.heappop(heap)
@@ -374,10 +375,13 @@ class Learner:
     def load_weights(self, tensors: dict[str, np.ndarray]) -> None:
         load_numpy_state(self.model, tensors)
 
-    def restart_from(self, tensors: dict[str, np.ndarray]) -> None:
-        """Start over from another policy's weights (an exploiter's reset, cluster/run/leagues.py):
-        those weights, a fresh optimizer state, and no pending samples (played by the old policy).
-        The version goes on: the caller numbers the new weights past every published one."""
+    def restart_from(self, tensors: dict[str, np.ndarray], version: int) -> None:
+        """Start over from another policy's weights (an exploiter's reset, cluster/run/leagues.py)
+        as `version` (past every published one: versions never go back): those weights, a fresh
+        optimizer state, and no samples of the old policy, pending or arriving later (dropped as stale)."""
+        if version <= self.version:
+            raise ValueError(f"a restarted learner goes on past v{self.version}; got v{version}")
+        self.version, self._floor = version, version
         self.load_weights(tensors)
         self.opt.state.clear()
         self._pending.clear()

@@ -161,8 +161,7 @@ class LearnerService:
             raise ValueError(f"reset learner {name!r} from {source!r}: this run trains learners {list(self.names)}")
         with self._update_lock:
             target = self.streams[name].learner
-            target.restart_from(self.streams[source].learner.weights())
-            target.version += 1
+            target.restart_from(self.streams[source].learner.weights(), target.version + 1)
             self.publish(name)
             return target.version
 
