@@ -38,7 +38,7 @@ from actors.rollout_parts import (  # noqa: F401 - the protocols and RoleIO are 
     SegmentSink,
     _Role,
 )
-from actors.seating import owner_of, seat_with_exploiters
+from actors.seating import owner_of, seat_main, seat_roles, seat_with_exploiters
 from actors.teams import shaper_for
 from league.pool import LeagueView
 from league.records import LEARNER_ID, GameResult
@@ -224,37 +224,10 @@ class RolloutWorker:
         drawn from that role's own league (its latest, which then learns too, or a past self).
         With exploiters: actors/seating.py."""
         if len(self.roles) == 1:
-            return self._seat_main(self.roles[0])
+            return seat_main(self, self.roles[0])
         if not self.spec.roles:
             return seat_with_exploiters(self, i)
-        return self._seat_roles(i, episode)
-
-    def _seat_main(self, role: _Role) -> tuple[list[str], float]:
-        """The learner of a game without roles on a random side, the others drawn from its league."""
-        state = role.io.league.state()
-        opponent, prob = self._draw(role, state)
-        n = self.num_sides
-        learner_side = int(self.rng.integers(n))
-        players = [role.latest_id] * n
-        others = [side for side in range(n) if side != learner_side]
-        players[others[0]] = opponent
-        for side in others[1:]:
-            players[side] = self._draw(role, state)[0]
-        return players, prob
-
-    def _seat_roles(self, i: int, episode: int) -> tuple[list[str], float]:
-        learning = (i + episode) % len(self.roles)
-        players: list[str] = [""] * self.num_sides
-        probs = []
-        for r, role in enumerate(self.roles):
-            state = None if r == learning else role.io.league.state()
-            for side in role.sides:
-                if r == learning:
-                    players[side] = role.latest_id
-                else:
-                    players[side], p = self._draw(role, state)
-                    probs.append(p)
-        return players, probs[0] if probs else 1.0
+        return seat_roles(self, i, episode)
 
     def _new_game(self, i: int, episode: int) -> None:
         """Seat slot i's next game (_seat_players) and flush the lanes of seats that stop learning."""

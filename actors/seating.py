@@ -1,4 +1,6 @@
-"""Who plays whom in a game without roles whose run trains exploiters (actors/learners.py).
+"""Who plays whom in each game slot of a rollout worker (actors/rollout.py RolloutWorker._seat_players):
+the one learner of a game without roles (`seat_main`), a game with roles (`seat_roles`), and a game
+without roles whose run trains exploiters (actors/learners.py; `seat_with_exploiters`), below.
 
 The main learner ("") and its exploiters play every side with one spec. Each training game slot has
 one learning player, fixed by the slot's index across the whole fleet (actor_id * envs_per_actor +
@@ -26,6 +28,38 @@ import numpy as np
 from actors.learners import LEAGUE_EXPLOITER
 from league.pool import LeagueView
 from league.sampling import pfsp_probs
+
+
+def seat_main(worker, role) -> tuple[list[str], float]:
+    """The learner of a game without roles on a random side, the others drawn from its league (the
+    first opponent's draw first, then the side: the order runs have always drawn in)."""
+    state = role.io.league.state()
+    opponent, prob = worker._draw(role, state)
+    n = worker.num_sides
+    learner_side = int(worker.rng.integers(n))
+    players = [role.latest_id] * n
+    others = [side for side in range(n) if side != learner_side]
+    players[others[0]] = opponent
+    for side in others[1:]:
+        players[side] = worker._draw(role, state)[0]
+    return players, prob
+
+
+def seat_roles(worker, i: int, episode: int) -> tuple[list[str], float]:
+    """A game with roles: one role learns, by turns of slot and episode; every side of the other
+    roles is drawn from that role's own league."""
+    learning = (i + episode) % len(worker.roles)
+    players: list[str] = [""] * worker.num_sides
+    probs = []
+    for r, role in enumerate(worker.roles):
+        state = None if r == learning else role.io.league.state()
+        for side in role.sides:
+            if r == learning:
+                players[side] = role.latest_id
+            else:
+                players[side], p = worker._draw(role, state)
+                probs.append(p)
+    return players, probs[0] if probs else 1.0
 
 
 def exploiter_of_slot(slot: int, share: float, exploiters: int) -> int | None:
@@ -70,7 +104,7 @@ def seat_with_exploiters(worker, i: int) -> tuple[list[str], float]:
     if worker.game_kind == "train":
         k = exploiter_of_slot(worker.actor_id * worker.cfg.rollout.envs_per_actor + i, worker.cfg.league.exploiter_share, len(exploiters))
     if k is None:
-        return worker._seat_main(main)
+        return seat_main(worker, main)
     ex = exploiters[k]
     n = worker.num_sides
     learner_side = int(worker.rng.integers(n))
