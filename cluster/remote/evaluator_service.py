@@ -35,8 +35,8 @@ def build_evaluators(evaluator_id: int, cfg: Config, plan: RunPlan, stores: dict
     sink = RedisResultSink(*(stores[d.name][1] for d in plan.owners))  # an exploiter's games go to the main league
     if not plan.spec.roles:
         params, store = stores[plan.names[0]]
-        if len(plan.learners) > 1:  # the league holds exploiters' snapshots, whose weights are in their own stores
-            params = SnapshotsFrom(params, [stores[d.name][0] for d in plan.learners if d.exploiter])
+        # The league holds exploiters' snapshots too: snapshot keys are the run's (ids namespaced,
+        # cluster/stores/keys.py), so the main learner's store fetches them like its own.
         league = LeagueReader(store, refresh_s=0.0)  # rounds are seconds apart: always read afresh
         # Leduc's exploitability points go to the run's own keys (actors/exploitability.py).
         return [Evaluator(evaluator_id, cfg, plan.make_slot, plan.spec, params, league, sink, references_for(cfg.game.name, plan.spec), replays, curves=store)]
@@ -46,25 +46,6 @@ def build_evaluators(evaluator_id: int, cfg: Config, plan: RunPlan, stores: dict
         opponents = {o.name: (o, references_for(cfg.game.name, o.spec)[RANDOM_ID], stores[o.name][0]) for o in plan.learners if o.name != d.name}
         out.append(RoleEvaluator(evaluator_id, cfg, plan.make_slot, plan.spec, d, opponents, params, LeagueReader(store, refresh_s=0.0), sink))
     return out
-
-
-class SnapshotsFrom:
-    """The main learner's parameter store, whose fetch_snapshot also finds an exploiter's snapshot
-    in that exploiter's store (snapshot ids are namespaced, so at most one store holds each)."""
-
-    def __init__(self, main, more: list) -> None:
-        self.main, self.more = main, more
-
-    def __getattr__(self, name: str):
-        return getattr(self.main, name)
-
-    def fetch_snapshot(self, player_id: str):
-        for params in (self.main, *self.more):
-            try:
-                return params.fetch_snapshot(player_id)
-            except KeyError:
-                continue
-        raise KeyError(player_id)
 
 
 class EvaluatorService:

@@ -165,7 +165,6 @@ def run_inline(
     leagues.step(service.versions())
     stores = {lg.learner.name: (lg.params, lg.store) for lg in leagues}
     results = RedisResultSink(*(st for _, st in stores.values()))  # an exploiter's games go to the main league
-    stores.update({x.learner.name: (x.params, None) for x in leagues.exploiters})  # exploiters own no league
     readers = [[] for _ in range(cfg.rollout.num_actors)]
     workers = []
     for i in range(cfg.rollout.num_actors):
