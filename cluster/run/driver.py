@@ -311,7 +311,9 @@ class _Loop:
             self.lag_sum, self.lag_n = self.lag_sum + u.staleness_mean, self.lag_n + 1
             self.lag_max = max(self.lag_max, u.staleness_max)
             p.events.update(u)
-        update = report.updates[-1] if report.updates else None
+        # With exploiters, the console and charts follow the main learner's updates (not theirs).
+        ours = [u for u in report.updates if u.role == p.leagues.first.learner.name] if p.leagues.exploiters else report.updates
+        update = ours[-1] if ours else None
         self.latest, self.status = update or self.latest, report.status
         self.check_rollouts()
         self._league_step(report.status)
