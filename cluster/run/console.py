@@ -80,7 +80,8 @@ def format_progress(e: Progress, losses: IterationReport | None) -> str:
     loss = f" pi={losses.policy_loss:+.3f} v={losses.value_loss:.3f} H={losses.entropy:.2f}" if losses is not None else ""
     # With roles, every role's version, and the Elo of the league shown (the first role's league,
     # whose learner is the other role's latest: docs/architecture.md, "Asymmetric roles").
-    version = " ".join(f"{r} v{v}" for r, v in s.role_versions) if s.role_versions else f"v{s.learner_version:>4}"
+    # With exploiters, the main learner ("") first as v100, then e.g. main_exploiter v14.
+    version = " ".join(f"{r} v{v}".strip() for r, v in s.role_versions) if s.role_versions else f"v{s.learner_version:>4}"
     return (
         f"{version}  steps {e.env_steps:>9,}  {e.env_steps_per_s:7.0f} steps/s  games {e.games:>7,}  "
         f"Elo({e.league.learner_id}) {e.elo_latest:7.1f}  lag {stale}  reuse {s.sample_reuse:.2f}  busy {s.learner_busy:.2f}{loss}"
