@@ -370,8 +370,8 @@ class LeagueState:
         return self.payoff.win_rate(exploiter_id, self.learner_id), self.payoff.games(exploiter_id, self.learner_id)
 
     def add_exploiter_snapshot(self, owner: str, exploiter_id: str, player_id: str, version: int) -> Player:
-        """Exploiter `owner`'s published `version` joins the pool as `player_id` (weights under its
-        own parameter store), recording its win rate against the learner now (Player.vs_main)."""
+        """Exploiter `owner`'s published `version` joins the pool as `player_id` (its weights copied
+        from the exploiter's parameter store), recording its win rate against the learner now (Player.vs_main)."""
         if player_id in self.players:
             raise ValueError(f"snapshot {player_id} already in the league")
         latest = self.players[exploiter_id]

@@ -10,7 +10,7 @@ for one learner and for several alike:
     snapshot_ids()        every league's snapshots (their weights are kept beside the checkpoints)
 
 Exploiters (actors/learners.py) own no league: the main learner's league holds their latest and
-their snapshots (whose weights live in the exploiter's own parameter store). Each step snapshots an
+their snapshots (copied from the exploiter's own parameter store). Each step snapshots an
 exploiter every league.snapshot_every versions, and one that beats the main latest often enough
 (league.exploiter_reset_win_rate) or trained league.exploiter_reset_versions versions since its
 last reset is snapshotted and queued for a reset (`take_resets`): the driver has the learner
