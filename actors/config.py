@@ -94,6 +94,13 @@ class RolloutConfig:
     positions instead of replaying the few lines its own policy prefers (meant for games whose
     rewards come at the end, like board games). 0: every game starts from the game's start.
     Rating games and final matches always do."""
+    random_move_prob: float = 0.0
+    """A trembling hand: in training games of turn-based games with Discrete moves, each move is,
+    with this probability, a uniformly random legal move made for the player to move and not
+    learned from. Self-play then keeps meeting positions one wrong move away from its own lines (a
+    reply that only a rare line punishes stays punished) and learns to play on after its own
+    slips. Unlike opening_random_moves it acts at every ply, not only at the start. 0: off.
+    Rating games and final matches never tremble."""
     max_restarts: int = 5
     """Times Ray restarts each rollout actor after it crashes (killed process, exception in a game,
     its node lost) before the run stops, within restart_window_s: an actor that used them up in less

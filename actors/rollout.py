@@ -302,8 +302,10 @@ class RolloutWorker:
     def tick(self) -> None:
         """Advance every game slot by one decision (turn-based) or one step (parallel games)."""
         self.sync_weights()
-        groups = self._decisions()
         finished: list[GameResult] = []
+        if self.cfg.rollout.random_move_prob > 0 and self.game_kind == "train":
+            self._tremble(finished)
+        groups = self._decisions()
         for player_id, moves in groups.items():
             role = self.roles[self._role_of_seat[moves[0][1]]]  # a player plays sides of one role only
             continuous, learning = role.continuous, player_id in self._latest
@@ -335,15 +337,7 @@ class RolloutWorker:
                         continue  # the step waits for the other live agents' actions
                 else:
                     rewards = slot.step(action)
-                if self._shape is not None:
-                    rewards = self._shape(rewards, [s not in gone for s in range(len(rewards))] if gone else None)
-                for s, side in enumerate(self.side_of):
-                    if seating.players[side] in self._latest:
-                        seating.lanes[s].reward(rewards[s])
-                if slot.left != gone and not slot.over:
-                    self._end_departed(i, seating, slot.left - gone)
-                if slot.over:
-                    finished.append(self._finish_game(i))
+                self._stepped(i, rewards, gone, finished)
         self.stats.ticks += 1
         for r, out_segments in enumerate(self._outboxes):
             if out_segments:
@@ -353,6 +347,32 @@ class RolloutWorker:
                 self.roles[r].io.sink.send(out_segments)
         if finished:
             self.results.report(finished)
+
+    def _stepped(self, i: int, rewards, gone: frozenset[int], finished: list[GameResult]) -> None:
+        """After slot i stepped: its learning seats' rewards, departed agents, a finished game."""
+        slot, seating = self.slots[i], self.seatings[i]
+        if self._shape is not None:
+            rewards = self._shape(rewards, [s not in gone for s in range(len(rewards))] if gone else None)
+        for s, side in enumerate(self.side_of):
+            if seating.players[side] in self._latest:
+                seating.lanes[s].reward(rewards[s])
+        if slot.left != gone and not slot.over:
+            self._end_departed(i, seating, slot.left - gone)
+        if slot.over:
+            finished.append(self._finish_game(i))
+
+    def _tremble(self, finished: list[GameResult]) -> None:
+        """rollout.random_move_prob: each turn-based slot's next move is, with that probability, a
+        uniformly random legal move for the player to move, recorded in no lane (not learned from):
+        its rewards still reach the learning seats, as any move's do."""
+        p = self.cfg.rollout.random_move_prob
+        for i, slot in enumerate(self.slots):
+            if slot.simultaneous or self.rng.random() >= p:
+                continue
+            gone = slot.left
+            rewards = slot.step(int(self.rng.choice(np.flatnonzero(slot.mask))))
+            self.stats.env_steps += 1
+            self._stepped(i, rewards, gone, finished)
 
     def _end_departed(self, i: int, seating: Seating, seats: frozenset[int]) -> None:
         """A learning agent that left the game (died) has made its last decision: it ends there

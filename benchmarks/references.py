@@ -14,6 +14,9 @@ from the per-episode spread.
     python benchmarks/references.py --train configs/holdem.yaml --minutes 5 --games 400
         # trains in one process for 5 minutes, then scores the latest policy against every
         # reference of the game (sampling its moves, as in rating games), with 95% intervals
+    python benchmarks/references.py --train configs/simple_tag_smoke.yaml --minutes 15 --games 400
+        # a game with roles: each trained role against the other roles' heuristics, beside that
+        # role's own heuristic in its place (the baseline), mean return per episode
 """
 
 from __future__ import annotations
@@ -101,6 +104,46 @@ def mpe(games: int, seed: int) -> None:
             print(f"{name} ({who}): mean return per episode {rets}{extra} over {games} episodes ({time.monotonic() - t0:.0f} s)")
 
 
+def _heuristic(spec, role: str) -> tuple[str, object]:
+    """A role's heuristic reference (its one built-in player besides random)."""
+    refs = {k: fn for k, fn in references_for(spec.name, spec.role(role)).items() if k != "random"}
+    if not refs:
+        raise SystemExit(f"{spec.name}: role {role!r} has no heuristic reference to compare with")
+    return next(iter(refs.items()))
+
+
+def score_roles(make_slot, spec, policies: dict, games: int, seed: int) -> None:
+    """Each trained role against the other roles' heuristics, beside that role's own heuristic in
+    its place (the baseline it must beat): mean return per episode of the role, 95% intervals.
+    Trained policies sample their moves, as in rating games."""
+    roles = [r.name for r in spec.roles]
+    heuristic = {r: _heuristic(spec, r) for r in roles}
+
+    def returns(trained: str | None) -> dict[str, tuple[float, float]]:
+        per_game = {r: [] for r in roles}
+        for g in range(games):
+            seats = {}
+            for r in roles:
+                if r == trained:
+                    seats[r] = Seat(f"{r}/latest", policies[r].version, Agent(policy=policies[r]))
+                else:
+                    seats[r] = Seat(f"{r}/{heuristic[r][0]}", -1, Agent(scripted=heuristic[r][1]))
+            result = role_match(make_slot, spec, seats, 1, seed=seed + g)
+            for r in roles:
+                per_game[r].append(result.mean_return[r])
+        return {r: (float(np.mean(v)), 1.96 * float(np.std(v, ddof=1)) / math.sqrt(len(v))) for r, v in per_game.items()}
+
+    base = returns(None)
+    print(f"  every role heuristic ({', '.join(f'{r} {heuristic[r][0]}' for r in roles)}): "
+          + ", ".join(f"{r} {m:.2f} ± {h:.2f}" for r, (m, h) in base.items()) + f" over {games} episodes")
+    for r in roles:
+        got = returns(r)
+        (m, h), (bm, bh) = got[r], base[r]
+        verdict = "beats" if m - h > bm + bh else "below" if m + h < bm - bh else "level with"
+        print(f"  {r}: trained (sampling) {m:.2f} ± {h:.2f} vs the others' heuristics; its heuristic {heuristic[r][0]} "
+              f"{bm:.2f} ± {bh:.2f} in its place: {verdict} the heuristic (mean return per episode)")
+
+
 def train_and_score(config: str, minutes: float, games: int, overrides: list[str]) -> None:
     import tempfile
 
@@ -110,13 +153,27 @@ def train_and_score(config: str, minutes: float, games: int, overrides: list[str
     from cluster.config import load_config
     from cluster.run.inline import run_inline
     from cluster.stores.embedded_redis import EmbeddedRedis
+    from cluster.stores.league_store import run_stores
     from learner.model import InferencePolicy
 
     cfg = load_config(config, [f"run.max_seconds={minutes * 60}", *overrides])
     make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs)
     t0 = time.monotonic()
+    published = {}
     with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp) / "redis") as server:
         learner, _, steps = run_inline(cfg, server.url, "references", log=lambda s: None)
+        for role in spec.roles:  # every role's latest published weights (run_inline returns the first learner)
+            published[role.name] = run_stores(cfg, server.url, "references", role.name)[0].fetch()
+    if spec.roles:
+        versions = {r: v for r, (v, _) in published.items()}
+        print(f"{cfg.game.name} {cfg.game.kwargs or ''}: trained {time.monotonic() - t0:.0f} s, versions {versions}, {steps:,} env steps")
+        policies = {}
+        for role, (version, weights) in published.items():
+            rspec = spec.role(role)
+            policies[role] = InferencePolicy(rspec.obs_shape, rspec.num_actions, cfg.model, version)
+            policies[role].load(weights, version)
+        score_roles(make_slot, spec, policies, max(8, games // 4), cfg.run.seed + 7)
+        return
     policy = InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model, learner.version)
     policy.load(learner.weights(), learner.version)
     print(f"{cfg.game.name} {cfg.game.kwargs or ''}: trained {time.monotonic() - t0:.0f} s, v{learner.version}, {steps:,} env steps")

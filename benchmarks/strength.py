@@ -17,7 +17,9 @@ writes `strength.json` and, where matplotlib is installed (`pip install matplotl
 
 Without `--minutes` a run keeps its config's own budget (run.total_env_steps, run.max_seconds).
 For tic-tac-toe the final policy's exact loss probability from each seat against random and minimax
-is printed too (benchmarks/strength_parts.py says exactly what it is). `--seeds K` trains K runs
+is printed too (benchmarks/strength_parts.py says exactly what it is); for connect four, how often
+the final policy takes a win in one and blocks a loss in one on its own lines and off them
+(benchmarks/off_lines.py). `--seeds K` trains K runs
 one after the other, run.seed = the config's run.seed + k, each in `<out>/seed<S>`, scores each
 final policy and prints one line per seed, then per reference the mean, the worst seed and the
 spread (best - worst); `strength.json` keeps every seed's figures and that summary.
@@ -33,6 +35,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.off_lines import print_table, summary_line  # noqa: E402 - needs the path above
 
 
 def _copy_weights(url: str, cfg, run_id: str, every_s: float, stop: threading.Event, out: list) -> None:
@@ -158,6 +162,21 @@ def _exact(cfg, copy) -> dict[str, list[float]] | None:
     return exact_losses(exact_tictactoe(make_slot, policy))
 
 
+def _tactics(cfg, copy) -> dict | None:
+    """Connect four: the final policy's wins and blocks in one, on its own lines and off them
+    (benchmarks/off_lines.py); None for other games."""
+    from actors.games import load_game
+    from benchmarks.off_lines import off_line_tactics
+    from learner.model import InferencePolicy
+
+    if cfg.game.name != "connect_four_v3":
+        return None
+    make_slot, spec = load_game(cfg.game.name, cfg.game.kwargs, cfg.game.native, cfg.game.sides, cfg.game.roles)
+    policy = InferencePolicy(spec.obs_shape, spec.num_actions, cfg.model, copy[2])
+    policy.load(copy[3], copy[2])
+    return off_line_tactics(make_slot, policy)
+
+
 def _print_exact(exact: dict[str, list[float]]) -> None:
     for ref, (first, second) in exact.items():
         print(f"exact P(loss) vs {ref}: moving first {100 * first:.3g}%, moving second {100 * second:.3g}%")
@@ -178,9 +197,11 @@ def _over_seeds(cfg, args, out: Path) -> int:
         final = copies[-1]
         row = _score_all(run_cfg, [final], args.games, args.seed)[0]
         seeds.append({"seed": seed, "wall_s": round(wall, 1), "env_steps": result.env_steps, "version": final[2],
-                      "score": {r: row[r] for r in refs}, "exact": _exact(run_cfg, final)})
+                      "score": {r: row[r] for r in refs}, "exact": _exact(run_cfg, final), "tactics": _tactics(run_cfg, final)})
         print(f"\nseed {seed}: {wall:.0f} s, {result.env_steps:,} env steps, learner v{result.learner_version}", flush=True)
         print_seed_table(seeds[-1:], refs, summary=False)
+        if seeds[-1]["tactics"] is not None:
+            print(summary_line(seeds[-1]["tactics"]), flush=True)
         # Saved after every seed: a later seed that fails (a Ray start timing out on a loaded
         # machine) leaves the finished seeds' figures on disk.
         (out / "strength.json").write_text(json.dumps(
@@ -188,6 +209,11 @@ def _over_seeds(cfg, args, out: Path) -> int:
     print(f"\n{cfg.game.name}, {args.config} {' '.join(args.set)}: {args.seeds} seeds ({base}..{base + args.seeds - 1}), "
           f"final policies, {args.games} greedy games per reference, seats alternating")
     print_seed_table(seeds, refs)
+    tactics = [x["tactics"] for x in seeds if x["tactics"] is not None]
+    if tactics:
+        worst = {k: {t: min(x[k][t]["share"] for x in tactics) for t in ("win", "block")} for k in ("own", "off")}
+        print(f"worst seed, off lines: win {worst['off']['win']:.3f}, block {worst['off']['block']:.3f}; "
+              f"own lines: win {worst['own']['win']:.3f}, block {worst['own']['block']:.3f}")
     print(f"written: {out / 'strength.json'}")
     return 0
 
@@ -227,7 +253,11 @@ def main() -> int:
     exact = _exact(cfg, copies[-1])
     if exact is not None:
         _print_exact(exact)
-    (out / "strength.json").write_text(json.dumps({"config": args.config, "overrides": args.set, "minutes": args.minutes, "rows": rows, "exact_loss": exact}, indent=1))
+    tactics = _tactics(cfg, copies[-1])
+    if tactics is not None:
+        print_table(tactics)
+    (out / "strength.json").write_text(json.dumps(
+        {"config": args.config, "overrides": args.set, "minutes": args.minutes, "rows": rows, "exact_loss": exact, "tactics": tactics}, indent=1))
     if _plot(rows, refs, out / "strength.png", f"{cfg.game.name}: {Path(args.config).name} {' '.join(args.set)}"):
         print(f"plot: {out / 'strength.png'}")
     else:

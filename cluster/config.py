@@ -268,6 +268,7 @@ def validate(cfg: Config) -> None:
         (cfg.rollout.send_max_age_s >= 0, "rollout.send_max_age_s must be >= 0"),
         (cfg.rollout.opponent_cache >= 1, "rollout.opponent_cache must be >= 1 (idle opponents kept besides those in play)"),
         (cfg.rollout.opening_random_moves >= 0, "rollout.opening_random_moves must be >= 0 (0: off)"),
+        (0.0 <= cfg.rollout.random_move_prob < 1.0, "rollout.random_move_prob must be in [0, 1) (0: off)"),
         (cfg.learner.device in ("auto", "cpu", "cuda"), "learner.device must be auto, cpu or cuda"),
         (cfg.learner.autocast in AUTOCAST_MODES, f"learner.autocast must be one of {', '.join(AUTOCAST_MODES)}"),
         (cfg.learner.publish_every >= 1, "learner.publish_every must be >= 1"),
@@ -342,6 +343,8 @@ def check_model_fits(cfg: Config, spec: Any = None) -> None:
         raise ConfigError(f"{exc}{f' (game {spec.name})' if spec is not None else ''}") from exc
     if spec is not None and spec.continuous and cfg.rollout.opening_random_moves > 0:
         raise ConfigError(f"rollout.opening_random_moves needs a Discrete action space; game {spec.name} has a Box one: set it to 0")
+    if spec is not None and spec.continuous and cfg.rollout.random_move_prob > 0:
+        raise ConfigError(f"rollout.random_move_prob needs a Discrete action space; game {spec.name} has a Box one: set it to 0")
 
 
 def _validate_eval(cfg: Config) -> None:

@@ -94,12 +94,12 @@ def tictactoe():
 
 
 def _worker(tictactoe, league_state=None, sampler="uniform", envs=4, segment_length=5, seed=0, restart_salt=None, opening=0, kind="train",
-            opponent_cache=8):
+            opponent_cache=8, tremble=0.0):
     make_slot, spec = tictactoe
     cfg = (
         Config()
         .replace("rollout", envs_per_actor=envs, segment_length=segment_length, weight_poll_s=0.0, opening_random_moves=opening,
-                 opponent_cache=opponent_cache)
+                 opponent_cache=opponent_cache, random_move_prob=tremble)
         .replace("model", hidden_sizes=HIDDEN)
         .replace("league", sampler=sampler)
         .replace("run", seed=seed)
@@ -392,6 +392,33 @@ def test_random_openings_vary_the_start_and_are_not_learned_from(tictactoe):
         for t in np.flatnonzero(seg.dones[:-1]):
             pieces_at_start[int(seg.obs[t + 1].sum())] += 1
     assert 0 in pieces_at_start and len(pieces_at_start) >= 5 and max(pieces_at_start) >= 6, pieces_at_start
+
+
+def test_a_trembling_hand_makes_random_moves_mid_game_that_nobody_learns_from(tictactoe):
+    """rollout.random_move_prob: any move of a training game may be a random one, made for the
+    player to move and recorded in no lane; it is an env step, and games still end and report."""
+    worker, _, sink, results = _worker(tictactoe, envs=6, segment_length=3, tremble=0.5, seed=3)
+    worker.run(lambda: False, max_ticks=300)
+    moves = sum(g.length for g in results.games) + sum(s.length for s in worker.slots)
+    assert len(results.games) >= 40
+    assert moves == worker.stats.env_steps  # no replayed openings: every move made is in a game
+    samples = sum(len(s) for s in sink.segments) + _lane_rows_held(worker)
+    assert samples < 0.7 * moves  # about half the moves trembled, and were not learned from
+    assert samples > 0.3 * moves
+    # Without it, self-play learns from every move.
+    worker, _, sink, results = _worker(tictactoe, envs=6, segment_length=3, seed=3)
+    worker.run(lambda: False, max_ticks=300)
+    moves = sum(g.length for g in results.games) + sum(s.length for s in worker.slots)
+    assert sum(len(s) for s in sink.segments) + _lane_rows_held(worker) == moves
+
+
+def test_rating_games_never_tremble(tictactoe):
+    def played(tremble: float):
+        worker, _, _, results = _worker(tictactoe, envs=4, segment_length=3, kind="eval", tremble=tremble)
+        worker.run(lambda: False, max_ticks=100)
+        return [(g.players, g.scores, g.length) for g in results.games]
+
+    assert played(0.9) == played(0.0)
 
 
 def test_rating_games_never_get_random_openings(tictactoe):
