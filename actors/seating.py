@@ -15,13 +15,14 @@ evenly over the slot indices and dealt to the exploiters in turn (`exploiter_of_
   Both learn, each seat's segments to the stream of the learner whose latest sits there.
 - A league exploiter's slot: the exploiter on a random side, every other side drawn from the
   league's past pool by PFSP-hard on the exploiter's own win rates (Player.exploiter_win_rates).
-  The table is built per draw, O(pool): fine for the pools these runs grow; an index like
-  league/pool.py's per exploiter is the way to scale it.
+  The table is built once per league revision the actor reads (O(pool) then); a draw is a binary
+  search over it.
 """
 
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 
@@ -80,20 +81,40 @@ def owner_of(view: LeagueView | None, player_id: str) -> str:
     return getattr(p, "owner", "") if p is not None else ""
 
 
+_TABLES: "weakref.WeakKeyDictionary[LeagueView, dict]" = weakref.WeakKeyDictionary()
+"""Per league view, per league exploiter: its PFSP-hard table as of the view's (epoch, revision)."""
+
+
+def _pfsp_table(view: LeagueView, exploiter_id: str) -> tuple[list[str], np.ndarray, dict[str, float]] | None:
+    """(ids, cumulative weights, probabilities) of the past pool for `exploiter_id`, built once per
+    league revision the view reads (O(pool) then), not once per draw: a draw is a binary search."""
+    tables = _TABLES.setdefault(view, {})
+    key = (view.epoch, view.revision)
+    held = tables.get(exploiter_id)
+    if held is not None and held[0] == key:
+        return held[1]
+    rates = {p.id: float(p.exploiter_win_rates.get(exploiter_id, 0.5)) for p in view.players.values() if p.in_pool}
+    table = None
+    if rates:
+        probs = pfsp_probs(rates, "hard")
+        ids = sorted(probs)
+        table = (ids, np.cumsum([probs[pid] for pid in ids]), probs)
+    tables[exploiter_id] = (key, table)
+    return table
+
+
 def pfsp_hard_draw(view: LeagueView | None, exploiter_id: str, rng: np.random.Generator) -> tuple[str, float] | None:
     """A past player for league exploiter `exploiter_id`, weighted (1 - x)^2 by its win rate x
     against each (0.5 before any game; uniform when it beats them all), with its probability;
     None when the pool is empty."""
     if view is None:
         return None
-    rates = {p.id: float(p.exploiter_win_rates.get(exploiter_id, 0.5)) for p in view.players.values() if p.in_pool}
-    if not rates:
+    table = _pfsp_table(view, exploiter_id)
+    if table is None:
         return None
-    table = pfsp_probs(rates, "hard")
-    ids = sorted(table)
-    cum = np.cumsum([table[pid] for pid in ids])
+    ids, cum, probs = table
     k = min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), len(ids) - 1)
-    return ids[k], table[ids[k]]
+    return ids[k], probs[ids[k]]
 
 
 def seat_with_exploiters(worker, i: int) -> tuple[list[str], float]:

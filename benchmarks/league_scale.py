@@ -14,6 +14,8 @@ measures, with the run's own classes:
   fit ms            the warm-started rating fit after such a step (its own cadence in a run)
   refresh ms        a rollout actor's LeagueReader catching up after one such step
   draw us           one opponent draw from the actor's pool index
+  exploiter draw    one league exploiter's PFSP-hard draw (actors/seating.py), and the table it
+                    builds once per league revision the actor reads
   redis MB          the league's keys in Redis (players, changes, results, payoff)
 
 The ratios to the smallest league are printed last: per-game and per-refresh costs should stay
@@ -37,9 +39,12 @@ from cluster.stores.embedded_redis import EmbeddedRedis  # noqa: E402
 from cluster.stores.keys import RunKeys  # noqa: E402
 from cluster.stores.league_store import LeagueReader, LeagueStore  # noqa: E402
 from league.config import LeagueConfig  # noqa: E402
+from actors.seating import pfsp_hard_draw  # noqa: E402
 from league.league import LeagueState, snapshot_id  # noqa: E402
 from league.manager import LeagueManager  # noqa: E402
 from league.records import LEARNER_ID, RANDOM_ID, GameResult  # noqa: E402
+
+EXPLOITER_ID = "league_exploiter/latest"
 
 REFERENCE = "tactical"
 GAMES_PER_STEP = 200  # ~1 s of a connect four run's games on 2 cores
@@ -142,6 +147,15 @@ def measure(n: int, games: int, client, seed: int) -> dict:
     for _ in range(draws):
         view.choose(LEARNER_ID, rng, 0.0)
     draw_s = (time.perf_counter() - t) / draws
+    # A league exploiter's PFSP-hard draw (actors/seating.py): its table is built once per league
+    # revision the actor reads (timed apart), then each draw is a binary search.
+    t = time.perf_counter()
+    pfsp_hard_draw(view, EXPLOITER_ID, rng)
+    table_s = time.perf_counter() - t
+    t = time.perf_counter()
+    for _ in range(draws):
+        pfsp_hard_draw(view, EXPLOITER_ID, rng)
+    exploiter_draw_s = (time.perf_counter() - t) / draws
     steps = len(refresh_s)
     return {
         "snapshots": n,
@@ -151,6 +165,8 @@ def measure(n: int, games: int, client, seed: int) -> dict:
         "refresh_ms": 1000 * float(np.median(refresh_s)),
         "players_per_refresh": read / steps,
         "draw_us": 1e6 * draw_s,
+        "exploiter_table_ms": 1000 * table_s,
+        "exploiter_draw_us": 1e6 * exploiter_draw_s,
         "redis_mb": redis_bytes(client, keys) / 1e6,
     }
 
@@ -170,7 +186,8 @@ def main() -> int:
             print(
                 f"{n:>6} snapshots: built in {row['build_s']:.1f} s; manager {row['games_per_s']:,.0f} games/s; "
                 f"fit {row['fit_ms']:.1f} ms; refresh {row['refresh_ms']:.2f} ms ({row['players_per_refresh']:.0f} players); "
-                f"draw {row['draw_us']:.1f} us; redis {row['redis_mb']:.2f} MB",
+                f"draw {row['draw_us']:.1f} us; league exploiter's table {row['exploiter_table_ms']:.1f} ms (per league revision), "
+                f"draw {row['exploiter_draw_us']:.1f} us; redis {row['redis_mb']:.2f} MB",
                 flush=True,
             )
     base = rows[0]
@@ -182,7 +199,8 @@ def main() -> int:
     for r in rows[1:]:
         print(
             f"{r['snapshots']:,} vs {base['snapshots']:,} snapshots: per-game cost x{base['games_per_s'] / r['games_per_s']:.2f}, "
-            f"per-refresh x{r['refresh_ms'] / base['refresh_ms']:.2f}, per-draw x{r['draw_us'] / base['draw_us']:.2f}"
+            f"per-refresh x{r['refresh_ms'] / base['refresh_ms']:.2f}, per-draw x{r['draw_us'] / base['draw_us']:.2f}, "
+            f"per league-exploiter draw x{r['exploiter_draw_us'] / base['exploiter_draw_us']:.2f}"
         )
     return 0
 
