@@ -29,9 +29,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol, TypeVar
+from typing import Callable, TypeVar
 
-import numpy as np
 from ray.exceptions import GetTimeoutError, RayActorError
 
 from cluster.config import Config
@@ -39,53 +38,12 @@ from cluster.events import CheckpointWritten, Health, LearnerRestarted, Observer
 from cluster.restart_budget import RestartWindow
 from cluster.run.resume import RunError, StartPoint
 from cluster.stores.league_store import LeagueStore
+from cluster.run.handles import EvaluatorsHandle, LearnerHandle, LeaseHandle, RolloutsHandle  # noqa: F401 - imported from here too
 from cluster.run.leagues import LeagueSet
 from cluster.stores.redis_memory import is_out_of_memory, out_of_memory_message, unless_out_of_memory
 from learner.checkpoint_store import CheckpointStore
 from learner.learner import NonFiniteLossError
-from learner.report import IterationReport, LearnerProgress, LearnerStatus
-
-
-class LearnerHandle(Protocol):
-    """The run's learners (one service for all of them: cluster/remote/learner_service.py)."""
-
-    def progress(self) -> LearnerProgress: ...
-    def checkpoint(self, progress: dict, leagues: dict | None = None) -> tuple[int, bytes]: ...
-    def stop(self) -> int: ...
-    def versions(self) -> dict[str, int]: ...
-    def weights(self, name: str = "") -> tuple[int, dict[str, np.ndarray]]: ...
-    def reset_learner(self, name: str, source: str = "") -> int:
-        """An exploiter's reset: `name` restarts from `source`'s weights as its next version, published."""
-
-
-class RolloutsHandle(Protocol):
-    restarts: int
-    lost_segments: int
-
-    def check(self) -> None:
-        """Raise FleetError for an actor gone for good."""
-
-    def poll(self) -> tuple[int, int]:
-        """(env steps, games) of this session so far."""
-
-    def league_changed(self) -> None: ...
-    def learner_replaced(self) -> None:
-        """A new learner took over from a dead one (actors find it under the same name)."""
-
-    def stop(self) -> int:
-        """Returns how many actors did not stop in time."""
-
-
-class LeaseHandle(Protocol):
-    def renew(self) -> None:
-        """Raise (cluster/stores/lease.py's LeaseLost) when this driver no longer holds the run."""
-
-
-class EvaluatorsHandle(Protocol):
-    def check(self) -> None: ...
-    def games(self) -> int: ...
-    def league_changed(self) -> None: ...
-    def stop(self) -> None: ...
+from learner.report import IterationReport, LearnerStatus
 
 
 @dataclass(frozen=True)
