@@ -78,7 +78,7 @@ def owner_of(view: LeagueView | None, player_id: str) -> str:
     if view is None:
         return ""
     p = view.players.get(player_id)
-    return getattr(p, "owner", "") if p is not None else ""
+    return p.owner if p is not None else ""
 
 
 _TABLES: "weakref.WeakKeyDictionary[LeagueView, dict]" = weakref.WeakKeyDictionary()

@@ -77,17 +77,19 @@ def holdem(games: int, seed: int) -> None:
               f"reward per hand {won:+.2f} ± {half:.2f}, over {r.games} games ({time.monotonic() - t0:.0f} s)")
 
 
-def _returns(make_slot, spec, players: dict[str, str], games: int, seed: int) -> dict[str, tuple[float, float]]:
-    """Per role: (mean return per episode, half-width of its 95% interval), one game at a time."""
-    per_game = {r: [] for r in players}
+def _returns(make_slot, spec, seats: dict, games: int, seed: int) -> dict[str, tuple[float, float]]:
+    """Per role: (mean return per episode, half-width of its 95% interval), one game at a time,
+    each role's sides played by seats[role] (a Seat: role_match starts its agent afresh every game)."""
+    per_game = {r: [] for r in seats}
     for g in range(games):
-        seats = {}
-        for role, ref in players.items():
-            seats[role] = Seat(f"{role}/{ref}", -1, Agent(scripted=references_for(spec.name, spec.role(role))[ref]))
         result = role_match(make_slot, spec, seats, 1, seed=seed + g)
-        for role in players:
+        for role in seats:
             per_game[role].append(result.mean_return[role])
     return {r: (float(np.mean(v)), 1.96 * float(np.std(v, ddof=1)) / math.sqrt(len(v))) for r, v in per_game.items()}
+
+
+def _reference_seat(spec, role: str, ref: str) -> Seat:
+    return Seat(f"{role}/{ref}", -1, Agent(scripted=references_for(spec.name, spec.role(role))[ref]))
 
 
 def mpe(games: int, seed: int) -> None:
@@ -97,7 +99,7 @@ def mpe(games: int, seed: int) -> None:
         options = [[k for k in references_for(name, spec.role(r))] for r in roles]
         for combo in itertools.product(*options):
             t0 = time.monotonic()
-            got = _returns(make_slot, spec, dict(zip(roles, combo)), games, seed)
+            got = _returns(make_slot, spec, {r: _reference_seat(spec, r, k) for r, k in zip(roles, combo)}, games, seed)
             who = ", ".join(f"{r} {k}" for r, k in zip(roles, combo))
             rets = ", ".join(f"{r} {m:.2f} ± {h:.2f}" for r, (m, h) in got.items())
             extra = f"; predators' catches/episode {got['adversary'][0] / 10:.2f}" if name == "simple_tag_v3" else ""
@@ -120,18 +122,10 @@ def score_roles(make_slot, spec, policies: dict, games: int, seed: int) -> None:
     heuristic = {r: _heuristic(spec, r) for r in roles}
 
     def returns(trained: str | None) -> dict[str, tuple[float, float]]:
-        per_game = {r: [] for r in roles}
-        for g in range(games):
-            seats = {}
-            for r in roles:
-                if r == trained:
-                    seats[r] = Seat(f"{r}/latest", policies[r].version, Agent(policy=policies[r]))
-                else:
-                    seats[r] = Seat(f"{r}/{heuristic[r][0]}", -1, Agent(scripted=heuristic[r][1]))
-            result = role_match(make_slot, spec, seats, 1, seed=seed + g)
-            for r in roles:
-                per_game[r].append(result.mean_return[r])
-        return {r: (float(np.mean(v)), 1.96 * float(np.std(v, ddof=1)) / math.sqrt(len(v))) for r, v in per_game.items()}
+        seats = {r: _reference_seat(spec, r, heuristic[r][0]) for r in roles}
+        if trained is not None:
+            seats[trained] = Seat(f"{trained}/latest", policies[trained].version, Agent(policy=policies[trained]))
+        return _returns(make_slot, spec, seats, games, seed)
 
     base = returns(None)
     print(f"  every role heuristic ({', '.join(f'{r} {heuristic[r][0]}' for r in roles)}): "
