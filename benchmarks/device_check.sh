@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The prepared GPU check (issue 25), for a machine with an NVIDIA GPU, in under 8 minutes:
 #   1. what the project needs, installed if missing and PyPI is reachable (a fast probe first);
-#   2. benchmarks/learner_speed.py --device cuda: the learner against a bare loop on the card;
+#   2. benchmarks/learner_speed.py --device cuda: the learner against a bare loop on the card, under
+#      the config's learner.autocast (auto: bf16 where the card has it) and briefly in float32;
 #   3. tests/test_learner_speed.py's CUDA test (when pytest is installed), then a 3-minute connect
 #      four training run with the learner on CUDA (actors on CPU);
 # then the results with the GPU's name. Every step has its own timeout, together under 8 minutes
-# (20 + 45 + 60 + 50 + RUN_SECONDS + 120 s at most: a run also starts Ray, plays its final
+# (20 + 45 + 50 + 25 + 50 + RUN_SECONDS + 110 s at most: a run also starts Ray, plays its final
 # matches and stops). A failed step is reported and the next one still runs; the exit status is
 # 1 if any step failed.
 #
@@ -85,6 +86,7 @@ if [ "$DRY" -eq 1 ]; then
   step "training config" 60 "$PY" -c "import sys; from cluster.config import load_config
 load_config('configs/connect_four.yaml', [a for a in sys.argv[1:] if '=' in a]); print('config ok')" "${TRAIN[@]:7}"
   echo "== would run: $PY benchmarks/learner_speed.py --config configs/connect_four.yaml --device cuda --rounds 3 --updates 5"
+  echo "== would run: $PY benchmarks/learner_speed.py --config configs/connect_four.yaml --device cuda --rounds 1 --updates 3 --set learner.autocast=off"
   echo "== would run: $PY -m pytest -q tests/test_learner_speed.py -k 'cuda or nonfinite or checkpoint'"
   echo "== would run: ${TRAIN[*]}"
   exit "$failed"
@@ -93,19 +95,24 @@ fi
 # --- 2. the learner against the bare loop on the card --------------------------------------------
 mkdir -p "$OUT" || exit 2
 echo "== files in $OUT"
-step "learner_speed (cuda)" 60 "$PY" benchmarks/learner_speed.py --config configs/connect_four.yaml --device cuda \
+step "learner_speed (cuda)" 50 "$PY" benchmarks/learner_speed.py --config configs/connect_four.yaml --device cuda \
   --rounds 3 --updates 5 > "$OUT/learner_speed_cuda.txt" 2>&1
 cat "$OUT/learner_speed_cuda.txt"
+# The config's learner.autocast is auto (bf16 on cards that have it): the float32 ratio too, briefly.
+step "learner_speed (cuda, float32)" 25 "$PY" benchmarks/learner_speed.py --config configs/connect_four.yaml --device cuda \
+  --rounds 1 --updates 3 --set learner.autocast=off > "$OUT/learner_speed_cuda_fp32.txt" 2>&1
 # The CUDA update against the CPU update (tests/test_learner_speed.py; skipped where pytest is missing).
 if "$PY" -c "import pytest" 2>/dev/null; then
   step "cuda test" 50 "$PY" -m pytest -q -p no:cacheprovider tests/test_learner_speed.py -k "cuda or nonfinite or checkpoint"
 fi
 
 # --- 3. connect four trained with the learner on the card ----------------------------------------
-step "train connect four on cuda, ${RUN_SECONDS}s, $ACTORS actors" $(( RUN_SECONDS + 120 )) "${TRAIN[@]}" > "$OUT/train_cuda.log" 2>&1
+step "train connect four on cuda, ${RUN_SECONDS}s, $ACTORS actors" $(( RUN_SECONDS + 110 )) "${TRAIN[@]}" > "$OUT/train_cuda.log" 2>&1
 echo "== GPU: ${gpu:-?}"
 echo "== learner_speed --device cuda:"
 grep -E "^(learner_speed|learner|bare|learner time|ratio)" "$OUT/learner_speed_cuda.txt"
+echo "== learner_speed --device cuda, float32:"
+grep -E "^(learner_speed|ratio)" "$OUT/learner_speed_cuda_fp32.txt"
 echo "== training (last lines of $OUT/train_cuda.log):"
 tail -n 30 "$OUT/train_cuda.log"
 echo "== total $(( $(date +%s) - started ))s"

@@ -20,6 +20,8 @@ The last line is `ratio: X`, the learner's samples/s over the bare loop's (wall 
 before it is the same ratio in CPU time, which a shared machine's other processes do not disturb
 (comparable only at the same --threads). The bare loop is bit for bit the learner's arithmetic on
 CPU (tests/test_learner_speed.py), so the gap between them is the learner's own overhead.
+Both sides follow the config's learner.autocast as resolved for the device (configs/connect_four.yaml:
+auto, so bf16 on a CPU with bf16 kernels); `--set learner.autocast=off` measures float32.
 """
 
 from __future__ import annotations
@@ -84,8 +86,8 @@ def stamped(segments: list[Segment], version: int) -> list[Segment]:
 class BareLoop:
     """The update's arithmetic and nothing else, on tensors already on the device."""
 
-    def __init__(self, net: PolicyNet, segments: list[Segment], ppo, device: torch.device, seed: int) -> None:
-        self.net, self.cfg, self.device = net, ppo, device
+    def __init__(self, net: PolicyNet, segments: list[Segment], ppo, device: torch.device, seed: int, bf16: bool = False) -> None:
+        self.net, self.cfg, self.device, self.bf16 = net, ppo, device, bf16
         self.opt = torch.optim.Adam(net.parameters(), lr=ppo.lr, betas=(0.9, 0.999), eps=1e-5)
         adv, ret = gae_segments(
             [s.rewards for s in segments], [s.values for s in segments], [s.dones for s in segments],
@@ -114,7 +116,9 @@ class BareLoop:
                 adv = self.adv[idx]
                 if c.normalize_advantages and len(idx) > 1:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                logits, values = self.net(self.obs[idx], self.masks[idx])
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):  # as the learner's
+                    logits, values = self.net(self.obs[idx], self.masks[idx])
+                logits, values = logits.float(), values.float()  # no-ops in float32
                 logp_all = torch.log_softmax(logits, dim=-1)
                 log_ratio = logp_all.gather(-1, self.actions[idx].unsqueeze(-1)).squeeze(-1) - self.old_logp[idx]
                 ratio = log_ratio.exp()
@@ -157,12 +161,12 @@ def run(args: argparse.Namespace) -> float:
     net = PolicyNet(spec.obs_shape, spec.num_actions, cfg.model, spec.head).to(device)
     net.load_state_dict(learner.model.state_dict())
     segments = synthetic_segments(spec.obs_shape, spec.num_actions, ppo.batch_size, cfg.rollout.segment_length, args.seed)
-    bare = BareLoop(net, segments, ppo, device, args.seed)
+    bare = BareLoop(net, segments, ppo, device, args.seed, bf16=learner.bf16)
     n = sum(len(s) for s in segments)
     print(
         f"learner_speed: {spec.name}, model {cfg.model.kind}, batch {n} ({len(segments)} segments of "
         f"{cfg.rollout.segment_length}), minibatch {ppo.minibatch_size}, epochs {ppo.epochs}, "
-        f"device {device}, torch threads {torch.get_num_threads()}, torch {torch.__version__}"
+        f"device {device}{', bf16 autocast (both sides)' if learner.bf16 else ''}, torch threads {torch.get_num_threads()}, torch {torch.__version__}"
     )
     for _ in range(args.warmup):
         learner_update(learner, segments)

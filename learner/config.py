@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-AUTOCAST_MODES = ("off", "bf16")
+AUTOCAST_MODES = ("off", "bf16", "auto")
 
 
 @dataclass(frozen=True)
@@ -61,12 +61,17 @@ class LearnerConfig:
     torch_threads: int = 1
     """torch intra-op threads. 1 avoids 25-40x slowdowns from oversubscription on shared cores."""
     autocast: str = "off"
-    """off, or bf16: the network's forward pass (and so its backward) in bfloat16 autocast, the
-    PPO loss and the weights in float32. On a GPU with bf16 (A100, H100) the convolutions and
-    matrix products run on its bf16 units; on a CPU with AVX512-BF16 or AMX too (connect four's
-    forward and backward: 1.5x faster on an AVX512-BF16 EPYC core). Off by default: bf16 keeps 8
-    bits of mantissa, so the loss matches float32's only to about 1% (tests/test_learner_speed.py),
-    and learning is no longer the float32 run's bit for bit: check strength before relying on it."""
+    """off, bf16, or auto: the network's forward pass (and so its backward) in bfloat16
+    autocast, the PPO loss and the weights in float32. On a GPU with bf16 (A100, H100) the
+    convolutions and matrix products run on its bf16 units; on a CPU with AVX512-BF16 or AMX too
+    (connect four's forward and backward: 1.4x faster on an AVX512-BF16 EPYC core, and 1.6x the
+    env steps of a 5-minute run). auto: bf16 where the learner's device computes it natively (a
+    CUDA card that supports it; a CPU whose oneDNN has bf16 kernels), else off; elsewhere bf16
+    is emulated and slower than float32. Off by default: bf16 keeps 8 bits of mantissa, so the
+    loss matches float32's only to about 1% (tests/test_learner_speed.py), and learning is no
+    longer the float32 run's bit for bit: configs/connect_four.yaml turns it on with its
+    strength measured (docs/results.md, "Connect four"); check strength before relying on it
+    elsewhere."""
     max_restarts: int = 3
     """Times the driver starts a new learner after the learner dies (its process killed, its node
     lost), each from the newest checkpoint, numbering its versions past every published one; the

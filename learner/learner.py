@@ -58,6 +58,22 @@ def pick_device(wanted: str) -> torch.device:
     return torch.device("cpu")
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes bfloat16 natively (learner.autocast auto): a CUDA card that
+    supports it, or a CPU for which oneDNN has bf16 kernels (AVX512-BF16, AMX, Arm's BF16)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch built without oneDNN
+        return False
+
+
+def autocast_enabled(mode: str, device: torch.device) -> bool:
+    """learner.autocast resolved for this device: whether the network runs in bf16 autocast."""
+    return mode == "bf16" or (mode == "auto" and native_bf16(device))
+
+
 @dataclass
 class LearnerStats:
     """Counters since the learner started; rates are derived by whoever reads them."""
@@ -121,7 +137,7 @@ class Learner:
             self.model.parameters(), lr=ppo_cfg.lr, betas=(0.9, 0.999), eps=1e-5, foreach=not fused, fused=fused
         )
         self._stage = BatchStager(self.device)
-        self._bf16 = learner_cfg.autocast == "bf16"
+        self._bf16 = autocast_enabled(learner_cfg.autocast, self.device)
         self._yes, self._no = torch.tensor(True, device=self.device), torch.tensor(False, device=self.device)
         self.version = 0
         self.stats = LearnerStats()
@@ -346,6 +362,11 @@ class Learner:
             }
         )
         return metrics
+
+    @property
+    def bf16(self) -> bool:
+        """Whether the network runs in bf16 autocast (learner.autocast, resolved for this device)."""
+        return self._bf16
 
     def _autocast(self) -> ContextManager[None]:
         """bf16 autocast of the network's forward pass when learner.autocast is bf16 (off: a no-op)."""

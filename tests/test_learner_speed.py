@@ -132,6 +132,22 @@ def test_bf16_autocast_keeps_the_loss_within_tolerance():
     assert all(v.dtype == np.float32 for v in bf16.weights().values())
 
 
+def test_autocast_auto_is_bf16_exactly_where_the_device_computes_it_natively(monkeypatch):
+    import learner.learner as learner_mod
+
+    cpu = torch.device("cpu")
+    assert not learner_mod.autocast_enabled("off", cpu) and learner_mod.autocast_enabled("bf16", cpu)
+    for native in (True, False):
+        monkeypatch.setattr(learner_mod, "native_bf16", lambda device, native=native: native)
+        assert learner_mod.autocast_enabled("auto", cpu) is native
+        _, auto, segments = _setup(autocast="auto")
+        assert auto.bf16 is native
+        with auto._autocast():  # what the update's forward pass runs under
+            assert torch.is_autocast_enabled("cpu") is native
+    with pytest.raises(ValueError, match="learner.autocast 'fp16' is unknown"):
+        _setup(autocast="fp16")
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/device_check.sh runs this on one)")
 def test_an_update_on_cuda_matches_the_cpu_update():
     tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32

@@ -142,7 +142,9 @@ class LearnerService:
         return os.getpid()
 
     def device(self) -> str:
-        return str(self.streams[self.names[0]].learner.device)
+        """The learner's device as the console names it: "cpu", "cuda", "cpu, bf16 autocast"."""
+        learner = self.streams[self.names[0]].learner
+        return f"{learner.device}, bf16 autocast" if learner.bf16 else str(learner.device)
 
     def publish(self, name: str | None = None) -> int:
         """Publish learner `name`'s weights (every learner's when None); returns the (first) one's version."""
