@@ -136,6 +136,22 @@ class BareLoop:
         self.version += 1
 
 
+def try_on_both(args: argparse.Namespace, *nets: PolicyNet) -> str:
+    """Apply --channels-last / --compile to both sides' networks (experiments on the arithmetic,
+    which the learner does not do in a run: measured, they did not pay, docs/results.md); what was
+    applied, for the header line."""
+    done = ""
+    if args.channels_last:
+        for net in nets:
+            net.to(memory_format=torch.channels_last)  # in place: the parameters keep their identity
+        done += ", channels-last weights"
+    if args.compile:
+        for net in nets:
+            net.forward = torch.compile(net.forward)  # the module stays itself: state_dict keys unchanged
+        done += ", torch.compile"
+    return done
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -163,10 +179,11 @@ def run(args: argparse.Namespace) -> float:
     segments = synthetic_segments(spec.obs_shape, spec.num_actions, ppo.batch_size, cfg.rollout.segment_length, args.seed)
     bare = BareLoop(net, segments, ppo, device, args.seed, bf16=learner.bf16)
     n = sum(len(s) for s in segments)
+    tried = try_on_both(args, learner.model, net)
     print(
         f"learner_speed: {spec.name}, model {cfg.model.kind}, batch {n} ({len(segments)} segments of "
         f"{cfg.rollout.segment_length}), minibatch {ppo.minibatch_size}, epochs {ppo.epochs}, "
-        f"device {device}{', bf16 autocast (both sides)' if learner.bf16 else ''}, torch threads {torch.get_num_threads()}, torch {torch.__version__}"
+        f"device {device}{', bf16 autocast (both sides)' if learner.bf16 else ''}, torch threads {torch.get_num_threads()}, torch {torch.__version__}{tried}"
     )
     for _ in range(args.warmup):
         learner_update(learner, segments)
@@ -232,6 +249,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--updates", type=int, default=3, help="updates per side per round")
     p.add_argument("--warmup", type=int, default=1, help="untimed updates of each side first")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--channels-last", action="store_true", help="experiment: convolution weights channels-last, on both sides")
+    p.add_argument("--compile", action="store_true", help="experiment: torch.compile the network's forward, on both sides (the warmup compiles)")
     args = p.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: no CUDA GPU is visible to torch here (torch.cuda.is_available() is False)")

@@ -1,4 +1,4 @@
-"""Learning really happens: a run bounded in steps learns tic-tac-toe, never losing when it moves first.
+"""Learning really happens: a run bounded in steps learns tic-tac-toe to perfect play from both seats.
 
 In-process (cluster/run/inline.py): the same rollout worker, learner, parameter store (real Redis) and
 league as a distributed run, taking turns, so on one machine the result depends on the seed and not
@@ -6,12 +6,12 @@ on machine load. The policy is judged exactly: the whole game tree against minim
 best moves) and against the uniformly random player is walked, so "never loses" means a loss
 probability of 0, not a lucky sample of games.
 
-The bar is what every trajectory measured reaches, not what one seed reaches: torch's float
-arithmetic differs between CPUs, so CI's machine follows another trajectory than this one's, and
-perfect play from both seats is reached by some trajectories only (moving second, the policy can end
-a run on one wrong reply to one opening; docs/results.md, "Tic-tac-toe", gives the spread over seeds with
-benchmarks/learning_curve.py). A uniformly random player loses 29% of its games to random moving
-first, 58% moving second.
+The bar is what every trajectory measured with the config's trembling hand (rollout.random_move_prob)
+reaches: loss probability 0 from both seats against both players. torch's float arithmetic differs
+between CPUs, so CI's machine may follow another trajectory than the one measured here; before the
+trembling hand, trajectories could end a run losing moving second on one wrong reply to one opening
+(docs/results.md, "Tic-tac-toe", gives the spread over seeds with benchmarks/learning_curve.py). A
+uniformly random player loses 29% of its games to random moving first, 58% moving second.
 """
 
 from __future__ import annotations
@@ -30,12 +30,11 @@ from league.records import LEARNER_ID, RANDOM_ID
 from learner.model import InferencePolicy
 
 
-def test_tictactoe_policy_never_loses_moving_first_and_rarely_to_random_moving_second(redis_server):
-    """What it checks, and what it does not: moving first, loss probability 0 against minimax and
-    random; moving second, under 5% against random, and nothing against minimax. Before the config's
-    trembling hand (rollout.random_move_prob) some trajectories ended a run losing moving second;
-    with it every seed measured ends at 0 from both seats (docs/results.md), but none of them was CI's
-    machine, whose float arithmetic follows another trajectory: the full bar waits for that evidence."""
+def test_tictactoe_policy_never_loses_from_either_seat_to_minimax_or_random(redis_server):
+    """Loss probability 0 moving first and moving second, against minimax and against random, and
+    most games won against random moving first (it does not just play for draws). Measured before
+    the bar was restored: every trajectory of the config (run.seed 1-5 in one process, seeds 0-4 of
+    the smoke config on local Ray) ends at 0 from both seats (docs/results.md, "Tic-tac-toe")."""
     cfg = load_config("configs/tictactoe_learn.yaml")
     learner, manager, steps = run_inline(cfg, redis_server.url, "learn-ttt", log=lambda s: None)
     assert steps >= cfg.run.total_env_steps
@@ -45,9 +44,8 @@ def test_tictactoe_policy_never_loses_moving_first_and_rarely_to_random_moving_s
     opponents = {"minimax": best_moves(tictactoe_move_values), "random": uniform_moves}
     outcomes = {(name, seat): exact_outcomes(make_slot, policy, moves, seat) for name, moves in opponents.items() for seat in (0, 1)}
     losses = {key: round(o[2], 6) for key, o in outcomes.items()}  # (opponent, the policy's seat) -> P(loss)
-    # Moving first it never loses, to perfect play or to random; moving second it rarely loses to random.
-    assert losses[("minimax", 0)] == 0.0 and losses[("random", 0)] == 0.0, losses
-    assert losses[("random", 1)] < 0.05, losses
+    # From either seat it never loses, to perfect play or to random.
+    assert all(p == 0.0 for p in losses.values()), losses
     # Against random it also wins most games moving first: it does not just play for draws.
     assert outcomes[("random", 0)][0] > 0.8, outcomes
     # The league saw it too: its snapshots are rated clearly above the random player (pinned at 0).
