@@ -62,7 +62,7 @@ def native_bf16(device: torch.device) -> bool:
     """Whether `device` computes bfloat16 natively (learner.autocast auto): a CUDA card that
     supports it, or a CPU for which oneDNN has bf16 kernels (AVX512-BF16, AMX, Arm's BF16)."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        return torch.cuda.is_bf16_supported(including_emulation=False)  # Ampere and later
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a torch built without oneDNN
