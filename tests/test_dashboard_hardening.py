@@ -202,3 +202,26 @@ def test_a_pairs_games_are_its_newest_numbered_as_kept(redis_client, run_keys):
     assert status == 200 and body["total"] == len(kept) == 6 and body["truncated"]
     assert [(g["index"], g["game_id"]) for g in body["games"]] == [(4, kept[4]), (5, kept[5])]
     assert replay_api(viewer, "/api/replays/games?player=latest&opponent=random&limit=201")[0] == 400
+
+
+def test_ctrl_c_while_a_request_thread_starts_stops_the_server(monkeypatch):
+    """`selfplay play --web` under load ignored Ctrl-C: the KeyboardInterrupt reached the main thread
+    inside thread.start() (waiting for the request's thread, which had started), process_request
+    released that thread's slot a second time, and the ValueError that raised replaced the
+    KeyboardInterrupt; socketserver logged it and served on. Before the fix this raised ValueError."""
+    import socketserver
+
+    from cluster.ui.dashboard import DashboardServer
+
+    server = DashboardServer(lambda query: {}, "127.0.0.1", 0, max_connections=2)
+    try:
+        def start_then_interrupt(self, request, client_address):
+            self._slots.release()  # the request's thread ran to its end, releasing its slot
+            raise KeyboardInterrupt  # and only then did thread.start() return to the main thread
+
+        monkeypatch.setattr(socketserver.ThreadingMixIn, "process_request", start_then_interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            server.process_request(None, ("127.0.0.1", 0))
+        assert server._slots._value == 2  # every slot free again, none released twice
+    finally:
+        server.server_close()

@@ -128,9 +128,12 @@ class DashboardServer(ThreadingHTTPServer):
             return
         try:
             super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()  # no thread was started to release it
+        except Exception:
+            self._slots.release()  # the thread could not start, so it will not release its slot
             raise
+        # Not BaseException: a Ctrl-C lands here while thread.start() waits for the thread that
+        # has started (and will release its slot); releasing it again raised ValueError, which
+        # socketserver logged and served on, so that Ctrl-C never stopped the server.
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
