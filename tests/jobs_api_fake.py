@@ -10,6 +10,7 @@ import socket
 import threading
 from pathlib import Path
 
+import pytest
 from aiohttp import web
 
 
@@ -118,3 +119,16 @@ def _project_tree(root: Path) -> Path:
         (root / junk).parent.mkdir(parents=True, exist_ok=True)
         (root / junk).write_bytes(b"x" * 16)
     return root
+
+
+# The fixtures both submit test modules use (each imports them by name).
+@pytest.fixture(autouse=True)
+def no_ray_address_override(monkeypatch):
+    # A RAY_ADDRESS in the developer's shell would redirect every client the tests make.
+    for name in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_MODE", "REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def fake_api():
+    yield from serve_fake_api()

@@ -12,20 +12,7 @@ import pytest
 
 from cluster.remote.submit import config_in_working_dir, follow_up_lines, game_py_modules, train_args
 from cluster.run.cli import main
-from tests.jobs_api_fake import FakeJobsApi, _closed_port, serve_fake_api
-
-
-@pytest.fixture(autouse=True)
-def _no_ray_address_override(monkeypatch):
-    # A RAY_ADDRESS in the developer's shell would redirect every client below.
-    for name in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_MODE", "REDIS_URL"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def fake_api():
-    yield from serve_fake_api()
-
+from tests.jobs_api_fake import FakeJobsApi, _closed_port, fake_api, no_ray_address_override  # noqa: F401 - fixtures
 
 
 def test_train_args_carry_sets_run_dir_and_resume():

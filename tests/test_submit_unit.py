@@ -21,21 +21,9 @@ import pytest
 from ray.job_submission import JobStatus
 
 from cluster.remote.submit import DEFAULT_EXCLUDES, ClusterConnectionError, build_entrypoint, build_runtime_env, connect, submit_job, wait_for_job
-from tests.jobs_api_fake import FakeJobsApi, _closed_port, _project_tree, serve_fake_api
+from tests.jobs_api_fake import FakeJobsApi, _closed_port, _project_tree, fake_api, no_ray_address_override  # noqa: F401 - fixtures
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def _no_ray_address_override(monkeypatch):
-    # A RAY_ADDRESS in the developer's shell would redirect every client below.
-    for name in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_MODE", "REDIS_URL"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def fake_api():
-    yield from serve_fake_api()
 
 
 # --- pure helpers ----------------------------------------------------------------
