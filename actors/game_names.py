@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import re
-from pathlib import Path
 from typing import Any, Callable, Collection
 
 # pettingzoo.mpe moved to the separate mpe2 package (tried below), and importing it now raises.
@@ -72,7 +71,9 @@ def resolve_game(name: str) -> Callable[..., Any]:
             return getattr(module, attr)
         # A game with a parallel API is stepped as a parallel game (actors/parallel_games.py).
         if cand.startswith("pettingzoo.atari."):
-            return _with_atari_roms(module.parallel_env, name)
+            from actors.atari import atari_factory  # ROMs from ale-py, and `frameskip`
+
+            return atari_factory(module.parallel_env, name)
         if hasattr(module, "parallel_env"):
             return module.parallel_env
         if hasattr(module, "env"):
@@ -88,22 +89,6 @@ def resolve_game(name: str) -> Callable[..., Any]:
         f"importable module path. Use e.g. 'connect_four_v3', 'tictactoe_v3', 'simple_tag_v3' or a module of your "
         f"own, 'mygame:env' (docs/custom_game.md)."
     )
-
-
-def _with_atari_roms(factory: Callable[..., Any], name: str) -> Callable[..., Any]:
-    """PettingZoo's Atari games look for ROMs in AutoROM's folder unless told; ale-py ships them,
-    so point `auto_rom_install_path` at ale-py's `roms` folder unless the config gives one."""
-
-    def make(**kwargs: Any) -> Any:
-        if "auto_rom_install_path" not in kwargs:
-            try:
-                import ale_py
-            except ModuleNotFoundError as exc:
-                raise _missing_package_error(name, "ale_py") from exc
-            kwargs["auto_rom_install_path"] = str(Path(ale_py.__file__).parent / "roms")
-        return factory(**kwargs)
-
-    return make
 
 
 BUILTIN_FACTORIES = ("", "env", "parallel_env", "raw_env")
