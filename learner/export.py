@@ -20,15 +20,25 @@ from learner.model import InferencePolicy
 from learner.wire import PayloadError, decode_weights, encode_weights
 
 
-def policy_meta(game: str, model: ModelConfig | tuple, obs_shape, num_actions: int, head: str = CATEGORICAL, role: str = "") -> dict:
+GAME_SETUP_KEYS = ("kwargs", "sides", "roles")
+"""The parts of a run's `game` section besides its name that decide which game is played (the env's
+kwargs: 4-player hold'em, Atari from RAM with a frame skip; the sides; the roles). A policy file
+keeps them as game_kwargs / sides / roles, so it is played later in the game it learned."""
+
+
+def policy_meta(game: str, model: ModelConfig | tuple, obs_shape, num_actions: int, head: str = CATEGORICAL, role: str = "",
+                setup: dict | None = None) -> dict:
     """What a reader needs to rebuild the network. `obs_shape` may be a bare int (a flat observation);
     `head` is the game's policy head (gaussian for Box games, num_actions then the action's size).
     `role`: in a game with roles (actors/roles.py), the role this network plays; obs_shape,
-    num_actions and head are then that role's (GameSpec.role). Absent for a game without roles."""
+    num_actions and head are then that role's (GameSpec.role). Absent for a game without roles.
+    `setup`: the run's game section (or any dict with GAME_SETUP_KEYS); its non-empty parts are kept."""
     model = as_model_config(model)
     shape = [int(obs_shape)] if isinstance(obs_shape, (int, np.integer)) else [int(d) for d in obs_shape]
+    kept = {("game_kwargs" if k == "kwargs" else k): dict((setup or {}).get(k) or {}) for k in GAME_SETUP_KEYS}
     return {
         **({"role": str(role)} if role else {}),  # files without it (older, or role-less games) stay readable
+        **{k: v for k, v in kept.items() if v},  # absent from files of games played as built (and older files)
         "game": game,
         "model": model.to_dict(),
         "head": head,  # absent from files written before Box games: categorical
@@ -37,6 +47,21 @@ def policy_meta(game: str, model: ModelConfig | tuple, obs_shape, num_actions: i
         "obs_dim": int(np.prod(shape)),
         "num_actions": int(num_actions),
     }
+
+
+def game_setup(meta: dict, source: str) -> dict:
+    """A policy file's game setup (policy_meta's `setup`) as load_game takes it: {kwargs, sides,
+    roles}, each {} where the file has none. The file is data, perhaps from someone else: each part
+    must be a mapping with string keys, sides and roles lists of strings, or PayloadError says which."""
+    out = {}
+    for key, stored in zip(GAME_SETUP_KEYS, ("game_kwargs", "sides", "roles")):
+        value = meta.get(stored) or {}
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise PayloadError(f"{source}: its {stored} is not a mapping with string keys: {value!r}")
+        if key != "kwargs" and not all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in value.values()):
+            raise PayloadError(f"{source}: its {stored} must map names to lists of names: {value!r}")
+        out[key] = value
+    return out
 
 
 def save_policy(path: str | Path, tensors: dict[str, np.ndarray], version: int, meta: dict) -> None:
@@ -86,6 +111,7 @@ def policy_from_checkpoint(blob: bytes, source: str = "checkpoint") -> Inference
 
     ckpt = decode_checkpoint(blob, source)
     spec = ckpt.spec
+    game_section = (ckpt.config or {}).get("game")  # the run's config: a checkpoint knows the game it was trained on
     meta = policy_meta(spec["game"], model_from_meta(spec), spec.get("obs_shape") or spec["obs_dim"], spec["num_actions"], head_from_meta(spec),
-                       spec.get("role", ""))
+                       spec.get("role", ""), game_section if isinstance(game_section, dict) else None)
     return build_policy({k: v.numpy() for k, v in ckpt.learner["model"].items()}, ckpt.version, meta)

@@ -35,7 +35,8 @@ def final_policy_path(run_dir: Path, d: LearnerDef, several: bool) -> Path:
 def save_final_policy(run_dir: Path, cfg: Config, d: LearnerDef, version: int, weights, several: bool) -> Path:
     spec = d.spec
     path = final_policy_path(run_dir, d, several)
-    save_policy(path, weights, version, policy_meta(spec.name, cfg.model, spec.obs_shape, spec.num_actions, spec.head, role="" if d.exploiter else d.name))  # an exploiter plays any side
+    save_policy(path, weights, version, policy_meta(spec.name, cfg.model, spec.obs_shape, spec.num_actions, spec.head, role="" if d.exploiter else d.name,
+                                                      setup=vars(cfg.game)))  # an exploiter plays any side
     return path
 
 

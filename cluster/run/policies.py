@@ -36,6 +36,15 @@ class GameRef:
         return load_game(self.name, self.kwargs or None, sides=self.sides or None, roles=self.roles or None, trusted=trusted)
 
 
+def file_game_ref(meta: dict, game: str, source: str) -> GameRef:
+    """The game a policy file's policy plays: `game` (--game, or the file's own) set up as the
+    policy learned it (the env's kwargs, sides, roles: learner/export.py policy_meta), unless --game
+    names another game, which is then played as built."""
+    from learner.export import game_setup
+
+    return GameRef(game, **game_setup(meta, source)) if game == meta.get("game") else GameRef(game)
+
+
 @dataclass(frozen=True)
 class NamedPolicy:
     """A policy with the game it plays, loaded; `role` is "" in a game without roles."""
@@ -113,7 +122,7 @@ def load_named_policy(
         game = args.game or policy.meta.get("game", "")
         if not game:
             raise ConfigError(f"{args.policy} does not say which game it plays; pass --game NAME (e.g. connect_four_v3)")
-        make_slot, spec = GameRef(game).load(trusted)
+        make_slot, spec = file_game_ref(policy.meta, game, str(args.policy)).load(trusted)
         role = resolve_role(spec, role, policy.meta.get("role", ""), who)
         named = NamedPolicy(policy, game, make_slot, spec, role)
         check_fits(policy, named.role_spec, f"policy {args.policy}")

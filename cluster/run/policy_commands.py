@@ -189,7 +189,7 @@ def _role_players(args: argparse.Namespace):
     role), or a run's `latest` (every role's latest) or one role's snapshot (`hunter/v000010`)."""
     from actors.roles import ROLE_SEP
     from cluster.run.cli import _pick_run, open_run_redis
-    from cluster.run.policies import GameRef, LeaguePolicies, trusted_games
+    from cluster.run.policies import GameRef, LeaguePolicies, file_game_ref, trusted_games
     from cluster.stores.connection import connect, resolve_url
     from cluster.stores.keys import RunKeys
     from learner.export import load_policy
@@ -207,7 +207,7 @@ def _role_players(args: argparse.Namespace):
         game = args.game or policy.meta.get("game", "")
         if not game:
             raise ConfigError(f"{args.policy} does not say which game it plays; pass --game NAME")
-        ref = GameRef(game)
+        ref = file_game_ref(policy.meta, game, str(args.policy))
         make_slot, spec = ref.load(trusted)
         resolve_role(spec, args.role, who="you play")
         others = [r.name for r in spec.roles if r.name != args.role]
