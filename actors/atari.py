@@ -18,6 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+import gymnasium
+import numpy as np
 from pettingzoo.utils.env import ParallelEnv
 from pettingzoo.utils.wrappers import BaseParallelWrapper
 
@@ -35,15 +37,38 @@ class AtariGame(BaseParallelWrapper):
     not range-checked again: the rollout loop only plays legal ones. tests/test_atari.py checks
     that both step alike, frame by frame."""
 
-    def __init__(self, env: Any, skip: int = 1) -> None:
+    def __init__(self, env: Any, skip: int = 1, indicator: bool = True) -> None:
         super().__init__(env)
         self.skip = skip
         self.agents: list = []
+        self._marks: dict = {}
+        self._spaces: dict = {}
+        if indicator and len(env.possible_agents) > 1:
+            n = len(env.possible_agents)
+            for i, agent in enumerate(env.possible_agents):
+                space = env.observation_space(agent)
+                shape = (*space.shape, 1) if len(space.shape) == 2 else space.shape  # grayscale: one channel
+                mark = np.zeros((*shape[:-1], n), space.dtype)
+                mark[..., i] = space.high.flat[0]  # 255, the brightest byte: scaled to 1 like the rest
+                self._marks[agent] = mark
+                self._spaces[agent] = gymnasium.spaces.Box(0, space.high.flat[0], (*shape[:-1], shape[-1] + n), space.dtype)
+
+    def observation_space(self, agent: Any) -> Any:
+        return self._spaces.get(agent) or self.env.observation_space(agent)
+
+    def _mark(self, observations: dict) -> dict:
+        if not self._marks:
+            return observations
+        out = {}
+        for agent, obs in observations.items():
+            mark = self._marks[agent]
+            out[agent] = np.concatenate([obs.reshape(*mark.shape[:-1], -1), mark], axis=-1)
+        return out
 
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         observations, infos = self.env.reset(seed=seed, options=options)
         self.agents = list(self.env.agents)
-        return observations, infos
+        return self._mark(observations), infos
 
     def step(self, actions: dict) -> tuple[dict, dict, dict, dict, dict]:
         totals = dict.fromkeys(self.agents, 0.0)
@@ -55,7 +80,7 @@ class AtariGame(BaseParallelWrapper):
             if any(terminations.values()) or any(truncations.values()):
                 break
         self.agents = [a for a in self.agents if not (terminations.get(a) or truncations.get(a))]
-        return observations, totals, terminations, truncations, infos
+        return self._mark(observations), totals, terminations, truncations, infos
 
 
 def atari_factory(factory: Callable[..., Any], name: str) -> Callable[..., Any]:
@@ -64,6 +89,9 @@ def atari_factory(factory: Callable[..., Any], name: str) -> Callable[..., Any]:
 
     def make(**kwargs: Any) -> Any:
         skip = kwargs.pop("frameskip", 1)
+        indicator = kwargs.pop("agent_indicator", True)
+        if not isinstance(indicator, bool):
+            raise GameError(f"game {name!r}: agent_indicator must be true or false, got {indicator!r}")
         if isinstance(skip, bool) or not isinstance(skip, int) or skip < 1:
             raise GameError(f"game {name!r}: frameskip must be a whole number >= 1 (frames each decision is played for), got {skip!r}")
         if "auto_rom_install_path" not in kwargs:
@@ -74,6 +102,6 @@ def atari_factory(factory: Callable[..., Any], name: str) -> Callable[..., Any]:
             kwargs["auto_rom_install_path"] = str(Path(ale_py.__file__).parent / "roms")
         env = factory(**kwargs)
         raw = env.unwrapped  # ParallelAtariEnv under PettingZoo's conversions, if this version has it
-        return AtariGame(raw if isinstance(raw, ParallelEnv) else env, skip)
+        return AtariGame(raw if isinstance(raw, ParallelEnv) else env, skip, indicator)
 
     return make

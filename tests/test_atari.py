@@ -31,7 +31,7 @@ def _pettingzoos_own(max_cycles: int):
 
 def test_direct_stepping_matches_pettingzoos_parallel_env_frame_by_frame():
     ref = _pettingzoos_own(max_cycles=600)
-    fast = resolve_game(GAME)(obs_type="ram", max_cycles=600)
+    fast = resolve_game(GAME)(obs_type="ram", max_cycles=600, agent_indicator=False)
     assert type(fast).__name__ == "AtariGame"
     ref.reset(seed=3)
     fast.reset(seed=3)
@@ -55,7 +55,7 @@ def test_direct_stepping_matches_pettingzoos_parallel_env_frame_by_frame():
 def test_frameskip_plays_each_decision_for_k_frames_and_sums_the_rewards():
     make = resolve_game(GAME)
     each = make(obs_type="ram", max_cycles=402)
-    skip4 = make(obs_type="ram", max_cycles=402, frameskip=4)
+    skip4 = make(obs_type="ram", max_cycles=402, frameskip=4)  # both with the agent indicator, on by default
     each.reset(seed=5)
     skip4.reset(seed=5)
     rng = np.random.default_rng(1)
@@ -81,16 +81,38 @@ def test_frameskip_plays_each_decision_for_k_frames_and_sums_the_rewards():
     assert rewarded > 0
 
 
+def test_each_agent_sees_which_player_it_is():
+    """All four players observe the same RAM; a network they share must be told whose move it picks."""
+    game = resolve_game(GAME)(obs_type="ram")
+    observations, _ = game.reset(seed=0)
+    for _ in range(3):
+        for i, agent in enumerate(game.possible_agents):
+            obs = observations[agent]
+            assert obs.shape == (132,) == game.observation_space(agent).shape
+            np.testing.assert_array_equal(obs[:128], observations["first_0"][:128])  # the shared RAM
+            np.testing.assert_array_equal(obs[128:], np.eye(4, dtype=np.uint8)[i] * 255)
+        observations = game.step(dict.fromkeys(game.agents, 2))[0]
+    image = resolve_game(GAME)(obs_type="grayscale_image")
+    observations, _ = image.reset(seed=0)
+    assert observations["third_0"].shape == (210, 160, 5) and (observations["third_0"][..., 3] == 255).all()
+    assert (observations["third_0"][..., [1, 2, 4]] == 0).all()
+
+
 @pytest.mark.parametrize("bad", [0, -1, 2.5, "4", True])
 def test_a_frameskip_that_is_not_a_whole_number_from_1_is_refused_by_name(bad):
     with pytest.raises(GameError, match="frameskip must be a whole number >= 1"):
         load_game(GAME, {"obs_type": "ram", "frameskip": bad})
 
 
+def test_a_non_boolean_agent_indicator_is_refused_by_name():
+    with pytest.raises(GameError, match="agent_indicator must be true or false"):
+        load_game(GAME, {"obs_type": "ram", "agent_indicator": "yes"})
+
+
 def test_a_team_game_with_frameskip_plays_to_its_end_through_the_slot():
     sides = {"odd": ["first_0", "third_0"], "even": ["second_0", "fourth_0"]}
     make_slot, spec = load_game(GAME, {"obs_type": "ram", "max_cycles": 200, "frameskip": 4}, sides=sides)
-    assert spec.num_sides == 2 and spec.obs_shape == (128,)
+    assert spec.num_sides == 2 and spec.obs_shape == (132,)  # 128 bytes of RAM, then which of 4 players
     slot = make_slot()
     slot.reset(seed=0)
     rng = np.random.default_rng(2)
