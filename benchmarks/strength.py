@@ -57,7 +57,7 @@ def _copy_weights(url: str, cfg, run_id: str, every_s: float, stop: threading.Ev
             out.append((time.monotonic() - t0, int(health.get("env_steps", 0)), got[0], got[1]))
 
 
-def _score_all(cfg, copies: list, games: int, seed: int) -> list[dict]:
+def _score_all(cfg, copies: list, games: int, seed: int, greedy: bool = True) -> list[dict]:
     from actors.evaluate import Agent, play_match
     from actors.games import load_game
     from actors.scripted import references_for
@@ -71,11 +71,15 @@ def _score_all(cfg, copies: list, games: int, seed: int) -> list[dict]:
         policy.load(weights, version)
         row = {"seconds": round(seconds, 1), "env_steps": steps, "version": version}
         for name, fn in refs.items():
-            r = play_match(make_slot, Agent(policy=policy, greedy=True), Agent(scripted=fn), games, seed=seed)
+            r = play_match(make_slot, Agent(policy=policy, greedy=greedy), Agent(scripted=fn), games, seed=seed)
             lo, hi = r.confidence_interval()
             row[name] = {"score": r.score, "ci": [lo, hi], "wins": r.wins, "draws": r.draws, "losses": r.losses}
         rows.append(row)
     return rows
+
+
+def _play(args) -> str:
+    return "sampled" if args.sample else "greedy"
 
 
 def _print_table(rows: list[dict], refs: list[str]) -> None:
@@ -108,7 +112,7 @@ def _plot(rows: list[dict], refs: list[str], path: Path, title: str) -> bool:
             ax.fill_between(xs, lo, hi, alpha=0.2)
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("score (greedy; W + D/2 per game)")
+    axes[0].set_ylabel("score (W + D/2 per game)")
     axes[0].set_ylim(0, 1.02)
     axes[1].legend(loc="lower right")
     fig.suptitle(title)
@@ -195,7 +199,7 @@ def _over_seeds(cfg, args, out: Path) -> int:
         run_cfg = cfg.replace("run", seed=seed)
         copies, wall, result = _train(run_cfg, out / f"seed{seed}", args.every)
         final = copies[-1]
-        row = _score_all(run_cfg, [final], args.games, args.seed)[0]
+        row = _score_all(run_cfg, [final], args.games, args.seed, not args.sample)[0]
         seeds.append({"seed": seed, "wall_s": round(wall, 1), "env_steps": result.env_steps, "version": final[2],
                       "score": {r: row[r] for r in refs}, "exact": _exact(run_cfg, final), "tactics": _tactics(run_cfg, final)})
         print(f"\nseed {seed}: {wall:.0f} s, {result.env_steps:,} env steps, learner v{result.learner_version}", flush=True)
@@ -207,7 +211,7 @@ def _over_seeds(cfg, args, out: Path) -> int:
         (out / "strength.json").write_text(json.dumps(
             {"config": args.config, "overrides": args.set, "minutes": args.minutes, "seeds": seeds, "summary": seed_summary(seeds, refs)}, indent=1))
     print(f"\n{cfg.game.name}, {args.config} {' '.join(args.set)}: {args.seeds} seeds ({base}..{base + args.seeds - 1}), "
-          f"final policies, {args.games} greedy games per reference, seats alternating")
+          f"final policies, {args.games} {_play(args)} games per reference, seats alternating")
     print_seed_table(seeds, refs)
     tactics = [x["tactics"] for x in seeds if x["tactics"] is not None]
     if tactics:
@@ -225,7 +229,10 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=1, help="train this many runs, run.seed = the config's + 0..K-1, and summarise over them")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="config override (repeatable)")
     ap.add_argument("--every", type=float, default=30.0, help="seconds between weight copies")
-    ap.add_argument("--games", type=int, default=200, help="greedy games per copy and reference")
+    ap.add_argument("--games", type=int, default=200, help="games per copy and reference")
+    ap.add_argument("--sample", action="store_true",
+                    help="the trained policy samples its moves, as in training, instead of playing its most likely one: "
+                         "for games where a still-uncertain policy played greedily is one fixed action (Atari)")
     ap.add_argument("--out", default="", help="run directory (default runs/strength-<time>)")
     ap.add_argument("--seed", type=int, default=12345, help="seed of the scoring games")
     args = ap.parse_args()
@@ -245,8 +252,8 @@ def main() -> int:
     from actors.scripted import references_for
 
     refs = list(references_for(cfg.game.name))
-    print(f"\nscoring {len(copies)} copies x {len(refs)} references x {args.games} greedy games ...", flush=True)
-    rows = _score_all(cfg, copies, args.games, args.seed)
+    print(f"\nscoring {len(copies)} copies x {len(refs)} references x {args.games} {_play(args)} games ...", flush=True)
+    rows = _score_all(cfg, copies, args.games, args.seed, not args.sample)
     print(f"\n{cfg.game.name}, {args.config} {' '.join(args.set)}: {wall:.0f} s, {result.env_steps:,} env steps, "
           f"{result.summary['env_steps_per_s']:.0f} env steps/s, learner v{result.learner_version}")
     _print_table(rows, refs)
