@@ -4,7 +4,8 @@
     policy = load_policy("runs/<run>/final_policy.msgpack")   # or runs/<run>/checkpoints/ckpt-v00000153.pt
     actions, logp, values = policy.act(obs_batch, mask_batch, np.random.default_rng(0), greedy=True)
 
-A policy file holds the weights plus {game, model, head, obs_shape, obs_dim, num_actions}, and `role`
+A policy file holds the weights plus {game, model, head, obs_shape, obs_dim, num_actions}, the game's
+setup where the run had one (game_kwargs, sides, roles: GAME_SETUP_KEYS), and `role`
 for one role's policy of a game with roles; it is never pickled. A learner checkpoint (learner/checkpoint.py) loads too: it carries the same facts, and is
 read with torch.load(weights_only=True).
 """
