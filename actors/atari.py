@@ -2,7 +2,7 @@
 
 What PettingZoo's Atari factories do not do:
 - find the ROMs that ale-py ships (they look in AutoROM's folder unless told);
-- step the game without their AEC round trip, which costs 3-4x the emulator's time (AtariGame);
+- step the game without their AEC round trip, which more than doubles a frame's cost (AtariGame);
 - skip frames. Every published Atari agent (DQN, PPO's Atari runs, Gymnasium's `ALE/...-v5` with
   `frameskip=4`) decides every 4th frame and repeats its action in between: a decision then moves
   the paddle far enough to matter, a point is 4x fewer decisions away (gamma reaches it), and each
@@ -27,15 +27,16 @@ from actors.game_names import GameError, _missing_package_error
 
 
 class AtariGame(BaseParallelWrapper):
-    """PettingZoo's own parallel Atari env (ParallelAtariEnv), stepped directly, with a frame skip.
+    """PettingZoo's own parallel Atari env (ParallelAtariEnv), stepped directly, with a frame skip and
+    the agent indicator (the module's note).
 
     PettingZoo's `parallel_env()` for an Atari game is that env converted to AEC, wrapped twice and
     converted back to parallel: about 120 attribute lookups a frame through the wrappers, 0.9 ms
     a frame of which the emulator is 0.2 (cProfile, volleyball pong, 4 players). Stepped directly
-    it does the same work 3-4x as fast; what the conversions added is done here: an agent leaves
-    `agents` when its game ends by truncation (max_cycles) as well as by termination. Actions are
-    not range-checked again: the rollout loop only plays legal ones. tests/test_atari.py checks
-    that both step alike, frame by frame."""
+    it does the same work 2.1-2.3x as fast (benchmarks/atari_speed.py); what the conversions added
+    is done here: an agent leaves `agents` when its game ends by truncation (max_cycles) as well as
+    by termination. Actions are not range-checked again: the rollout loop only plays legal ones.
+    tests/test_atari.py checks that both step alike, frame by frame."""
 
     def __init__(self, env: Any, skip: int = 1, indicator: bool = True) -> None:
         super().__init__(env)
