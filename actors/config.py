@@ -23,7 +23,8 @@ class GameConfig:
     returns an AEC or parallel env), or 'package.module' exposing env() / parallel_env()
     (docs/custom_game.md)."""
     kwargs: dict = field(default_factory=dict)
-    """Keyword arguments passed to the game's env() factory."""
+    """Keyword arguments passed to the game's env() factory. Atari games also take this system's
+    frameskip (frames each decision is played for) and agent_indicator (on unless false): actors/atari.py."""
     native: bool = True
     """Step games this project implements itself (actors/native_games.py: connect_four_v3) with that
     implementation, the same game several times faster than PettingZoo's environment; false steps
