@@ -57,6 +57,10 @@ class AtariGame(BaseParallelWrapper):
     def observation_space(self, agent: Any) -> Any:
         return self._spaces.get(agent) or self.env.observation_space(agent)
 
+    @property
+    def observation_spaces(self) -> dict:  # the wrapped env's would lack the indicator
+        return {agent: self.observation_space(agent) for agent in self.env.possible_agents}
+
     def _mark(self, observations: dict) -> dict:
         if not self._marks:
             return observations

@@ -88,7 +88,7 @@ def test_each_agent_sees_which_player_it_is():
     for _ in range(3):
         for i, agent in enumerate(game.possible_agents):
             obs = observations[agent]
-            assert obs.shape == (132,) == game.observation_space(agent).shape
+            assert obs.shape == (132,) == game.observation_space(agent).shape == game.observation_spaces[agent].shape
             np.testing.assert_array_equal(obs[:128], observations["first_0"][:128])  # the shared RAM
             np.testing.assert_array_equal(obs[128:], np.eye(4, dtype=np.uint8)[i] * 255)
         observations = game.step(dict.fromkeys(game.agents, 2))[0]
