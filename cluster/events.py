@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from league.league import LeagueState
-from league.records import LEARNER_ID
 from learner.report import IterationReport, LearnerStatus
 
 
@@ -147,10 +146,6 @@ class Progress:
     @property
     def version(self) -> int:
         return self.learner.learner_version
-
-    @property
-    def elo_latest(self) -> float:
-        return self.league.players[self.league.learner_id].elo
 
 
 @dataclass(frozen=True)

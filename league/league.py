@@ -267,6 +267,24 @@ class LeagueState:
         i = bisect.bisect_right(self._snapshots, (version, "\uffff"))
         return self._snapshots[i - 1][1] if i else player_id
 
+    SHOWN_RATING_LOOKBACK = 64
+    """How many of the newest snapshots shown_rating looks through: its cost stays bounded however
+    large the league grows."""
+
+    def shown_rating(self) -> tuple[str, float]:
+        """(player id, Elo) the console shows for the learner: `latest`'s own once it has a rating;
+        until then the newest rated snapshot of its own. Rating games played at a version before
+        the newest snapshot count for that snapshot (rating_identity), so where one rating game
+        outlasts the time between snapshots (an Atari game of 1,000 decisions, snapshots every 15 s)
+        `latest` never holds a rating of its own while its snapshots are rated, and the console
+        would show 0 for a run that learns."""
+        latest = self.players[self.learner_id]
+        if latest.elo_stderr is None:
+            for _, pid in reversed(self._snapshots[-self.SHOWN_RATING_LOOKBACK:]):
+                if self.players[pid].elo_stderr is not None:
+                    return pid, self.players[pid].elo
+        return latest.id, latest.elo
+
     def refit(self) -> list[str]:
         """Refit the ratings (references stay pinned); return the players whose Elo or its
         standard error moved (a player with no rating games keeps the Elo it joined with)."""

@@ -185,3 +185,23 @@ def test_game_payloads_of_two_and_four_seats_round_trip():
     two = GameResult("g2", (LEARNER_ID, RANDOM_ID), (4, -1), (1.0, 0.0), 9, "train", 0.5, 1.0)
     four = GameResult("g4", ("a", "b", "c", "d"), (1, 2, 3, 4), (0.0, 1.0, 0.5, 0.5), 9, "eval", 1.0, 1.0)
     assert decode_game(encode_game(two)) == two and decode_game(encode_game(four)) == four
+
+
+def test_the_console_shows_the_newest_rated_snapshot_while_latest_has_no_rating_of_its_own():
+    """Rating games that outlast the time between snapshots count for the snapshot of their version;
+    the console then shows that snapshot's Elo, not latest's unrated 0."""
+    cfg = LeagueConfig()
+    state = LeagueState.new((RANDOM_ID,))
+    assert state.shown_rating() == (LEARNER_ID, 0.0)  # nothing rated yet
+    for v in (0, 10, 20):
+        state.add_snapshot(v)
+    for i in range(12):  # games that started at v15: they count for v000010
+        state.record(game(LEARNER_ID, RANDOM_ID, 1.0 if i % 4 else 0.0, "eval", (15, -1)), cfg)
+    state.refit()
+    assert state.players[LEARNER_ID].elo_stderr is None
+    pid, elo = state.shown_rating()
+    assert pid == state.snapshot_id(10) and elo == state.players[pid].elo > 100
+    for i in range(12):  # games at the newest version: latest is rated and shown
+        state.record(game(LEARNER_ID, RANDOM_ID, 1.0 if i % 3 else 0.0, "eval", (25, -1)), cfg)
+    state.refit()
+    assert state.shown_rating() == (LEARNER_ID, state.players[LEARNER_ID].elo) and state.players[LEARNER_ID].elo > 0

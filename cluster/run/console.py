@@ -82,7 +82,8 @@ def format_progress(e: Progress, losses: IterationReport | None) -> str:
     # whose learner is the other role's latest: docs/architecture.md, "Asymmetric roles").
     # With exploiters, the main learner ("") first as v100, then e.g. main_exploiter v14.
     version = " ".join(f"{r} v{v}".strip() for r, v in s.role_versions) if s.role_versions else f"v{s.learner_version:>4}"
+    rated, elo = e.league.shown_rating()  # latest's, or its newest rated snapshot's while latest has none
     return (
         f"{version}  steps {e.env_steps:>9,}  {e.env_steps_per_s:7.0f} steps/s  games {e.games:>7,}  "
-        f"Elo({e.league.learner_id}) {e.elo_latest:7.1f}  lag {stale}  reuse {s.sample_reuse:.2f}  busy {s.learner_busy:.2f}{loss}"
+        f"Elo({rated}) {elo:7.1f}  lag {stale}  reuse {s.sample_reuse:.2f}  busy {s.learner_busy:.2f}{loss}"
     )
