@@ -8,9 +8,16 @@ What PettingZoo's Atari factories do not do:
   the paddle far enough to matter, a point is 4x fewer decisions away (gamma reaches it), and each
   decision costs one network forward pass instead of four. PettingZoo's Atari envs decide every
   frame; `frameskip: K` in `game.kwargs` (Gymnasium's name for it) repeats each joint action K
-  frames, rewards summed, and stops early when any agent's game ends. The kwarg travels with the
-  game's other kwargs (run metadata, policy files, replays), so a policy is always played at the
-  frame rate it learned at. `max_cycles` still counts frames.
+  frames, rewards summed, and stops early when any agent's game ends. `max_cycles` still counts
+  frames;
+- tell an agent which player it is. Every agent of a PettingZoo Atari game observes the same
+  screen or RAM, so a network shared by the players of a team, or by both sides in self-play,
+  cannot tell which paddle it moves or which side of the net it is on (PettingZoo recommends
+  SuperSuit's agent_indicator). Here each agent's observation ends with a one-hot of its index
+  among the game's agents (n more bytes of RAM, or n more channels of an image), on unless
+  `agent_indicator: false`.
+Both kwargs travel with the game's other kwargs (run metadata, policy files, replays), so a policy
+is always played as it learned.
 """
 
 from __future__ import annotations
@@ -88,9 +95,19 @@ class AtariGame(BaseParallelWrapper):
         return self._mark(observations), totals, terminations, truncations, infos
 
 
+def ale_roms(name: str = "an Atari game") -> str:
+    """The folder of the ROMs ale-py ships (GameError with the extra to install if it is missing)."""
+    try:
+        import ale_py
+    except ModuleNotFoundError as exc:
+        raise _missing_package_error(name, "ale_py") from exc
+    return str(Path(ale_py.__file__).parent / "roms")
+
+
 def atari_factory(factory: Callable[..., Any], name: str) -> Callable[..., Any]:
     """`factory` (a PettingZoo Atari game's parallel_env) with ale-py's ROMs unless the kwargs name a
-    folder, and with `frameskip` (an int >= 1, default 1) taken from the kwargs."""
+    folder, stepped as an AtariGame with `frameskip` (an int >= 1, default 1) and `agent_indicator`
+    (a bool, default true) taken from the kwargs."""
 
     def make(**kwargs: Any) -> Any:
         skip = kwargs.pop("frameskip", 1)
@@ -100,11 +117,7 @@ def atari_factory(factory: Callable[..., Any], name: str) -> Callable[..., Any]:
         if isinstance(skip, bool) or not isinstance(skip, int) or skip < 1:
             raise GameError(f"game {name!r}: frameskip must be a whole number >= 1 (frames each decision is played for), got {skip!r}")
         if "auto_rom_install_path" not in kwargs:
-            try:
-                import ale_py
-            except ModuleNotFoundError as exc:
-                raise _missing_package_error(name, "ale_py") from exc
-            kwargs["auto_rom_install_path"] = str(Path(ale_py.__file__).parent / "roms")
+            kwargs["auto_rom_install_path"] = ale_roms(name)
         env = factory(**kwargs)
         raw = env.unwrapped  # ParallelAtariEnv under PettingZoo's conversions, if this version has it
         return AtariGame(raw if isinstance(raw, ParallelEnv) else env, skip, indicator)

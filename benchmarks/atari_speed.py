@@ -42,12 +42,10 @@ def main() -> int:
 
     import importlib
 
-    import ale_py
-
+    from actors.atari import ale_roms
     from actors.game_names import resolve_game
 
-    roms = str(Path(ale_py.__file__).parent / "roms")
-    own = importlib.import_module(f"pettingzoo.atari.{args.game}").parallel_env(obs_type="ram", auto_rom_install_path=roms)
+    own = importlib.import_module(f"pettingzoo.atari.{args.game}").parallel_env(obs_type="ram", auto_rom_install_path=ale_roms(args.game))
     ours = resolve_game(args.game)(obs_type="ram", agent_indicator=False)
     a = frames_per_second(own, args.frames, args.seed)
     b = frames_per_second(ours, args.frames, args.seed)

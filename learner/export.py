@@ -21,10 +21,10 @@ from learner.model import InferencePolicy
 from learner.wire import PayloadError, decode_weights, encode_weights
 
 
-GAME_SETUP_KEYS = ("kwargs", "sides", "roles")
+GAME_SETUP_KEYS = {"kwargs": "game_kwargs", "sides": "sides", "roles": "roles"}
 """The parts of a run's `game` section besides its name that decide which game is played (the env's
 kwargs: 4-player hold'em, Atari from RAM with a frame skip; the sides; the roles). A policy file
-keeps them as game_kwargs / sides / roles, so it is played later in the game it learned."""
+keeps them under the names given here, so it is played later in the game it learned."""
 
 
 def policy_meta(game: str, model: ModelConfig | tuple, obs_shape, num_actions: int, head: str = CATEGORICAL, role: str = "",
@@ -36,7 +36,7 @@ def policy_meta(game: str, model: ModelConfig | tuple, obs_shape, num_actions: i
     `setup`: the run's game section (or any dict with GAME_SETUP_KEYS); its non-empty parts are kept."""
     model = as_model_config(model)
     shape = [int(obs_shape)] if isinstance(obs_shape, (int, np.integer)) else [int(d) for d in obs_shape]
-    kept = {("game_kwargs" if k == "kwargs" else k): dict((setup or {}).get(k) or {}) for k in GAME_SETUP_KEYS}
+    kept = {stored: dict((setup or {}).get(k) or {}) for k, stored in GAME_SETUP_KEYS.items()}
     return {
         **({"role": str(role)} if role else {}),  # files without it (older, or role-less games) stay readable
         **{k: v for k, v in kept.items() if v},  # absent from files of games played as built (and older files)
@@ -55,7 +55,7 @@ def game_setup(meta: dict, source: str) -> dict:
     roles}, each {} where the file has none. The file is data, perhaps from someone else: each part
     must be a mapping with string keys, sides and roles lists of strings, or PayloadError says which."""
     out = {}
-    for key, stored in zip(GAME_SETUP_KEYS, ("game_kwargs", "sides", "roles")):
+    for key, stored in GAME_SETUP_KEYS.items():
         value = meta.get(stored) or {}
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             raise PayloadError(f"{source}: its {stored} is not a mapping with string keys: {value!r}")

@@ -12,7 +12,8 @@ from tests.needs import needs
 needs("multi_agent_ale_py", "the Atari games need pettingzoo[atari] (the test extra installs it)")
 needs("ale_py", "the Atari ROMs ship with ale-py (the test extra installs it)")
 
-from actors.games import GameError, load_game  # noqa: E402 - after the skip above
+from actors.atari import ale_roms  # noqa: E402 - after the skip above
+from actors.games import GameError, load_game  # noqa: E402
 from actors.game_names import resolve_game  # noqa: E402
 
 GAME = "volleyball_pong_v3"
@@ -20,13 +21,9 @@ GAME = "volleyball_pong_v3"
 
 def _pettingzoos_own(max_cycles: int):
     """PettingZoo's parallel_env as PettingZoo builds it (its AEC round trip and wrappers)."""
-    from pathlib import Path
-
-    import ale_py
     from pettingzoo.atari import volleyball_pong_v3
 
-    roms = str(Path(ale_py.__file__).parent / "roms")
-    return volleyball_pong_v3.parallel_env(obs_type="ram", max_cycles=max_cycles, auto_rom_install_path=roms)
+    return volleyball_pong_v3.parallel_env(obs_type="ram", max_cycles=max_cycles, auto_rom_install_path=ale_roms())
 
 
 def test_direct_stepping_matches_pettingzoos_parallel_env_frame_by_frame():
