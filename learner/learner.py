@@ -22,7 +22,7 @@ from learner.config import AUTOCAST_MODES, LearnerConfig, PPOConfig
 from learner.host_memory import retain_freed_memory
 from learner.model import PolicyNet, load_numpy_state
 from learner.phases import PhaseTimer, phase
-from learner.ppo import LossParts, explained_variance, gae_segments, linear_schedule, minibatch_slices, ppo_loss
+from learner.ppo import LossParts, discount_at, explained_variance, gae_segments, linear_schedule, minibatch_slices, ppo_loss
 from learner.recurrent import SequenceBatch, check_recurrent_segment
 from learner.segment import Segment
 from learner.staging import BatchStager, host_weights, to_cpu
@@ -104,6 +104,7 @@ class _Batch:
     pieces: list[slice]
     lr: float
     ent_coef: float
+    gamma: float
 
 
 class Learner:
@@ -252,9 +253,10 @@ class Learner:
         if not batch:
             raise RuntimeError("update() called without pending samples")
         c = self.cfg
+        gamma = discount_at(c, self.version)
         adv_np, ret_np = gae_segments(
             [s.rewards for s in batch], [s.values for s in batch], [s.dones for s in batch],
-            [s.bootstrap_value for s in batch], c.gamma, c.gae_lambda,
+            [s.bootstrap_value for s in batch], gamma, c.gae_lambda,
         )
         tensor = lambda name: self._stage(name, [getattr(s, name) for s in batch])  # noqa: E731
         n = len(adv_np)
@@ -278,6 +280,7 @@ class Learner:
             pieces=minibatch_slices(n, c.minibatch_size) if seq is None else seq.pieces(n, c.minibatch_size),
             lr=lr,
             ent_coef=linear_schedule(c.ent_coef, c.ent_end_factor, self.version, c.schedule_versions),
+            gamma=gamma,
         )
 
     def _loss(self, b: _Batch, picked) -> LossParts:
@@ -348,6 +351,7 @@ class Learner:
             {
                 "losses/lr": b.lr,
                 "losses/ent_coef": b.ent_coef,
+                "losses/gamma": b.gamma,
                 "losses/kl_stop": float(kl_stopped),
                 "losses/explained_variance": explained_variance(b.val_np, b.ret_np),
                 "losses/grad_steps": float(steps),

@@ -130,6 +130,15 @@ def linear_schedule(start: float, end_factor: float, step: int, horizon: int) ->
     return start * (1.0 - frac * (1.0 - end_factor))
 
 
+def discount_at(cfg, version: int) -> float:
+    """The discount of learner version `version`: cfg.gamma, moving linearly to cfg.gamma_end over
+    cfg.schedule_versions when gamma_end is set (> 0)."""
+    if cfg.gamma_end <= 0.0 or cfg.schedule_versions <= 0:
+        return cfg.gamma
+    frac = min(max(version, 0) / cfg.schedule_versions, 1.0)
+    return cfg.gamma + frac * (cfg.gamma_end - cfg.gamma)
+
+
 def minibatch_slices(n: int, minibatch_size: int) -> list[slice]:
     """Split n samples into n // minibatch_size minibatches (at least one) whose sizes differ by at
     most one. A batch of whole segments overshoots batch_size by up to a segment; cutting it into

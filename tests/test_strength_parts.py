@@ -18,7 +18,7 @@ from learner.config import LearnerConfig, PPOConfig
 from learner.export import load_policy, policy_meta, save_policy
 from learner.learner import Learner
 from learner.model import InferencePolicy, PolicyNet, state_dict_numpy
-from learner.ppo import linear_schedule, minibatch_slices
+from learner.ppo import discount_at, linear_schedule, minibatch_slices
 from learner.wire import decode_weights, encode_weights
 
 CONV = ModelConfig(kind="conv", channels=8, blocks=2, hidden_sizes=(16,))
@@ -161,6 +161,26 @@ def test_learner_follows_its_schedules_by_version_and_a_restored_learner_continu
     restored.load_state_dict(learner.state_dict())
     restored.add([_segment(45, restored.version)])
     assert restored.update()["losses/lr"] == pytest.approx(1e-3 * 0.7)  # version 6 of 10
+
+
+def test_a_rising_discount_follows_the_schedule_by_learner_version():
+    assert discount_at(PPOConfig(gamma=0.9, gamma_end=0.99, schedule_versions=10), 5) == pytest.approx(0.945)
+    assert discount_at(PPOConfig(gamma=0.9, gamma_end=0.99, schedule_versions=10), 50) == pytest.approx(0.99)
+    assert discount_at(PPOConfig(gamma=0.9, schedule_versions=10), 5) == 0.9  # no gamma_end: constant
+    cfg = PPOConfig(batch_size=40, minibatch_size=40, epochs=1, gamma=0.5, gamma_end=1.0, gae_lambda=1.0,
+                    schedule_versions=2, max_policy_lag=100)
+    learner = Learner(C4, CONV, cfg, LearnerConfig(device="cpu"))
+    seen = []
+    for _ in range(3):
+        seg = _segment(40, learner.version)
+        seg.rewards[:] = 0.0
+        seg.dones[:] = False
+        seg.rewards[-1], seg.dones[-1] = 1.0, True  # one win, 39 decisions after the first
+        learner.add([seg])
+        seen.append(learner.update()["losses/gamma"])
+    assert seen == pytest.approx([0.5, 0.75, 1.0])
+    with pytest.raises(ConfigError, match="gamma_end needs ppo.schedule_versions"):
+        load_config(None, ["ppo.gamma_end=0.99"])
 
 
 def test_target_kl_stops_an_update_early():
