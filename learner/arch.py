@@ -35,6 +35,11 @@ class ModelConfig:
     """conv: channels of every trunk convolution."""
     blocks: int = 2
     """conv: residual blocks (two 3x3 convolutions each) after the first convolution."""
+    stem_kernel: int = 3
+    """conv: kernel size of the first convolution (odd; AlphaZero's 3). A line of k cells through
+    a cell spans 2k - 1 cells centred on it, so a kernel that wide (connect four: 7) lets one
+    layer see, for every cell, each line of four it would complete or must block. Cheap: the
+    first layer reads only the observation's few planes."""
     policy_planes: int = 2
     """conv: planes of the policy head's 1x1 convolution, read by its linear layer. AlphaZero's 2 is
     too narrow where one action stands for many cells (a connect four column): 8 learned to take
@@ -53,7 +58,7 @@ class ModelConfig:
 
     def fields_in_use(self) -> set[str]:
         """The fields that shape this kind's network (an MLP has no channels or blocks)."""
-        conv = {"channels", "blocks", "policy_planes", "value_planes"}
+        conv = {"channels", "blocks", "stem_kernel", "policy_planes", "value_planes"}
         extra = conv if self.kind == "conv" else {"lstm_size"} if self.kind == "lstm" else set()
         return {"kind", "hidden_sizes", "symmetry"} | extra
 
@@ -73,6 +78,8 @@ class ModelConfig:
             raise ValueError("model.hidden_sizes must be a non-empty list of positive widths")
         if self.channels < 1 or self.blocks < 0:
             raise ValueError("model.channels must be >= 1 and model.blocks >= 0")
+        if self.stem_kernel < 1 or self.stem_kernel % 2 == 0:
+            raise ValueError(f"model.stem_kernel must be an odd size >= 1 (3, 5, 7); got {self.stem_kernel}")
         if self.policy_planes < 1 or self.value_planes < 1:
             raise ValueError("model.policy_planes and model.value_planes must be >= 1")
         if self.kind == "lstm" and self.lstm_size < 1:
@@ -119,6 +126,7 @@ def model_from_meta(meta: dict[str, Any]) -> ModelConfig:
             hidden_sizes=tuple(int(h) for h in m.get("hidden_sizes", (128, 128))),
             channels=int(m.get("channels", 64)),
             blocks=int(m.get("blocks", 2)),
+            stem_kernel=int(m.get("stem_kernel", 3)),  # absent from weights saved before it existed
             symmetry=str(m.get("symmetry", "none")),
             policy_planes=int(m.get("policy_planes", 2)),  # absent from weights saved before it existed
             value_planes=int(m.get("value_planes", 1)),

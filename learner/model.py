@@ -138,7 +138,8 @@ class _ConvNet(nn.Module):
         h, w, c = obs_shape
         self.hwc = (h, w, c)
         ch = int(model.channels)
-        self.stem = nn.Conv2d(c, ch, 3, padding=1)
+        k = int(model.stem_kernel)
+        self.stem = nn.Conv2d(c, ch, k, padding=k // 2)
         self.blocks = nn.Sequential(*(_Residual(ch) for _ in range(model.blocks)))
         self.pi_conv = nn.Conv2d(ch, model.policy_planes, 1)
         self.pi_out = nn.Linear(model.policy_planes * h * w, num_actions)

@@ -30,6 +30,7 @@ CASES = [
     ("connect_four_v3", ModelConfig(kind="mlp", symmetry="mirror", **SMALL)),
     ("connect_four_v3", ModelConfig(kind="conv", **SMALL)),
     ("connect_four_v3", ModelConfig(kind="conv", symmetry="mirror", **SMALL)),
+    ("connect_four_v3", ModelConfig(kind="conv", stem_kernel=7, **SMALL)),
     ("tictactoe_v3", ModelConfig(kind="conv", symmetry="dihedral", **SMALL)),
 ]
 

@@ -3,6 +3,8 @@ AlphaStar sampler and the snapshot quality rule. Pure logic and torch on CPU, no
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -87,6 +89,26 @@ def test_conv_head_planes_shape_the_heads_and_old_weights_keep_alphazeros_two_an
         InferencePolicy((6, 7, 2), 7, CONV).load(state_dict_numpy(net), 1)
     with pytest.raises(ValueError, match="policy_planes"):
         ModelConfig(kind="conv", policy_planes=0).check()
+
+
+def test_the_stem_kernel_sees_a_whole_line_through_a_cell_and_old_weights_keep_three():
+    wide = ModelConfig(kind="conv", channels=8, blocks=1, hidden_sizes=(16,), stem_kernel=7)
+    net = PolicyNet((6, 7, 2), 7, wide)
+    assert net.conv.stem.kernel_size == (7, 7) and net.conv.stem.padding == (3, 3)
+    # One cell's stem output reads the whole row it lies on, three cells either way of it.
+    x = torch.zeros(1, 6, 7, 2)
+    x[0, 2, 0, 0] = 1.0
+    probe = torch.relu(net.conv.stem(x.permute(0, 3, 1, 2)))
+    base = torch.relu(net.conv.stem(torch.zeros(1, 2, 6, 7)))
+    assert not torch.allclose(probe[..., 2, 3], base[..., 2, 3])  # column 0 reaches column 3
+    meta = policy_meta("connect_four_v3", wide, (6, 7, 2), 7)
+    assert model_from_meta(meta) == wide
+    old = dict(meta, model={k: v for k, v in meta["model"].items() if k != "stem_kernel"})
+    assert model_from_meta(old).stem_kernel == 3
+    with pytest.raises(ValueError, match="do not fit this model"):  # the kernel is part of the shape
+        InferencePolicy((6, 7, 2), 7, dataclasses.replace(wide, stem_kernel=3)).load(state_dict_numpy(net), 1)
+    with pytest.raises(ValueError, match="stem_kernel must be an odd"):
+        ModelConfig(kind="conv", stem_kernel=4).check()
 
 
 def test_weights_of_another_kind_are_refused_with_the_reason():
