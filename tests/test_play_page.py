@@ -216,8 +216,16 @@ def test_selfplay_play_web_serves_the_page_for_a_policy_file(tmp_path):
     policy_file = write_policy(tmp_path / "p.msgpack", "connect_four_v3")
     entry = Path(sys.executable).parent / "selfplay"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.Popen([str(entry), "play", str(policy_file), "--web", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # Ctrl-C must reach the child whatever this process inherited. A shell's background job (a CI
+    # script started with `&`, nohup) ignores SIGINT, an ignored signal stays ignored across exec, and
+    # Python then installs no KeyboardInterrupt handler: the child would never see the signal. A
+    # handler set here is reset to the default by exec, so the child starts as from a terminal.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen([str(entry), "play", str(policy_file), "--web", "--port", "0"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     try:
         line = proc.stdout.readline()
         assert line.startswith(f"play {policy_file} (connect_four_v3): http://127.0.0.1:"), (line, proc.stderr.read() if proc.poll() is not None else "")
