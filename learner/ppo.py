@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from learner.distributions import gaussian_entropy, gaussian_log_prob
 from learner.model import masked_entropy, masked_log_probs
+
+if TYPE_CHECKING:
+    from learner.config import PPOConfig
 
 
 def gae(
@@ -122,21 +126,25 @@ def ppo_loss(
     return LossParts(total, policy_loss, value_loss, entropy, approx_kl, clip_frac)
 
 
+def schedule_fraction(step: int, horizon: int) -> float:
+    """How far along a schedule of `horizon` steps `step` is: 0 at the start, 1 at the end and after."""
+    return min(max(step, 0) / horizon, 1.0)
+
+
 def linear_schedule(start: float, end_factor: float, step: int, horizon: int) -> float:
     """`start` moving linearly to `start * end_factor` over `horizon` steps, then held; constant if horizon is 0."""
     if horizon <= 0:
         return start
-    frac = min(max(step, 0) / horizon, 1.0)
-    return start * (1.0 - frac * (1.0 - end_factor))
+    return start * (1.0 - schedule_fraction(step, horizon) * (1.0 - end_factor))
 
 
-def discount_at(cfg, version: int) -> float:
+def discount_at(cfg: PPOConfig, version: int) -> float:
     """The discount of learner version `version`: cfg.gamma, moving linearly to cfg.gamma_end over
-    cfg.schedule_versions when gamma_end is set (> 0)."""
+    cfg.schedule_versions when gamma_end is set (> 0). An absolute end, not a factor as
+    linear_schedule's: gamma's scale is 1 - gamma, which a factor of gamma would not express."""
     if cfg.gamma_end <= 0.0 or cfg.schedule_versions <= 0:
         return cfg.gamma
-    frac = min(max(version, 0) / cfg.schedule_versions, 1.0)
-    return cfg.gamma + frac * (cfg.gamma_end - cfg.gamma)
+    return cfg.gamma + schedule_fraction(version, cfg.schedule_versions) * (cfg.gamma_end - cfg.gamma)
 
 
 def minibatch_slices(n: int, minibatch_size: int) -> list[slice]:
