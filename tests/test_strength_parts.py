@@ -194,11 +194,7 @@ def test_a_rising_discount_follows_the_schedule_by_learner_version():
     learner = Learner(C4, CONV, cfg, LearnerConfig(device="cpu"))
     seen = []
     for _ in range(3):
-        seg = _segment(40, learner.version)
-        seg.rewards[:] = 0.0
-        seg.dones[:] = False
-        seg.rewards[-1], seg.dones[-1] = 1.0, True  # one win, 39 decisions after the first
-        learner.add([seg])
+        learner.add([_segment(40, learner.version)])
         seen.append(learner.update()["losses/gamma"])
     assert seen == pytest.approx([0.5, 0.75, 1.0])
     with pytest.raises(ConfigError, match="gamma_end needs ppo.schedule_versions"):
