@@ -210,6 +210,12 @@ def run(args: argparse.Namespace) -> float:
             f"{side + ':':8} {updates * n / spent[side]:9,.0f} samples/s ({spent[side] / updates * 1000:.1f} ms per update; "
             f"{updates * n / cpu[side]:,.0f} samples per CPU second)"
         )
+    macs = multiply_adds(net, spec.obs_shape, device)
+    flops = 3 * 2 * macs * ppo.epochs * updates * n / spent["bare"]
+    print(
+        f"bare loop arithmetic: about {flops / 1e9:.1f} GFLOP/s ({macs:,} multiply-adds a sample per forward pass, "
+        "in convolutions and linear layers; a training pass counted as 3 forwards)"
+    )
     print_phases(learner, segments, args.updates)
     # On a shared machine the wall clock also counts other processes' turns; CPU time does not
     # (it counts this process's threads, so it is comparable only at the same --threads).
@@ -217,6 +223,30 @@ def run(args: argparse.Namespace) -> float:
     ratio = spent["bare"] / spent["learner"]
     print(f"ratio: {ratio:.3f}")
     return ratio
+
+
+def multiply_adds(net: PolicyNet, obs_shape, device: torch.device) -> int:
+    """Multiply-adds of one sample's forward pass in the network's convolutions and linear layers
+    (the rest is elementwise and small): the arithmetic the hardware's peak FLOP rate bounds."""
+    total = 0
+
+    def count(module: torch.nn.Module, _inp, out: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, torch.nn.Conv2d):
+            kh, kw = module.kernel_size
+            total += out.numel() * (module.in_channels // module.groups) * kh * kw
+        else:
+            total += out.numel() * module.in_features
+
+    hooks = [m.register_forward_hook(count) for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    try:
+        with torch.no_grad():
+            obs = torch.zeros((1, math.prod(obs_shape)), device=device)
+            net(obs, torch.ones((1, net.num_actions), dtype=torch.bool, device=device))
+    finally:
+        for h in hooks:
+            h.remove()
+    return total
 
 
 def print_phases(learner: Learner, segments: list[Segment], updates: int) -> None:
