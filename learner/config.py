@@ -31,8 +31,9 @@ class PPOConfig:
     """Passes over each batch."""
     minibatch_size: int = 512
     """Samples per gradient step. Where the learner's arithmetic is the limit (a CPU learner), a
-    smaller minibatch buys more gradient steps for the same compute: on connect four, 2 cores,
-    128 was stronger than 512 at equal wall time (docs/results.md). A GPU wants large ones."""
+    smaller minibatch buys more gradient steps for a little more time per sample: on connect
+    four, 2 cores, 128 took ~1.35x 512's time per sample, made 4x the steps and was stronger at
+    equal wall time (docs/results.md). A GPU wants large ones."""
     batch_size: int = 2048
     """Samples gathered per learner iteration (one iteration = one new learner version)."""
     max_policy_lag: int = 4
