@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout, a
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from actors.games import load_game  # noqa: E402
 from cluster.config import load_config  # noqa: E402
@@ -210,7 +211,7 @@ def run(args: argparse.Namespace) -> float:
             f"{side + ':':8} {updates * n / spent[side]:9,.0f} samples/s ({spent[side] / updates * 1000:.1f} ms per update; "
             f"{updates * n / cpu[side]:,.0f} samples per CPU second)"
         )
-    macs = multiply_adds(net, spec.obs_shape, device)
+    macs = multiply_adds(net, device)
     flops = 3 * 2 * macs * ppo.epochs * updates * n / spent["bare"]
     print(
         f"bare loop arithmetic: about {flops / 1e9:.1f} GFLOP/s ({macs:,} multiply-adds a sample per forward pass, "
@@ -225,28 +226,13 @@ def run(args: argparse.Namespace) -> float:
     return ratio
 
 
-def multiply_adds(net: PolicyNet, obs_shape, device: torch.device) -> int:
-    """Multiply-adds of one sample's forward pass in the network's convolutions and linear layers
-    (the rest is elementwise and small): the arithmetic the hardware's peak FLOP rate bounds."""
-    total = 0
-
-    def count(module: torch.nn.Module, _inp, out: torch.Tensor) -> None:
-        nonlocal total
-        if isinstance(module, torch.nn.Conv2d):
-            kh, kw = module.kernel_size
-            total += out.numel() * (module.in_channels // module.groups) * kh * kw
-        else:
-            total += out.numel() * module.in_features
-
-    hooks = [m.register_forward_hook(count) for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    try:
-        with torch.no_grad():
-            obs = torch.zeros((1, math.prod(obs_shape)), device=device)
-            net(obs, torch.ones((1, net.num_actions), dtype=torch.bool, device=device))
-    finally:
-        for h in hooks:
-            h.remove()
-    return total
+def multiply_adds(net: PolicyNet, device: torch.device) -> int:
+    """Multiply-adds of one sample's forward pass, as torch's FLOP counter counts them (convolutions
+    and matrix products, 2 FLOPs each; the elementwise rest is small): the arithmetic that the
+    hardware's peak FLOP rate bounds."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(torch.zeros((1, net.obs_dim), device=device), torch.ones((1, net.num_actions), dtype=torch.bool, device=device))
+    return counter.get_total_flops() // 2
 
 
 def print_phases(learner: Learner, segments: list[Segment], updates: int) -> None:
