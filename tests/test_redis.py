@@ -11,6 +11,7 @@ import time
 
 import msgpack
 import pytest
+import redis
 
 from cluster.stores.connection import RedisUnavailable, connect, redact
 from cluster.stores.embedded_redis import EmbeddedRedis
@@ -118,6 +119,18 @@ def test_a_second_embedded_redis_on_a_data_dir_in_use_is_refused(tmp_path):
         assert connect(first.url, timeout_s=2.0).ping()  # the refusal left the running server alone
     with EmbeddedRedis(tmp_path / "data") as again:  # stopped cleanly: the data dir is free again
         assert connect(again.url, timeout_s=2.0).ping()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_embedded_redis_password_is_not_on_its_command_line(tmp_path):
+    """Any user of the machine can read a process's arguments (ps, /proc/PID/cmdline)."""
+    odd = 'pw with "quotes", a \\ and spaces'
+    with EmbeddedRedis(tmp_path / "data", password=odd) as server:
+        cmdline = open(f"/proc/{server.proc.pid}/cmdline", "rb").read()
+        assert b"redis-server" in cmdline and odd.encode() not in cmdline and b"pw with" not in cmdline
+        client = redis.Redis(host="127.0.0.1", port=server.port, password=odd)
+        assert client.ping()  # the quoted password reached the server intact
+        client.close()
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux only")

@@ -8,7 +8,6 @@ run directory (fsynced every second, and completely on a clean stop) so a local 
 
 from __future__ import annotations
 
-import ctypes
 import os
 import secrets
 import shutil
@@ -43,18 +42,36 @@ def find_redis_server() -> str:
     )
 
 
-def _die_with_parent() -> None:
-    """preexec_fn (Linux): the kernel sends redis-server SIGTERM when the process that started it dies.
+# Run in a fresh, single-threaded interpreter that then becomes redis-server (execv keeps the pid
+# and the setting): the kernel sends the server SIGTERM when the thread that started it ends. The
+# server has its own session (see `start`), so nothing else would stop it if the driver were killed
+# with SIGKILL or by the OOM killer; a leaked server would keep writing the run's append-only file
+# while a resumed run starts a second one on the same file. Not subprocess's preexec_fn: that runs
+# Python between fork and exec in a copy of a process that has Ray's and torch's threads, where a
+# lock another thread held at the fork (malloc's, say) is never released and the child hangs.
+_EXEC_TIED_TO_PARENT = """\
+import ctypes, os, signal, sys
+PR_SET_PDEATHSIG = 1
+ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(1)  # the driver died before the prctl: the signal will never come, so do not start
+os.execv(sys.argv[2], sys.argv[2:])
+"""
 
-    The server has its own session (see `start`), so nothing else would stop it if the driver were
-    killed with SIGKILL or by the OOM killer; a leaked server would keep writing the run's
-    append-only file while a resumed run starts a second one on the same file."""
-    PR_SET_PDEATHSIG = 1
-    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+def _launch_command(binary: str) -> list[str]:
+    """redis-server reading its configuration from stdin (`-`), tied to this process's life on Linux
+    when started from the main thread (Linux signals when the *thread* that forked exits, and only
+    the main thread's end is the process's end)."""
+    if sys.platform.startswith("linux") and threading.current_thread() is threading.main_thread():
+        return [sys.executable, "-I", "-S", "-c", _EXEC_TIED_TO_PARENT, str(os.getpid()), binary, "-"]
+    return [binary, "-"]
 
 
-# Loaded here, in the parent: the child between fork and exec should do as little as possible.
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+def _quote(value: str) -> str:
+    """A value for redis.conf: double-quoted, with the escapes redis's parser reads back."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return f'"{escaped}"'
 
 
 def _running_server(pidfile: Path) -> int | None:
@@ -130,24 +147,28 @@ class EmbeddedRedis:
         fixed_port = self.port
         for _ in range(1 if fixed_port else 3):  # a probed free port can be taken before bind; retry
             self.port = fixed_port or _free_port()
-            args = [
-                binary, "--port", str(self.port), "--bind", "127.0.0.1", "--requirepass", self.password,
-                "--dir", str(data), "--appendonly", "yes", "--appendfsync", "everysec",
-                "--save", "", "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning",
-                "--logfile", "redis.log", "--pidfile", str(pidfile),
-            ]
+            # The configuration goes in on stdin, not as arguments: a process's command line is
+            # readable by every user of the machine (ps, /proc/PID/cmdline), and it holds the password.
+            config = "\n".join([
+                f"port {self.port}", "bind 127.0.0.1", f"requirepass {_quote(self.password)}",
+                f"dir {_quote(str(data))}", "appendonly yes", "appendfsync everysec", 'save ""',
+                "daemonize no", "protected-mode yes", "loglevel warning", "logfile redis.log",
+                f"pidfile {_quote(str(pidfile))}",
+            ]) + "\n"
             # Its own session: Ctrl-C in the terminal interrupts the driver, which then writes its
             # checkpoint and league through this server before stopping it, instead of killing both.
             self.proc = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
+                _launch_command(binary),
+                stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
-                # Linux sends the signal when the *thread* that forked exits: only tie the server to
-                # the main thread, whose end is the process's end.
-                preexec_fn=_die_with_parent if _LIBC is not None and threading.current_thread() is threading.main_thread() else None,
             )
+            try:
+                self.proc.stdin.write(config.encode())
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass  # it exited first; _wait_ready sees that and the log says why
             if self._wait_ready(timeout_s):
                 self._write_endpoint()
                 return self
