@@ -150,11 +150,15 @@ def test_cluster_auth_and_redis_wiring(cluster_config):
     assert "--env RAY_AUTH_MODE=token" in cluster_config["docker"]["run_options"]
     assert cluster_config["file_mounts"]["~/.ray/auth_token"] == "~/.ray/auth_token"
     redis_cmd = " ".join(cluster_config["head_setup_commands"])
-    redis_port = int(re.search(r"redis-server --port (\d+)", redis_cmd).group(1))
+    redis_port = int(re.search(r"redis-server - --port (\d+)", redis_cmd).group(1))
     gcs_port = int(re.search(r"--port=(\d+)", " ".join(cluster_config["head_start_ray_commands"])).group(1))
     assert redis_port != gcs_port  # both would bind on the head node
     assert "--appendonly yes" in redis_cmd
-    assert '--requirepass "$(cat ~/.selfplay/redis_password)"' in redis_cmd
+    # The password reaches redis-server on stdin and redis-cli in its environment, never as an
+    # argument (readable by every user of the machine).
+    assert """printf 'requirepass "%s"\\n' "$(sed 's/[\\\\"]/\\\\&/g' ~/.selfplay/redis_password)" | redis-server - """ in redis_cmd
+    assert 'REDISCLI_AUTH="$(cat ~/.selfplay/redis_password)" redis-cli' in redis_cmd
+    assert "--requirepass" not in redis_cmd and " -a " not in redis_cmd
     assert "~/.selfplay/redis_password" in cluster_config["file_mounts"]
     # Secrets are referenced, never written into the config.
     assert "RAY_AUTH_TOKEN=" not in text and "redis://:" not in text
