@@ -63,7 +63,7 @@ def _launch_command(binary: str) -> list[str]:
     """redis-server reading its configuration from stdin (`-`), tied to this process's life on Linux
     when started from the main thread (Linux signals when the *thread* that forked exits, and only
     the main thread's end is the process's end)."""
-    if sys.platform.startswith("linux") and threading.current_thread() is threading.main_thread():
+    if sys.platform.startswith("linux") and sys.executable and threading.current_thread() is threading.main_thread():
         return [sys.executable, "-I", "-S", "-c", _EXEC_TIED_TO_PARENT, str(os.getpid()), binary, "-"]
     return [binary, "-"]
 
