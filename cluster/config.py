@@ -26,7 +26,7 @@ from actors.references import ReferencePathError, check_reference_names
 from actors.scripted import references_for
 from league.config import LeagueConfig
 from league.sampling import SAMPLERS
-from learner.arch import ModelConfig
+from learner.arch import ModelConfig, augment_group
 from learner.config import AUTOCAST_MODES, LearnerConfig, PPOConfig
 
 
@@ -342,6 +342,7 @@ def check_model_fits(cfg: Config, spec: Any = None) -> None:
     have, or conv or a symmetry for a Box game, is refused before anything starts."""
     try:
         cfg.model.check(*((spec.obs_shape, spec.num_actions, spec.head) if spec is not None else ()))
+        augment_group(cfg.ppo.augment, cfg.model, *((spec.obs_shape, spec.num_actions, spec.head) if spec is not None else ()))
     except ValueError as exc:
         raise ConfigError(f"{exc}{f' (game {spec.name})' if spec is not None else ''}") from exc
     if spec is not None and spec.continuous and cfg.rollout.opening_random_moves > 0:

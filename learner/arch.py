@@ -168,6 +168,31 @@ def board_symmetries(symmetry: str, obs_shape: tuple[int, ...], num_actions: int
     return [(t(flat).reshape(-1).tolist(), act(t).tolist()) for t in transforms]
 
 
+def augment_group(augment: str, model: "ModelConfig", obs_shape=None, num_actions: int = 0, head: str = CATEGORICAL) -> list:
+    """ppo.augment's orientations, the identity first, as board_symmetries gives them; without a
+    game's shape only the setting itself is checked ([]). Raises ValueError saying what does not fit."""
+    if augment not in SYMMETRIES:
+        raise ValueError(f"ppo.augment {augment!r} is unknown; choose one of {', '.join(SYMMETRIES)}")
+    if augment == "none":
+        return []
+    if model.symmetry != "none" or model.kind == "lstm" or head == GAUSSIAN:
+        raise ValueError(
+            f"ppo.augment {augment} needs a feed-forward categorical policy with model.symmetry none (this one: "
+            f"kind {model.kind}, symmetry {model.symmetry}, {head} actions); a symmetric network sees every orientation already"
+        )
+    if obs_shape is None:
+        return []
+    shape = tuple(int(d) for d in obs_shape)
+    try:
+        turned = board_symmetries(augment, shape, num_actions)
+    except ValueError as e:  # its message speaks of model.symmetry, which has the same groups
+        raise ValueError(f"ppo.augment {augment} does not fit this game: {e}") from None
+    size = 1
+    for d in shape:
+        size *= d
+    return [(list(range(size)), list(range(num_actions)))] + turned
+
+
 def as_model_config(model: "ModelConfig | tuple | list") -> ModelConfig:
     """Accept a bare tuple of widths as the MLP of those widths (what earlier callers passed)."""
     if isinstance(model, ModelConfig):

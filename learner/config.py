@@ -54,6 +54,12 @@ class PPOConfig:
     OpenAI Five raised its horizon during training (a short horizon teaches taking wins and
     blocks early; a long one credits the opening). 0: gamma stays constant. On connect four,
     0.9 -> 0.99 over a 20-minute run took fewer wins and blocks (docs/results.md)."""
+    augment: str = "none"
+    """none, mirror or dihedral: each sample, in each epoch, is seen in a random orientation of the
+    board (its observation, legal mask and action transformed alike; model.symmetry's groups). The
+    symmetric data costs no arithmetic, where a symmetric network (model.symmetry) doubles it.
+    Needs a board game whose actions are cells or columns, a feed-forward policy, and
+    model.symmetry none."""
     target_kl: float = 0.0
     """Stop an update's remaining minibatches once one has moved the policy past 1.5 x this
     (approx. KL from the acting policy); 0: always run every epoch."""

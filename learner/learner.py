@@ -17,7 +17,7 @@ from typing import ContextManager, Protocol
 import numpy as np
 import torch
 
-from learner.arch import ModelConfig
+from learner.arch import ModelConfig, augment_group
 from learner.config import AUTOCAST_MODES, LearnerConfig, PPOConfig
 from learner.host_memory import retain_freed_memory
 from learner.model import PolicyNet, load_numpy_state
@@ -153,7 +153,18 @@ class Learner:
         self._floor = 0  # samples of versions below this are stale whatever the lag (played before a restart_from)
         self._consecutive_nonfinite = 0
         self._rng = np.random.default_rng(seed)
+        self._augment = self._augmentation(ppo_cfg.augment, spec, model_cfg)
         self.timer: PhaseTimer | None = None  # attach one to see where update() spends its time
+
+    def _augmentation(self, augment: str, spec: PolicyShape, model_cfg: ModelConfig):
+        """ppo.augment's group as device tensors: per orientation, the gather index of its flat
+        observation, where each original action goes, and where each of its actions came from."""
+        group = augment_group(augment, model_cfg, spec.obs_shape, spec.num_actions, spec.head)
+        if not group:
+            return None
+        obs_idx = torch.tensor([g[0] for g in group], dtype=torch.long, device=self.device)
+        act = torch.tensor([g[1] for g in group], dtype=torch.long, device=self.device)
+        return obs_idx, act, torch.argsort(act, dim=1)
 
     # --- data in ---------------------------------------------------------------------------
     def add(self, segments: list[Segment]) -> None:
@@ -232,10 +243,14 @@ class Learner:
                 order = self._rng.permutation(b.n if b.seq is None else b.seq.num_segments)
                 # A buffer per epoch: an earlier epoch's copy may still be queued on the GPU.
                 order_dev = self._stage(f"order{epoch}", [order])
+                # ppo.augment: every sample's orientation for this epoch (0 = as played).
+                turns = None if self._augment is None else self._stage(
+                    f"turns{epoch}", [self._rng.integers(len(self._augment[0]), size=b.n)]
+                )
             for piece in b.pieces:
                 tried += 1
                 with phase(t, "forward"):
-                    parts = self._loss(b, order_dev[piece] if b.seq is None else order[piece])
+                    parts = self._loss(b, order_dev[piece] if b.seq is None else order[piece], turns)
                 ok = self._train_step(parts)
                 with phase(t, "metrics"):
                     row = torch.stack([*(getattr(parts, k).detach().double() for k in _LOSSES), ok.double()])
@@ -283,10 +298,11 @@ class Learner:
             gamma=gamma,
         )
 
-    def _loss(self, b: _Batch, picked) -> LossParts:
+    def _loss(self, b: _Batch, picked, turns: torch.Tensor | None = None) -> LossParts:
         """The PPO loss of one minibatch: `picked` are sample indices on the device, or for a
-        recurrent model segment indices (numpy). The network runs under autocast when
-        learner.autocast asks for it; the loss itself is always float32."""
+        recurrent model segment indices (numpy). `turns` (ppo.augment) holds each sample's
+        orientation. The network runs under autocast when learner.autocast asks for it; the loss
+        itself is always float32."""
         c = self.cfg
         if b.seq is None:
             idx = picked
@@ -296,11 +312,20 @@ class Learner:
         adv = b.adv[idx]
         if c.normalize_advantages and len(idx) > 1:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        actions = b.actions[idx]
         if b.seq is None:
+            obs, masks = b.obs[idx], b.masks[idx]
+            if turns is not None:
+                # The same position turned: the value target stays, the acting policy's log-prob
+                # of the move stays (the policy being learned is the same in every orientation).
+                obs_idx, act, came_from = self._augment
+                k = turns[idx]
+                obs, masks = obs.gather(1, obs_idx[k]), masks.gather(1, came_from[k])
+                actions = act[k].gather(1, actions[:, None]).squeeze(1)
             with self._autocast():
-                logits, values = self.model(b.obs[idx], b.masks[idx])
+                logits, values = self.model(obs, masks)
         return ppo_loss(
-            logits.float(), values.float(), b.actions[idx], b.old_logp[idx], adv, b.ret[idx], c.clip, c.vf_coef, b.ent_coef,
+            logits.float(), values.float(), actions, b.old_logp[idx], adv, b.ret[idx], c.clip, c.vf_coef, b.ent_coef,
             self.model.log_std,
         )
 
