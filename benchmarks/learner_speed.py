@@ -4,7 +4,7 @@
     python benchmarks/learner_speed.py --config configs/connect_four.yaml --device cuda
 
 Both sides train the config's model (model section) with its PPO settings (batch, minibatch,
-epochs, learning rate, clip, coefficients; Adam as the learner builds it) on the same synthetic
+epochs, learning rate, clip, coefficients, ppo.augment's orientations; Adam as the learner builds it) on the same synthetic
 segments of the config's game: its observation shape and action count, random legal-action masks,
 games ending every ~21 decisions. The learner side is what a training run pays per version:
 Learner.add + Learner.update + the weights it publishes (Learner.weights, serialised as the
@@ -41,6 +41,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from actors.games import load_game  # noqa: E402
 from cluster.config import load_config  # noqa: E402
+from learner.arch import augment_group  # noqa: E402
 from learner.learner import Learner  # noqa: E402
 from learner.model import PolicyNet  # noqa: E402
 from learner.phases import PHASES, PhaseTimer  # noqa: E402
@@ -100,6 +101,12 @@ class BareLoop:
         self.n = len(adv)
         self.pieces = minibatch_slices(self.n, ppo.minibatch_size)
         self.rng = np.random.default_rng(seed)  # the learner's permutations come from the same seed
+        # ppo.augment: the same orientations, drawn from the same rng after each permutation.
+        group = augment_group(ppo.augment, net.model_cfg, net.obs_shape, net.num_actions, net.head)
+        self.turned = None
+        if group:
+            act = torch.tensor([g[1] for g in group], device=device)
+            self.turned = (torch.tensor([g[0] for g in group], device=device), act, torch.argsort(act, dim=1))
         self.version = 0
 
     def update(self) -> None:
@@ -110,18 +117,26 @@ class BareLoop:
             group["lr"] = lr
         for _ in range(c.epochs):
             order = torch.from_numpy(self.rng.permutation(self.n))
+            turns = None if self.turned is None else torch.from_numpy(self.rng.integers(len(self.turned[0]), size=self.n))
             if self.device.type == "cuda":  # an asynchronous copy: a plain one would wait for the GPU
                 order = order.pin_memory().to(self.device, non_blocking=True)
+                turns = None if turns is None else turns.pin_memory().to(self.device, non_blocking=True)
             for piece in self.pieces:
                 idx = order[piece]
                 adv = self.adv[idx]
                 if c.normalize_advantages and len(idx) > 1:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                obs, masks, actions = self.obs[idx], self.masks[idx], self.actions[idx]
+                if turns is not None:
+                    obs_idx, act, came_from = self.turned
+                    k = turns[idx]
+                    obs, masks = obs.gather(1, obs_idx[k]), masks.gather(1, came_from[k])
+                    actions = act[k].gather(1, actions[:, None]).squeeze(1)
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):  # as the learner's
-                    logits, values = self.net(self.obs[idx], self.masks[idx])
+                    logits, values = self.net(obs, masks)
                 logits, values = logits.float(), values.float()  # no-ops in float32
                 logp_all = torch.log_softmax(logits, dim=-1)
-                log_ratio = logp_all.gather(-1, self.actions[idx].unsqueeze(-1)).squeeze(-1) - self.old_logp[idx]
+                log_ratio = logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1) - self.old_logp[idx]
                 ratio = log_ratio.exp()
                 policy_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1.0 - c.clip, 1.0 + c.clip)).mean()
                 value_loss = 0.5 * (values - self.ret[idx]).pow(2).mean()

@@ -46,8 +46,9 @@ def _update(learner: Learner, segments) -> dict[str, float]:
     return learner.update()
 
 
-def test_the_bare_loop_is_the_learners_arithmetic_bit_for_bit():
-    cfg, learner, segments = _setup()
+@pytest.mark.parametrize("augment", ["none", "mirror"])
+def test_the_bare_loop_is_the_learners_arithmetic_bit_for_bit(augment):
+    cfg, learner, segments = _setup([f"ppo.augment={augment}"])
     net = bench.PolicyNet(learner.spec.obs_shape, learner.spec.num_actions, cfg.model, learner.spec.head)
     net.load_state_dict(learner.model.state_dict())
     bare = bench.BareLoop(net, segments, cfg.ppo, torch.device("cpu"), seed=0)
