@@ -41,7 +41,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from actors.games import load_game  # noqa: E402
 from cluster.config import load_config  # noqa: E402
-from learner.arch import augment_group  # noqa: E402
+from learner.augment import Orientations  # noqa: E402
 from learner.learner import Learner  # noqa: E402
 from learner.model import PolicyNet  # noqa: E402
 from learner.phases import PHASES, PhaseTimer  # noqa: E402
@@ -102,11 +102,7 @@ class BareLoop:
         self.pieces = minibatch_slices(self.n, ppo.minibatch_size)
         self.rng = np.random.default_rng(seed)  # the learner's permutations come from the same seed
         # ppo.augment: the same orientations, drawn from the same rng after each permutation.
-        group = augment_group(ppo.augment, net.model_cfg, net.obs_shape, net.num_actions, net.head)
-        self.turned = None
-        if group:
-            act = torch.tensor([g[1] for g in group], device=device)
-            self.turned = (torch.tensor([g[0] for g in group], device=device), act, torch.argsort(act, dim=1))
+        self.turned = Orientations.build(ppo.augment, net.model_cfg, net.obs_shape, net.num_actions, net.head, device)
         self.version = 0
 
     def update(self) -> None:
@@ -117,7 +113,7 @@ class BareLoop:
             group["lr"] = lr
         for _ in range(c.epochs):
             order = torch.from_numpy(self.rng.permutation(self.n))
-            turns = None if self.turned is None else torch.from_numpy(self.rng.integers(len(self.turned[0]), size=self.n))
+            turns = None if self.turned is None else torch.from_numpy(self.rng.integers(len(self.turned), size=self.n))
             if self.device.type == "cuda":  # an asynchronous copy: a plain one would wait for the GPU
                 order = order.pin_memory().to(self.device, non_blocking=True)
                 turns = None if turns is None else turns.pin_memory().to(self.device, non_blocking=True)
@@ -128,10 +124,7 @@ class BareLoop:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
                 obs, masks, actions = self.obs[idx], self.masks[idx], self.actions[idx]
                 if turns is not None:
-                    obs_idx, act, came_from = self.turned
-                    k = turns[idx]
-                    obs, masks = obs.gather(1, obs_idx[k]), masks.gather(1, came_from[k])
-                    actions = act[k].gather(1, actions[:, None]).squeeze(1)
+                    obs, masks, actions = self.turned.turn(obs, masks, actions, turns[idx])
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):  # as the learner's
                     logits, values = self.net(obs, masks)
                 logits, values = logits.float(), values.float()  # no-ops in float32

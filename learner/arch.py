@@ -6,6 +6,7 @@ whoever loads them builds the same network; learner/model.py turns it into torch
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -187,10 +188,7 @@ def augment_group(augment: str, model: "ModelConfig", obs_shape=None, num_action
         turned = board_symmetries(augment, shape, num_actions)
     except ValueError as e:  # its message speaks of model.symmetry, which has the same groups
         raise ValueError(f"ppo.augment {augment} does not fit this game: {e}") from None
-    size = 1
-    for d in shape:
-        size *= d
-    return [(list(range(size)), list(range(num_actions)))] + turned
+    return [(list(range(math.prod(shape))), list(range(num_actions)))] + turned
 
 
 def as_model_config(model: "ModelConfig | tuple | list") -> ModelConfig:

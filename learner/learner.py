@@ -17,7 +17,8 @@ from typing import ContextManager, Protocol
 import numpy as np
 import torch
 
-from learner.arch import ModelConfig, augment_group
+from learner.arch import ModelConfig
+from learner.augment import Orientations
 from learner.config import AUTOCAST_MODES, LearnerConfig, PPOConfig
 from learner.host_memory import retain_freed_memory
 from learner.model import PolicyNet, load_numpy_state
@@ -153,18 +154,8 @@ class Learner:
         self._floor = 0  # samples of versions below this are stale whatever the lag (played before a restart_from)
         self._consecutive_nonfinite = 0
         self._rng = np.random.default_rng(seed)
-        self._augment = self._augmentation(ppo_cfg.augment, spec, model_cfg)
+        self._augment = Orientations.build(ppo_cfg.augment, model_cfg, spec.obs_shape, spec.num_actions, spec.head, self.device)
         self.timer: PhaseTimer | None = None  # attach one to see where update() spends its time
-
-    def _augmentation(self, augment: str, spec: PolicyShape, model_cfg: ModelConfig):
-        """ppo.augment's group as device tensors: per orientation, the gather index of its flat
-        observation, where each original action goes, and where each of its actions came from."""
-        group = augment_group(augment, model_cfg, spec.obs_shape, spec.num_actions, spec.head)
-        if not group:
-            return None
-        obs_idx = torch.tensor([g[0] for g in group], dtype=torch.long, device=self.device)
-        act = torch.tensor([g[1] for g in group], dtype=torch.long, device=self.device)
-        return obs_idx, act, torch.argsort(act, dim=1)
 
     # --- data in ---------------------------------------------------------------------------
     def add(self, segments: list[Segment]) -> None:
@@ -245,7 +236,7 @@ class Learner:
                 order_dev = self._stage(f"order{epoch}", [order])
                 # ppo.augment: every sample's orientation for this epoch (0 = as played).
                 turns = None if self._augment is None else self._stage(
-                    f"turns{epoch}", [self._rng.integers(len(self._augment[0]), size=b.n)]
+                    f"turns{epoch}", [self._rng.integers(len(self._augment), size=b.n)]
                 )
             for piece in b.pieces:
                 tried += 1
@@ -316,12 +307,7 @@ class Learner:
         if b.seq is None:
             obs, masks = b.obs[idx], b.masks[idx]
             if turns is not None:
-                # The same position turned: the value target stays, the acting policy's log-prob
-                # of the move stays (the policy being learned is the same in every orientation).
-                obs_idx, act, came_from = self._augment
-                k = turns[idx]
-                obs, masks = obs.gather(1, obs_idx[k]), masks.gather(1, came_from[k])
-                actions = act[k].gather(1, actions[:, None]).squeeze(1)
+                obs, masks, actions = self._augment.turn(obs, masks, actions, turns[idx])
             with self._autocast():
                 logits, values = self.model(obs, masks)
         return ppo_loss(
