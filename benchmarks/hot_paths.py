@@ -29,13 +29,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from actors.games import GameSpec
 from actors.opponents import OpponentCache
 from cluster.config import load_config
 from league.sampling import PoolEntry, choose_opponent
-from learner.arch import ModelConfig
-from learner.config import LearnerConfig, PPOConfig
-from learner.learner import Learner
+from learner.pending import PendingSegments
 from learner.model import InferencePolicy, PolicyNet, state_dict_numpy
 from learner.ppo import gae_segments
 from learner.segment import Segment
@@ -99,29 +96,28 @@ def bench_gae(batch_samples: int, segment_length: int = 32) -> None:
 # --- stale check -------------------------------------------------------------------------------
 
 
-class LearnerBefore(Learner):
-    """The learner's pending segments before: a deque rescanned on every add()."""
+class PendingBefore:
+    """The learner's pending segments before learner/pending.py: a deque rescanned on every add()."""
 
-    def add(self, segments: list[Segment]) -> None:
-        if not hasattr(self, "_queue"):
-            self._queue: deque[Segment] = deque()
-        for s in segments:
-            if s.obs.shape[1] != self.obs_dim or s.masks.shape[1] != self.spec.num_actions:
-                raise ValueError("segment shapes do not fit the policy")
-            self._queue.append(s)
-            self._pending_samples += len(s)
-            self.stats.samples_in += len(s)
-        self._drop_stale()
+    def __init__(self) -> None:
+        self._queue: deque[Segment] = deque()
+        self.samples = 0
 
-    def _drop_stale(self) -> None:
+    def add(self, segment: Segment) -> None:
+        self._queue.append(segment)
+        self.samples += len(segment)
+
+    def drop_older_than(self, oldest_allowed: int) -> int:
         keep: deque[Segment] = deque()
+        dropped = 0
         for s in self._queue:
-            if self.version - s.policy_version > self.cfg.max_policy_lag:
-                self.stats.dropped_stale += len(s)
-                self._pending_samples -= len(s)
+            if s.policy_version < oldest_allowed:
+                dropped += len(s)
             else:
                 keep.append(s)
         self._queue = keep
+        self.samples -= dropped
+        return dropped
 
 
 def _segment(version: int, t: int = 32) -> Segment:
@@ -130,17 +126,19 @@ def _segment(version: int, t: int = 32) -> Segment:
 
 
 def bench_stale(pending: int = 1000, adds: int = 200) -> None:
-    spec = GameSpec("bench", ("a", "b"), (2,), 3)
-    cfg = PPOConfig(batch_size=10**9, minibatch_size=1, max_policy_lag=8)
-    for name, cls in (("before", LearnerBefore), ("after", Learner)):
-        learner = cls(spec, ModelConfig(hidden_sizes=(4,)), cfg, LearnerConfig(device="cpu"))
-        learner.version = 20
-        learner.add([_segment(20 - (i % 8)) for i in range(pending)])  # lags 0..7: none stale yet
-        new = [_segment(20) for _ in range(adds)]
+    version, lag = 20, 8
+    for name, cls in (("before", PendingBefore), ("after", PendingSegments)):
+        queue = cls()
+        for i in range(pending):
+            queue.add(_segment(version - (i % lag)))  # lags 0..7: none stale yet
+        new = [_segment(version) for _ in range(adds)]
         t0 = time.perf_counter()
         for s in new:
-            learner.add([s])  # the learner's drain adds one actor call's segments at a time
+            # What Learner.add does for each actor call's segments that the learner's drain hands it.
+            queue.add(s)
+            queue.drop_older_than(version - lag)
         per_add = (time.perf_counter() - t0) / adds
+        assert queue.samples == (pending + adds) * 32  # nothing was stale
         print(f"  {name:6s}: add() of one segment with {pending} to {pending + adds} pending: {per_add * 1e6:8.1f} us")
 
 

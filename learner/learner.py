@@ -8,9 +8,7 @@ it back on every sample, so staleness = version now - version that acted.
 
 from __future__ import annotations
 
-import heapq
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import ContextManager, Protocol
 
@@ -22,6 +20,7 @@ from learner.augment import Orientations
 from learner.config import AUTOCAST_MODES, LearnerConfig, PPOConfig
 from learner.host_memory import retain_freed_memory
 from learner.model import PolicyNet, load_numpy_state
+from learner.pending import PendingSegments
 from learner.phases import PhaseTimer, phase
 from learner.ppo import LossParts, discount_at, explained_variance, gae_segments, linear_schedule, minibatch_slices, ppo_loss
 from learner.recurrent import SequenceBatch, check_recurrent_segment
@@ -143,14 +142,7 @@ class Learner:
         self._yes, self._no = torch.tensor(True, device=self.device), torch.tensor(False, device=self.device)
         self.version = 0
         self.stats = LearnerStats()
-        # Pending segments, in arrival order (the order update() takes them in), by arrival number.
-        # A min-heap of (policy version, arrival number) finds the stale ones without a scan: a
-        # segment dropped from the heap leaves its arrival number behind in the queue, skipped there.
-        self._pending: dict[int, Segment] = {}
-        self._arrivals: deque[int] = deque()
-        self._by_version: list[tuple[int, int]] = []
-        self._arrived = 0
-        self._pending_samples = 0
+        self.pending = PendingSegments()  # in arrival order, the order update() takes them in
         self._floor = 0  # samples of versions below this are stale whatever the lag (played before a restart_from)
         self._consecutive_nonfinite = 0
         self._rng = np.random.default_rng(seed)
@@ -166,52 +158,28 @@ class Learner:
                     f"the policy ({self.obs_dim} / {self._mask_width} / {self._action_dims})"
                 )
             check_recurrent_segment(s, self.model)
-            self._pending[self._arrived] = s
-            self._arrivals.append(self._arrived)
-            heapq.heappush(self._by_version, (s.policy_version, self._arrived))
-            self._arrived += 1
-            self._pending_samples += len(s)
+            self.pending.add(s)
             self.stats.samples_in += len(s)
         self._drop_stale()
 
     def _drop_stale(self) -> None:
-        """Drop whole segments whose oldest sample is over the lag limit (GAE needs them whole).
-        O(1) when nothing is stale; each segment is dropped or taken once, at O(log n)."""
-        oldest_allowed = max(self.version - self.cfg.max_policy_lag, self._floor)
-        heap = self._by_version
-        while heap and heap[0][0] < oldest_allowed:
-            _, arrival = heapq.heappop(heap)
-            s = self._pending.pop(arrival, None)
-            if s is not None:  # None: update() took it already
-                self.stats.dropped_stale += len(s)
-                self._pending_samples -= len(s)
-        while self._arrivals and self._arrivals[0] not in self._pending:
-            self._arrivals.popleft()  # dropped ones at the front: keeps the queue as short as the data
-        if not self._pending:
-            heap.clear()  # what is left only names segments update() took
+        """Drop whole segments whose oldest sample is over the lag limit (learner/pending.py)."""
+        self.stats.dropped_stale += self.pending.drop_older_than(max(self.version - self.cfg.max_policy_lag, self._floor))
 
     def ready(self) -> bool:
         # Drop what went stale since the last add() first: after an update bumps the version, a
         # count that still included those samples would promise update() a batch it cannot take.
         self._drop_stale()
-        return self._pending_samples >= self.cfg.batch_size
+        return self.pending.samples >= self.cfg.batch_size
 
     @property
     def pending_samples(self) -> int:
-        return self._pending_samples
+        return self.pending.samples
 
     # --- the update ------------------------------------------------------------------------
     def _take_batch(self) -> list[Segment]:
         self._drop_stale()
-        batch, n = [], 0
-        while self._arrivals and n < self.cfg.batch_size:
-            s = self._pending.pop(self._arrivals.popleft(), None)
-            if s is None:
-                continue  # dropped as stale after it arrived
-            batch.append(s)
-            n += len(s)
-            self._pending_samples -= len(s)
-        return batch
+        return self.pending.take(self.cfg.batch_size)
 
     def update(self) -> dict[str, float]:
         """One learner iteration on the oldest pending samples. Call only when ready().
@@ -420,10 +388,7 @@ class Learner:
         self.version, self._floor = version, version
         self.load_weights(tensors)
         self.opt.state.clear()
-        self._pending.clear()
-        self._arrivals.clear()
-        self._by_version.clear()
-        self._pending_samples = 0
+        self.pending.clear()
 
     # --- checkpoints -----------------------------------------------------------------------
     _COUNTERS = ("samples_in", "samples_used", "samples_consumed", "dropped_stale", "nonfinite_skipped")

@@ -309,14 +309,14 @@ class _Loop:
             self.worker.start()
         while not self.learner.ready():
             self.worker.tick()
-        return float(np.mean(np.concatenate([s.rewards for s in self.learner._pending.values()])))
+        return float(np.mean(np.concatenate([s.rewards for s in self.learner.pending.segments()])))
 
 
 def test_rollout_segments_of_a_box_game_carry_the_sampled_vectors(target_game):
     make_slot, spec = target_game
     loop = _Loop(make_slot, spec, _learner(spec))
     loop.batch_reward()
-    segs = list(loop.learner._pending.values())
+    segs = list(loop.learner.pending.segments())
     assert segs and all(s.actions.dtype == np.float32 and s.actions.shape[1] == 2 and s.masks.shape[1] == 0 for s in segs)
     received = np.concatenate([np.stack(slot.env.received) for slot in loop.worker.slots])
     assert np.abs(received).max() <= 2.0 < np.abs(np.concatenate([s.actions for s in segs])).max()  # clipped for the game only
@@ -327,7 +327,7 @@ def test_rollout_segments_of_a_box_game_carry_the_sampled_vectors(target_game):
     np.testing.assert_allclose(rewards, expected, atol=1e-5)  # each decision pays its own clipped move
     again = _Loop(make_slot, spec, _learner(spec))
     again.batch_reward()
-    assert np.array_equal(np.concatenate([s.actions for s in again.learner._pending.values()]), acts)  # seeded
+    assert np.array_equal(np.concatenate([s.actions for s in again.learner.pending.segments()]), acts)  # seeded
 
 
 def test_self_play_on_a_box_game_learns_to_aim(target_game):

@@ -264,6 +264,21 @@ def test_learner_drops_segments_over_the_policy_lag_and_counts_their_samples():
     assert learner.stats.dropped_stale == 5 and learner.pending_samples == 3
 
 
+def test_pending_segments_keep_arrival_order_across_drops_and_take_whole_segments():
+    from learner.pending import PendingSegments
+
+    pending = PendingSegments()
+    a, b, c, d = _segment([3, 3]), _segment([1]), _segment([4, 4, 4]), _segment([2, 5])
+    for s in (a, b, c, d):  # arrival order a b c d; by version b, d, a, c
+        pending.add(s)
+    assert pending.drop_older_than(2) == 1 and pending.segments() == [a, c, d]  # b: its oldest sample is v1
+    assert pending.drop_older_than(2) == 0 and pending.samples == 7
+    assert pending.take(3) == [a, c] and pending.samples == 2  # whole segments, oldest arrival first
+    # The heap still names a and c, taken: dropping past them counts only what was still pending.
+    assert pending.drop_older_than(10) == 2 and len(pending) == 0 and pending.samples == 0
+    assert pending.take(5) == [] and pending.segments() == []
+
+
 def test_learner_update_reports_staleness_version_and_sample_reuse():
     learner = _learner(batch_size=5, minibatch_size=5, epochs=3)
     learner.version = 10
