@@ -9,6 +9,10 @@ had to block and did not (`missed_block`, counted only when it had no win of its
 after which the opponent can win at once where it could not before (`gave_win`: playing under the
 opponent's winning cell, or letting a new line open). `tactical` wins only through such moves (it
 wins when it can, else blocks, else plays at random), so these counts say why a policy loses to it.
+
+Then the score from each seat, and the games it lost grouped by their first 8 moves (both sides'):
+`lookahead` is nearly deterministic (only mirror-image ties are random), so against it a greedy
+policy replays a few lines, and its score says how it fares on those lines and nothing more.
 """
 
 from __future__ import annotations
@@ -28,39 +32,63 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
 
-    import numpy as np
     import torch
 
-    from actors.native_games import ConnectFourSlot
-    from actors.scripted import connect_four_immediate_wins, references_for
     from learner.export import load_policy
 
     torch.set_num_threads(1)
-    policy = load_policy(args.policy)
-    opponent = references_for("connect_four_v3")[args.opponent]
-    rng = np.random.default_rng(args.seed)
+    counts, seats, lost_openings = tally(load_policy(args.policy), args.opponent, args.games, args.seed)
+    print(f"{args.policy} vs {args.opponent}, {args.games} greedy games, seats alternating")
+    print("  ".join(f"{k} {v}" for k, v in counts.items()))
+    print("  ".join(f"as {name}: W {w} D {d} L {l}, score {(w + d / 2) / max(w + d + l, 1):.3f}" for name, (w, d, l) in zip(("first", "second"), seats)))
+    common = "; ".join(f"{SEAT_NAMES[seat]} {' '.join(map(str, moves))} x{n}" for (seat, moves), n in lost_openings.most_common(3))
+    print(f"lost games by their first {OPENING_MOVES} moves: {len(lost_openings)} distinct" + (f"; most often: {common}" if common else ""))
+    return 0
+
+
+SEAT_NAMES = ("as first", "as second")
+OPENING_MOVES = 8
+
+
+def tally(policy, opponent_name: str, games: int, seed: int):
+    """(one-move mistake counts, [W, D, L] per seat, Counter of lost games by (seat, first moves))."""
+    from collections import Counter
+
+    import numpy as np
+
+    from actors.native_games import ConnectFourSlot
+    from actors.scripted import connect_four_immediate_wins, references_for
+
+    opponent = references_for("connect_four_v3")[opponent_name]
+    rng = np.random.default_rng(seed)
     counts = dict.fromkeys(("games", "won", "drawn", "lost", "moves", "missed_win", "missed_block", "gave_win"), 0)
-    for game in range(args.games):
-        slot, seat = ConnectFourSlot(), game % 2
+    seats = [[0, 0, 0], [0, 0, 0]]
+    lost_openings: Counter = Counter()
+    for game in range(games):
+        slot, seat, moves = ConnectFourSlot(), game % 2, []
         slot.reset()
         while not slot.over:
             if slot.seat != seat:
-                slot.step(opponent(slot.raw_obs, slot.mask, rng))
+                moves.append(opponent(slot.raw_obs, slot.mask, rng))
+                slot.step(moves[-1])
                 continue
             wins, threats = connect_four_immediate_wins(slot.raw_obs, slot.mask)
             action = int(policy.act(slot.obs[None], slot.mask[None], rng, greedy=True)[0][0])
             counts["moves"] += 1
             counts["missed_win"] += bool(wins) and action not in wins
             counts["missed_block"] += not wins and bool(threats) and action not in threats
+            moves.append(action)
             slot.step(action)
             if not slot.over:
                 counts["gave_win"] += not threats and bool(connect_four_immediate_wins(slot.raw_obs, slot.mask)[0])
         score = slot.scores()[seat]
+        outcome = 0 if score == 1 else 2 if score == 0 else 1
         counts["games"] += 1
-        counts["won" if score == 1 else "lost" if score == 0 else "drawn"] += 1
-    print(f"{args.policy} vs {args.opponent}, {args.games} greedy games, seats alternating")
-    print("  ".join(f"{k} {v}" for k, v in counts.items()))
-    return 0
+        counts[("won", "drawn", "lost")[outcome]] += 1
+        seats[seat][outcome] += 1
+        if outcome == 2:
+            lost_openings[(seat, tuple(int(m) for m in moves[:OPENING_MOVES]))] += 1
+    return counts, seats, lost_openings
 
 
 if __name__ == "__main__":
