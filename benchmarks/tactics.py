@@ -40,7 +40,7 @@ def main() -> int:
     counts, seats, lost_openings = tally(load_policy(args.policy), args.opponent, args.games, args.seed)
     print(f"{args.policy} vs {args.opponent}, {args.games} greedy games, seats alternating")
     print("  ".join(f"{k} {v}" for k, v in counts.items()))
-    print("  ".join(f"as {name}: W {w} D {d} L {l}, score {(w + d / 2) / max(w + d + l, 1):.3f}" for name, (w, d, l) in zip(("first", "second"), seats)))
+    print("  ".join(f"{name}: W {w} D {d} L {l}, score {(w + d / 2) / max(w + d + l, 1):.3f}" for name, (w, d, l) in zip(SEAT_NAMES, seats)))
     common = "; ".join(f"{SEAT_NAMES[seat]} {' '.join(map(str, moves))} x{n}" for (seat, moves), n in lost_openings.most_common(3))
     print(f"lost games by their first {OPENING_MOVES} moves: {len(lost_openings)} distinct" + (f"; most often: {common}" if common else ""))
     return 0
@@ -82,12 +82,11 @@ def tally(policy, opponent_name: str, games: int, seed: int):
             if not slot.over:
                 counts["gave_win"] += not threats and bool(connect_four_immediate_wins(slot.raw_obs, slot.mask)[0])
         score = slot.scores()[seat]
-        outcome = 0 if score == 1 else 2 if score == 0 else 1
-        counts["games"] += 1
-        counts[("won", "drawn", "lost")[outcome]] += 1
+        outcome = 0 if score == 1 else 2 if score == 0 else 1  # won, drawn, lost
         seats[seat][outcome] += 1
         if outcome == 2:
             lost_openings[(seat, tuple(int(m) for m in moves[:OPENING_MOVES]))] += 1
+    counts.update(games=games, **{k: a + b for k, a, b in zip(("won", "drawn", "lost"), *seats)})
     return counts, seats, lost_openings
 
 
